@@ -1,0 +1,52 @@
+"""Settings from the environment (and a `.env` file when present)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/phoneline.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    public_base_url: str = ""
+    secret_key: str = ""
+    flows_dir: Path = Path("flows")
+    flow_file: str = "second-opinion.yaml"
+    twilio_api_base: str = ""
+    var_dir: Path = Path("var")
+    trusted_proxies: str = "127.0.0.1,::1"
+    run_worker_in_server: bool = True
+    log_level: str = "info"
+    max_body_bytes: int = Field(default=64 * 1024)
+
+    @property
+    def flow_path(self) -> Path:
+        return self.flows_dir / self.flow_file
+
+    def resolved_secret_key(self) -> str:
+        """The configured SECRET_KEY, or one generated once and kept under var/."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.var_dir / "secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
