@@ -1,0 +1,177 @@
+"""The database engine, the session boundary and the FastAPI session dependency.
+
+Services take a `Session` and never commit; `Database.session()` (a request, a job, a CLI
+command) is the one place that commits or rolls back.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+from service.config import get_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# Execution option that makes a SQLite transaction start with a plain (deferred) BEGIN instead
+# of BEGIN IMMEDIATE; for read-only work such as the staff pages.
+SQLITE_READ_ONLY = "phoneline_sqlite_read_only"
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def _configure_sqlite(engine: Engine, path: Path | None, foreign_keys: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+        # Hand transaction control to SQLAlchemy (the documented pysqlite recipe), so that
+        # the "begin" hook below decides how each transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if path is not None:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        finally:
+            cursor.close()
+        if path is not None:
+            record.info["file_identity"] = _file_identity(path)
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(
+        dbapi_connection: sqlite3.Connection,
+        record: ConnectionPoolEntry,
+        proxy: PoolProxiedConnection,
+    ) -> None:
+        # A pooled connection keeps writing to a database file that was deleted or replaced
+        # under it, and those writes would silently vanish. Drop such a connection; the
+        # replacement then fails loudly (and is counted) instead.
+        if path is not None and record.info.get("file_identity") != _file_identity(path):
+            raise exc.DisconnectionError(f"SQLite file {path} was removed or replaced")
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        # Take the write lock up front: a deferred transaction that later writes can fail
+        # with SQLITE_BUSY without waiting for busy_timeout.
+        if conn.get_execution_options().get(SQLITE_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | URL, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> Engine:
+    """An engine tuned for this service.
+
+    SQLite: the parent directory is created; WAL, synchronous=NORMAL, a busy timeout and
+    foreign keys are set on every connection, and transactions start with BEGIN IMMEDIATE.
+    PostgreSQL: connections are pinged before use.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        connect_args = {"check_same_thread": False, **kwargs.pop("connect_args", {})}
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        _configure_sqlite(engine, path, sqlite_foreign_keys)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+class Database:
+    """An engine and its session factory, with the one commit/rollback boundary."""
+
+    def __init__(self, url: str | URL, **engine_kwargs: Any) -> None:
+        self.engine = make_engine(url, **engine_kwargs)
+        self.url = self.engine.url
+        # Objects stay readable after the boundary commits (e.g. claimed outbox rows).
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_only_sessions = sessionmaker(
+            self.engine.execution_options(**{SQLITE_READ_ONLY: True}), expire_on_commit=False
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self, *, read_only: bool = False) -> Iterator[Session]:
+        """A session that commits when the block ends and rolls back if it raises.
+
+        `read_only=True` only changes how a SQLite transaction starts (a deferred BEGIN, so
+        readers never wait on writers); it does not prevent writes.
+        """
+        session = self._read_only_sessions() if read_only else self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_database: Database | None = None
+
+
+def get_database() -> Database:
+    """The process's Database, built on first use from the settings."""
+    global _database
+    if _database is None:
+        _database = Database(get_settings().database_url)
+    return _database
+
+
+def set_database(database: Database | None) -> Database | None:
+    """Replace the process's Database (tests, the app factory); returns the previous one.
+
+    The previous Database is not disposed; the caller owns it.
+    """
+    global _database
+    previous, _database = _database, database
+    return previous
+
+
+def reset_database() -> None:
+    """Dispose of the process's Database so that the next use builds a fresh one."""
+    previous = set_database(None)
+    if previous is not None:
+        previous.dispose()
+
+
+def get_session() -> Iterator[Session]:
+    """FastAPI dependency: one session per request, committed when the request's work ends."""
+    with get_database().session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

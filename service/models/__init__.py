@@ -1,0 +1,33 @@
+"""All models, so that `Base.metadata` is complete once this package is imported."""
+
+from service.models.aggregates import Channel, DailyAggregate, Metric
+from service.models.base import Base, UTCDateTime, utcnow
+from service.models.calls import Call, CallEvent, CallEventKind, CallOutcome, DialOutcome
+from service.models.opt_outs import OptOut
+from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus
+from service.models.staff import AuditEntry, StaffRole, StaffUser
+from service.models.texts import Conversation, Direction, Message
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Call",
+    "CallEvent",
+    "CallEventKind",
+    "CallOutcome",
+    "Channel",
+    "Conversation",
+    "DailyAggregate",
+    "DialOutcome",
+    "Direction",
+    "Message",
+    "Metric",
+    "OptOut",
+    "OutboxKind",
+    "OutboxMessage",
+    "OutboxStatus",
+    "StaffRole",
+    "StaffUser",
+    "UTCDateTime",
+    "utcnow",
+]

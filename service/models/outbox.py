@@ -1,0 +1,54 @@
+"""Outbound texts and calls waiting for the worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.models.base import Base, utcnow
+
+
+class OutboxKind(StrEnum):
+    SMS = "sms"
+    CALL = "call"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+class OutboxMessage(Base):
+    """A text (body) or a call (TwiML in body) to send through the Twilio REST API."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    to_number: Mapped[str] = mapped_column(String(20))
+    from_number: Mapped[str | None] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    twilio_sid: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('sms', 'call')", name="kind"),
+        CheckConstraint(
+            "status IN ('pending', 'sending', 'sent', 'failed', 'suppressed')", name="status"
+        ),
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )

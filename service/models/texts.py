@@ -1,0 +1,73 @@
+"""SMS conversations and their messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.models.base import Base, utcnow
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class Conversation(Base):
+    """One texter's conversation with one of our numbers: where they are in the flow."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    line: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str | None] = mapped_column(String(8))
+    node: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    flow_hash: Mapped[str | None] = mapped_column(String(64))
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation",
+        order_by="Message.created_at, Message.id",
+        passive_deletes=True,
+    )
+
+    __table_args__ = (
+        UniqueConstraint("phone", "line"),
+        Index("ix_conversations_last_activity_at", "last_activity_at"),
+    )
+
+
+class Message(Base):
+    """A text received or sent, keyed by Twilio's MessageSid once it has one."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    direction: Mapped[str] = mapped_column(String(3))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    line: Mapped[str | None] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text, default="")
+    segments: Mapped[int] = mapped_column(default=1)
+    status: Mapped[str | None] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
+
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
+        Index("ix_messages_created_at_id", "created_at", "id"),
+    )

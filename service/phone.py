@@ -1,0 +1,35 @@
+"""Phone numbers: E.164 normalisation and the one masking function the whole app uses."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+DEFAULT_REGION = "US"
+MASK_PREFIX = "•••-•••-"
+
+
+def to_e164(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
+    """`raw` as an E.164 number ("+18048287999"), or None when it is not a possible number.
+
+    National numbers are read in `region` (US by default); vanity letters are translated.
+    """
+    if not raw or not raw.strip():
+        return None
+    try:
+        parsed = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    formatted: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return formatted
+
+
+def mask(number: str | None) -> str:
+    """Only the last four digits: "+18048287999" -> "•••-•••-7999"; "" for nothing."""
+    if not number:
+        return ""
+    digits = [c for c in number if c.isdigit()]
+    if len(digits) < 4:
+        return MASK_PREFIX + "••••"
+    return MASK_PREFIX + "".join(digits[-4:])
