@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -101,6 +102,15 @@ def make_engine(url: str | URL, *, sqlite_foreign_keys: bool = True, **kwargs: A
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
+
+
+def upsert(session: Session, entity: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT for `entity` (a model or table) in the session's dialect, so that
+    `.on_conflict_do_nothing()` / `.on_conflict_do_update()` work on PostgreSQL and SQLite alike.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(entity)
+    return sqlite.insert(entity)
 
 
 class Database:

@@ -19,7 +19,8 @@ class Channel(StrEnum):
 class Metric(StrEnum):
     CALLS = "calls"  # key ''
     OUTCOME = "outcome"  # key: the call's outcome
-    TRANSFERS = "transfers"  # key: the contact id a call was transferred to
+    TRANSFERS = "transfers"  # key: the contact id a call was transferred (dialed) to
+    DIAL_OUTCOME = "dial_outcome"  # key: completed, busy, no-answer, failed, canceled
     MESSAGES_IN = "messages_in"  # key ''
     MESSAGES_OUT = "messages_out"  # key ''
 

@@ -1,0 +1,56 @@
+"""Who opted out of texts. Services take a session and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service.db import upsert
+from service.models import OptOut, OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from service.phone import to_e164
+
+
+def _key(phone: str) -> str:
+    return to_e164(phone) or phone[:20]
+
+
+def is_opted_out(session: Session, phone: str) -> bool:
+    """True when `phone` texted a stop keyword and has not texted START since."""
+    opted_out = session.scalar(select(OptOut.opted_out).where(OptOut.phone == _key(phone)))
+    return bool(opted_out)
+
+
+def set_opt_out(
+    session: Session,
+    phone: str,
+    opted_out: bool,
+    keyword: str | None = None,
+    *,
+    at: datetime | None = None,
+) -> None:
+    """Record a STOP (opted_out=True) or START (False). An opt-out also suppresses the texts
+    still waiting in the outbox for that number."""
+    at = at or utcnow()
+    phone = _key(phone)
+    keyword = keyword[:32] if keyword else None
+    insert = upsert(session, OptOut).values(
+        phone=phone, opted_out=opted_out, keyword=keyword, changed_at=at
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["phone"],
+            set_={"opted_out": opted_out, "keyword": keyword, "changed_at": at},
+        )
+    )
+    if opted_out:
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.to_number == phone,
+                OutboxMessage.kind == OutboxKind.SMS.value,
+                OutboxMessage.status == OutboxStatus.PENDING.value,
+            )
+            .values(status=OutboxStatus.SUPPRESSED.value, last_error="opted out")
+        )

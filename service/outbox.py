@@ -1,0 +1,185 @@
+"""The outbox: texts and calls waiting to go out through the Twilio REST API.
+
+Several workers (several `phoneline serve` processes on one Postgres) may claim at once: rows
+are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL (on SQLite the transaction's BEGIN
+IMMEDIATE serialises claimers), and a claim older than `stale_after` is taken over, so a
+worker that died never strands a text. Services take a session and never commit: commit the
+claim (end the session block) before sending.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.db import upsert
+from service.models import OptOut, OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from service.optouts import is_opted_out
+from service.phone import to_e164
+
+DEFAULT_STALE_AFTER = timedelta(minutes=5)
+
+
+def enqueue(
+    session: Session,
+    kind: OutboxKind | str,
+    to: str,
+    body: str,
+    *,
+    from_number: str | None = None,
+    dedupe_key: str | None = None,
+    not_before: datetime | None = None,
+) -> OutboxMessage:
+    """Queue a text (body) or a call (TwiML in body) to `to`.
+
+    With a `dedupe_key`, queuing the same thing twice returns the first row. A text to a number
+    that opted out is stored as `suppressed` and never sent.
+    """
+    kind = OutboxKind(kind)
+    number = to_e164(to)
+    if number is None:
+        raise ValueError("not a phone number")
+    now = utcnow()
+    suppressed = kind is OutboxKind.SMS and is_opted_out(session, number)
+    insert = (
+        upsert(session, OutboxMessage)
+        .values(
+            kind=kind.value,
+            to_number=number,
+            from_number=to_e164(from_number),
+            body=body,
+            status=(OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
+            last_error="opted out" if suppressed else None,
+            attempts=0,
+            next_attempt_at=not_before or now,
+            created_at=now,
+            dedupe_key=dedupe_key,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    new_id = session.scalar(insert)
+    if new_id is None:
+        existing = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
+        ).one()
+        return existing
+    message = session.get(OutboxMessage, new_id)
+    assert message is not None
+    return message
+
+
+def claim_due(
+    session: Session,
+    worker_id: str,
+    limit: int = 10,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    *,
+    now: datetime | None = None,
+) -> list[OutboxMessage]:
+    """Claim up to `limit` rows that are due (or whose claim went stale) for `worker_id`.
+
+    Claimed rows are `sending`, with attempts counted. Texts to numbers that opted out since
+    they were queued are suppressed here instead of being handed out.
+    """
+    now = now or utcnow()
+    due = (
+        select(OutboxMessage.id)
+        .where(
+            or_(
+                and_(
+                    OutboxMessage.status == OutboxStatus.PENDING.value,
+                    OutboxMessage.next_attempt_at <= now,
+                ),
+                and_(
+                    OutboxMessage.status == OutboxStatus.SENDING.value,
+                    OutboxMessage.claimed_at < now - stale_after,
+                ),
+            )
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    opted_out = set(
+        session.scalars(
+            select(OutboxMessage.id)
+            .join(OptOut, OptOut.phone == OutboxMessage.to_number)
+            .where(
+                OutboxMessage.id.in_(ids),
+                OutboxMessage.kind == OutboxKind.SMS.value,
+                OptOut.opted_out.is_(True),
+            )
+        )
+    )
+    if opted_out:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(opted_out))
+            .values(status=OutboxStatus.SUPPRESSED.value, last_error="opted out")
+        )
+    claim = [item for item in ids if item not in opted_out]
+    if not claim:
+        return []
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(claim))
+        .values(
+            status=OutboxStatus.SENDING.value,
+            claimed_at=now,
+            claimed_by=worker_id[:64],
+            attempts=OutboxMessage.attempts + 1,
+        )
+    )
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(claim))
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def mark_sent(
+    session: Session, message_id: int, twilio_sid: str | None, *, at: datetime | None = None
+) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.SENT.value,
+            twilio_sid=twilio_sid,
+            sent_at=at or utcnow(),
+            last_error=None,
+        )
+    )
+
+
+def mark_retry(session: Session, message_id: int, error: str, next_at: datetime) -> None:
+    """Sending failed for now; try again at `next_at`."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.PENDING.value,
+            next_attempt_at=next_at,
+            claimed_at=None,
+            claimed_by=None,
+            last_error=error[:500],
+        )
+    )
+
+
+def mark_failed(session: Session, message_id: int, error: str) -> None:
+    """Sending failed for good (a permanent Twilio error, or too many attempts)."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status=OutboxStatus.FAILED.value, last_error=error[:500])
+    )

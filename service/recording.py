@@ -1,0 +1,508 @@
+"""The recording API the voice and SMS webhooks call.
+
+Recording never gets in a caller's way: every method catches database (and file system) errors,
+logs one line without message bodies or phone numbers, counts the error in
+`phoneline_db_errors_total` and returns normally. Every method is idempotent on CallSid or
+MessageSid, because Twilio retries and repeats callbacks and does not order them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Concatenate, ParamSpec
+
+from sqlalchemy import case, exists, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from service.db import Database, get_database, upsert
+from service.metrics import DB_ERRORS
+from service.models import (
+    Call,
+    CallEvent,
+    CallEventKind,
+    CallOutcome,
+    Conversation,
+    DialOutcome,
+    Direction,
+    Message,
+    utcnow,
+)
+from service.phone import to_e164
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, OSError)
+
+PATH_MAX = 255
+PATH_SEPARATOR = ">"
+
+# Twilio CallStatus, in the order a call goes through them; the last four are final.
+CALL_STATUS_RANK = {
+    "queued": 0,
+    "initiated": 0,
+    "ringing": 1,
+    "in-progress": 2,
+    "answered": 2,
+    "completed": 3,
+    "busy": 3,
+    "no-answer": 3,
+    "failed": 3,
+    "canceled": 3,
+}
+FINAL_CALL_RANK = 3
+
+# Twilio MessageStatus, in order; a status never moves back to an earlier one.
+MESSAGE_STATUS_RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "receiving": 3,
+    "received": 4,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "read": 5,
+}
+
+# Twilio's DialCallStatus ("answered" is what some Dial actions report for a bridged call).
+DIAL_STATUSES = {
+    "completed": DialOutcome.COMPLETED,
+    "answered": DialOutcome.COMPLETED,
+    "busy": DialOutcome.BUSY,
+    "no-answer": DialOutcome.NO_ANSWER,
+    "failed": DialOutcome.FAILED,
+    "canceled": DialOutcome.CANCELED,
+}
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line description of a database error without SQL parameters (they hold numbers
+    and message bodies): the driver's exception class and the first line of its message."""
+    original = getattr(error, "orig", None) or error
+    first_line = (str(original).splitlines() or [""])[0][:200]
+    return f"{type(original).__name__}: {first_line}"
+
+
+def _never_raises(
+    method: Callable[Concatenate[Recorder, P], None],
+) -> Callable[Concatenate[Recorder, P], None]:
+    operation = method.__name__
+
+    def wrapper(self: Recorder, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except DATABASE_ERRORS as error:
+            DB_ERRORS.labels(operation=operation).inc()
+            log.warning("recording %s failed: %s", operation, describe_error(error))
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
+def _truncate(text: str | None, limit: int) -> str | None:
+    return None if text is None else text[:limit]
+
+
+class Recorder:
+    """Records calls and texts. Build one with a Database, or none to use `get_database()`."""
+
+    def __init__(self, database: Database | None = None) -> None:
+        self._database = database
+
+    @property
+    def database(self) -> Database:
+        return self._database if self._database is not None else get_database()
+
+    # -- calls ----------------------------------------------------------------------------
+
+    @_never_raises
+    def call_started(
+        self,
+        call_sid: str,
+        caller: str | None,
+        called: str | None,
+        *,
+        language: str | None = None,
+        flow_hash: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """A call reached the line (safe to call on every voice webhook of the call)."""
+        at = at or utcnow()
+        with self.database.session() as session:
+            table = Call.__table__
+            insert = upsert(session, Call).values(
+                call_sid=call_sid,
+                caller=to_e164(caller),
+                called=to_e164(called),
+                started_at=at,
+                language=language,
+                flow_hash=flow_hash,
+                outcome=CallOutcome.IN_PROGRESS.value,
+            )
+            new = insert.excluded
+            session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[table.c.call_sid],
+                    set_={
+                        # A status callback may have created the row first.
+                        "caller": func.coalesce(table.c.caller, new.caller),
+                        "called": func.coalesce(table.c.called, new.called),
+                        "language": func.coalesce(table.c.language, new.language),
+                        "flow_hash": func.coalesce(table.c.flow_hash, new.flow_hash),
+                        "started_at": case(
+                            (new.started_at < table.c.started_at, new.started_at),
+                            else_=table.c.started_at,
+                        ),
+                    },
+                )
+            )
+
+    @_never_raises
+    def call_event(
+        self,
+        call_sid: str,
+        kind: CallEventKind | str,
+        *,
+        node: str | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Something happened in a call. A `menu` event moves the call's last node and path;
+        a `language` event (detail = the language code) changes the call's language."""
+        at = at or utcnow()
+        kind = CallEventKind(kind)
+        with self.database.session() as session:
+            call = self._call_for_update(session, call_sid, at)
+            session.add(
+                CallEvent(
+                    call_id=call.id,
+                    at=at,
+                    kind=kind.value,
+                    node=_truncate(node, 64),
+                    detail=_truncate(detail, 255),
+                )
+            )
+            if kind is CallEventKind.MENU and node:
+                call.last_node = node[:64]
+                call.path = _extend_path(call.path, node)
+            elif kind is CallEventKind.LANGUAGE and detail:
+                call.language = detail[:8]
+
+    @_never_raises
+    def call_transferred(
+        self,
+        call_sid: str,
+        contact: str,
+        number: str,
+        *,
+        node: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """A <Dial> to `contact` (the flow's contact id) at `number` started."""
+        at = at or utcnow()
+        with self.database.session() as session:
+            call = self._call_for_update(session, call_sid, at)
+            call.transferred_contact = contact[:64]
+            call.transferred_number = to_e164(number)
+            call.dial_outcome = None
+            session.add(
+                CallEvent(
+                    call_id=call.id, at=at, kind=CallEventKind.DIAL.value, node=node, detail=contact
+                )
+            )
+
+    @_never_raises
+    def dial_result(
+        self,
+        call_sid: str,
+        dial_status: str,
+        *,
+        contact: str | None = None,
+        number: str | None = None,
+        node: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """The <Dial> action callback (DialCallStatus). An answered dial makes the call
+        `transferred`; other results are kept in dial_outcome."""
+        at = at or utcnow()
+        outcome = DIAL_STATUSES.get(dial_status.lower(), DialOutcome.FAILED)
+        with self.database.session() as session:
+            call = self._call_for_update(session, call_sid, at)
+            if contact:
+                call.transferred_contact = contact[:64]
+            if number:
+                call.transferred_number = to_e164(number)
+            call.dial_outcome = outcome.value
+            if outcome is DialOutcome.COMPLETED:
+                call.outcome = CallOutcome.TRANSFERRED.value
+            session.add(
+                CallEvent(
+                    call_id=call.id,
+                    at=at,
+                    kind=CallEventKind.DIAL_RESULT.value,
+                    node=node,
+                    detail=outcome.value,
+                )
+            )
+
+    @_never_raises
+    def call_ended(
+        self,
+        call_sid: str,
+        outcome: CallOutcome | str = CallOutcome.COMPLETED,
+        *,
+        node: str | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """The flow ended the call (a goodbye, or an error). A transferred call stays
+        transferred."""
+        at = at or utcnow()
+        outcome = CallOutcome(outcome)
+        with self.database.session() as session:
+            call = self._call_for_update(session, call_sid, at)
+            if call.outcome != CallOutcome.TRANSFERRED:
+                call.outcome = outcome.value
+            session.add(
+                CallEvent(
+                    call_id=call.id,
+                    at=at,
+                    kind=CallEventKind.HANGUP.value,
+                    node=node,
+                    detail=_truncate(detail, 255),
+                )
+            )
+
+    @_never_raises
+    def call_status(
+        self,
+        call_sid: str,
+        status: str,
+        *,
+        duration: int | str | None = None,
+        caller: str | None = None,
+        called: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Twilio's status callback (CallStatus, CallDuration).
+
+        Repeats change nothing and late, out-of-order callbacks never move a call back: once a
+        final status is recorded it stays. A call that ends while still `in-progress` gets an
+        outcome: `failed` when Twilio could not connect it; `abandoned` when the caller hung up
+        without choosing anything or while an unanswered transfer was pending; else `completed`.
+        """
+        at = at or utcnow()
+        status = status.lower()
+        rank = CALL_STATUS_RANK.get(status)
+        if rank is None:
+            return
+        seconds = _seconds(duration)
+        with self.database.session() as session:
+            call = self._call_for_update(session, call_sid, at, caller=caller, called=called)
+            current_rank = CALL_STATUS_RANK.get(call.status or "", -1)
+            if current_rank >= FINAL_CALL_RANK and status != call.status:
+                return  # a different final status arrived late: the first one stands
+            if rank >= current_rank:
+                call.status = status
+            if rank == CALL_STATUS_RANK["in-progress"] and call.answered_at is None:
+                call.answered_at = at
+            if rank < FINAL_CALL_RANK:
+                return
+            if seconds is not None:
+                call.duration_seconds = seconds
+            if call.ended_at is None:
+                call.ended_at = at
+            if call.outcome == CallOutcome.IN_PROGRESS:
+                call.outcome = _final_outcome(session, call, status).value
+
+    # -- texts ----------------------------------------------------------------------------
+
+    @_never_raises
+    def message_received(
+        self,
+        message_sid: str,
+        phone: str,
+        line: str,
+        body: str,
+        *,
+        segments: int = 1,
+        at: datetime | None = None,
+    ) -> None:
+        """An inbound text (Twilio's SMS webhook); a retried webhook is recorded once."""
+        self._record_message(message_sid, Direction.IN, phone, line, body, segments, "received", at)
+
+    @_never_raises
+    def message_sent(
+        self,
+        message_sid: str | None,
+        phone: str,
+        line: str,
+        body: str,
+        *,
+        segments: int = 1,
+        status: str = "queued",
+        at: datetime | None = None,
+    ) -> None:
+        """An outbound text handed to Twilio (a TwiML reply has no MessageSid: pass None)."""
+        self._record_message(message_sid, Direction.OUT, phone, line, body, segments, status, at)
+
+    @_never_raises
+    def message_status(
+        self,
+        message_sid: str,
+        status: str,
+        *,
+        error_code: str | int | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Twilio's message status callback; repeats and late callbacks never move it back."""
+        at = at or utcnow()
+        status = status.lower()
+        with self.database.session() as session:
+            session.execute(
+                upsert(session, Message)
+                .values(
+                    message_sid=message_sid,
+                    direction=Direction.OUT.value,
+                    body="",
+                    segments=1,
+                    status=status,
+                    created_at=at,
+                    updated_at=at,
+                )
+                .on_conflict_do_nothing(index_elements=["message_sid"])
+            )
+            message = session.scalars(
+                select(Message).where(Message.message_sid == message_sid).with_for_update()
+            ).one()
+            current = MESSAGE_STATUS_RANK.get(message.status or "", -1)
+            if MESSAGE_STATUS_RANK.get(status, -1) >= current:
+                message.status = status[:16]
+                message.updated_at = at
+            if error_code not in (None, ""):
+                message.error_code = str(error_code)[:16]
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _call_for_update(
+        self,
+        session: Session,
+        call_sid: str,
+        at: datetime,
+        *,
+        caller: str | None = None,
+        called: str | None = None,
+    ) -> Call:
+        """The call, locked for this transaction; created if its first webhook went unrecorded."""
+        session.execute(
+            upsert(session, Call)
+            .values(
+                call_sid=call_sid,
+                caller=to_e164(caller),
+                called=to_e164(called),
+                started_at=at,
+                outcome=CallOutcome.IN_PROGRESS.value,
+            )
+            .on_conflict_do_nothing(index_elements=["call_sid"])
+        )
+        return session.scalars(
+            select(Call)
+            .where(Call.call_sid == call_sid)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+
+    def _record_message(
+        self,
+        message_sid: str | None,
+        direction: Direction,
+        phone: str,
+        line: str,
+        body: str,
+        segments: int,
+        status: str,
+        at: datetime | None,
+    ) -> None:
+        at = at or utcnow()
+        phone_e164 = to_e164(phone) or phone[:20]
+        line_e164 = to_e164(line) or line[:20]
+        with self.database.session() as session:
+            conversation_id = session.scalar(
+                select(Conversation.id).where(
+                    Conversation.phone == phone_e164, Conversation.line == line_e164
+                )
+            )
+            values = {
+                "message_sid": message_sid,
+                "conversation_id": conversation_id,
+                "direction": direction.value,
+                "phone": phone_e164,
+                "line": line_e164,
+                "body": body,
+                "segments": segments,
+                "status": status,
+                "created_at": at,
+                "updated_at": at,
+            }
+            if message_sid is None:
+                session.add(Message(**values))
+                return
+            insert = upsert(session, Message).values(**values)
+            table = Message.__table__
+            session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[table.c.message_sid],
+                    # Only a row a status callback created first (empty body) is filled in.
+                    set_={
+                        name: insert.excluded[name]
+                        for name in ("conversation_id", "phone", "line", "body", "segments")
+                    },
+                    where=(table.c.body == "") & (table.c.direction == direction.value),
+                )
+            )
+
+
+def _seconds(duration: int | str | None) -> int | None:
+    if duration is None or duration == "":
+        return None
+    try:
+        return max(0, int(duration))
+    except (TypeError, ValueError):
+        return None
+
+
+def _extend_path(path: str | None, node: str) -> str:
+    """"main>reach" + "coordinator" -> "main>reach>coordinator"; repeats of the same menu are
+    not added again, and a path that would pass PATH_MAX characters stops growing."""
+    if not path:
+        return node[:PATH_MAX]
+    if path.rsplit(PATH_SEPARATOR, 1)[-1] == node:
+        return path
+    extended = f"{path}{PATH_SEPARATOR}{node}"
+    return extended if len(extended) <= PATH_MAX else path
+
+
+def _final_outcome(session: Session, call: Call, status: str) -> CallOutcome:
+    if status in ("busy", "no-answer", "failed"):
+        return CallOutcome.FAILED
+    if call.dial_outcome is not None and call.dial_outcome != DialOutcome.COMPLETED:
+        return CallOutcome.ABANDONED
+    chose_something = session.scalar(
+        select(
+            exists().where(
+                CallEvent.call_id == call.id,
+                CallEvent.kind.in_([CallEventKind.KEY.value, CallEventKind.SPEECH.value]),
+            )
+        )
+    )
+    return CallOutcome.COMPLETED if chose_something else CallOutcome.ABANDONED

@@ -1,0 +1,118 @@
+"""Shared fixtures.
+
+Database fixtures: every test that uses `database_url`, `database` or `recorder` runs twice,
+on SQLite (a temporary file) and, marked `postgres`, on the PostgreSQL at TEST_DATABASE_URL in a
+schema of its own that is dropped afterwards. Without a reachable PostgreSQL those runs skip,
+unless REQUIRE_POSTGRES=1, when they fail. The schema is built by the Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from service import migrate
+from service.db import Database, set_database
+from service.recording import Recorder
+
+DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_base_url() -> str:
+    return os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """TEST_DATABASE_URL once it answers; skips (or fails under REQUIRE_POSTGRES=1) if not."""
+    url = postgres_base_url()
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:  # any failure to connect means "no Postgres here"
+        reason = (
+            f"PostgreSQL at {make_url(url).render_as_string(hide_password=True)} "
+            f"is not reachable ({type(error).__name__}); set TEST_DATABASE_URL"
+        )
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose connections see only a fresh, empty schema (dropped after the test)."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(postgres_server, poolclass=NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(postgres_server).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating every time is slower)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database (no tables) on each backend, for migration tests."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'var' / 'phoneline.db'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+@pytest.fixture
+def migrated_url(database_url: str, request: pytest.FixtureRequest) -> str:
+    """`database_url` with the schema migrated to head."""
+    if database_url.startswith("sqlite"):
+        path = Path(make_url(database_url).database or "")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    else:
+        migrate.upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture
+def database(migrated_url: str) -> Iterator[Database]:
+    """A migrated Database on each backend, installed as the app's (`get_database()`)."""
+    db = Database(migrated_url)
+    previous = set_database(db)
+    try:
+        yield db
+    finally:
+        set_database(previous)
+        db.dispose()
+
+
+@pytest.fixture
+def recorder(database: Database) -> Recorder:
+    return Recorder(database)
