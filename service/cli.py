@@ -1,0 +1,118 @@
+"""The `phoneline` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Second Opinion Line: voice menu, SMS line and staff dashboard.", no_args_is_help=True, pretty_exceptions_enable=False)
+flows_app = typer.Typer(help="Validate flow files.", no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(flows_app, name="flows")
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Run the service (migrates the database first)."""
+    import uvicorn
+
+    from service import migrate
+
+    migrate.upgrade()
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: str = typer.Argument("head", help="Revision to upgrade to."),
+) -> None:
+    """Apply migrations to the database at DATABASE_URL."""
+    from service import migrate
+
+    migrate.upgrade(revision=revision)
+    typer.echo(f"database at {migrate.current() or '(empty)'}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from service import migrate
+
+    typer.echo(migrate.current() or "(empty)")
+
+
+@app.command()
+def purge(
+    older_than: str = typer.Option(
+        ..., "--older-than", help="Retention, in days or hours: 90d, 36h."
+    ),
+    batch_size: int = typer.Option(1000, help="Rows per transaction."),
+) -> None:
+    """Delete call and text records past retention, keeping daily counts."""
+    from service import migrate
+    from service.db import get_database
+    from service.purge import parse_age
+    from service.purge import purge as purge_records
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--older-than") from error
+    migrate.upgrade()
+    report = purge_records(get_database(), age, batch_size=batch_size)
+    typer.echo(report.summary())
+
+
+@flows_app.command("check")
+def flows_check(
+    paths: list[Path] = typer.Argument(None, help="Flow files or folders (default: FLOWS_DIR)."),
+) -> None:
+    """Validate flow files; print every problem as file:line: message; exit 1 on any."""
+    from service.config import get_settings
+    from service.flowengine import check_paths
+
+    targets = paths or [get_settings().flows_dir]
+    problems = check_paths(targets)
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo("ok: " + ", ".join(str(path) for path in targets))
+
+
+@app.command()
+def simulate(
+    sms: bool = typer.Option(False, "--sms", help="Be a texter instead of a caller."),
+    lang: str = typer.Option("", "--lang", help="Start in this language (en, es)."),
+    flow_file: Path = typer.Option(None, "--flow", help="Flow file (default: the configured one)."),
+) -> None:
+    """Play the flow in the terminal: type keys (or words; Enter alone is silence), or texts."""
+    import sys
+
+    from service.config import get_settings
+    from service.flowengine import FlowError, load_flow
+    from service.simulator import Simulation, run_terminal
+
+    try:
+        flow = load_flow(flow_file or get_settings().flow_path)
+    except FlowError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    simulation = Simulation(flow, "sms" if sms else "voice", lang or None)
+    if sys.stdin.isatty():
+        typer.echo("(keys 0-9 * #, words, or Enter for silence; Ctrl-D to hang up)", err=True)
+    run_terminal(simulation, sys.stdin, typer.echo)

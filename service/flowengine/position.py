@@ -1,0 +1,67 @@
+"""Where a call or conversation is in a flow, and what wakes the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+Channel = Literal["voice", "sms"]
+State = Literal["menu", "dialing", "retry"]
+
+MAX_MISSES = 3
+"""Silences or wrong keys in a row before a caller is put through to a person."""
+
+
+@dataclass(frozen=True)
+class Position:
+    node: str
+    lang: str
+    channel: Channel = "voice"
+    misses: int = 0
+    state: State = "menu"
+    contact: str | None = None
+    """The contact being dialed (state `dialing`) or that did not answer (state `retry`)."""
+    line: int = 0
+
+    def at(self, node: str) -> Position:
+        return replace(self, node=node, misses=0, state="menu", contact=None, line=0)
+
+
+@dataclass(frozen=True)
+class Start:
+    """A new call or conversation."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key pressed (or a reply that is one key: "1", "0", "*", "#")."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Speech:
+    text: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A text message: digits, a word like MENU or BACK, or free text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Silence:
+    """The caller said and pressed nothing before the menu timed out."""
+
+
+DialStatus = Literal["completed", "answered", "busy", "no-answer", "failed", "canceled"]
+
+
+@dataclass(frozen=True)
+class DialEnded:
+    status: DialStatus
+
+
+Input = Start | Key | Speech | Reply | Silence | DialEnded
