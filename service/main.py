@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from service.config import Settings, get_settings
+from service.flowengine import FlowError, load_flow
+from service.middleware import LimitBodySize
+
+log = logging.getLogger(__name__)
+
+
+def load_configured_flow(app: FastAPI) -> None:
+    """(Re)load the flow file; on a broken file keep the last good flow (or none: see fallback)."""
+    settings: Settings = app.state.settings
+    try:
+        app.state.flow = load_flow(settings.flow_path)
+        log.info("flow %s loaded (version %s)", settings.flow_path, app.state.flow.content_hash)
+    except FlowError as error:
+        log.error("flow %s has problems, keeping the previous one:\n%s", settings.flow_path, error)
+        if not hasattr(app.state, "flow"):
+            app.state.flow = None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, load_configured_flow, app)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests), or no signals on this platform
+        yield
+
+    app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
+    load_configured_flow(app)
+    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:

@@ -1,0 +1,1 @@
+"""The only code that knows Twilio: signatures, TwiML, message segments, the REST sender."""
