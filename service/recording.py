@@ -310,9 +310,10 @@ class Recorder:
         with self.database.session() as session:
             call = self._call_for_update(session, call_sid, at, caller=caller, called=called)
             current_rank = CALL_STATUS_RANK.get(call.status or "", -1)
-            if current_rank >= FINAL_CALL_RANK and status != call.status:
-                return  # a different final status arrived late: the first one stands
-            if rank >= current_rank:
+            if current_rank >= FINAL_CALL_RANK:
+                if rank >= FINAL_CALL_RANK and status != call.status:
+                    return  # a different final status arrived late: the first one stands
+            elif rank >= current_rank:
                 call.status = status
             if rank == CALL_STATUS_RANK["in-progress"] and call.answered_at is None:
                 call.answered_at = at
