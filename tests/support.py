@@ -1,0 +1,74 @@
+"""Test helpers: a synchronous httpx client over ASGITransport, and requests signed as Twilio does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio.from_thread
+import httpx
+from twilio.request_validator import RequestValidator
+
+TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC_BASE = "https://line.example.org"
+
+
+def twilio_signature(url: str, params: Mapping[str, str], token: str = TEST_AUTH_TOKEN) -> str:
+    """The X-Twilio-Signature Twilio would send for a POST of `params` to `url`."""
+    return str(RequestValidator(token).compute_signature(url, dict(params)))
+
+
+class AppClient:
+    """A blocking client for an ASGI app (httpx's ASGITransport on one event loop)."""
+
+    def __init__(self, portal: Any, client: httpx.AsyncClient) -> None:
+        self._portal = portal
+        self._client = client
+
+    @property
+    def base_url(self) -> str:
+        return str(self._client.base_url).rstrip("/")
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self._portal.call(
+            lambda: self._client.request(method, url, **kwargs)
+        )
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def twilio(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        token: str = TEST_AUTH_TOKEN,
+        signed_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST `params` to `path` signed as Twilio signs it (for `signed_url`, default the URL)."""
+        url = path if path.startswith("http") else self.base_url + path
+        signature = twilio_signature(signed_url or url, params, token)
+        all_headers = {
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+            **(headers or {}),
+        }
+        return self.post(url, content=urlencode(dict(params)), headers=all_headers)
+
+
+@contextmanager
+def app_client(app: Any, base_url: str = PUBLIC_BASE) -> Iterator[AppClient]:
+    with anyio.from_thread.start_blocking_portal() as portal:
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=False)
+        try:
+            yield AppClient(portal, client)
+        finally:
+            portal.call(client.aclose)
