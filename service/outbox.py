@@ -31,6 +31,7 @@ def enqueue(
     from_number: str | None = None,
     dedupe_key: str | None = None,
     not_before: datetime | None = None,
+    now: datetime | None = None,
 ) -> OutboxMessage:
     """Queue a text (body) or a call (TwiML in body) to `to`.
 
@@ -41,7 +42,7 @@ def enqueue(
     number = to_e164(to)
     if number is None:
         raise ValueError("not a phone number")
-    now = utcnow()
+    now = now or utcnow()
     suppressed = kind is OutboxKind.SMS and is_opted_out(session, number)
     insert = (
         upsert(session, OutboxMessage)

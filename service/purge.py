@@ -87,7 +87,7 @@ def _purge_calls(session: Session, cutoff: datetime, batch_size: int) -> tuple[i
         .where(Call.started_at < cutoff)
         .order_by(Call.started_at, Call.id)
         .limit(batch_size)
-    ).tuples().all()
+    ).all()
     if not rows:
         return 0, 0
     counts: Counter[AggregateKey] = Counter()
@@ -113,7 +113,7 @@ def _purge_messages(session: Session, cutoff: datetime, batch_size: int) -> int:
         .where(Message.created_at < cutoff)
         .order_by(Message.created_at, Message.id)
         .limit(batch_size)
-    ).tuples().all()
+    ).all()
     if not rows:
         return 0
     counts: Counter[AggregateKey] = Counter()

@@ -1,0 +1,170 @@
+"""The outbox: queued once, claimed by one worker at a time, stale claims taken over."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from service.db import Database
+from service.models import OutboxMessage
+from service.optouts import is_opted_out, set_opt_out
+from service.outbox import claim_due, enqueue, mark_failed, mark_retry, mark_sent
+
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+TEXTER = "+18045550100"
+
+
+def statuses(database: Database) -> dict[int, str]:
+    with database.session() as session:
+        return dict(session.execute(select(OutboxMessage.id, OutboxMessage.status)).all())
+
+
+def test_enqueue_normalises_and_dedupes(database: Database) -> None:
+    with database.session() as session:
+        first = enqueue(
+            session, "sms", "(804) 555-0100", "Numbers", now=NOW, dedupe_key="CA1:numbers"
+        )
+        again = enqueue(
+            session, "sms", "(804) 555-0100", "Numbers", now=NOW, dedupe_key="CA1:numbers"
+        )
+        other = enqueue(session, "sms", "(804) 555-0100", "Numbers", now=NOW)
+
+    assert first.id == again.id != other.id
+    assert first.to_number == TEXTER
+    assert first.status == "pending"
+    assert first.attempts == 0
+
+
+def test_enqueue_refuses_what_is_not_a_phone_number(database: Database) -> None:
+    with database.session() as session, pytest.raises(ValueError, match="phone number"):
+        enqueue(session, "sms", "911x", "hi")
+
+
+def test_claim_send_retry_and_fail(database: Database) -> None:
+    with database.session() as session:
+        a = enqueue(session, "sms", TEXTER, "a", now=NOW).id
+        b = enqueue(session, "call", TEXTER, "<Response/>", now=NOW).id
+        later = enqueue(
+            session, "sms", TEXTER, "later", now=NOW, not_before=NOW + timedelta(hours=1)
+        ).id
+
+    with database.session() as session:
+        claimed = claim_due(session, "worker-1", limit=10, now=NOW + timedelta(seconds=1))
+    assert [(m.id, m.status, m.attempts, m.claimed_by) for m in claimed] == [
+        (a, "sending", 1, "worker-1"),
+        (b, "sending", 1, "worker-1"),
+    ]
+
+    with database.session() as session:
+        assert claim_due(session, "worker-2", now=NOW + timedelta(seconds=2)) == []
+        mark_sent(session, a, "SM123")
+        mark_retry(session, b, "Twilio 503", NOW + timedelta(seconds=30))
+
+    with database.session() as session:
+        retried = claim_due(session, "worker-2", now=NOW + timedelta(seconds=31))
+        assert [(m.id, m.attempts) for m in retried] == [(b, 2)]
+        mark_failed(session, b, "Twilio 21211 invalid number")
+
+    assert statuses(database) == {a: "sent", b: "failed", later: "pending"}
+    with database.session() as session:
+        sent = session.get(OutboxMessage, a)
+        assert sent is not None
+        assert sent.twilio_sid == "SM123"
+        assert sent.sent_at is not None
+
+
+def test_a_stale_claim_is_taken_over(database: Database) -> None:
+    with database.session() as session:
+        item = enqueue(session, "sms", TEXTER, "a", now=NOW).id
+    with database.session() as session:
+        assert len(claim_due(session, "dead-worker", now=NOW + timedelta(seconds=1))) == 1
+
+    with database.session() as session:
+        too_soon = NOW + timedelta(minutes=4)
+        assert claim_due(session, "w2", stale_after=timedelta(minutes=5), now=too_soon) == []
+    with database.session() as session:
+        late = NOW + timedelta(minutes=6)
+        taken = claim_due(session, "w2", stale_after=timedelta(minutes=5), now=late)
+
+    assert [(m.id, m.claimed_by, m.attempts) for m in taken] == [(item, "w2", 2)]
+
+
+def test_opted_out_numbers_get_no_texts(database: Database) -> None:
+    with database.session() as session:
+        queued_before = enqueue(session, "sms", TEXTER, "before", now=NOW).id
+        call_before = enqueue(session, "call", TEXTER, "<Response/>", now=NOW).id
+        set_opt_out(session, "804-555-0100", True, "STOP")
+        queued_after = enqueue(session, "sms", TEXTER, "after", now=NOW).id
+        assert is_opted_out(session, TEXTER)
+
+    with database.session() as session:
+        claimed = claim_due(session, "w", now=NOW + timedelta(days=1))
+
+    assert [m.id for m in claimed] == [call_before]
+    assert statuses(database)[queued_before] == "suppressed"
+    assert statuses(database)[queued_after] == "suppressed"
+
+    with database.session() as session:
+        set_opt_out(session, TEXTER, False, "START")
+        assert not is_opted_out(session, TEXTER)
+        assert enqueue(session, "sms", TEXTER, "welcome back", now=NOW).status == "pending"
+
+
+def test_an_opt_out_after_queuing_is_caught_at_claim_time(database: Database) -> None:
+    with database.session() as session:
+        item = enqueue(session, "sms", TEXTER, "numbers", now=NOW).id
+    with database.session() as session:
+        # Written directly, as if the opt-out raced the queuing.
+        set_opt_out(session, TEXTER, True, "STOP")
+        session.get(OutboxMessage, item).status = "pending"  # type: ignore[union-attr]
+
+    with database.session() as session:
+        assert claim_due(session, "w", now=NOW + timedelta(days=1)) == []
+    assert statuses(database)[item] == "suppressed"
+
+
+def test_concurrent_claimers_never_get_the_same_row(migrated_url: str) -> None:
+    rows = 300
+    setup = Database(migrated_url)
+    try:
+        with setup.session() as session:
+            for number in range(rows):
+                enqueue(session, "sms", f"+1804555{number:04d}", "hello")
+    finally:
+        setup.dispose()
+
+    claimed: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        database = Database(migrated_url)
+        try:
+            start.wait()
+            while True:
+                with database.session() as session:
+                    batch = claim_due(session, name, limit=7)
+                if not batch:
+                    return
+                with lock:
+                    claimed.extend(m.id for m in batch)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            database.dispose()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    duplicates = [item for item, times in Counter(claimed).items() if times > 1]
+    assert duplicates == []
+    assert len(claimed) == rows
