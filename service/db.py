@@ -163,6 +163,15 @@ class Database:
         finally:
             session.close()
 
+    def is_ready(self) -> bool:
+        """Whether the database answers and holds the schema (for `/readyz`); never raises."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1 FROM alembic_version").all()
+        except (exc.SQLAlchemyError, sqlite3.Error, OSError):
+            return False
+        return True
+
     def dispose(self) -> None:
         self.engine.dispose()
 

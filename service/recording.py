@@ -13,6 +13,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Concatenate, ParamSpec
 
 from sqlalchemy import case, exists, func, select
@@ -32,6 +33,7 @@ from service.models import (
     Message,
     utcnow,
 )
+from service.optouts import default_journal_path, journal_opt_out, set_opt_out
 from service.phone import to_e164
 
 log = logging.getLogger(__name__)
@@ -116,8 +118,9 @@ def _truncate(text: str | None, limit: int) -> str | None:
 class Recorder:
     """Records calls and texts. Build one with a Database, or none to use `get_database()`."""
 
-    def __init__(self, database: Database | None = None) -> None:
+    def __init__(self, database: Database | None = None, *, journal: Path | None = None) -> None:
         self._database = database
+        self._journal = journal
 
     @property
     def database(self) -> Database:
@@ -392,6 +395,31 @@ class Recorder:
                 message.updated_at = at
             if error_code not in (None, ""):
                 message.error_code = str(error_code)[:16]
+
+    def opt_out(
+        self,
+        phone: str,
+        opted_out: bool,
+        keyword: str | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> bool:
+        """Record STOP (opted_out=True) or START. Never lost: when the database fails, the
+        change goes to a journal under var/ that `replay_journal` applies later. Returns
+        whether it reached the database."""
+        at = at or utcnow()
+        try:
+            with self.database.session() as session:
+                set_opt_out(session, phone, opted_out, keyword, at=at)
+            return True
+        except DATABASE_ERRORS as error:
+            DB_ERRORS.labels(operation="opt_out").inc()
+            log.warning("recording opt_out failed, journaling it: %s", describe_error(error))
+        try:
+            journal_opt_out(self._journal or default_journal_path(), phone, opted_out, keyword, at)
+        except OSError as error:
+            log.error("an opt-out could not be journaled either: %s", describe_error(error))
+        return False
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -97,3 +97,58 @@ def test_recording_survives_an_unreachable_postgres() -> None:
     finally:
         database.dispose()
     assert db_errors() == before + 7
+
+
+def test_an_opt_out_is_journaled_while_the_database_is_down_and_applied_later(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from service.optouts import is_opted_out, replay_journal
+
+    journal = tmp_path / "var" / "opt-out-journal.jsonl"
+    down = Database(
+        "postgresql+psycopg://postgres@127.0.0.1:1/nothing", connect_args={"connect_timeout": 2}
+    )
+    t0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    try:
+        offline = Recorder(down, journal=journal)
+        assert offline.opt_out("(804) 555-0100", True, "STOP", at=t0) is False
+        assert offline.opt_out("+18045550101", True, "STOP", at=t0) is False
+        assert offline.opt_out("+18045550102", True, "STOP", at=t0) is False
+    finally:
+        down.dispose()
+    assert journal.exists()
+    assert len(journal.read_text().splitlines()) == 3
+    assert journal.stat().st_mode & 0o077 == 0  # it holds phone numbers: owner only
+
+    database = Database(migrated_url)
+    try:
+        # A START stored after the journaled STOP wins over it.
+        assert Recorder(database).opt_out("+18045550102", False, "START", at=t0 + timedelta(1))
+
+        assert replay_journal(database, journal) == 3
+
+        with database.session() as session:
+            assert is_opted_out(session, "+18045550100")
+            assert is_opted_out(session, "+18045550101")
+            assert not is_opted_out(session, "+18045550102")
+        assert not journal.exists()
+        assert replay_journal(database, journal) == 0
+    finally:
+        database.dispose()
+
+
+def test_is_ready(migrated_url: str, tmp_path: Path) -> None:
+    database = Database(migrated_url)
+    empty = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    down = Database(
+        "postgresql+psycopg://postgres@127.0.0.1:1/x", connect_args={"connect_timeout": 2}
+    )
+    try:
+        assert database.is_ready()
+        assert not empty.is_ready()
+        assert not down.is_ready()
+    finally:
+        for db in (database, empty, down):
+            db.dispose()
