@@ -78,7 +78,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "star": "asterisco",
         "pound": "numeral",
         "sms_footer": "Responda # para volver, 0 para una persona.",
-        "sms_footer_start": "Responda con un número, o 0 para una persona.",
+        "sms_footer_start": "Responda un número, o 0 para una persona.",
         "sms_call_back": "Responda CALL y le llamaremos para comunicarle.",
         "sms_not_understood": "Lo siento, no entendimos su mensaje.",
         "sms_card": "{name}: {display}",

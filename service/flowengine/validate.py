@@ -56,7 +56,10 @@ def check_document(document: Document) -> list[Problem]:
     if problems:
         return problems
     flow = build(document)
-    found = [Problem(document.file, document.line(path), message) for path, message in _rules(flow, document)]
+    found = [
+        Problem(document.file, document.line(path), message)
+        for path, message in _rules(flow, document)
+    ]
     return sorted(set(found))
 
 
@@ -71,11 +74,10 @@ def load_flow(path: Path) -> Flow:
 
 def _rules(flow: Flow, document: Document) -> Iterator[tuple[Path_, str]]:
     references_ok = True
-    for check in (_languages, _references):
+    for check in (_languages, _references, _translations):
         for problem in check(flow):
             references_ok = False
             yield problem
-    yield from _translations(flow)
     yield from _keys(flow)
     yield from _numbers(flow)
     yield from _reachability(flow)
@@ -225,6 +227,7 @@ def _lengths(flow: Flow, limits: dict[str, int]) -> Iterator[tuple[Path_, str]]:
             replies += [
                 (["nodes", node.id, "options", index], Key(option.key))
                 for index, option in enumerate(node.options)
+                if option.goto is None  # a goto's reply is its target node, checked there
             ]
             for where, reply_to in replies:
                 _, effects = step(flow, texter, reply_to)
