@@ -116,3 +116,32 @@ def database(migrated_url: str) -> Iterator[Database]:
 @pytest.fixture
 def recorder(database: Database) -> Recorder:
     return Recorder(database)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tag each database test with its backend, for the per-backend counts below.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "database_url" in callspec.params:
+            item.user_properties.append(("database", callspec.params["database_url"]))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many database tests ran on each backend (CI shows both counts)."""
+    outcomes: dict[str, dict[str, str]] = {"sqlite": {}, "postgres": {}}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            backend = dict(getattr(report, "user_properties", [])).get("database")
+            if backend in outcomes:
+                # A failure in any phase wins over a pass in another.
+                outcomes[backend].setdefault(report.nodeid, outcome)
+    if not any(outcomes.values()):
+        return
+    parts = []
+    for backend, results in outcomes.items():
+        tally = {
+            name: list(results.values()).count(name)
+            for name in ("passed", "failed", "error", "skipped")
+        }
+        parts.append(f"{backend}: " + ", ".join(f"{n} {name}" for name, n in tally.items() if n))
+    terminalreporter.write_line("database tests, " + "; ".join(parts))
