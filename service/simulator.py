@@ -1,6 +1,7 @@
 """Play a flow without Twilio: the terminal `phoneline simulate` and the staff page's simulator.
 
-A `Simulation` takes what a caller does (a key, words, silence, how a transfer ended) or what a texter
+A `Simulation` takes what a caller does (a key, words, silence, how a transfer ended) or what a
+texter
 sends, steps the engine, and returns what the line would say and do, rendered by the same functions
 the webhooks use.
 """
@@ -48,7 +49,8 @@ class Simulation:
             return Reply(text)
         if self.dialing:
             status = text.lower() or "completed"
-            return DialEnded(status if status in DIAL_STATUSES else "completed")  # type: ignore[arg-type]
+            known: DialStatus = next((known for known in DIAL_STATUSES if known == status), "completed")
+            return DialEnded(known)
         if not text:
             return Silence()
         if len(text) == 1 and text in VOICE_KEYS:

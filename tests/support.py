@@ -1,4 +1,4 @@
-"""Test helpers: a synchronous httpx client over ASGITransport, and requests signed as Twilio does."""
+"""Test helpers: a blocking httpx client over ASGITransport; requests signed as Twilio does."""
 
 from __future__ import annotations
 

@@ -30,7 +30,9 @@ def public_url(request: Request, settings: Settings) -> str:
         return settings.public_base_url.rstrip("/") + path_and_query
     scheme, host = request.url.scheme, request.headers.get("host", request.url.netloc)
     client = request.client.host if request.client else ""
-    trusted = {address.strip() for address in settings.trusted_proxies.split(",") if address.strip()}
+    trusted = {
+        address.strip() for address in settings.trusted_proxies.split(",") if address.strip()
+    }
     if client in trusted or "*" in trusted:
         scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
         host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()

@@ -1,7 +1,8 @@
 """What one step of the engine asks the line to do.
 
 Plain data. The voice channel turns these into TwiML, the SMS channel into a text message, and the
-simulator into lines on a terminal; all three go through `render.py`, so the words never drift apart.
+simulator into lines on a terminal; all three go through `render.py`, so the words never drift
+apart.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class Menu:
 
 @dataclass(frozen=True)
 class Connect:
-    """Put the caller through to one line of a contact (on SMS: give the number and offer a call back)."""
+    """Put the caller through to one line of a contact.
+
+    On SMS: give the number and offer a call back.
+    """
 
     contact: str
     line: int = 0

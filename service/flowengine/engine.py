@@ -1,7 +1,8 @@
 """The flow engine: `step(flow, position, input) -> (position, effects)`.
 
-Pure: no I/O, no clock (the caller passes `now`), no knowledge of Twilio, HTTP or databases. Everything a
-caller can do that the flow file does not mention (reserved keys, wrong keys, silence, dial outcomes)
+Pure: no I/O, no clock (the caller passes `now`), no knowledge of Twilio, HTTP or databases.
+Everything a caller can do that the flow file does not mention (reserved keys, wrong keys, silence,
+dial outcomes)
 is handled here, so no flow can forget it.
 """
 
@@ -71,10 +72,10 @@ def step(flow: Flow, position: Position, event: Input, now: datetime | None = No
         case Key(key=key):
             return _on_key(flow, position, key.strip(), now)
         case Speech(text=text):
-            key = match_words(flow, position, text)
-            if key is None:
+            chosen = match_words(flow, position, text)
+            if chosen is None:
                 return _missed(flow, position, phrase(position.lang, "not_understood"), now)
-            return _on_key(flow, position, key, now)
+            return _on_key(flow, position, chosen, now)
         case Reply(text=text):
             return _on_reply(flow, position, text, now)
 
@@ -193,7 +194,9 @@ def _missed(flow: Flow, position: Position, sorry: str, now: datetime | None) ->
     operator = flow.contacts[flow.operator]
     if not is_open(operator, now):
         return missed, _farewell_with_number(flow, position, flow.operator)
-    return _connect(flow, missed, flow.operator, 0, now, Say(phrase(position.lang, "too_many_misses")))
+    return _connect(
+        flow, missed, flow.operator, 0, now, Say(phrase(position.lang, "too_many_misses"))
+    )
 
 
 def _farewell_with_number(flow: Flow, position: Position, contact_id: str) -> tuple[Effect, ...]:
@@ -208,7 +211,12 @@ def _farewell_with_number(flow: Flow, position: Position, contact_id: str) -> tu
 
 
 def _connect(
-    flow: Flow, position: Position, contact_id: str, line: int, now: datetime | None, *before: Effect
+    flow: Flow,
+    position: Position,
+    contact_id: str,
+    line: int,
+    now: datetime | None,
+    *before: Effect,
 ) -> Step:
     contact = flow.contacts[contact_id]
     if not is_open(contact, now) and contact.hours is not None:

@@ -104,8 +104,6 @@ def _describe(error: jsonschema.ValidationError, path: list[str | int]) -> str:
         )
     if error.validator == "oneOf" and path and isinstance(path[-1], int):
         return f"{where}: an option needs exactly one of goto, connect, text, language or hangup"
-    if error.validator == "additionalProperties":
-        return f"{where}: {error.message}"
     if error.validator == "pattern" and path and path[-1] == "key":
         return f"{where}: key {error.instance!r} must be one phone key: 0-9, * or #"
     return f"{where}: {error.message}"
@@ -115,8 +113,11 @@ def _keys_as_strings(data: Any) -> Any:
     """Option keys may be written bare (`key: 1`); they are phone keys, so strings."""
     if isinstance(data, Mapping):
         return {
-            key: (str(value) if key == "key" and isinstance(value, int) and not isinstance(value, bool)
-                  else _keys_as_strings(value))
+            key: (
+                str(value)
+                if key == "key" and isinstance(value, int) and not isinstance(value, bool)
+                else _keys_as_strings(value)
+            )
             for key, value in data.items()
         }
     if isinstance(data, list):

@@ -1,6 +1,7 @@
 """Effects into words: the one place that decides what a caller hears and a texter reads.
 
-The voice channel wraps these lines in TwiML, the SMS channel sends the text, and the simulator prints
+The voice channel wraps these lines in TwiML, the SMS channel sends the text, and the simulator
+prints
 both; so the same path gives the same words everywhere.
 """
 
@@ -42,9 +43,7 @@ def spoken_digits(number: str) -> str:
     digits = number.lstrip("+")
     if len(digits) == 11 and digits.startswith("1"):
         area, exchange, line = digits[1:4], digits[4:7], digits[7:]
-        groups = [area, exchange, line]
-        if area in TOLL_FREE_AREA_CODES:
-            groups.insert(0, "1")
+        groups = ["1" + area if area in TOLL_FREE_AREA_CODES else area, exchange, line]
     else:
         groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
     return ", ".join(" ".join(group) for group in groups)
@@ -86,7 +85,9 @@ def render_voice(
             case ReadNumber(contact=contact_id, lead=lead):
                 contact = flow.contacts[contact_id]
                 if contact.numbers:
-                    lines.append(_numbers_read_aloud(contact, lang, lead, range(len(contact.numbers))))
+                    lines.append(
+                        _numbers_read_aloud(contact, lang, lead, range(len(contact.numbers)))
+                    )
             case Menu() as menu:
                 lines.extend(voice_lines_for_menu(menu, lang))
                 return VoiceTurn(tuple(lines), "gather", texts=tuple(texts))

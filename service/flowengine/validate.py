@@ -19,13 +19,29 @@ from service.flowengine.engine import BACK_KEY, LANGUAGE_KEY, OPERATOR_KEY, REPE
 from service.flowengine.loader import Document, FlowError, Problem, build, read, schema_problems
 from service.flowengine.model import Flow, Text
 from service.flowengine.phrases import SUPPORTED_LANGUAGES
-from service.flowengine.position import Key, Position, Start
+from service.flowengine.position import Input, Key, Position, Start
 from service.flowengine.render import render_sms, render_voice, voice_lines_for_menu
 from service.flowengine.segments import count_segments, pack
 
 CARRIER_KEYWORDS = frozenset(
-    "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT REVOKE OPTOUT PARAR ALTO START YES UNSTOP HELP INFO "
-    "AYUDA".split()
+    [
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "REVOKE",
+        "OPTOUT",
+        "PARAR",
+        "ALTO",
+        "START",
+        "YES",
+        "UNSTOP",
+        "HELP",
+        "INFO",
+        "AYUDA",
+    ]
 )
 DEFAULT_START_WORDS = 45
 DEFAULT_NODE_WORDS = 150
@@ -90,9 +106,15 @@ def _languages(flow: Flow) -> Iterator[tuple[Path_, str]]:
     for index, lang in enumerate(flow.languages):
         if lang not in SUPPORTED_LANGUAGES:
             supported = ", ".join(SUPPORTED_LANGUAGES)
-            yield ["languages", index], f"language {lang!r} is not one the line speaks ({supported})"
+            yield (
+                ["languages", index],
+                f"language {lang!r} is not one the line speaks ({supported})",
+            )
     if flow.default_language not in flow.languages:
-        yield ["default_language"], f"default language {flow.default_language!r} is not in languages"
+        yield (
+            ["default_language"],
+            f"default language {flow.default_language!r} is not in languages",
+        )
 
 
 def _references(flow: Flow) -> Iterator[tuple[Path_, str]]:
@@ -110,8 +132,12 @@ def _references(flow: Flow) -> Iterator[tuple[Path_, str]]:
             if option.goto is not None and option.goto not in flow.nodes:
                 yield [*where, "goto"], f"goto {option.goto!r}: there is no such node"
             if option.connect is not None and option.connect not in flow.contacts:
-                yield [*where, "connect"], (
-                    f"connect {option.connect!r} is not in contacts (the line dials only contacts)"
+                yield (
+                    [*where, "connect"],
+                    (
+                        f"connect {option.connect!r} is not in contacts "
+                        "(the line dials only contacts)"
+                    ),
                 )
             elif option.connect is not None and not flow.contacts[option.connect].numbers:
                 yield [*where, "connect"], f"connect {option.connect!r}: that contact has no number"
@@ -157,7 +183,10 @@ def _keys(flow: Flow) -> Iterator[tuple[Path_, str]]:
         for index, option in enumerate(node.options):
             where: list[str | int] = ["nodes", node.id, "options", index]
             if option.key in seen:
-                yield [*where, "key"], f"duplicate key {option.key} (option {seen[option.key] + 1} uses it too)"
+                yield (
+                    [*where, "key"],
+                    f"duplicate key {option.key} (option {seen[option.key] + 1} uses it too)",
+                )
             seen.setdefault(option.key, index)
             if option.key in reserved:
                 yield [*where, "key"], f"key {option.key} is reserved: {reserved[option.key]}"
@@ -166,9 +195,13 @@ def _keys(flow: Flow) -> Iterator[tuple[Path_, str]]:
             for lang, words in option.words.items():
                 for word in words:
                     if word.strip().upper() in CARRIER_KEYWORDS:
-                        yield [*where, "words", lang], (
-                            f"{word!r} is a carrier keyword (STOP, HELP, START…); texting it must "
-                            "keep its meaning"
+                        yield (
+                            [*where, "words", lang],
+                            (
+                                f"{word!r} is a carrier keyword (STOP, HELP, START…); "
+                                "texting it must "
+                                "keep its meaning"
+                            ),
                         )
             for lang, label in option.label.items():
                 if label.strip().upper() in CARRIER_KEYWORDS:
@@ -189,8 +222,9 @@ def _numbers(flow: Flow) -> Iterator[tuple[Path_, str]]:
             try:
                 ZoneInfo(contact.hours.timezone)
             except (ZoneInfoNotFoundError, ValueError):
-                yield ["contacts", contact.id, "hours", "timezone"], (
-                    f"unknown time zone {contact.hours.timezone!r}"
+                yield (
+                    ["contacts", contact.id, "hours", "timezone"],
+                    (f"unknown time zone {contact.hours.timezone!r}"),
                 )
 
 
@@ -218,12 +252,17 @@ def _lengths(flow: Flow, limits: dict[str, int]) -> Iterator[tuple[Path_, str]]:
             words = sum(len(line.split()) for line in before)
             limit = start_words if node.id == flow.start else node_words
             if words > limit:
-                yield ["nodes", node.id, "say", lang], (
-                    f"{words} words before the first option in {lang!r} (at most {limit}); "
-                    "callers forget the start of a long prompt"
+                yield (
+                    ["nodes", node.id, "say", lang],
+                    (
+                        f"{words} words before the first option in {lang!r} (at most {limit}); "
+                        "callers forget the start of a long prompt"
+                    ),
                 )
             texter = Position(node.id, lang, "sms")
-            replies = [(["nodes", node.id, "sms" if node.sms else "say", lang], event)]
+            replies: list[tuple[Path_, Input]] = [
+                (["nodes", node.id, "sms" if node.sms else "say", lang], event)
+            ]
             replies += [
                 (["nodes", node.id, "options", index], Key(option.key))
                 for index, option in enumerate(node.options)
@@ -235,8 +274,12 @@ def _lengths(flow: Flow, limits: dict[str, int]) -> Iterator[tuple[Path_, str]]:
                 messages = pack(text, max_segments)
                 if len(messages) > max_messages:
                     segments = sum(count_segments(message) for message in messages)
-                    yield where, (
-                        f"SMS reply in {lang!r} takes {len(messages)} messages of up to "
-                        f"{max_segments} segments (at most {max_messages}): {segments} segments, "
-                        f"{len(text)} characters"
+                    yield (
+                        where,
+                        (
+                            f"SMS reply in {lang!r} takes {len(messages)} messages of up to "
+                            f"{max_segments} segments (at most {max_messages}): "
+                            f"{segments} segments, "
+                            f"{len(text)} characters"
+                        ),
                     )

@@ -1,4 +1,4 @@
-"""`phoneline flows check`: the shipped flow passes; each broken fixture names its line and problem."""
+"""`phoneline flows check`: the shipped flow passes; each broken fixture names its line."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def test_valid_fixture_passes() -> None:
 
 
 @pytest.mark.parametrize(("fixture", "expected"), BROKEN.items(), ids=list(BROKEN))
-def test_broken_fixture_names_file_line_and_problem(fixture: str, expected: tuple[int, str]) -> None:
+def test_broken_fixture_names_file_line_and_problem(
+    fixture: str, expected: tuple[int, str]
+) -> None:
     line, message = expected
     result = CliRunner().invoke(app, ["flows", "check", str(FIXTURES / fixture)])
     assert result.exit_code == 1
@@ -67,7 +69,11 @@ def test_invalid_yaml_names_its_line() -> None:
 
 
 def test_schema_problems_name_the_line() -> None:
-    text = (FIXTURES / "valid-minimal.yaml").read_text().replace("goto: about", "goto: about\n        connect: desk")
+    text = (
+        (FIXTURES / "valid-minimal.yaml")
+        .read_text()
+        .replace("goto: about", "goto: about\n        connect: desk")
+    )
     problems = schema_problems(parse(text, "two-actions.yaml"))
     assert [(p.line, "exactly one of goto" in p.message) for p in problems] == [(19, True)]
 
@@ -81,3 +87,87 @@ def test_a_folder_without_flows_is_a_problem(tmp_path: Path) -> None:
 def test_unreadable_file_is_a_problem(tmp_path: Path) -> None:
     problems = check_paths([tmp_path / "missing.yaml"])
     assert len(problems) == 1 and "cannot read" in problems[0].message
+
+
+MINIMAL = (FIXTURES / "valid-minimal.yaml").read_text()
+
+# (what to change in valid-minimal.yaml, the problem flows check reports)
+MUTATIONS = [
+    ("languages: [en, es]", "languages: [en, fr]", "language 'fr' is not one the line speaks"),
+    ("default_language: en", "default_language: de", "default language 'de' is not in languages"),
+    ("start: main", "start: lobby", "start node 'lobby' does not exist"),
+    ("operator: desk", "operator: nurse", "operator 'nurse' is not in contacts"),
+    ("goto: about", "goto: nowhere", "goto 'nowhere': there is no such node"),
+    (
+        "say: {en: Welcome., es: Bienvenido.}",
+        "say: {en: Welcome., es: Bienvenido.}\n    contact: pharmacy",
+        "contact 'pharmacy' is not in contacts",
+    ),
+    (
+        "        connect: desk",
+        "        text: [desk, pharmacy]",
+        "text 'pharmacy' is not in contacts",
+    ),
+    ("        connect: desk", "        language: fr", "language 'fr' is not in languages"),
+    (
+        "say: {en: Welcome., es: Bienvenido.}",
+        "say: {en: Welcome., es: Bienvenido., de: Willkommen.}",
+        "text in 'de', which is not one of the flow's languages",
+    ),
+    (
+        "      - key: 1\n        label: {en: hear about us",
+        "      - key: 9\n        label: {en: hear about us",
+        "key 9 is reserved on the first menu",
+    ),
+    (
+        "label: {en: hear about us, es: saber de nosotros}",
+        "label: {en: HELP, es: saber de nosotros}",
+        "label 'HELP' is a carrier keyword",
+    ),
+    ('"+18048287999"', '"+11234567890"', "+11234567890 is not a valid phone number"),
+    (
+        '      - {number: "+18048287999", display: (804) 828-7999}',
+        '      - {number: "+18048287999", display: (804) 828-7999}\n'
+        '    hours: {timezone: Mars/Olympus, open: [{days: [mon], from: "08:00", to: "17:00"}], '
+        "description: {en: Mondays, es: lunes}}",
+        "unknown time zone 'Mars/Olympus'",
+    ),
+    (
+        "  desk:\n",
+        "  desk:\n    fax: yes\n",
+        "Additional properties are not allowed ('fax' was unexpected)",
+    ),
+    (
+        "      - key: 1\n        label: {en: hear about us",
+        "      - key: A\n        label: {en: hear about us",
+        "key 'A' must be one phone key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), MUTATIONS, ids=[m[2][:40] for m in MUTATIONS])
+def test_each_rule_reports_a_clear_problem(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    assert old in MINIMAL
+    path = tmp_path / "mutated.yaml"
+    path.write_text(MINIMAL.replace(old, new, 1))
+    problems = check_paths([path])
+    assert any(message in problem.message for problem in problems), problems
+    assert all(problem.line > 1 for problem in problems if message in problem.message)
+
+
+def test_operator_without_a_number(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        '    numbers:\n      - {number: "+18048287999", display: (804) 828-7999}', "    numbers: []"
+    )
+    path = tmp_path / "no-number.yaml"
+    path.write_text(text)
+    messages = [problem.message for problem in check_paths([path])]
+    assert "operator 'desk' has no number to dial" in messages
+    assert "connect 'desk': that contact has no number" in messages
+
+
+def test_line_of_a_missing_path_is_its_nearest_parent() -> None:
+    document = parse(MINIMAL, "m.yaml")
+    assert document.line(["nodes", "about", "nothing", 3]) == document.line(["nodes", "about"])

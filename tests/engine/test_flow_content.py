@@ -30,53 +30,80 @@ FACTS: dict[str, dict[str, list[str]]] = {
     "en": {
         "a way to take part in your care": [r"take part in your health care"],
         "doctors' feelings are not hurt": [r"doctor's feelings"],
-        "most doctors recommend a colleague": [r"most doctors will (actually )?recommend another doctor"],
+        "most doctors recommend a colleague": [
+            r"most doctors will (actually )?recommend another doctor"
+        ],
         "coordinator is the referral contact": [r"patient referral coordinator"],
         "Patient Resource Library": [r"Patient Resource Library"],
-        "CIS specialist recommends places": [r"trained cancer information specialist can recommend places"],
+        "CIS specialist recommends places": [
+            r"trained cancer information specialist can recommend places"
+        ],
         "CIS is 4-CANCER": [r"4[ -]CANCER"],
         "directories at the local library": [
-            r"local library", r"Directory of Medical Specialists",
+            r"local library",
+            r"Directory of Medical Specialists",
             r"American Medical Association's Medical Directory",
         ],
         "Medicare lists cancer specialists": [r"list(ing)? of cancer specialists in your area"],
         "second doctor asks for history, reports, lab results": [
-            r"medical history", r"current medical reports", r"(laboratory|lab) test results",
+            r"medical history",
+            r"current medical reports",
+            r"(laboratory|lab) test results",
         ],
         "records sent by your doctor or carried": [r"your doctor (can|may) send", r"yourself"],
         "ask the doctors to discuss your case": [r"discuss your case"],
         "a third doctor": [r"third doctor"],
         "a simple written opinion with evidence": [r"simple", r"clinical research evidence"],
         "ask them to clarify and answer questions": [
-            r"explain (anything|what) you (do not|don't) understand", r"all (of )?your questions",
+            r"explain (anything|what) you (do not|don't) understand",
+            r"all (of )?your questions",
         ],
         "discuss with family and friends": [r"family and friends"],
         "people who had your kind of cancer": [
-            r"people who have had your kind of cancer", r"Patient Resource Library( at VCU Massey)? can",
+            r"people who have had your kind of cancer",
+            r"Patient Resource Library( at VCU Massey)? can",
         ],
     },
     "es": {
-        "a way to take part in your care": [r"(participar en su atención médica|parte de cuidar su salud)"],
-        "doctors' feelings are not hurt": [r"(herir los sentimientos de su médico|no tema herir a su médico)"],
-        "most doctors recommend a colleague": [r"la mayoría .*recomendar(á|án) a (otro médico|un colega)"],
+        "a way to take part in your care": [
+            r"(participar en su atención médica|parte de cuidar su salud)"
+        ],
+        "doctors' feelings are not hurt": [
+            r"(herir los sentimientos de su médico|no tema herir a su médico)"
+        ],
+        "most doctors recommend a colleague": [
+            r"la mayoría .*recomendar(á|án) a (otro médico|un colega)"
+        ],
         "coordinator is the referral contact": [r"coordinación de referidos"],
         "Patient Resource Library": [r"Biblioteca"],
-        "CIS specialist recommends places": [r"especialista .*recomienda lugares|especialista .*recomendar lugares"],
+        "CIS specialist recommends places": [
+            r"especialista .*recomienda lugares|especialista .*recomendar lugares"
+        ],
         "CIS is 4-CANCER": [r"4[ -]CANCER"],
         "directories at the local library": [
-            r"biblioteca local", r"Directorio de Especialistas Médicos", r"Directorio Médico",
+            r"biblioteca local",
+            r"Directorio de Especialistas Médicos",
+            r"Directorio Médico",
         ],
         "Medicare lists cancer specialists": [r"lista de especialistas en cáncer en su área"],
         "second doctor asks for history, reports, lab results": [
-            r"historial", r"informes (médicos )?actuales", r"análisis de laboratorio",
+            r"historial",
+            r"informes (médicos )?actuales",
+            r"análisis de laboratorio",
         ],
         "records sent by your doctor or carried": [r"su médico puede enviar", r"llevarlos"],
         "ask the doctors to discuss your case": [r"hablen de su caso"],
         "a third doctor": [r"tercer médico"],
         "a simple written opinion with evidence": [r"sencilla", r"evidencia"],
-        "ask them to clarify and answer questions": [r"expliquen lo que no entienda", r"todas sus preguntas"],
+        "ask them to clarify and answer questions": [
+            r"expliquen lo que no entienda",
+            r"todas sus preguntas",
+        ],
         "discuss with family and friends": [r"familia y (sus )?amigos"],
-        "people who had your kind of cancer": [r"personas que han tenido su tipo de cáncer", r"Biblioteca"],
+        "people who had your kind of cancer": [
+            r"personas que han tenido su tipo de cáncer",
+            r"Biblioteca",
+        ],
     },
 }
 
@@ -136,8 +163,8 @@ def test_every_node_has_spanish(flow: Flow) -> None:
 
 
 def test_greeting_offers_spanish_and_warns_about_emergencies_within_45_words(flow: Flow) -> None:
-    from service.flowengine.position import Start
     from service.flowengine import Position, step
+    from service.flowengine.position import Start
     from service.flowengine.render import render_voice
 
     _, effects = step(flow, Position(flow.start, "en"), Start())

@@ -1,0 +1,296 @@
+"""`step()` rule by rule: keys, words, silence, transfers, office hours, and positions from URLs."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from service.flowengine import Flow, Position, load_flow, start, step
+from service.flowengine.effects import Connect, HangUp, Menu, ReadNumber, Say, TextContacts
+from service.flowengine.engine import MAX_MISSES, hints, match_words
+from service.flowengine.position import DialEnded, Key, Reply, Silence, Speech, Start
+from service.flowengine.render import render_sms, render_voice, spoken_digits
+
+ROOT = Path(__file__).resolve().parents[2]
+FEATURES = ROOT / "tests" / "fixtures" / "flows" / "features.yaml"
+# A Wednesday, 15:00 UTC = 10:00 in New York (open); and the same day at 03:00 UTC (closed).
+OPEN = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+CLOSED = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def features() -> Flow:
+    return load_flow(FEATURES)
+
+
+def says(effects: tuple[object, ...]) -> list[str]:
+    return [effect.text for effect in effects if isinstance(effect, Say)]
+
+
+def test_the_engine_imports_no_web_database_or_twilio_code() -> None:
+    banned = ("fastapi", "starlette", "sqlalchemy", "twilio", "httpx", "uvicorn", "service.db")
+    for path in (ROOT / "service" / "flowengine").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert not name.startswith(banned), f"{path.name} imports {name}"
+    code = (
+        "import sys, service.flowengine, service.flowengine.validate;"
+        f"print([m for m in sys.modules if m.split('.')[0] in {banned!r}])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_start_in_a_language(flow: Flow) -> None:
+    assert start(flow, "sms", "es") == Position("main", "es", "sms")
+    assert start(flow, "voice", "xx") == Position("main", "en", "voice")
+
+
+def test_option_moves_to_its_node_and_hash_goes_back(flow: Flow) -> None:
+    position, effects = step(flow, start(flow), Key("2"))
+    assert position.node == "reach"
+    position, effects = step(flow, position, Key("3"))
+    assert position.node == "cancer_information_service"
+    assert ReadNumber("cancer_information_service") in effects
+    position, _ = step(flow, position, Key("#"))
+    assert position.node == "reach"
+    position, _ = step(flow, position, Key("#"))
+    position, _ = step(flow, position, Key("#"))
+    assert position.node == "main"
+
+
+def test_star_repeats_the_node(flow: Flow) -> None:
+    position, first = step(flow, start(flow), Key("3"))
+    again, repeated = step(flow, replace(position, misses=2), Key("*"))
+    assert repeated == first and again.misses == 0
+
+
+def test_wrong_key_says_so_and_keeps_the_menu(flow: Flow) -> None:
+    position, effects = step(flow, start(flow), Key("7"))
+    assert says(effects) == ["Sorry, 7 is not an option."]
+    assert isinstance(effects[-1], Menu) and effects[-1].node == "main"
+    assert position.misses == 1
+    _, effects = step(flow, position, Key("6"))
+    assert says(effects) == ["Sorry, 6 is not an option."]
+
+
+def test_silence_twice_reprompts_then_connects_the_operator(flow: Flow) -> None:
+    position = start(flow)
+    for expected_misses in range(1, MAX_MISSES):
+        position, effects = step(flow, position, Silence())
+        assert position.misses == expected_misses and isinstance(effects[-1], Menu)
+    position, effects = step(flow, position, Silence())
+    assert effects[-1] == Connect("coordinator", 0)
+    assert position.state == "dialing"
+
+
+def test_no_sequence_of_misses_loops_forever(flow: Flow) -> None:
+    """Whatever a silent or confused caller does, the call reaches a transfer or a goodbye."""
+    position, turns = start(flow), 0
+    events = [Silence(), Key("7"), Speech("mumble"), DialEnded("no-answer")]
+    while True:
+        turns += 1
+        event = events[turns % len(events)] if position.state != "dialing" else events[-1]
+        position, effects = step(flow, position, event)
+        if isinstance(effects[-1], HangUp):
+            break
+        assert turns < 20, "the call did not end"
+
+
+def test_zero_connects_the_operator_from_anywhere(flow: Flow) -> None:
+    position, _ = step(flow, start(flow), Key("4"))
+    position, _ = step(flow, position, Key("1"))
+    position, effects = step(flow, position, Key("0"))
+    assert effects == (Connect("coordinator", 0),)
+    assert render_voice(flow, "en", effects).dial_number == "+18048287999"
+
+
+def test_dial_outcomes(flow: Flow) -> None:
+    dialing, _ = step(flow, Position("coordinator", "en"), Key("1"))
+    assert dialing.state == "dialing" and dialing.contact == "coordinator"
+    for status in ("completed", "answered"):
+        _, effects = step(flow, dialing, DialEnded(status))  # type: ignore[arg-type]
+        assert isinstance(effects[-1], HangUp) and "Goodbye" in says(effects)[-1]
+    _, effects = step(flow, dialing, DialEnded("canceled"))
+    assert effects == (HangUp(),)
+    for status, words in (
+        ("busy", "busy"),
+        ("no-answer", "No one answered"),
+        ("failed", "could not"),
+    ):
+        retry, effects = step(flow, dialing, DialEnded(status))  # type: ignore[arg-type]
+        assert retry.state == "retry" and words in says(effects)[0]
+        keys = [choice.key for choice in effects[-1].choices]  # type: ignore[union-attr]
+        assert keys == ["1", "8", "#"]  # 0 is the coordinator itself
+
+
+def test_retry_menu(flow: Flow) -> None:
+    dialing, _ = step(flow, Position("library", "en"), Key("1"))
+    second, effects = step(flow, dialing, DialEnded("busy"))
+    assert effects[-1] == Connect("library", 1) and "Trying the other line." in says(effects)
+    retry, effects = step(flow, second, DialEnded("no-answer"))
+    assert [choice.key for choice in effects[-1].choices] == ["1", "8", "0", "#"]  # type: ignore[union-attr]
+    again, effects = step(flow, retry, Key("1"))
+    assert effects == (Connect("library", 0),) and again.state == "dialing"
+    _, effects = step(flow, retry, Key("8"))
+    assert effects[0] == TextContacts(("library",))
+    _, effects = step(flow, retry, Key("*"))
+    assert isinstance(effects[-1], Menu) and effects[-1].choices[0].key == "1"
+    back, _ = step(flow, retry, Key("#"))
+    assert back.node == "library" and back.state == "menu"
+    _, effects = step(flow, retry, Key("5"))
+    assert says(effects) == ["Sorry, 5 is not an option."]
+    missed = replace(retry, misses=MAX_MISSES - 1)
+    _, effects = step(flow, missed, Silence())
+    assert effects[0] == ReadNumber("library", lead="call_them_at") and effects[-1] == HangUp()
+    lines = render_voice(flow, "en", effects).lines
+    assert lines[0] == (
+        "You can call the Patient Resource Library at VCU Massey at "
+        "8 0 4, 8 2 8, 8 7 0 9 or 8 0 4, 8 2 8, 0 4 5 0."
+    )
+
+
+def test_a_key_while_dialing_counts_as_a_menu_key(flow: Flow) -> None:
+    dialing = Position("reach", "en", state="dialing", contact="coordinator")
+    position, _ = step(flow, dialing, Key("3"))
+    assert position.node == "cancer_information_service"
+
+
+def test_a_stale_dial_result_shows_the_menu(flow: Flow) -> None:
+    position, effects = step(flow, Position("why", "en"), DialEnded("completed"))
+    assert position.node == "why" and isinstance(effects[-1], Menu)
+
+
+def test_language_switch_with_nine_on_the_first_menu_only(flow: Flow) -> None:
+    position, effects = step(flow, start(flow), Key("9"))
+    assert position.lang == "es" and isinstance(effects[-1], Menu) and effects[-1].announce_keys
+    position, _ = step(flow, position, Key("9"))
+    assert position.lang == "en"
+    _, effects = step(flow, Position("reach", "en"), Key("9"))
+    assert says(effects) == ["Sorry, 9 is not an option."]
+
+
+def test_speech_chooses_options_and_reserved_keys(flow: Flow) -> None:
+    main = start(flow)
+    assert match_words(flow, main, "I want to talk to a person") == "0"
+    assert match_words(flow, main, "repeat that") == "*"
+    assert match_words(flow, main, "number two") == "2"
+    assert match_words(flow, main, "2") == "2"
+    assert match_words(flow, main, "why") == "1"
+    assert match_words(flow, main, "prepare my records") == "3"
+    assert match_words(flow, main, "bananas") is None
+    assert match_words(flow, Position("main", "es"), "quiero hablar con alguien") == "0"
+    assert match_words(flow, Position("reach", "en"), "the resource library") == "2"
+    # Two options match equally: no guess.
+    assert match_words(flow, Position("reach", "en"), "call") is None
+    retry = Position("coordinator", "en", state="retry", contact="coordinator")
+    assert match_words(flow, retry, "library") is None
+    position, effects = step(flow, main, Speech("bananas"))
+    assert says(effects) == ["Sorry, I didn't understand that."] and position.misses == 1
+    position, _ = step(flow, main, Speech("why get one"))
+    assert position.node == "why"
+
+
+def test_hints_come_from_the_labels(flow: Flow) -> None:
+    assert hints(flow, start(flow))[:2] == (
+        "learn why a second opinion helps",
+        "find another doctor",
+    )
+    assert "coordinator" in hints(flow, start(flow))
+
+
+def test_texting_replies(flow: Flow) -> None:
+    texter = start(flow, "sms")
+    position, effects = step(flow, texter, Reply("  "))
+    assert says(effects) == ["Sorry, we didn't understand that."]
+    position, effects = step(flow, texter, Reply("what?"))
+    assert says(effects) == ["Sorry, we didn't understand that."] and position.misses == 0
+    position, _ = step(flow, texter, Reply("2"))
+    position, _ = step(flow, position, Reply("BACK"))
+    assert position.node == "main"
+    position, effects = step(flow, Position("reach", "en", "sms"), Reply("Menu"))
+    assert position.node == "main"
+    position, effects = step(
+        flow, Position("reach", "en", "sms"), Reply("the resource library please")
+    )
+    assert position.node == "library"
+    position, effects = step(flow, Position("coordinator", "en", "sms"), Reply("1"))
+    assert effects == (Connect("coordinator", 0),) and position.state == "menu"
+    assert "Reply CALL" in render_sms(flow, "en", effects)
+    _, effects = step(flow, Position("reach", "en", "sms"), Reply("8"))
+    assert len(effects) == 1 and isinstance(effects[0], TextContacts)
+    for _ in range(5):
+        texter, effects = step(flow, texter, Reply("7"))
+    assert isinstance(effects[-1], Menu), "texters are never transferred for mistakes"
+
+
+def test_unknown_positions_are_made_safe(flow: Flow) -> None:
+    cases = [
+        Position("no-such-node", "en"),
+        Position("main", "xx"),
+        Position("main", "en", state="dialing", contact="nobody"),
+        Position("main", "en", state="retry", contact="coordinator", line=7),
+        Position("main", "en", misses=99),
+        Position("main", "en", misses=-1),
+    ]
+    for position in cases:
+        after, effects = step(flow, position, Key("*"))
+        assert after.node in flow.nodes and after.lang in flow.languages
+        assert effects
+
+
+def test_hangup_and_language_options(features: Flow) -> None:
+    _, effects = step(features, start(features), Key("3"))
+    assert isinstance(effects[-1], HangUp)
+    position, _ = step(features, start(features), Key("4"))
+    assert position.lang == "es" and position.node == "main"
+
+
+def test_office_hours(features: Flow) -> None:
+    clinic = Position("clinic", "en")
+    position, effects = step(features, clinic, Key("2"), now=OPEN)
+    assert effects[-1] == Connect("desk", 0)
+    position, effects = step(features, clinic, Key("2"), now=CLOSED)
+    assert says(effects) == ["The front desk is closed right now. Hours: weekdays 8 to 5."]
+    assert effects[-2] == ReadNumber("desk") and position.state == "menu"
+    saturday_night = datetime(2026, 11, 29, 4, 30, tzinfo=UTC)  # Sat 23:30 in New York
+    _, effects = step(features, clinic, Key("2"), now=saturday_night)
+    assert effects[-1] == Connect("desk", 0)
+    # Silent callers outside office hours hear the number and a goodbye instead of a transfer.
+    silent = replace(clinic, misses=MAX_MISSES - 1)
+    _, effects = step(features, silent, Silence(), now=CLOSED)
+    assert effects[0] == ReadNumber("desk", lead="call_them_at") and effects[-1] == HangUp()
+
+
+def test_spoken_digits() -> None:
+    assert spoken_digits("+18048287999") == "8 0 4, 8 2 8, 7 9 9 9"
+    assert spoken_digits("+18004226237") == "1 8 0 0, 4 2 2, 6 2 3 7"
+    assert spoken_digits("+442071838750") == "4 4 2, 0 7 1, 8 3 8, 7 5 0"
+
+
+def test_render_voice_without_an_ending_hangs_up(features: Flow) -> None:
+    turn = render_voice(features, "en", (Say("Hello."),))
+    assert turn.ending == "hangup" and turn.lines == ("Hello.",)
+    turn = render_voice(features, "en", (TextContacts(("clinic",)), HangUp()), can_text=False)
+    assert turn.lines == ("Sorry, we can't send a text message to this phone.",) and not turn.texts
+    assert render_sms(features, "en", (Say("Bye."), HangUp())).startswith("Bye.")
+
+
+def test_first_start_announces_keys_once(flow: Flow) -> None:
+    _, effects = step(flow, start(flow), Start())
+    assert isinstance(effects[-1], Menu) and effects[-1].announce_keys
+    _, effects = step(flow, start(flow), Key("*"))
+    assert isinstance(effects[-1], Menu) and not effects[-1].announce_keys
