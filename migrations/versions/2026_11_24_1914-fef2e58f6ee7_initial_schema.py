@@ -65,15 +65,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_calls_language_started_at", ["language", "started_at"], unique=False
+            "ix_calls_language_started_at_id", ["language", "started_at", "id"], unique=False
         )
         batch_op.create_index(
-            "ix_calls_outcome_started_at", ["outcome", "started_at"], unique=False
+            "ix_calls_outcome_started_at_id", ["outcome", "started_at", "id"], unique=False
         )
         batch_op.create_index("ix_calls_started_at_id", ["started_at", "id"], unique=False)
         batch_op.create_index(
-            "ix_calls_transferred_contact_started_at",
-            ["transferred_contact", "started_at"],
+            "ix_calls_transferred_contact_started_at_id",
+            ["transferred_contact", "started_at", "id"],
             unique=False,
         )
 
@@ -229,10 +229,10 @@ def downgrade() -> None:
 
     op.drop_table("conversations")
     with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.drop_index("ix_calls_transferred_contact_started_at")
+        batch_op.drop_index("ix_calls_transferred_contact_started_at_id")
         batch_op.drop_index("ix_calls_started_at_id")
-        batch_op.drop_index("ix_calls_outcome_started_at")
-        batch_op.drop_index("ix_calls_language_started_at")
+        batch_op.drop_index("ix_calls_outcome_started_at_id")
+        batch_op.drop_index("ix_calls_language_started_at_id")
 
     op.drop_table("calls")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:

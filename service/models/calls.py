@@ -78,11 +78,14 @@ class Call(Base):
         CheckConstraint(
             "dial_outcome IS NULL OR " + _in("dial_outcome", DialOutcome), name="dial_outcome"
         ),
-        # The staff list: newest first, paged by (started_at, id), optionally filtered.
+        # The staff list: newest first, paged by the keyset (started_at, id), optionally
+        # filtered (both databases scan these indexes backwards for ORDER BY ... DESC).
         Index("ix_calls_started_at_id", "started_at", "id"),
-        Index("ix_calls_outcome_started_at", "outcome", "started_at"),
-        Index("ix_calls_language_started_at", "language", "started_at"),
-        Index("ix_calls_transferred_contact_started_at", "transferred_contact", "started_at"),
+        Index("ix_calls_outcome_started_at_id", "outcome", "started_at", "id"),
+        Index("ix_calls_language_started_at_id", "language", "started_at", "id"),
+        Index(
+            "ix_calls_transferred_contact_started_at_id", "transferred_contact", "started_at", "id"
+        ),
     )
 
 
