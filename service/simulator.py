@@ -49,7 +49,9 @@ class Simulation:
             return Reply(text)
         if self.dialing:
             status = text.lower() or "completed"
-            known: DialStatus = next((known for known in DIAL_STATUSES if known == status), "completed")
+            known: DialStatus = next(
+                (known for known in DIAL_STATUSES if known == status), "completed"
+            )
             return DialEnded(known)
         if not text:
             return Silence()
