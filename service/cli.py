@@ -25,6 +25,7 @@ def serve(
     from service import migrate
 
     migrate.upgrade()
+    _print_addresses(host, port)
     uvicorn.run(
         "service.main:create_app",
         factory=True,
@@ -33,6 +34,25 @@ def serve(
         workers=workers,
         proxy_headers=True,
     )
+
+
+def _print_addresses(host: str, port: int) -> None:
+    from service.config import get_settings
+
+    settings = get_settings()
+    local = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
+    public = settings.public_base_url.rstrip("/") or local
+    typer.echo("Second Opinion Line")
+    typer.echo(f"  voice webhook (A call comes in):   POST {public}/twilio/voice")
+    typer.echo(f"  voice status callback:             POST {public}/twilio/voice/status")
+    typer.echo(f"  voice fallback URL:                POST {public}/twilio/fallback")
+    typer.echo(f"  SMS webhook (A message comes in):  POST {public}/twilio/sms")
+    typer.echo(f"  SMS status callback:               POST {public}/twilio/sms/status")
+    typer.echo(f"  simulator (sign in as staff):      {local}/staff/simulator")
+    typer.echo(f"  health:                            {local}/healthz")
+    if not settings.twilio_auth_token:
+        typer.echo("  TWILIO_AUTH_TOKEN is not set: Twilio webhooks will be refused (403).")
+    typer.echo("  add a staff account: phoneline staff add NAME --role admin")
 
 
 @db_app.command("upgrade")
