@@ -7,13 +7,14 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from service.config import get_settings
 from service.db import make_engine
 from service.models import Base, UTCDateTime
 
 config = context.config
+MIGRATION_LOCK = 0x70686F6E  # any constant; this app's advisory lock for migrations
 target_metadata = Base.metadata
 
 # Only `alembic` run by hand configures logging; `phoneline db ...` keeps the app's.
@@ -39,9 +40,15 @@ def run_with(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        # SQLite can roll DDL back too: a failed migration leaves the schema as it was.
+        transactional_ddl=True,
         compare_type=True,
         render_item=render_item,
     )
+    if connection.dialect.name == "postgresql":
+        # Several `phoneline serve` may start at once: one migrates, the others wait and then
+        # find the schema at head. (SQLite's BEGIN IMMEDIATE serialises them the same way.)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     with context.begin_transaction():
         context.run_migrations()
 
