@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.db import Database, get_database, upsert
-from service.metrics import DB_ERRORS
+from service.metrics import CALLS, DB_ERRORS, OPT_OUT_CHANGES, TRANSFERS
 from service.models import (
     Call,
     CallEvent,
@@ -239,6 +239,7 @@ class Recorder:
         `transferred`; other results are kept in dial_outcome."""
         at = at or utcnow()
         outcome = DIAL_STATUSES.get(dial_status.lower(), DialOutcome.FAILED)
+        settled = False
         with self.database.session() as session:
             call = self._call_for_update(session, call_sid, at)
             if contact:
@@ -247,6 +248,7 @@ class Recorder:
                 call.transferred_number = to_e164(number)
             call.dial_outcome = outcome.value
             if outcome is DialOutcome.COMPLETED:
+                settled = call.outcome == CallOutcome.IN_PROGRESS
                 call.outcome = CallOutcome.TRANSFERRED.value
             session.add(
                 CallEvent(
@@ -257,6 +259,10 @@ class Recorder:
                     detail=outcome.value,
                 )
             )
+            dialed = call.transferred_contact or "unknown"
+        TRANSFERS.labels(contact=dialed, result=outcome.value).inc()
+        if settled:
+            CALLS.labels(outcome=CallOutcome.TRANSFERRED.value).inc()
 
     @_never_raises
     def call_ended(
@@ -274,6 +280,7 @@ class Recorder:
         outcome = CallOutcome(outcome)
         with self.database.session() as session:
             call = self._call_for_update(session, call_sid, at)
+            settled = call.outcome == CallOutcome.IN_PROGRESS
             if call.outcome != CallOutcome.TRANSFERRED:
                 call.outcome = outcome.value
             session.add(
@@ -285,6 +292,8 @@ class Recorder:
                     detail=_truncate(detail, 255),
                 )
             )
+        if settled and outcome is not CallOutcome.IN_PROGRESS:
+            CALLS.labels(outcome=outcome.value).inc()
 
     @_never_raises
     def call_status(
@@ -326,8 +335,10 @@ class Recorder:
                 call.duration_seconds = seconds
             if call.ended_at is None:
                 call.ended_at = at
-            if call.outcome == CallOutcome.IN_PROGRESS:
-                call.outcome = _final_outcome(session, call, status).value
+            if call.outcome != CallOutcome.IN_PROGRESS:
+                return
+            call.outcome = _final_outcome(session, call, status).value
+        CALLS.labels(outcome=call.outcome).inc()
 
     # -- texts ----------------------------------------------------------------------------
 
@@ -408,6 +419,7 @@ class Recorder:
         change goes to a journal under var/ that `replay_journal` applies later. Returns
         whether it reached the database."""
         at = at or utcnow()
+        OPT_OUT_CHANGES.labels(change="stop" if opted_out else "start").inc()
         try:
             with self.database.session() as session:
                 set_opt_out(session, phone, opted_out, keyword, at=at)

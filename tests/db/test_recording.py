@@ -231,3 +231,31 @@ def test_replies_without_a_message_sid_are_each_recorded(
     recorder.message_sent(None, "+18045550100", "+18048287999", "two")
 
     assert count(database, Message) == 2
+
+
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_each_call_is_counted_once_by_outcome(recorder: Recorder) -> None:
+    transferred = sample("phoneline_calls_total", outcome="transferred")
+    abandoned = sample("phoneline_calls_total", outcome="abandoned")
+    answered = sample("phoneline_transfers_total", contact="coordinator", result="completed")
+
+    recorder.call_started("CA1", "+18045550100", "+18048287999", at=at(0))
+    recorder.call_transferred("CA1", "coordinator", "+18048287999", at=at(5))
+    recorder.dial_result("CA1", "completed", at=at(60))
+    recorder.call_status("CA1", "completed", duration=61, at=at(61))
+    recorder.call_status("CA1", "completed", duration=61, at=at(62))
+    recorder.call_started("CA2", "+18045550100", "+18048287999", at=at(0))
+    recorder.call_status("CA2", "completed", duration=3, at=at(3))
+    recorder.call_status("CA2", "completed", duration=3, at=at(4))
+
+    assert sample("phoneline_calls_total", outcome="transferred") == transferred + 1
+    assert sample("phoneline_calls_total", outcome="abandoned") == abandoned + 1
+    assert (
+        sample("phoneline_transfers_total", contact="coordinator", result="completed")
+        == answered + 1
+    )
