@@ -210,4 +210,15 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+def get_read_session() -> Iterator[Session]:
+    """FastAPI dependency for pages that only read (on SQLite they never wait for writers)."""
+    with get_database().session(read_only=True) as session:
+        yield session
+
+
+# scope="function": the session commits and closes when the endpoint returns, before the
+# response is sent, so a failed commit is a 500 rather than a write lost after a 200, and no
+# transaction (on SQLite, the write lock) stays open while a response streams. A streamed
+# response (CSV) opens its own `get_database().session(read_only=True)` in its generator.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]

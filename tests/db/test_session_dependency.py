@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from service.db import Database, SessionDep
+from service.db import Database, ReadSessionDep, SessionDep
 from service.models import AuditEntry
 from tests.support import app_client
 
@@ -25,6 +25,10 @@ def make_app() -> FastAPI:
         session.flush()
         raise RuntimeError("boom")
 
+    @app.get("/count")
+    def count(session: ReadSessionDep) -> dict[str, int]:
+        return {"entries": len(session.scalars(select(AuditEntry)).all())}
+
     return app
 
 
@@ -37,6 +41,7 @@ def test_a_request_commits_its_work_and_a_failed_one_rolls_back(database: Databa
             pass  # ASGITransport re-raises app errors by default
         else:
             assert response.status_code == 500
+        assert client.get("/count").json() == {"entries": 1}
 
     with database.session() as session:
         assert session.scalars(select(AuditEntry.detail)).all() == ["kept"]
