@@ -23,6 +23,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from service.config import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_SECONDS = 3
+POOL_TIMEOUT_SECONDS = 5
 
 # Execution option that makes a SQLite transaction start with a plain (deferred) BEGIN instead
 # of BEGIN IMMEDIATE; for read-only work such as the staff pages.
@@ -118,6 +120,13 @@ def make_engine(url: str | URL, *, sqlite_foreign_keys: bool = True, **kwargs: A
         _configure_sqlite(engine, path, sqlite_foreign_keys)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # Fail fast: a webhook that waits longer than Twilio's timeout is worse than one that
+    # carries on without its record.
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS} | kwargs.get(
+            "connect_args", {}
+        )
     return create_engine(parsed, **kwargs)
 
 
