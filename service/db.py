@@ -175,7 +175,8 @@ class Database:
     def is_ready(self) -> bool:
         """Whether the database answers and holds the schema (for `/readyz`); never raises."""
         try:
-            with self.engine.connect() as connection:
+            reader = self.engine.execution_options(**{SQLITE_READ_ONLY: True})
+            with reader.connect() as connection:
                 connection.exec_driver_sql("SELECT 1 FROM alembic_version").all()
         except (exc.SQLAlchemyError, sqlite3.Error, OSError):
             return False
