@@ -6,9 +6,14 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Second Opinion Line: voice menu, SMS line and staff dashboard.", no_args_is_help=True, pretty_exceptions_enable=False)
-flows_app = typer.Typer(help="Validate flow files.", no_args_is_help=True, pretty_exceptions_enable=False)
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+def _group(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+app = _group("Second Opinion Line: voice menu, SMS line and staff dashboard.")
+flows_app = _group("Validate flow files.")
+db_app = _group("Database migrations.")
 app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
 
@@ -20,10 +25,15 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes."),
 ) -> None:
     """Run the service (migrates the database first)."""
+    if workers > 1:
+        _use_multiprocess_metrics()  # before anything imports prometheus_client
     import uvicorn
 
     from service import migrate
+    from service.config import get_settings
+    from service.logs import configure_logging
 
+    log_config = configure_logging(get_settings().log_level)
     migrate.upgrade()
     _print_addresses(host, port)
     uvicorn.run(
@@ -33,7 +43,32 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
+        log_config=log_config,
+        access_log=False,
     )
+
+
+def _use_multiprocess_metrics() -> None:
+    """Point PROMETHEUS_MULTIPROC_DIR at a fresh directory under var/ (unless the operator set
+    one), so that /metrics sums the values of every worker process. Directories left by earlier
+    serve processes that are gone are removed."""
+    import os
+    import shutil
+
+    from service.config import get_settings
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    root = get_settings().var_dir.resolve() / "metrics"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob("serve-*"):
+        pid = old.name.removeprefix("serve-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    fresh = root / f"serve-{os.getpid()}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(fresh)
 
 
 def _print_addresses(host: str, port: int) -> None:

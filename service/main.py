@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -13,7 +14,9 @@ from fastapi.responses import PlainTextResponse
 
 from service.config import Settings, get_settings
 from service.flowengine import FlowError, load_flow
+from service.logs import RequestLog
 from service.middleware import LimitBodySize
+from service.ops import router as ops_router
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +38,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
+        # Not in the main thread (tests), or no signals on this platform: no reload on SIGHUP.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, load_configured_flow, app)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (tests), or no signals on this platform
         yield
 
     app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     load_configured_flow(app)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)  # outermost: logs and times every answer, 413s included
+    app.include_router(ops_router)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
