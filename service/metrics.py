@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 DB_ERRORS = Counter(
     "phoneline_db_errors",
@@ -27,3 +39,48 @@ OPT_OUT_CHANGES = Counter(
     "Opt-out keywords recorded: change is 'stop' or 'start'.",
     ["change"],
 )
+
+# Observed by service.logging.RequestLog for every HTTP request, labelled by the matched route
+# template ("/twilio/voice"; "unmatched" for a 404) so that label values stay bounded.
+REQUEST_LATENCY = Histogram(
+    "phoneline_http_request_duration_seconds",
+    "Time to answer an HTTP request (webhooks included), by route template, method, status.",
+    ["route", "method", "status"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+# Texts: `via` is "reply" for a <Message> in the TwiML answer to an inbound text (counted by the
+# SMS webhook) and "api" for an outbox text Twilio's REST API accepted (counted by the sender).
+TEXTS_SENT = Counter(
+    "phoneline_texts_sent",
+    "Texts sent to patients, by how they went out (reply in TwiML, or api via the outbox).",
+    ["via"],
+)
+# Counted by the outbox sender when a send attempt fails: final="false" will be retried,
+# final="true" gave up (permanent Twilio error or too many attempts).
+TEXTS_FAILED = Counter(
+    "phoneline_texts_failed",
+    "Outbound text send attempts that failed, by whether the failure was final.",
+    ["final"],
+)
+# Counted by the SMS status callback for Twilio's final MessageStatus of an outbound text
+# (delivered, undelivered, failed), once per message.
+TEXT_DELIVERY = Counter(
+    "phoneline_text_delivery",
+    "Final delivery status Twilio reported for outbound texts.",
+    ["status"],
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of every metric and its content type.
+
+    Under several processes (`phoneline serve --workers N`) PROMETHEUS_MULTIPROC_DIR names a
+    directory where each process writes its values, and this sums them over all processes;
+    otherwise it is this process's own registry.
+    """
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from service.config import Settings
+from service.logs import note_twilio_request
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ async def verified_form(request: Request) -> FormData:
     if not validator.validate(url, form, signature, algorithm):
         log.warning("refusing a Twilio webhook on %s: bad signature", request.url.path)
         raise HTTPException(403, "Invalid X-Twilio-Signature")
+    note_twilio_request(request, form)
     return form
 
 

@@ -1,0 +1,158 @@
+"""Logging: JSON lines on stdout, and one line (plus a latency observation) per HTTP request.
+
+`configure_logging()` is called by `phoneline serve` (and handed to uvicorn, so every worker
+process logs the same way) and by `phoneline worker`. `RequestLog` is the ASGI middleware that
+writes the request line; the Twilio webhooks add their CallSid/MessageSid and masked numbers
+with `note_twilio_request()`, which it reads from the request's state after the response.
+
+Never logged: message bodies, query strings, unmasked phone numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.metrics import REQUEST_LATENCY
+from service.phone import mask
+
+REQUEST_ID_HEADER = "X-Request-ID"
+STATE_KEY = "log_fields"
+# A client's request id is kept when it is short and plain; anything else is replaced.
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# The fields of the LogRecord itself; everything else passed in `extra=` is logged as a field.
+_RECORD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
+
+request_log = logging.getLogger("phoneline.request")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def logging_config(level: str = "info") -> dict[str, Any]:
+    """A `logging.config.dictConfig` dict (also uvicorn's `log_config`): JSON lines to stdout.
+
+    uvicorn's access log is left off: `RequestLog` writes a richer line per request.
+    """
+    level = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            "uvicorn": {"handlers": [], "level": level, "propagate": True},
+            "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+        },
+    }
+
+
+def configure_logging(level: str = "info") -> dict[str, Any]:
+    """Configure this process's logging as JSON lines; returns the config (for uvicorn)."""
+    config = logging_config(level)
+    logging.config.dictConfig(config)
+    return config
+
+
+def note_twilio_request(request: Request, form: Mapping[str, Any]) -> None:
+    """Put a webhook's CallSid/MessageSid and masked From/To into the request's log line."""
+    fields: dict[str, str] = {}
+    for param, field in (("CallSid", "call_sid"), ("MessageSid", "message_sid")):
+        value = form.get(param)
+        if isinstance(value, str) and value:
+            fields[field] = value[:64]
+    for param, field in (("From", "from"), ("To", "to")):
+        value = form.get(param)
+        if isinstance(value, str) and value:
+            fields[field] = mask(value)
+    request.state.log_fields = fields
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
+class RequestLog:
+    """ASGI middleware: X-Request-ID in and out, a JSON log line and a latency observation."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers", []))
+        incoming = headers.get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            method = scope.get("method", "")
+            REQUEST_LATENCY.labels(route=route, method=method, status=str(status)).observe(elapsed)
+            fields: dict[str, Any] = {
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "path": scope.get("path", "")[:200],
+                "status": status,
+                "latency_ms": round(elapsed * 1000, 2),
+            }
+            noted = scope.get("state", {}).get(STATE_KEY)
+            if isinstance(noted, dict):
+                fields.update(noted)
+            level = logging.ERROR if status >= 500 else logging.INFO
+            request_log.log(level, "%s %s %s", method, fields["path"], status, extra=fields)

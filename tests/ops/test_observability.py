@@ -1,0 +1,188 @@
+"""/metrics, /readyz and the JSON request log, as an operator sees them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
+
+from service.channels.signature import TwilioForm
+from service.db import Database, set_database
+from service.logs import JsonFormatter, logging_config
+from tests.support import AppClient, app_client
+
+CALLER = "+18045551234"
+SECRET_BODY = "my biopsy results came back"
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """{sorted labels: value} of the samples called `name` in a text exposition."""
+    found: dict[tuple[tuple[str, str], ...], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def request_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    """The request log lines, formatted exactly as production writes them."""
+    formatter = JsonFormatter()
+    return [
+        json.loads(formatter.format(record))
+        for record in caplog.records
+        if record.name == "phoneline.request"
+    ]
+
+
+def healthz_count(client: AppClient) -> float:
+    text = client.get("/metrics").text
+    found = samples(text, "phoneline_http_request_duration_seconds_count")
+    return found.get((("method", "GET"), ("route", "/healthz"), ("status", "200")), 0.0)
+
+
+def test_metrics_expose_the_spec_metrics_and_count_requests(client: AppClient) -> None:
+    before = healthz_count(client)
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert healthz_count(client) == before + 3
+    names = {family.name for family in text_string_to_metric_families(response.text)}
+    assert {
+        "phoneline_http_request_duration_seconds",
+        "phoneline_calls",
+        "phoneline_transfers",
+        "phoneline_texts_sent",
+        "phoneline_texts_failed",
+        "phoneline_text_delivery",
+        "phoneline_opt_out_changes",
+        "phoneline_db_errors",
+    } <= names
+
+
+def test_unknown_paths_share_one_label(client: AppClient) -> None:
+    client.get("/no/such/page-1")
+    client.get("/no/such/page-2")
+    found = samples(client.get("/metrics").text, "phoneline_http_request_duration_seconds_count")
+    routes = {dict(labels)["route"] for labels in found}
+    assert "unmatched" in routes
+    assert not any(route.startswith("/no/") for route in routes)
+
+
+def test_multiprocess_mode_sums_every_process(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set, a process's /metrics shows the other processes' counts."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    count = "from service.metrics import TEXTS_SENT; TEXTS_SENT.labels(via='api').inc({n})"
+    for n in (2, 5):
+        subprocess.run([sys.executable, "-c", count.format(n=n)], env=env, check=True)
+    show = "from service.metrics import exposition; print(exposition()[0].decode())"
+    result = subprocess.run(
+        [sys.executable, "-c", show], env=env, check=True, capture_output=True, text=True
+    )
+    assert samples(result.stdout, "phoneline_texts_sent_total") == {(("via", "api"),): 7.0}
+
+
+def test_readyz_is_ready_on_a_migrated_database(client: AppClient) -> None:
+    response = client.get("/readyz")
+    assert (response.status_code, response.text) == (200, "ready\n")
+
+
+def test_readyz_answers_503_when_the_database_does_not(client: AppClient) -> None:
+    unreachable = Database(
+        "postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+    )
+    previous = set_database(unreachable)
+    try:
+        response = client.get("/readyz")
+    finally:
+        set_database(previous)
+        unreachable.dispose()
+    assert response.status_code == 503
+    assert "not ready" in response.text
+    assert client.get("/healthz").status_code == 200
+
+
+def test_one_json_line_per_request_with_a_request_id(
+    client: AppClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="phoneline.request")
+    given = client.get("/healthz", headers={"X-Request-ID": "lb-42.abc"})
+    generated = client.get("/healthz")
+    hostile = client.get("/healthz", headers={"X-Request-ID": "bad id\" {}"})
+    assert given.headers["x-request-id"] == "lb-42.abc"
+    assert len(generated.headers["x-request-id"]) == 32
+    assert hostile.headers["x-request-id"] != "bad id\" {}"
+    lines = request_lines(caplog)
+    assert len(lines) == 3
+    first = lines[0]
+    assert first["request_id"] == "lb-42.abc"
+    assert (first["method"], first["route"], first["status"]) == ("GET", "/healthz", 200)
+    assert isinstance(first["latency_ms"], float)
+    assert str(first["time"]).endswith("+00:00")
+    assert lines[1]["request_id"] == generated.headers["x-request-id"]
+
+
+def test_webhook_line_has_the_sid_and_masked_numbers_but_no_body(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.post("/twilio/test-echo")
+    async def echo(form: TwilioForm, request: Request) -> dict[str, str]:
+        return {"ok": "yes"}
+
+    caplog.set_level(logging.INFO, logger="phoneline.request")
+    params = {
+        "MessageSid": "SM" + "a" * 32,
+        "From": CALLER,
+        "To": "+18005550000",
+        "Body": SECRET_BODY,
+    }
+    with app_client(app) as client:
+        assert client.twilio("/twilio/test-echo", params).status_code == 200
+        assert client.post("/twilio/test-echo", data=params).status_code == 403
+    signed, unsigned = request_lines(caplog)
+    assert signed["message_sid"] == "SM" + "a" * 32
+    assert signed["from"] == "•••-•••-1234"
+    assert signed["to"] == "•••-•••-0000"
+    assert signed["route"] == "/twilio/test-echo"
+    assert unsigned["status"] == 403
+    assert "message_sid" not in unsigned
+    everything = "\n".join(
+        JsonFormatter().format(record) for record in caplog.records
+    ) + caplog.text
+    assert CALLER not in everything
+    assert "5551234" not in everything
+    assert SECRET_BODY not in everything
+
+
+def test_413_is_logged_and_timed(client: AppClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="phoneline.request")
+    response = client.post("/twilio/voice", content=b"x" * (64 * 1024 + 1))
+    assert response.status_code == 413
+    assert response.headers["x-request-id"]
+    (line,) = request_lines(caplog)
+    assert line["status"] == 413
+
+
+def test_logging_config_writes_json_lines(tmp_path: Path) -> None:
+    script = (
+        "import logging, sys; from service.logs import configure_logging; "
+        "configure_logging('info'); "
+        "logging.getLogger('phoneline.test').info('hello %s', 'there', extra={'route': '/x'})"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    )
+    line = json.loads(result.stdout.strip())
+    assert line["message"] == "hello there"
+    assert (line["level"], line["logger"], line["route"]) == ("info", "phoneline.test", "/x")
+    assert logging_config("debug")["root"]["level"] == "DEBUG"
