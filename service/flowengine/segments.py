@@ -73,7 +73,18 @@ def pack(text: str, max_segments: int = 4) -> list[str]:
         current = candidate
     if current:
         messages.append(current)
-    return messages
+    return _balanced(messages, max_segments)
+
+
+def _balanced(messages: list[str], max_segments: int) -> list[str]:
+    """Never leave one short line (the "how to go on" footer) alone in the last message."""
+    if len(messages) < 2 or "\n" in messages[-1]:
+        return messages
+    head, _, moved = messages[-2].rpartition("\n")
+    tail = f"{moved}\n{messages[-1]}"
+    if not head or count_segments(tail) > max_segments:
+        return messages
+    return [*messages[:-2], head, tail]
 
 
 def _lines_that_fit(text: str, max_segments: int) -> list[str]:
