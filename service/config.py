@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     flows_dir: Path = Path("flows")
     flow_file: str = "second-opinion.yaml"
     twilio_api_base: str = ""
+    # Outbound texts go from the number the texter or caller used (stored on the outbox row);
+    # otherwise from this Messaging Service, or else from this number (also the caller ID of
+    # call-backs that have no number of their own).
+    twilio_from_number: str = ""
+    twilio_messaging_service_sid: str = ""
     var_dir: Path = Path("var")
     trusted_proxies: str = "127.0.0.1,::1"
     run_worker_in_server: bool = True

@@ -47,6 +47,24 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "sms_card": "{name}: {display}",
         "sms_card_or": " or ",
         "sms_opt_in": "Msg&data rates may apply. Reply STOP to opt out, HELP for help.",
+        # SMS keywords (carrier rules) and the fixed replies of the text line
+        "sms_help": (
+            "{program}: how to get a second opinion. Patient referral coordinator: "
+            "{coordinator}. Msg&data rates may apply. Reply STOP to opt out, MENU for the menu."
+        ),
+        "sms_stopped": (
+            "You are unsubscribed from {program}. No more messages will be sent. "
+            "Reply START to resubscribe. For help call {coordinator}."
+        ),
+        "sms_started": (
+            "You are subscribed to {program} again. Msg&data rates may apply. "
+            "Reply STOP to opt out, HELP for help."
+        ),
+        "sms_unavailable": (
+            "{program}: the text menu is not available right now. Please call the patient "
+            "referral coordinator at {coordinator}. Reply STOP to opt out."
+        ),
+        "sms_calling": "We will call you in a moment and connect you to {name}.",
     },
     "es": {
         "language_name": "Español",
@@ -89,6 +107,24 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "Pueden aplicarse tarifas de mensajes y datos. Responda STOP para cancelar, "
             "AYUDA para ayuda."
         ),
+        "sms_help": (
+            "{program}: cómo pedir una segunda opinión. Coordinación de referidos: "
+            "{coordinator}. Pueden aplicarse tarifas de mensajes y datos. Responda STOP para "
+            "cancelar, MENU para el menú."
+        ),
+        "sms_stopped": (
+            "Canceló su suscripción a {program}. No le enviaremos más mensajes. "
+            "Responda START para volver. Para ayuda llame al {coordinator}."
+        ),
+        "sms_started": (
+            "Está suscrito otra vez a {program}. Pueden aplicarse tarifas de mensajes y datos. "
+            "Responda STOP para cancelar, AYUDA para ayuda."
+        ),
+        "sms_unavailable": (
+            "{program}: el menú por texto no está disponible ahora. Llame a la coordinación de "
+            "referidos al {coordinator}. Responda STOP para cancelar."
+        ),
+        "sms_calling": "En un momento le llamaremos para comunicarle con {name}.",
     },
 }
 

@@ -1,0 +1,157 @@
+"""Outbound texts and calls through the Twilio REST API, behind a narrow interface.
+
+`Sender` is what the worker needs: `send_sms` and `place_call`, each returning Twilio's SID or
+raising `SendError`, which says whether trying again later can help (5xx, 429, timeouts,
+connection errors) or not (any other 4xx: a bad number, a number that cannot receive texts...).
+
+`TwilioSender` uses the `twilio` REST client. `TWILIO_API_BASE` (tests: a fake Twilio on
+127.0.0.1) replaces Twilio's `https://*.twilio.com` host in every request it makes; everything else
+(paths, auth, form encoding, JSON parsing, error mapping) is the real client's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
+
+from service.config import Settings
+from service.flowengine.model import Contact
+from service.flowengine.phrases import phrase
+from service.flowengine.render import spoken_digits
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+"""Far below the outbox's stale-claim time, so a slow send is never taken over mid-flight."""
+
+SAY_LANGUAGES = {"en": "en-US", "es": "es-US"}
+
+
+class SendError(Exception):
+    """A send that failed. `retryable`: the same request may succeed later."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+
+
+class Sender(Protocol):
+    def send_sms(self, to: str, from_: str | None, body: str, status_callback: str | None) -> str:
+        """Send one text; returns its MessageSid."""
+        ...
+
+    def place_call(self, to: str, from_: str | None, twiml: str) -> str:
+        """Place a call that runs `twiml` when answered; returns its CallSid."""
+        ...
+
+
+class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """Twilio's own HTTP client, sending to `base` instead of `https://*.twilio.com`."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.base = base.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:
+        parts = urlsplit(url)
+        if self.base and parts.hostname and parts.hostname.endswith("twilio.com"):
+            url = self.base + parts.path + (f"?{parts.query}" if parts.query else "")
+        response: TwilioResponse = super().request(method, url, *args, **kwargs)
+        return response
+
+
+def retryable_status(status: int) -> bool:
+    return status >= 500 or status == 429
+
+
+class TwilioSender:
+    """`Sender` over the Twilio REST API."""
+
+    def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.settings = settings
+        self.client = Client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            http_client=BaseUrlHttpClient(settings.twilio_api_base, timeout),
+            environment={},
+        )
+
+    def send_sms(self, to: str, from_: str | None, body: str, status_callback: str | None) -> str:
+        params: dict[str, Any] = {"to": to, "body": body}
+        sender = from_ or self.settings.twilio_from_number
+        if self.settings.twilio_messaging_service_sid and not from_:
+            params["messaging_service_sid"] = self.settings.twilio_messaging_service_sid
+        elif sender:
+            params["from_"] = sender
+        else:
+            raise SendError(
+                "no number to send from: set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
+                retryable=False,
+            )
+        if status_callback:
+            params["status_callback"] = status_callback
+        return self._call(lambda: self.client.messages.create(**params))
+
+    def place_call(self, to: str, from_: str | None, twiml: str) -> str:
+        caller_id = from_ or self.settings.twilio_from_number
+        if not caller_id:
+            raise SendError("no number to call from: set TWILIO_FROM_NUMBER", retryable=False)
+        return self._call(lambda: self.client.calls.create(to=to, from_=caller_id, twiml=twiml))
+
+    @staticmethod
+    def _call(create: Any) -> str:
+        try:
+            created = create()
+        except TwilioRestException as error:
+            status = int(error.status or 0)
+            raise SendError(
+                f"Twilio {status} (code {error.code}): {error.msg}"[:500],
+                retryable=retryable_status(status),
+                status=status,
+            ) from error
+        except requests.Timeout as error:
+            raise SendError(f"timed out: {type(error).__name__}", retryable=True) from error
+        except requests.RequestException as error:
+            raise SendError(f"connection failed: {type(error).__name__}", retryable=True) from error
+        except TwilioException as error:
+            raise SendError(f"Twilio client error: {error}"[:500], retryable=False) from error
+        sid = getattr(created, "sid", None)
+        if not sid:
+            raise SendError("Twilio answered without a SID", retryable=True)
+        return str(sid)
+
+
+def call_back_twiml(contact: Contact, lang: str) -> str:
+    """TwiML for a call placed to a texter who asked to be called (CALL): it says whom they are
+    being connected to and dials that contact's lines at once (the first to answer takes it)."""
+    language = SAY_LANGUAGES.get(lang, "en-US")
+    response = VoiceResponse()
+    response.say(phrase(lang, "connecting", name=contact.name[lang]), language=language)
+    dial = response.dial(timeout=30)
+    for number in contact.numbers:
+        dial.number(number)
+    # Heard when the dial ends (unanswered, or after the conversation): the number to call.
+    digits = phrase(lang, "sms_card_or").join(spoken_digits(n) for n in contact.numbers)
+    response.say(
+        phrase(lang, "call_them_at", name=contact.name[lang], digits=digits), language=language
+    )
+    return str(response.to_xml(xml_declaration=True))
+
+
+def status_callback_url(settings: Settings) -> str | None:
+    """Where Twilio reports delivery of texts we send (needs the public URL)."""
+    base = settings.public_base_url.rstrip("/")
+    return f"{base}/twilio/sms/status" if base else None
+
+
+def credentials_configured(settings: Settings) -> bool:
+    return bool(settings.twilio_account_sid and settings.twilio_auth_token)

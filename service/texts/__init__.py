@@ -1,0 +1,1 @@
+"""The SMS line: keywords, conversations and the /twilio/sms webhooks."""

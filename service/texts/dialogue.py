@@ -1,0 +1,109 @@
+"""One inbound text in, what the line answers and records out. Pure: the SMS webhook loads and
+stores the state around it, the simulator keeps it in memory.
+
+Order of precedence: an opt-out keyword always wins (and is always confirmed); a number that
+opted out gets nothing at all until an opt-in keyword; then HELP, the Spanish switch, MENU and
+CALL; everything else is a reply for the flow engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from service.flowengine import Flow, Position, start, step
+from service.flowengine.phrases import phrase
+from service.flowengine.position import Key, Reply
+from service.flowengine.position import Start as StartInput
+from service.flowengine.render import render_sms
+from service.texts.keywords import Keyword, classify, keyword_reply, language_of
+
+
+@dataclass(frozen=True)
+class TextTurn:
+    position: Position
+    """Where the conversation is after this text (unchanged for keywords like HELP)."""
+    reply: str | None
+    """The whole reply (the SMS channel packs it into messages), or None: send nothing."""
+    keyword: Keyword | None = None
+    word: str = ""
+    """The keyword as texted, folded ("STOP", "PARAR")."""
+    opted_out: bool | None = None
+    """True: record an opt-out; False: record an opt-in; None: no change."""
+    call_contact: str | None = None
+    """A contact to connect the texter to by calling them back (the CALL keyword)."""
+    new_conversation: bool = False
+
+
+def call_back_contact(flow: Flow, position: Position) -> str:
+    """Whom CALL connects to: the contact the texter is reading about, else the coordinator."""
+    node = flow.nodes.get(position.node)
+    if node is not None and node.contact is not None:
+        contact = flow.contacts.get(node.contact)
+        if contact is not None and contact.numbers:
+            return contact.id
+    return flow.operator
+
+
+def respond(
+    flow: Flow,
+    body: str,
+    position: Position | None,
+    *,
+    opted_out: bool = False,
+    lang: str | None = None,
+    repeat: bool = False,
+) -> TextTurn:
+    """Answer one text. `position` is None for a new (or expired) conversation, which then
+    starts in `lang` (the language it last used) and gets the opt-in notice. `repeat` is a
+    retried webhook for a text already handled: the current menu again, without stepping."""
+    keyword, word = classify(body)
+    new = position is None
+    current = position or start(flow, "sms", lang)
+    here = current.lang
+
+    if keyword is Keyword.OPT_OUT:
+        reply = keyword_reply(flow, language_of(word, here), "sms_stopped")
+        return TextTurn(current, reply, keyword, word, opted_out=True, new_conversation=new)
+    if keyword is Keyword.OPT_IN:
+        # A START always records the opt-in (idempotent) and shows the main menu.
+        speak = language_of(word, here)
+        at_start, effects = step(flow, replace(current, lang=speak).at(flow.start), StartInput())
+        reply = keyword_reply(flow, speak, "sms_started") + "\n" + render_sms(flow, speak, effects)
+        return TextTurn(at_start, reply, keyword, word, opted_out=False, new_conversation=new)
+    if opted_out:
+        return TextTurn(current, None, keyword, word)
+    if keyword is Keyword.HELP:
+        reply = keyword_reply(flow, language_of(word, here), "sms_help")
+        return TextTurn(current, reply, keyword, word, new_conversation=new)
+    if keyword is Keyword.CALL:
+        contact_id = call_back_contact(flow, current)
+        name = flow.contacts[contact_id].name[here]
+        return TextTurn(
+            current,
+            phrase(here, "sms_calling", name=name),
+            keyword,
+            word,
+            call_contact=contact_id,
+            new_conversation=new,
+        )
+    if keyword is Keyword.SPANISH and "es" in flow.languages:
+        spanish = replace(current, lang="es").at(flow.start)
+        return _engine(flow, spanish, StartInput(), keyword, word, new)
+    if new or keyword is Keyword.MENU:
+        return _engine(flow, current.at(flow.start), StartInput(), keyword, word, new)
+    if repeat:
+        return _engine(flow, current, Key("*"), keyword, word, new)
+    return _engine(flow, current, Reply(body), keyword, word, new)
+
+
+def _engine(
+    flow: Flow,
+    position: Position,
+    event: StartInput | Reply | Key,
+    keyword: Keyword | None,
+    word: str,
+    new: bool,
+) -> TextTurn:
+    after, effects = step(flow, position, event)
+    reply = render_sms(flow, after.lang, effects, opt_in_notice=new)
+    return TextTurn(after, reply, keyword, word, new_conversation=new)
