@@ -16,6 +16,8 @@ flows_app = _group("Validate flow files.")
 db_app = _group("Database migrations.")
 app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
+twilio_app = _group("Twilio: point a phone number at this service.")
+app.add_typer(twilio_app, name="twilio")
 
 
 @app.command()
@@ -171,3 +173,43 @@ def simulate(
     if sys.stdin.isatty():
         typer.echo("(keys 0-9 * #, words, or Enter for silence; Ctrl-D to hang up)", err=True)
     run_terminal(simulation, sys.stdin, typer.echo)
+
+
+@twilio_app.command("configure")
+def twilio_configure(
+    number: str = typer.Option(..., "--number", help="The Twilio number, e.g. +18045550100."),
+    public_url: str = typer.Option(
+        ..., "--public-url", help="The https:// address Twilio reaches this service at."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be set; send nothing."),
+) -> None:
+    """Set the number's voice, fallback, call status and SMS webhook URLs (Twilio REST API)."""
+    from service.channels.numbers import (
+        ConfigureError,
+        check_public_url,
+        configure_number,
+        webhook_settings,
+    )
+    from service.config import get_settings
+    from service.phone import to_e164
+
+    e164 = to_e164(number)
+    if e164 is None:
+        raise typer.BadParameter(f"{number!r} is not a phone number", param_hint="--number")
+    try:
+        check_public_url(public_url)
+        if dry_run:
+            typer.echo(f"would set on {e164} (dry run, nothing sent to Twilio):")
+            changes = webhook_settings(public_url)
+        else:
+            result = configure_number(get_settings(), e164, public_url)
+            typer.echo(f"updated {result.phone_number} ({result.sid}):")
+            changes = result.changes
+            for cleared in result.cleared_applications:
+                typer.echo(f"  cleared {cleared} (its URLs would override these)")
+    except ConfigureError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    for name, value in changes.items():
+        if value:
+            typer.echo(f"  {name:<24} {value}")

@@ -1,0 +1,202 @@
+"""A fake Twilio REST API over real HTTP on 127.0.0.1 (a thread), for TWILIO_API_BASE.
+
+It answers the few resources this service uses (IncomingPhoneNumbers list and update, Messages
+and Calls create) with Twilio-shaped JSON, checks HTTP Basic auth, and records every request with
+its decoded form, so tests assert the exact fields the service posted. `hold_sends()` makes
+message creation wait (the request has reached "Twilio") until `release()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "fake-twilio-auth-token"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    form: dict[str, list[str]]
+    authorization: str
+
+    def field(self, name: str) -> str:
+        (value,) = self.form[name]
+        return value
+
+
+@dataclass
+class FakeTwilio:
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    base_url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    hold: threading.Event | None = None
+    held: threading.Event = field(default_factory=threading.Event)
+    _sids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def add_number(self, phone_number: str, **fields: Any) -> str:
+        sid = f"PN{len(self.numbers) + 1:032x}"
+        self.numbers[sid] = {
+            "sid": sid,
+            "account_sid": ACCOUNT_SID,
+            "phone_number": phone_number,
+            "friendly_name": phone_number,
+            "voice_url": "https://demo.twilio.com/welcome/voice/",
+            "voice_application_sid": None,
+            "sms_application_sid": None,
+            **fields,
+        }
+        return sid
+
+    def hold_sends(self) -> None:
+        """From now on, a message create waits until `release()`; `held` is set when one does."""
+        self.hold = threading.Event()
+        self.held.clear()
+
+    def release(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
+
+    def posts(self, path_end: str) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.method == "POST" and r.path.endswith(path_end)]
+
+    def next_sid(self, prefix: str) -> str:
+        with self.lock:
+            return f"{prefix}{next(self._sids):032x}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _answer(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _record(self) -> Recorded | None:
+        fake = self.server.fake
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode() if length else ""
+        recorded = Recorded(
+            self.command,
+            parts.path,
+            parse_qs(parts.query, keep_blank_values=True),
+            parse_qs(raw, keep_blank_values=True),
+            self.headers.get("Authorization", ""),
+        )
+        with fake.lock:
+            fake.requests.append(recorded)
+        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        if recorded.authorization != expected:
+            self._answer(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            return None
+        return recorded
+
+    def do_GET(self) -> None:
+        recorded = self._record()
+        if recorded is None:
+            return
+        fake = self.server.fake
+        if re.fullmatch(rf"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers\.json",
+                        recorded.path):
+            wanted = recorded.query.get("PhoneNumber", [""])[0]
+            found = [n for n in fake.numbers.values() if not wanted or n["phone_number"] == wanted]
+            self._answer(
+                200,
+                {
+                    "incoming_phone_numbers": found,
+                    "end": len(found) - 1,
+                    "first_page_uri": recorded.path,
+                    "next_page_uri": None,
+                    "page": 0,
+                    "page_size": 50,
+                    "previous_page_uri": None,
+                    "start": 0,
+                    "uri": recorded.path,
+                },
+            )
+            return
+        self._answer(404, {"code": 20404, "message": "Not found", "status": 404})
+
+    def do_POST(self) -> None:
+        recorded = self._record()
+        if recorded is None:
+            return
+        fake = self.server.fake
+        prefix = f"/2010-04-01/Accounts/{ACCOUNT_SID}"
+        number = re.fullmatch(rf"{prefix}/IncomingPhoneNumbers/(PN\w+)\.json", recorded.path)
+        if number and number.group(1) in fake.numbers:
+            resource = fake.numbers[number.group(1)]
+            for key, values in recorded.form.items():
+                snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+                resource[snake] = values[0] or None
+            self._answer(200, resource)
+            return
+        if recorded.path == f"{prefix}/Messages.json":
+            if fake.hold is not None:
+                fake.held.set()
+                fake.hold.wait(timeout=60)
+            sid = fake.next_sid("SM")
+            message = {
+                "sid": sid,
+                "account_sid": ACCOUNT_SID,
+                "to": recorded.form.get("To", [""])[0],
+                "from": recorded.form.get("From", [""])[0],
+                "body": recorded.form.get("Body", [""])[0],
+                "status": "queued",
+            }
+            with fake.lock:
+                fake.messages.append(message)
+            self._answer(201, message)
+            return
+        if recorded.path == f"{prefix}/Calls.json":
+            sid = fake.next_sid("CA")
+            self._answer(201, {"sid": sid, "account_sid": ACCOUNT_SID, "status": "queued"})
+            return
+        self._answer(404, {"code": 20404, "message": "Not found", "status": 404})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeTwilio) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+@contextmanager
+def running_fake_twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    server = _Server(fake)
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.release()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
