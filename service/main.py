@@ -17,6 +17,8 @@ from service.flowengine import FlowError, load_flow
 from service.logs import RequestLog
 from service.middleware import LimitBodySize
 from service.ops import router as ops_router
+from service.texts.router import router as sms_router
+from service.worker import background_sender
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Not in the main thread (tests), or no signals on this platform: no reload on SIGHUP.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, load_configured_flow, app)
-        yield
+        with background_sender(app.state.settings):
+            yield
 
     app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # outermost: logs and times every answer, 413s included
     app.include_router(ops_router)
+    app.include_router(sms_router)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:

@@ -16,6 +16,7 @@ from service.flowengine.position import DialEnded, DialStatus, Input, Key, Reply
 from service.flowengine.position import Start as StartInput
 from service.flowengine.render import contact_card, render_sms, render_voice
 from service.flowengine.segments import pack
+from service.texts.dialogue import respond
 
 DIAL_STATUSES: tuple[DialStatus, ...] = ("completed", "busy", "no-answer", "failed", "canceled")
 VOICE_KEYS = frozenset("0123456789*#")
@@ -28,6 +29,8 @@ class Simulation:
     lang: str | None = None
     position: Position = field(init=False)
     ended: bool = False
+    opted_out: bool = False
+    """SMS: the texter sent STOP (and not START since); nothing is sent to them."""
 
     def __post_init__(self) -> None:
         self.position = start(self.flow, self.channel, self.lang)
@@ -41,7 +44,24 @@ class Simulation:
 
     def send(self, entry: str) -> list[str]:
         """One thing the caller or texter did, written as in the terminal."""
+        if self.channel == "sms":
+            return self._text(entry)
         return self._run(self.parse(entry))
+
+    def _text(self, entry: str) -> list[str]:
+        """A text, answered as the SMS line answers it: carrier keywords (STOP, HELP, START...),
+        HOLA, MENU and CALL first, then the engine. Opt-outs are kept in memory."""
+        turn = respond(self.flow, entry.strip(), self.position, opted_out=self.opted_out)
+        self.position = turn.position
+        if turn.opted_out is not None:
+            self.opted_out = turn.opted_out
+        if turn.reply is None:
+            return ["[nothing is sent: this number opted out (START to opt back in)]"]
+        lines = [f"--- message {i + 1} ---\n{body}" for i, body in enumerate(pack(turn.reply))]
+        if turn.call_contact is not None:
+            number = self.flow.contacts[turn.call_contact].numbers[0]
+            lines.append(f"[calls the texter back and connects them to {number}]")
+        return lines
 
     def parse(self, entry: str) -> Input:
         text = entry.strip()

@@ -22,7 +22,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from service.channels.sender import (
+    DEFAULT_TIMEOUT_SECONDS,
     Sender,
     SendError,
     TwilioSender,
@@ -273,3 +275,25 @@ def build_worker(settings: Settings | None = None) -> Worker | None:
         )
         return None
     return Worker(TwilioSender(settings), settings)
+
+
+@contextmanager
+def background_sender(settings: Settings) -> Iterator[Worker | None]:
+    """The outbox worker on a thread of this process (`phoneline serve`), unless
+    RUN_WORKER_IN_SERVER is false or Twilio is not configured. Journaled opt-outs are applied at
+    start either way."""
+    replay_if_pending(get_database(), settings.var_dir / JOURNAL_NAME)
+    worker = build_worker(settings) if settings.run_worker_in_server else None
+    if worker is None:
+        yield None
+        return
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=worker.run_forever, args=(stop,), name="outbox-worker", daemon=True
+    )
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(timeout=DEFAULT_TIMEOUT_SECONDS + 5)

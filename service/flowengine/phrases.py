@@ -58,7 +58,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         ),
         "sms_started": (
             "You are subscribed to {program} again. Msg&data rates may apply. "
-            "Reply STOP to opt out, HELP for help."
+            "Reply MENU for the menu, HELP for help, STOP to opt out."
         ),
         "sms_unavailable": (
             "{program}: the text menu is not available right now. Please call the patient "
@@ -118,7 +118,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         ),
         "sms_started": (
             "Está suscrito otra vez a {program}. Pueden aplicarse tarifas de mensajes y datos. "
-            "Responda STOP para cancelar, AYUDA para ayuda."
+            "Responda MENU para el menú, AYUDA para ayuda, STOP para cancelar."
         ),
         "sms_unavailable": (
             "{program}: el menú por texto no está disponible ahora. Llame a la coordinación de "

@@ -65,10 +65,10 @@ def respond(
         reply = keyword_reply(flow, language_of(word, here), "sms_stopped")
         return TextTurn(current, reply, keyword, word, opted_out=True, new_conversation=new)
     if keyword is Keyword.OPT_IN:
-        # A START always records the opt-in (idempotent) and shows the main menu.
+        # A START always records the opt-in (idempotent); the next text starts at the main menu.
         speak = language_of(word, here)
-        at_start, effects = step(flow, replace(current, lang=speak).at(flow.start), StartInput())
-        reply = keyword_reply(flow, speak, "sms_started") + "\n" + render_sms(flow, speak, effects)
+        at_start = replace(current, lang=speak).at(flow.start)
+        reply = keyword_reply(flow, speak, "sms_started")
         return TextTurn(at_start, reply, keyword, word, opted_out=False, new_conversation=new)
     if opted_out:
         return TextTurn(current, None, keyword, word)
