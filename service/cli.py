@@ -37,6 +37,7 @@ def serve(
 
     log_config = configure_logging(get_settings().log_level)
     migrate.upgrade()
+    _send_from_one_process_on_sqlite(workers)
     _print_addresses(host, port)
     uvicorn.run(
         "service.main:create_app",
@@ -48,6 +49,59 @@ def serve(
         log_config=log_config,
         access_log=False,
     )
+
+
+def _send_from_one_process_on_sqlite(workers: int) -> None:
+    """On SQLite only one process may send from the outbox: with several serve processes the
+    in-process sender is switched off (run `phoneline worker` beside them). On PostgreSQL every
+    process sends; FOR UPDATE SKIP LOCKED keeps them from sending the same row."""
+    import os
+
+    from service.config import get_settings
+
+    settings = get_settings()
+    if workers > 1 and settings.database_url.startswith("sqlite") and settings.run_worker_in_server:
+        os.environ["RUN_WORKER_IN_SERVER"] = "false"
+        get_settings.cache_clear()
+        typer.echo(
+            "  SQLite with --workers > 1: queued texts are not sent by serve; "
+            "run `phoneline worker` once beside it."
+        )
+
+
+@app.command()
+def worker(
+    once: bool = typer.Option(False, "--once", help="Send what is due now, then exit."),
+    poll: float = typer.Option(2.0, help="Seconds between looks at the outbox."),
+) -> None:
+    """Send queued outbound texts and call-backs (also runs inside `serve` unless
+    RUN_WORKER_IN_SERVER=false). Needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN."""
+    import signal
+    import threading
+
+    from service import migrate
+    from service.config import get_settings
+    from service.logs import configure_logging
+    from service.worker import build_worker
+
+    configure_logging(get_settings().log_level)
+    migrate.upgrade()
+    sender = build_worker(get_settings())
+    if sender is None:
+        typer.echo("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set.", err=True)
+        raise typer.Exit(1)
+    if once:
+        report = sender.run_once()
+        typer.echo(
+            f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
+            f"suppressed {report.suppressed}"
+        )
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    typer.echo(f"outbox worker {sender.worker_id} running; Ctrl-C to stop")
+    sender.run_forever(stop, poll_seconds=poll)
 
 
 def _use_multiprocess_metrics() -> None:
