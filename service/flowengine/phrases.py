@@ -65,6 +65,16 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "referral coordinator at {coordinator}. Reply STOP to opt out."
         ),
         "sms_calling": "We will call you in a moment and connect you to {name}.",
+        # Voice: the text a caller asked for, and the fallback when the menu cannot run
+        "voice_text_intro": "{title}: the numbers you asked for on your call.",
+        "fallback_sorry": (
+            "We're sorry, our phone menu is not working right now. "
+            "Let me connect you with the patient referral coordinator."
+        ),
+        "fallback_after": (
+            "If no one answered, please call the patient referral coordinator at {digits}. "
+            "Goodbye."
+        ),
     },
     "es": {
         "language_name": "Español",
@@ -125,6 +135,15 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "referidos al {coordinator}. Responda STOP para cancelar."
         ),
         "sms_calling": "En un momento le llamaremos para comunicarle con {name}.",
+        "voice_text_intro": "{title}: los números que pidió en su llamada.",
+        "fallback_sorry": (
+            "Lo sentimos, nuestro menú telefónico no funciona en este momento. "
+            "Le voy a comunicar con la coordinación de referidos de pacientes."
+        ),
+        "fallback_after": (
+            "Si nadie contestó, llame a la coordinación de referidos de pacientes al {digits}. "
+            "Adiós."
+        ),
     },
 }
 
