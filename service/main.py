@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
+from service.calls.router import router as voice_router
 from service.config import Settings, get_settings
 from service.flowengine import FlowError, load_flow
 from service.logs import RequestLog
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLog)  # outermost: logs and times every answer, 413s included
     app.include_router(ops_router)
     app.include_router(sms_router)
+    app.include_router(voice_router)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:

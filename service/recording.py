@@ -104,6 +104,7 @@ def _never_raises(
         try:
             method(self, *args, **kwargs)
         except DATABASE_ERRORS as error:
+            self.failed = True
             DB_ERRORS.labels(operation=operation).inc()
             log.warning("recording %s failed: %s", operation, describe_error(error))
 
@@ -121,6 +122,10 @@ class Recorder:
     def __init__(self, database: Database | None = None, *, journal: Path | None = None) -> None:
         self._database = database
         self._journal = journal
+        self.failed = False
+        """Set once any recording through this Recorder failed (and was swallowed), so that a
+        caller with several things to record can stop after the first failure instead of
+        waiting on a database that is down once per record."""
 
     @property
     def database(self) -> Database:

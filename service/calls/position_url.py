@@ -1,0 +1,77 @@
+"""Where a call is in the flow, carried in the query string of the signed action URL.
+
+`/twilio/voice?at=<node>&lang=<en|es>&m=<misses>&s=<state>&c=<contact>&l=<line>`
+
+Twilio signs the whole URL it posts to, so a caller cannot change their position; the URL is
+still treated as untrusted (an old URL after the flow file changed, a hand-made request with a
+valid signature): decoding never fails, it clamps and drops what it does not understand, and the
+engine's own sanitising turns an unknown node or contact into the main menu.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from service.flowengine.position import MAX_MISSES, Position, State
+
+NODE_PARAM = "at"
+LANG_PARAM = "lang"
+MISSES_PARAM = "m"
+STATE_PARAM = "s"
+CONTACT_PARAM = "c"
+LINE_PARAM = "l"
+
+STATES: tuple[State, ...] = ("menu", "dialing", "retry")
+MAX_ID_CHARS = 64
+MAX_LINE = 9
+
+
+def encode(position: Position) -> str:
+    """The query string (without "?") that carries `position`."""
+    return urlencode(
+        {
+            NODE_PARAM: position.node,
+            LANG_PARAM: position.lang,
+            MISSES_PARAM: position.misses,
+            STATE_PARAM: position.state,
+            CONTACT_PARAM: position.contact or "",
+            LINE_PARAM: position.line,
+        }
+    )
+
+
+def decode(params: Mapping[str, Any], default_lang: str) -> Position | None:
+    """The position in these query parameters; None when there is none (a call's first webhook).
+
+    Never raises: bad numbers become 0, unknown states "menu", over-long ids are cut (and then
+    unknown to the flow, which sends the caller to the main menu).
+    """
+    node = _text(params.get(NODE_PARAM))
+    if not node:
+        return None
+    state_text = _text(params.get(STATE_PARAM))
+    state: State = next((known for known in STATES if known == state_text), "menu")
+    contact = _text(params.get(CONTACT_PARAM)) or None
+    return Position(
+        node=node,
+        lang=_text(params.get(LANG_PARAM)) or default_lang,
+        channel="voice",
+        misses=_small_int(params.get(MISSES_PARAM), MAX_MISSES),
+        state=state,
+        contact=contact if state != "menu" else None,
+        line=_small_int(params.get(LINE_PARAM), MAX_LINE),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.strip()[:MAX_ID_CHARS] if isinstance(value, str) else ""
+
+
+def _small_int(value: Any, maximum: int) -> int:
+    text = _text(value)
+    if not text.isascii() or not text.isdigit():
+        return 0
+    number = int(text)
+    return number if number <= maximum else 0

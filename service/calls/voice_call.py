@@ -1,0 +1,289 @@
+"""One voice webhook: what the caller did → one engine step → the TwiML they hear next.
+
+Nothing here decides words (the engine and `render_voice` do) or writes TwiML (the voice
+channel does). The call's position travels in the signed action URL, so a turn needs no
+database; the only database work on the way to the caller's answer is queuing a text they asked
+for ("press 8"), and when that fails the caller hears that no text can be sent. Everything else
+(the call's record) happens after the answer is sent, through `record_turn`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import phonenumbers
+
+from service.calls import position_url
+from service.channels import voice
+from service.db import Database
+from service.flowengine import Flow, Position, start, step
+from service.flowengine.engine import hints
+from service.flowengine.phrases import phrase
+from service.flowengine.position import (
+    DialEnded,
+    DialStatus,
+    Input,
+    Key,
+    Silence,
+    Speech,
+    Start,
+)
+from service.flowengine.render import VoiceTurn, contact_card, render_voice
+from service.metrics import DB_ERRORS
+from service.models import CallEventKind, OutboxKind
+from service.optouts import is_opted_out
+from service.outbox import enqueue
+from service.recording import DATABASE_ERRORS, Recorder, describe_error
+
+log = logging.getLogger(__name__)
+
+VOICE_PATH = "/twilio/voice"
+KEYS = frozenset("0123456789*#")
+REPEAT = "*"
+DIAL_STATUSES: tuple[DialStatus, ...] = (
+    "completed",
+    "answered",
+    "busy",
+    "no-answer",
+    "failed",
+    "canceled",
+)
+MAX_SPEECH_CHARS = 200
+TEXTABLE_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """The parameters of a voice webhook this line uses (all optional: bad input is expected)."""
+
+    call_sid: str = ""
+    caller: str = ""
+    called: str = ""
+    digits: str = ""
+    speech: str = ""
+    confidence: str = ""
+    dial_status: str = ""
+    dial_duration: str = ""
+
+    @classmethod
+    def from_form(cls, form: Mapping[str, Any]) -> Webhook:
+        def field(name: str, limit: int = 64) -> str:
+            value = form.get(name)
+            return value.strip()[:limit] if isinstance(value, str) else ""
+
+        return cls(
+            call_sid=field("CallSid"),
+            caller=field("From"),
+            called=field("To"),
+            digits=field("Digits"),
+            speech=field("SpeechResult", MAX_SPEECH_CHARS),
+            confidence=field("Confidence", 16),
+            dial_status=field("DialCallStatus").lower(),
+            dial_duration=field("DialCallDuration", 16),
+        )
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One answered webhook: where the call was, what the caller did, where it is now."""
+
+    before: Position | None
+    """None on the call's first webhook (or when its URL carried no position)."""
+    event: Input
+    after: Position
+    voice: VoiceTurn
+    twiml: str
+    texted: tuple[str, ...] = ()
+    """Contacts whose numbers were queued to the caller by text in this turn."""
+
+
+TextQueue = Callable[[Webhook, Position, tuple[str, ...]], bool]
+"""Queues a text of these contacts to the caller; returns whether it was queued."""
+
+
+def read_input(webhook: Webhook, before: Position | None) -> Input:
+    """What the caller did, from Twilio's parameters. A Digits value that is not one key (junk
+    from a hand-made request: Twilio sends one key) repeats the menu the caller is in."""
+    if before is None:
+        return Start()
+    if webhook.dial_status:
+        status: DialStatus = next(
+            (known for known in DIAL_STATUSES if known == webhook.dial_status), "failed"
+        )
+        return DialEnded(status)
+    if webhook.digits:
+        return Key(webhook.digits) if webhook.digits in KEYS else Key(REPEAT)
+    if webhook.speech:
+        return Speech(webhook.speech)
+    return Silence()
+
+
+def take_turn(
+    flow: Flow,
+    webhook: Webhook,
+    before: Position | None,
+    base_url: str,
+    now: datetime,
+    queue_text: TextQueue,
+) -> Turn:
+    """Step the engine once for this webhook and render the answer."""
+    lang = before.lang if before is not None else None
+    if before is not None and before.node not in flow.nodes:
+        before = None  # a stale or bogus position: start over at the main menu
+    event = read_input(webhook, before)
+    position = before or start(flow, "voice", lang)
+    after, effects = step(flow, position, event, now)
+    turn = render_voice(flow, after.lang, effects)
+    texted: tuple[str, ...] = ()
+    if turn.texts:
+        if queue_text(webhook, after, turn.texts):
+            texted = turn.texts
+        else:
+            turn = render_voice(flow, after.lang, effects, can_text=False)
+    twiml = voice.render_turn(
+        turn,
+        after.lang,
+        action_url(base_url, after),
+        hints=hints(flow, after) if turn.ending == "gather" else (),
+        caller_id=voice.caller_id_for(webhook.caller, webhook.called),
+    )
+    return Turn(before, event, after, turn, twiml, texted)
+
+
+def action_url(base_url: str, position: Position) -> str:
+    return f"{base_url}{VOICE_PATH}?{position_url.encode(position)}"
+
+
+# -- "press 8": a text of the numbers to the caller ------------------------------------------
+
+
+def textable_number(raw: str) -> str | None:
+    """The caller's number in E.164 when a text can reach it (a valid mobile, or a number that
+    may be one, as every US number is); None for landlines, toll-free, withheld or junk."""
+    if not raw.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    if phonenumbers.number_type(parsed) not in TEXTABLE_TYPES:
+        return None
+    e164: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164
+
+
+def text_body(flow: Flow, lang: str, contacts: tuple[str, ...]) -> str:
+    """The text a caller gets: where it comes from, the contact cards, how to stop."""
+    cards = [contact_card(flow.contacts[c], lang) for c in contacts if c in flow.contacts]
+    intro = phrase(lang, "voice_text_intro", title=flow.title.get(lang, flow.name))
+    return "\n".join([intro, *cards, phrase(lang, "sms_opt_in")])
+
+
+def text_dedupe_key(call_sid: str, node: str, contacts: tuple[str, ...]) -> str:
+    """Same call, same menu, same contacts: one text, however often Twilio retries."""
+    digest = hashlib.sha256(f"{call_sid}|{node}|{','.join(contacts)}".encode()).hexdigest()
+    return f"voice-text:{digest[:40]}"
+
+
+def database_text_queue(database: Callable[[], Database], flow: Flow) -> TextQueue:
+    """A `TextQueue` that puts the text in the outbox (the SMS worker sends it), unless the
+    caller's number cannot take texts or opted out. Database errors mean "not queued"."""
+
+    def queue(webhook: Webhook, position: Position, contacts: tuple[str, ...]) -> bool:
+        to = textable_number(webhook.caller)
+        if to is None or not webhook.call_sid:
+            return False
+        body = text_body(flow, position.lang, contacts)
+        try:
+            with database().session() as session:
+                if is_opted_out(session, to):
+                    return False
+                enqueue(
+                    session,
+                    OutboxKind.SMS,
+                    to,
+                    body,
+                    from_number=webhook.called or None,
+                    dedupe_key=text_dedupe_key(webhook.call_sid, position.node, contacts),
+                )
+        except DATABASE_ERRORS as error:
+            DB_ERRORS.labels(operation="voice_text").inc()
+            log.warning("could not queue a caller's text: %s", describe_error(error))
+            return False
+        return True
+
+    return queue
+
+
+# -- the call's record ------------------------------------------------------------------------
+
+
+def record_turn(
+    recorder: Recorder, flow: Flow, webhook: Webhook, turn: Turn, at: datetime
+) -> None:
+    """Record what this turn did. Runs after the answer went out; stops at the first database
+    failure (the recorder swallows it) so a database that is down costs one timeout, not many."""
+    sid = webhook.call_sid
+    if not sid:
+        return
+    before, after, event, said = turn.before, turn.after, turn.event, turn.voice
+    node = before.node if before is not None else after.node
+    steps: list[Callable[[], None]] = []
+    if before is None:
+        steps.append(
+            lambda: recorder.call_started(
+                sid,
+                webhook.caller,
+                webhook.called,
+                language=after.lang,
+                flow_hash=flow.content_hash,
+                at=at,
+            )
+        )
+
+    def event_step(kind: CallEventKind, where: str, detail: str | None = None) -> None:
+        steps.append(lambda: recorder.call_event(sid, kind, node=where, detail=detail, at=at))
+
+    match event:
+        case Key(key=key):
+            event_step(CallEventKind.KEY, node, key)
+        case Speech(text=text):
+            confidence = f" ({webhook.confidence})" if webhook.confidence else ""
+            event_step(CallEventKind.SPEECH, node, text + confidence)
+        case DialEnded(status=status) if before is not None and before.contact in flow.contacts:
+            contact = flow.contacts[before.contact]
+            number = contact.numbers[before.line] if before.line < len(contact.numbers) else None
+            steps.append(
+                lambda: recorder.dial_result(
+                    sid, status, contact=contact.id, number=number, node=node, at=at
+                )
+            )
+        case _:
+            pass
+    if before is not None and before.lang != after.lang:
+        event_step(CallEventKind.LANGUAGE, node, after.lang)
+    new_menu = before is None or before.node != after.node or before.state != "menu"
+    if said.ending == "gather" and after.state == "menu" and new_menu:
+        event_step(CallEventKind.MENU, after.node)
+    if turn.texted:
+        event_step(CallEventKind.TEXT_QUEUED, after.node, ",".join(turn.texted))
+    if said.ending == "dial" and said.contact and said.dial_number:
+        contact_id, dialed = said.contact, said.dial_number
+        steps.append(
+            lambda: recorder.call_transferred(sid, contact_id, dialed, node=after.node, at=at)
+        )
+    if said.ending == "hangup":
+        steps.append(lambda: recorder.call_ended(sid, node=after.node, detail="goodbye", at=at))
+    for record in steps:
+        record()
+        if recorder.failed:
+            return

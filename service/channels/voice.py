@@ -1,0 +1,146 @@
+"""The one TwiML renderer for voice: a `VoiceTurn` (what the engine's effects say) into TwiML.
+
+Only documented TwiML verbs and nesting (twilio's `VoiceResponse` builds it): every `<Say>` has
+its `language` and `voice`; a menu is a `<Gather>` with the `<Say>`s inside, so a caller can press
+a key (or speak) during the prompt; a transfer is `<Dial action=…><Number>`; an ending is
+`<Hangup/>` after the goodbye.
+
+Twilio's documented behaviour this relies on (TwiML Voice reference, <Gather> and <Dial>):
+- `<Gather>` posts the key to `action` as `Digits`, or the words as `SpeechResult` (with
+  `Confidence`); `finishOnKey=""` makes `#` and `*` ordinary keys; `actionOnEmptyResult="true"`
+  posts to `action` even when the caller pressed nothing (no `Digits`): the silence path.
+- `<Dial>` requests its `action` when the dialed call ends, with `DialCallStatus` (completed,
+  answered, busy, no-answer, failed, canceled) and `DialCallDuration`.
+- `callerId` must be the calling number, the called number or a verified number (error 13214),
+  and carriers sometimes send an invalid caller ID on incoming calls: see `caller_id_for`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import phonenumbers
+from twilio.twiml.voice_response import VoiceResponse
+
+from service.flowengine.phrases import PHRASES, phrase
+from service.flowengine.render import VoiceTurn, spoken_digits
+
+SAY_LANGUAGES = {"en": "en-US", "es": "es-US"}
+SAY_VOICES = {"en": "Polly.Joanna-Neural", "es": "Polly.Lupe"}
+DEFAULT_LANG = "en"
+
+GATHER_TIMEOUT_SECONDS = 6
+DIAL_TIMEOUT_SECONDS = 25
+MAX_HINT_CHARS = 100
+FALLBACK_LANGUAGES = ("en", "es")
+
+
+# "Para español, oprima 9." in an English menu is Spanish: said in the Spanish voice.
+LANGUAGE_OFFERS = {
+    PHRASES[lang]["language_offer"].format(key=key): lang
+    for lang in SAY_LANGUAGES
+    for key in "0123456789"
+}
+
+
+def say(response: VoiceResponse, text: str, lang: str) -> None:
+    """A `<Say>` in `lang`'s language and voice (English for a language we have no voice for)."""
+    known = lang if lang in SAY_LANGUAGES else DEFAULT_LANG
+    response.say(text, language=SAY_LANGUAGES[known], voice=SAY_VOICES[known])
+
+
+def render_turn(
+    turn: VoiceTurn,
+    lang: str,
+    action_url: str,
+    *,
+    hints: Sequence[str] = (),
+    caller_id: str | None = None,
+) -> str:
+    """The TwiML for one answer to a voice webhook. `action_url` (absolute, signed by Twilio
+    when it posts) carries the call's next position; it is where the Gather and Dial report."""
+    response = VoiceResponse()
+    if turn.ending == "gather":
+        gather = response.gather(
+            input="dtmf speech",
+            num_digits=1,
+            finish_on_key="",
+            timeout=GATHER_TIMEOUT_SECONDS,
+            speech_timeout="auto",
+            action_on_empty_result=True,
+            action=action_url,
+            method="POST",
+            language=SAY_LANGUAGES.get(lang, SAY_LANGUAGES[DEFAULT_LANG]),
+            hints=_hints(hints) or None,
+        )
+        for line in turn.lines:
+            say(gather, line, LANGUAGE_OFFERS.get(line, lang))
+        # Not reached while Twilio honours actionOnEmptyResult; if it ever falls through, the
+        # same URL without Digits is the silence path, so the call still cannot stall.
+        response.redirect(action_url, method="POST")
+    else:
+        for line in turn.lines:
+            say(response, line, lang)
+        if turn.ending == "dial" and turn.dial_number:
+            dial = response.dial(
+                action=action_url,
+                method="POST",
+                timeout=DIAL_TIMEOUT_SECONDS,
+                caller_id=caller_id or None,
+            )
+            dial.number(turn.dial_number)
+        else:
+            response.hangup()
+    return _xml(response)
+
+
+def fallback(number: str, caller_id: str | None = None) -> str:
+    """The answer when the line cannot run its menu: an apology in every language, the number
+    read aloud, and a `<Dial>` to the coordinator (no action: nothing to call back into)."""
+    digits = spoken_digits(number)
+    response = VoiceResponse()
+    for lang in FALLBACK_LANGUAGES:
+        say(response, phrase(lang, "fallback_sorry"), lang)
+        say(response, phrase(lang, "number_is", digits=digits), lang)
+    dial = response.dial(timeout=DIAL_TIMEOUT_SECONDS, caller_id=caller_id or None)
+    dial.number(number)
+    for lang in FALLBACK_LANGUAGES:
+        say(response, phrase(lang, "fallback_after", digits=digits), lang)
+    response.hangup()
+    return _xml(response)
+
+
+def caller_id_for(caller: str | None, called: str | None) -> str | None:
+    """The callerId of a forwarded call: the caller's own number when it is a valid E.164
+    number (the person being called sees who is calling), otherwise the number they called
+    (ours); None when neither is valid, and Twilio's default applies."""
+    for candidate in (caller, called):
+        if candidate and _valid_e164(candidate):
+            return candidate
+    return None
+
+
+def _valid_e164(number: str) -> bool:
+    if not number.startswith("+"):
+        return False
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return False
+    valid = phonenumbers.is_valid_number(parsed)
+    canonical = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return bool(valid) and canonical == number
+
+
+def _hints(hints: Sequence[str]) -> str:
+    """Twilio's `hints`: comma separated phrases of at most 100 characters each."""
+    cleaned = []
+    for hint in hints:
+        text = " ".join(hint.replace(",", " ").split())[:MAX_HINT_CHARS]
+        if text and text not in cleaned:
+            cleaned.append(text)
+    return ", ".join(cleaned)
+
+
+def _xml(response: VoiceResponse) -> str:
+    return str(response.to_xml(xml_declaration=True))
