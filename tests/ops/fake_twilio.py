@@ -119,8 +119,9 @@ class _Handler(BaseHTTPRequestHandler):
         if recorded is None:
             return
         fake = self.server.fake
-        if re.fullmatch(rf"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers\.json",
-                        recorded.path):
+        if re.fullmatch(
+            rf"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers\.json", recorded.path
+        ):
             wanted = recorded.query.get("PhoneNumber", [""])[0]
             found = [n for n in fake.numbers.values() if not wanted or n["phone_number"] == wanted]
             self._answer(

@@ -44,7 +44,13 @@ def test_configure_posts_the_webhook_urls_to_the_number(tmp_path: Path, fake: Fa
     other = fake.add_number("+18045550199")
     sid = fake.add_number(NUMBER, voice_application_sid="AP" + "2" * 32)
     result = phoneline(
-        tmp_path, "twilio", "configure", "--number", "(804) 555-0100", "--public-url", PUBLIC,
+        tmp_path,
+        "twilio",
+        "configure",
+        "--number",
+        "(804) 555-0100",
+        "--public-url",
+        PUBLIC,
         fake=fake,
     )
     assert result.returncode == 0, result.stderr
@@ -74,7 +80,13 @@ def test_a_trailing_slash_in_the_public_url_makes_no_double_slash(
 ) -> None:
     sid = fake.add_number(NUMBER)
     result = phoneline(
-        tmp_path, "twilio", "configure", "--number", NUMBER, "--public-url", PUBLIC + "/",
+        tmp_path,
+        "twilio",
+        "configure",
+        "--number",
+        NUMBER,
+        "--public-url",
+        PUBLIC + "/",
         fake=fake,
     )
     assert result.returncode == 0, result.stderr
@@ -86,7 +98,14 @@ def test_a_trailing_slash_in_the_public_url_makes_no_double_slash(
 def test_dry_run_prints_and_sends_nothing(tmp_path: Path, fake: FakeTwilio) -> None:
     fake.add_number(NUMBER)
     result = phoneline(
-        tmp_path, "twilio", "configure", "--number", NUMBER, "--public-url", PUBLIC, "--dry-run",
+        tmp_path,
+        "twilio",
+        "configure",
+        "--number",
+        NUMBER,
+        "--public-url",
+        PUBLIC,
+        "--dry-run",
         fake=fake,
     )
     assert result.returncode == 0, result.stderr
@@ -105,8 +124,15 @@ def test_dry_run_prints_and_sends_nothing(tmp_path: Path, fake: FakeTwilio) -> N
 
 def test_missing_credentials_is_a_clear_error(tmp_path: Path, fake: FakeTwilio) -> None:
     result = phoneline(
-        tmp_path, "twilio", "configure", "--number", NUMBER, "--public-url", PUBLIC,
-        fake=fake, credentials=False,
+        tmp_path,
+        "twilio",
+        "configure",
+        "--number",
+        NUMBER,
+        "--public-url",
+        PUBLIC,
+        fake=fake,
+        credentials=False,
     )
     assert result.returncode == 1
     assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set" in result.stderr
@@ -129,9 +155,15 @@ def test_wrong_credentials_and_unreachable_twilio(tmp_path: Path, fake: FakeTwil
     result = subprocess.run(
         [PHONELINE, "twilio", "configure", "--number", NUMBER, "--public-url", PUBLIC],
         cwd=tmp_path,
-        env={**os.environ, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_API_BASE": fake.base_url,
-             **env_token},
-        capture_output=True, text=True, timeout=60,
+        env={
+            **os.environ,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_API_BASE": fake.base_url,
+            **env_token,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "Twilio refused" in result.stderr
@@ -139,9 +171,15 @@ def test_wrong_credentials_and_unreachable_twilio(tmp_path: Path, fake: FakeTwil
     result = subprocess.run(
         [PHONELINE, "twilio", "configure", "--number", NUMBER, "--public-url", PUBLIC],
         cwd=tmp_path,
-        env={**os.environ, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-             "TWILIO_API_BASE": "http://127.0.0.1:9"},
-        capture_output=True, text=True, timeout=60,
+        env={
+            **os.environ,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_API_BASE": "http://127.0.0.1:9",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "could not reach Twilio" in result.stderr
