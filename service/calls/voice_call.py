@@ -227,9 +227,7 @@ def database_text_queue(database: Callable[[], Database], flow: Flow) -> TextQue
 # -- the call's record ------------------------------------------------------------------------
 
 
-def record_turn(
-    recorder: Recorder, flow: Flow, webhook: Webhook, turn: Turn, at: datetime
-) -> None:
+def record_turn(recorder: Recorder, flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> None:
     """Record what this turn did. Runs after the answer went out; stops at the first database
     failure (the recorder swallows it) so a database that is down costs one timeout, not many."""
     sid = webhook.call_sid
