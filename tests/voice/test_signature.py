@@ -21,6 +21,7 @@ from tests.support import PUBLIC_BASE, AppClient, twilio_signature
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, parse
 from tests.voice.conftest import voice_settings
 
+
 def route_paths(routes: list[Any], prefix: str = "") -> set[str]:
     """Every route's path, included routers' too (FastAPI wraps those)."""
     paths: set[str] = set()
@@ -171,4 +172,3 @@ def test_forwarded_headers_from_an_untrusted_address_are_ignored(proxied_app: Fa
             headers=FORWARDED,
         )
         assert response.status_code == 403
-
