@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from service.staff.cli import staff_app
+
 
 def _group(help_text: str) -> typer.Typer:
     return typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -18,6 +20,7 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
 twilio_app = _group("Twilio: point a phone number at this service.")
 app.add_typer(twilio_app, name="twilio")
+app.add_typer(staff_app, name="staff")
 
 
 @app.command()

@@ -18,6 +18,7 @@ from service.flowengine import FlowError, load_flow
 from service.logs import RequestLog
 from service.middleware import LimitBodySize
 from service.ops import router as ops_router
+from service.staff.routes import router as staff_router
 from service.texts.router import router as sms_router
 from service.worker import background_sender
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(sms_router)
     app.include_router(voice_router)
+    app.include_router(staff_router)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:

@@ -1,0 +1,1 @@
+"""The staff dashboard (SPEC section 6)."""

@@ -1,0 +1,89 @@
+"""`phoneline staff add|list|disable`: staff accounts for the dashboard."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+staff_app = typer.Typer(
+    help="Staff accounts for the dashboard.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password (12 or more characters)", hide_input=True)
+    again: str = typer.prompt("The same password again", hide_input=True)
+    if password != again:
+        typer.echo("The two passwords differ; nothing was changed.", err=True)
+        raise typer.Exit(1)
+    return password
+
+
+@staff_app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Username (lower-cased)."),
+    role: str = typer.Option("viewer", help="viewer or admin."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from the first line of stdin."
+    ),
+) -> None:
+    """Create a staff account (asks for the password twice unless --password-stdin)."""
+    from service import migrate
+    from service.db import get_database
+    from service.models import StaffRole
+    from service.staff.auth import AccountError, add_staff, check_password_rules
+
+    if role not in (StaffRole.VIEWER.value, StaffRole.ADMIN.value):
+        raise typer.BadParameter("viewer or admin", param_hint="--role")
+    password = _read_password(password_stdin)
+    try:
+        check_password_rules(password)
+        migrate.upgrade()
+        with get_database().session() as session:
+            user = add_staff(session, name, password, role)
+            username = user.username
+    except AccountError as error:
+        typer.echo(f"Not added: {error}.", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Added {role} {username}. Sign in at /staff/login.")
+
+
+@staff_app.command("list")
+def list_accounts() -> None:
+    """List staff accounts: username, role, state, last sign-in."""
+    from service import migrate
+    from service.db import get_database
+    from service.staff.auth import list_staff
+
+    migrate.upgrade()
+    with get_database().session(read_only=True) as session:
+        users = list_staff(session)
+        if not users:
+            typer.echo("No staff accounts yet: phoneline staff add NAME --role admin")
+        for user in users:
+            last = f"{user.last_login_at:%Y-%m-%d %H:%M} UTC" if user.last_login_at else "never"
+            state = "disabled" if user.disabled else "active"
+            typer.echo(f"{user.username}\t{user.role}\t{state}\tlast sign-in {last}")
+
+
+@staff_app.command("disable")
+def disable(name: str = typer.Argument(..., help="Username.")) -> None:
+    """Disable a staff account: it can no longer sign in, and its sessions end at once."""
+    from service import migrate
+    from service.audit import SYSTEM_ACTOR, record_audit
+    from service.db import get_database
+    from service.staff.auth import AccountError, disable_staff
+
+    migrate.upgrade()
+    try:
+        with get_database().session() as session:
+            user = disable_staff(session, name)
+            record_audit(session, SYSTEM_ACTOR, "disable-staff", user.username)
+            username = user.username
+    except AccountError as error:
+        typer.echo(f"Not changed: {error}.", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Disabled {username}.")

@@ -1,0 +1,128 @@
+"""CSV exports of calls and texts, streamed a batch at a time from a server-side cursor.
+
+Callers' numbers are masked in every row. Text bodies a patient wrote have phone-number-like
+runs masked too, and any cell that a spreadsheet would read as a formula is prefixed with `'`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+
+from service.db import Database
+from service.models import Call, Message
+from service.phone import mask
+from service.staff.queries import (
+    CallFilters,
+    MessageFilters,
+    is_inbound,
+    redact_numbers,
+    stream_calls,
+    stream_messages,
+)
+
+CALL_COLUMNS = (
+    "call_sid",
+    "started_at",
+    "duration_seconds",
+    "caller",
+    "language",
+    "outcome",
+    "path",
+    "transferred_to",
+    "transferred_number",
+    "dial_outcome",
+)
+MESSAGE_COLUMNS = (
+    "message_sid",
+    "created_at",
+    "direction",
+    "phone",
+    "line",
+    "language",
+    "status",
+    "segments",
+    "body",
+)
+ROWS_PER_CHUNK = 200
+
+
+def utc_stamp(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+
+
+def _cell(value: str) -> str:
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def call_row(call: Call, contact_names: Mapping[str, str]) -> list[str]:
+    contact = call.transferred_contact
+    return [
+        call.call_sid,
+        utc_stamp(call.started_at),
+        "" if call.duration_seconds is None else str(call.duration_seconds),
+        mask(call.caller),
+        call.language or "",
+        call.outcome,
+        call.path or "",
+        contact_names.get(contact, contact) if contact else "",
+        call.transferred_number or "",
+        call.dial_outcome or "",
+    ]
+
+
+def message_row(message: Message, language: str | None) -> list[str]:
+    body = redact_numbers(message.body) if is_inbound(message) else message.body
+    return [
+        message.message_sid or "",
+        utc_stamp(message.created_at),
+        message.direction,
+        mask(message.phone),
+        message.line or "",
+        language or "",
+        message.status or "",
+        str(message.segments),
+        _cell(body),
+    ]
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, lineterminator="\r\n")
+
+    def take(self) -> str:
+        text = self.buffer.getvalue()
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return text
+
+
+def calls_csv(
+    database: Database, filters: CallFilters, contact_names: Mapping[str, str]
+) -> Iterator[str]:
+    lines = _Lines()
+    lines.writer.writerow(CALL_COLUMNS)
+    yield lines.take()
+    with database.session(read_only=True) as session:
+        for count, call in enumerate(stream_calls(session, filters), start=1):
+            lines.writer.writerow(call_row(call, contact_names))
+            if count % ROWS_PER_CHUNK == 0:
+                yield lines.take()
+                session.expunge_all()  # keep memory flat: rows already written are let go
+    yield lines.take()
+
+
+def messages_csv(database: Database, filters: MessageFilters) -> Iterator[str]:
+    lines = _Lines()
+    lines.writer.writerow(MESSAGE_COLUMNS)
+    yield lines.take()
+    with database.session(read_only=True) as session:
+        for count, (message, language) in enumerate(stream_messages(session, filters), start=1):
+            lines.writer.writerow(message_row(message, language))
+            if count % ROWS_PER_CHUNK == 0:
+                yield lines.take()
+                session.expunge_all()
+    yield lines.take()

@@ -1,0 +1,424 @@
+"""What the staff pages read: filtered, keyset-paged call and conversation lists, a call's
+timeline, and the overview's counts. Services take a session and never commit."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Date, Select, and_, cast, func, literal, select, tuple_
+from sqlalchemy.orm import Session
+
+from service.models import (
+    Call,
+    CallEvent,
+    CallEventKind,
+    CallOutcome,
+    Channel,
+    Conversation,
+    DailyAggregate,
+    Direction,
+    Message,
+    Metric,
+    OptOut,
+    UTCDateTime,
+)
+from service.phone import mask
+
+PAGE_SIZE = 50
+OUTCOMES = tuple(outcome.value for outcome in CallOutcome)
+
+
+class FilterError(ValueError):
+    """A filter or page link the staff pages cannot read (the message says which)."""
+
+
+def _date(params: Mapping[str, str], name: str, label: str) -> date | None:
+    raw = (params.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise FilterError(f"{label} must be a date like 2026-11-24, not {raw[:20]!r}") from None
+
+
+def _choice(params: Mapping[str, str], name: str, allowed: Sequence[str], label: str) -> str | None:
+    raw = (params.get(name) or "").strip()
+    if not raw:
+        return None
+    if raw not in allowed:
+        raise FilterError(f"{label} must be one of {', '.join(allowed)}")
+    return raw
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class CallFilters:
+    """Filters of the call list and its CSV; dates are UTC days, both ends included."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    outcome: str | None = None
+    language: str | None = None
+    contact: str | None = None
+
+    @classmethod
+    def parse(
+        cls, params: Mapping[str, str], languages: Sequence[str], contacts: Sequence[str]
+    ) -> CallFilters:
+        filters = cls(
+            date_from=_date(params, "from", "From"),
+            date_to=_date(params, "to", "To"),
+            outcome=_choice(params, "outcome", OUTCOMES, "Outcome"),
+            language=_choice(params, "language", languages, "Language"),
+            contact=_choice(params, "contact", contacts, "Transferred to"),
+        )
+        if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+            raise FilterError("From must not be after To")
+        return filters
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.date_from:
+            where.append(Call.started_at >= day_start(self.date_from))
+        if self.date_to:
+            where.append(Call.started_at < day_start(self.date_to + timedelta(days=1)))
+        if self.outcome:
+            where.append(Call.outcome == self.outcome)
+        if self.language:
+            where.append(Call.language == self.language)
+        if self.contact:
+            where.append(Call.transferred_contact == self.contact)
+        return where
+
+    def as_params(self) -> dict[str, str]:
+        values = {
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+            "outcome": self.outcome or "",
+            "language": self.language or "",
+            "contact": self.contact or "",
+        }
+        return {name: value for name, value in values.items() if value}
+
+    def describe(self) -> str:
+        return ", ".join(f"{name}={value}" for name, value in self.as_params().items()) or "none"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the (started_at, id) of its last row; the next page starts after."""
+
+    at: datetime
+    id: int
+
+    def encode(self) -> str:
+        return f"{self.at.astimezone(UTC).isoformat()}~{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> Cursor | None:
+        if not raw:
+            return None
+        try:
+            stamp, _, ident = raw.partition("~")
+            at = datetime.fromisoformat(stamp)
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            return cls(at, int(ident))
+        except ValueError:
+            raise FilterError(
+                "That page link is not valid; start again from the first page."
+            ) from None
+
+
+def _before(column: Any, id_column: Any, cursor: Cursor) -> ColumnElement[bool]:
+    # A row comparison, which both databases answer from the (…, started_at, id) indexes.
+    return tuple_(column, id_column) < tuple_(literal(cursor.at, UTCDateTime()), literal(cursor.id))
+
+
+def calls_query(filters: CallFilters) -> Select[Call]:
+    return (
+        select(Call).where(*filters.conditions()).order_by(Call.started_at.desc(), Call.id.desc())
+    )
+
+
+def list_calls(
+    session: Session, filters: CallFilters, after: Cursor | None, limit: int = PAGE_SIZE
+) -> tuple[Sequence[Call], Cursor | None]:
+    """One page of calls, newest first, and the cursor of the next page (None on the last)."""
+    query = calls_query(filters)
+    if after is not None:
+        query = query.where(_before(Call.started_at, Call.id, after))
+    rows = session.scalars(query.limit(limit + 1)).all()
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, Cursor(page[-1].started_at, page[-1].id)
+
+
+def find_call(session: Session, ident: str) -> Call | None:
+    """A call by its id or its CallSid."""
+    if ident.isdigit():
+        return session.get(Call, int(ident))
+    return session.scalars(select(Call).where(Call.call_sid == ident[:64])).one_or_none()
+
+
+def call_events(session: Session, call_id: int) -> Sequence[CallEvent]:
+    return session.scalars(
+        select(CallEvent).where(CallEvent.call_id == call_id).order_by(CallEvent.at, CallEvent.id)
+    ).all()
+
+
+# -- texts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: int
+    phone: str
+    line: str
+    language: str | None
+    started_at: datetime
+    last_activity_at: datetime
+    opted_out: bool
+    messages: int
+
+
+def list_conversations(
+    session: Session,
+    filters: MessageFilters,
+    after: Cursor | None,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[ConversationRow], Cursor | None]:
+    """Conversations, most recently active first; the date filters apply to that activity."""
+    count = (
+        select(func.count(Message.id))
+        .where(Message.conversation_id == Conversation.id)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    query = (
+        select(Conversation, func.coalesce(OptOut.opted_out, False), count)
+        .outerjoin(OptOut, OptOut.phone == Conversation.phone)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+    )
+    if filters.date_from:
+        query = query.where(Conversation.last_activity_at >= day_start(filters.date_from))
+    if filters.date_to:
+        end = day_start(filters.date_to + timedelta(days=1))
+        query = query.where(Conversation.last_activity_at < end)
+    if after is not None:
+        query = query.where(_before(Conversation.last_activity_at, Conversation.id, after))
+    rows = [
+        ConversationRow(
+            conversation.id,
+            conversation.phone,
+            conversation.line,
+            conversation.language,
+            conversation.started_at,
+            conversation.last_activity_at,
+            bool(opted_out),
+            int(messages or 0),
+        )
+        for conversation, opted_out, messages in session.execute(query.limit(limit + 1)).all()
+    ]
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, Cursor(page[-1].last_activity_at, page[-1].id)
+
+
+def conversation_messages(session: Session, conversation: Conversation) -> Sequence[Message]:
+    return session.scalars(
+        select(Message)
+        .where(
+            (Message.conversation_id == conversation.id)
+            | and_(
+                Message.conversation_id.is_(None),
+                Message.phone == conversation.phone,
+                Message.line == conversation.line,
+            )
+        )
+        .order_by(Message.created_at, Message.id)
+    ).all()
+
+
+def is_opted_out(session: Session, phone: str) -> bool:
+    return bool(session.scalar(select(OptOut.opted_out).where(OptOut.phone == phone)))
+
+
+@dataclass(frozen=True)
+class MessageFilters:
+    date_from: date | None = None
+    date_to: date | None = None
+    direction: str | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> MessageFilters:
+        filters = cls(
+            date_from=_date(params, "from", "From"),
+            date_to=_date(params, "to", "To"),
+            direction=_choice(params, "direction", ("in", "out"), "Direction"),
+        )
+        if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+            raise FilterError("From must not be after To")
+        return filters
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.date_from:
+            where.append(Message.created_at >= day_start(self.date_from))
+        if self.date_to:
+            where.append(Message.created_at < day_start(self.date_to + timedelta(days=1)))
+        if self.direction:
+            where.append(Message.direction == self.direction)
+        return where
+
+    def as_params(self) -> dict[str, str]:
+        values = {
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+            "direction": self.direction or "",
+        }
+        return {name: value for name, value in values.items() if value}
+
+    def describe(self) -> str:
+        return ", ".join(f"{name}={value}" for name, value in self.as_params().items()) or "none"
+
+
+# Runs of 7 or more digits (with the usual separators) in what a caller said or a texter
+# wrote: they may be a phone number, so staff see them masked.
+_NUMBER_LIKE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+
+
+def redact_numbers(text: str | None) -> str:
+    if not text:
+        return ""
+
+    def _mask(match: re.Match[str]) -> str:
+        digits = sum(c.isdigit() for c in match.group(0))
+        return mask(match.group(0)) if digits >= 7 else match.group(0)
+
+    return _NUMBER_LIKE.sub(_mask, text)
+
+
+# -- the overview ------------------------------------------------------------------------------
+
+
+def utc_day(session: Session, column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column, in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+@dataclass
+class Overview:
+    days: list[date]
+    calls_per_day: dict[date, int] = field(default_factory=dict)
+    texts_per_day: dict[date, int] = field(default_factory=dict)
+    options: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(menu node, key) -> times chosen."""
+    drop_off: Counter[str] = field(default_factory=Counter)
+    """last menu -> calls that ended there without being transferred."""
+    transfers: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    """contact -> dial outcome -> calls."""
+
+
+def overview(session: Session, today: date, days: int = 30) -> Overview:
+    first = today - timedelta(days=days - 1)
+    since = day_start(first)
+    result = Overview(days=[first + timedelta(days=n) for n in range(days)])
+
+    call_day = utc_day(session, Call.started_at)
+    for day, count in session.execute(
+        select(call_day, func.count()).where(Call.started_at >= since).group_by(call_day)
+    ):
+        result.calls_per_day[_as_date(day)] = int(count)
+    message_day = utc_day(session, Message.created_at)
+    for day, count in session.execute(
+        select(message_day, func.count())
+        .where(Message.created_at >= since, Message.body != "")
+        .group_by(message_day)
+    ):
+        result.texts_per_day[_as_date(day)] = int(count)
+    # Days whose rows were purged live on as daily counts.
+    for day, channel, count in session.execute(
+        select(DailyAggregate.day, DailyAggregate.channel, func.sum(DailyAggregate.count))
+        .where(
+            DailyAggregate.day >= first,
+            (
+                (DailyAggregate.channel == Channel.VOICE.value)
+                & (DailyAggregate.metric == Metric.CALLS.value)
+            )
+            | (
+                (DailyAggregate.channel == Channel.SMS.value)
+                & DailyAggregate.metric.in_([Metric.MESSAGES_IN.value, Metric.MESSAGES_OUT.value])
+            ),
+        )
+        .group_by(DailyAggregate.day, DailyAggregate.channel)
+    ):
+        target = result.calls_per_day if channel == Channel.VOICE.value else result.texts_per_day
+        target[_as_date(day)] = target.get(_as_date(day), 0) + int(count)
+
+    for node, key, count in session.execute(
+        select(CallEvent.node, CallEvent.detail, func.count())
+        .where(CallEvent.kind == CallEventKind.KEY.value, CallEvent.at >= since)
+        .group_by(CallEvent.node, CallEvent.detail)
+    ):
+        result.options[(node or "?", key or "?")] = int(count)
+
+    for node, count in session.execute(
+        select(Call.last_node, func.count())
+        .where(
+            Call.started_at >= since,
+            Call.outcome.in_([CallOutcome.ABANDONED.value, CallOutcome.COMPLETED.value]),
+        )
+        .group_by(Call.last_node)
+    ):
+        result.drop_off[node or "(before the first menu)"] = int(count)
+
+    for contact, dial_outcome, count in session.execute(
+        select(Call.transferred_contact, Call.dial_outcome, func.count())
+        .where(Call.started_at >= since, Call.transferred_contact.is_not(None))
+        .group_by(Call.transferred_contact, Call.dial_outcome)
+    ):
+        result.transfers[contact or "?"][dial_outcome or "no result"] += int(count)
+    return result
+
+
+def stream_calls(session: Session, filters: CallFilters, batch: int = 500) -> Iterator[Call]:
+    """Every call the filters select, newest first, fetched `batch` rows at a time through a
+    server-side cursor (constant memory)."""
+    result = session.scalars(calls_query(filters).execution_options(yield_per=batch))
+    yield from result
+
+
+def stream_messages(
+    session: Session, filters: MessageFilters, batch: int = 500
+) -> Iterator[tuple[Message, str | None]]:
+    query = (
+        select(Message, Conversation.language)
+        .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+        .where(*filters.conditions(), Message.body != "")
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .execution_options(yield_per=batch)
+    )
+    for row in session.execute(query):
+        yield row.tuple()
+
+
+def is_inbound(message: Message) -> bool:
+    return message.direction == Direction.IN.value

@@ -1,0 +1,508 @@
+"""The staff dashboard's pages (SPEC section 6): sign-in, overview, calls, texts, exports,
+the simulator, the audit log and administration."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+
+from service.audit import record_audit
+from service.db import ReadSessionDep, SessionDep, get_database
+from service.flowengine import Flow
+from service.models import AuditEntry, CallEventKind, Conversation
+from service.phone import mask
+from service.purge import parse_age, purge
+from service.staff import charts
+from service.staff.auth import (
+    SIGN_OUT,
+    AccountError,
+    StaffSession,
+    client_address,
+    clock_of,
+    disable_staff,
+    encode_session,
+    list_staff,
+    sign_in,
+)
+from service.staff.export import calls_csv, messages_csv
+from service.staff.queries import (
+    OUTCOMES,
+    CallFilters,
+    Cursor,
+    FilterError,
+    MessageFilters,
+    call_events,
+    conversation_messages,
+    find_call,
+    is_opted_out,
+    list_calls,
+    list_conversations,
+    overview,
+    redact_numbers,
+)
+from service.staff.simulator import simulator_page, simulator_step
+from service.staff.web import (
+    AdminStaff,
+    CheckedForm,
+    CurrentStaff,
+    PageError,
+    StaffRoute,
+    render,
+    rotate_csrf,
+)
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/staff", route_class=StaffRoute)
+
+
+def _flow(request: Request) -> Flow | None:
+    flow: Flow | None = request.app.state.flow
+    return flow
+
+
+@dataclass(frozen=True)
+class FlowNames:
+    """How staff pages name the flow's contacts, menus and options (English labels)."""
+
+    contacts: dict[str, str]
+    menus: dict[str, str]
+    options: dict[tuple[str, str], str]
+    languages: tuple[str, ...]
+
+    def contact(self, contact_id: str | None) -> str:
+        return self.contacts.get(contact_id or "", contact_id or "")
+
+    def menu(self, node: str | None) -> str:
+        return self.menus.get(node or "", node or "")
+
+    def option(self, node: str, key: str) -> str:
+        reserved = {"0": "talk to a person", "*": "repeat", "#": "back"}
+        label = self.options.get((node, key)) or reserved.get(key)
+        return f"{key} · {label}" if label else key
+
+
+def flow_names(flow: Flow | None) -> FlowNames:
+    if flow is None:
+        return FlowNames({}, {}, {}, ("en", "es"))
+    lang = flow.default_language
+    menus = {flow.start: "Main menu"}
+    options: dict[tuple[str, str], str] = {}
+    for node in flow.nodes.values():
+        for option in node.options:
+            label = option.label.get(lang) or next(iter(option.label.values()), "")
+            options[(node.id, option.key)] = label
+            if option.goto and option.goto not in menus:
+                menus[option.goto] = label[:1].upper() + label[1:]
+    contacts = {
+        contact.id: contact.short.get(lang) or contact.id for contact in flow.contacts.values()
+    }
+    return FlowNames(contacts, menus, options, flow.languages)
+
+
+def _params(request: Request) -> dict[str, str]:
+    return dict(request.query_params)
+
+
+def _call_filters(request: Request, names: FlowNames) -> CallFilters:
+    try:
+        return CallFilters.parse(_params(request), names.languages, list(names.contacts))
+    except FilterError as error:
+        raise PageError(400, "Check the filters", str(error)) from None
+
+
+def _cursor(request: Request) -> Cursor | None:
+    try:
+        return Cursor.decode(request.query_params.get("after"))
+    except FilterError as error:
+        raise PageError(400, "Page link not valid", str(error)) from None
+
+
+def _link(path: str, params: dict[str, str]) -> str:
+    return path + ("?" + urlencode(params) if params else "")
+
+
+# -- sign-in and sign-out ----------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on the dashboard itself (never another site)."""
+    if target and target.startswith("/staff") and not target.startswith("//"):
+        return target
+    return "/staff/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/staff/") -> HTMLResponse:
+    return render(request, "login.html", next=_safe_next(next), error=None, username="")
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, form: CheckedForm, session: SessionDep) -> Response:
+    username = form.get("username", "")
+    target = _safe_next(form.get("next"))
+    now = clock_of(request)()
+    result = sign_in(session, username, form.get("password", ""), client_address(request), now)
+    if result.throttled:
+        log.warning("staff sign-in throttled for a username or address")
+        return render(
+            request,
+            "login.html",
+            status_code=429,
+            next=target,
+            username=username,
+            error="Too many failed sign-ins. Wait 15 minutes, then try again, or ask an "
+            "administrator to check your account.",
+        )
+    if result.user is None:
+        return render(
+            request,
+            "login.html",
+            status_code=401,
+            next=target,
+            username=username,
+            error="Wrong username or password.",
+        )
+    stamp = now.timestamp()
+    settings = request.app.state.settings
+    request.state.session_cookie = encode_session(
+        settings, StaffSession(result.user.id, stamp, stamp)
+    )
+    rotate_csrf(request)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/logout")
+def logout(
+    request: Request, staff: CurrentStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    record_audit(session, staff.username, SIGN_OUT, client_address=client_address(request))
+    request.state.session_cookie = ""
+    rotate_csrf(request)
+    return RedirectResponse("/staff/login", status_code=303)
+
+
+# -- overview ----------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
+    names = flow_names(_flow(request))
+    today = clock_of(request)().date()
+    stats = overview(session, today)
+    calls_chart = charts.daily_bars("Calls per day, last 30 days", stats.days, stats.calls_per_day)
+    texts_chart = charts.daily_bars(
+        "Texts per day, last 30 days", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
+    )
+    options = [
+        (f"{names.menu(node)}: {names.option(node, key)}", count)
+        for (node, key), count in stats.options.most_common(15)
+    ]
+    drop_off = [(names.menu(node), count) for node, count in stats.drop_off.most_common(15)]
+    dial_outcomes = ["completed", "busy", "no-answer", "failed", "canceled", "no result"]
+    transfer_rows = [
+        (names.contact(contact), counts)
+        for contact, counts in sorted(stats.transfers.items(), key=lambda item: -item[1].total())
+    ]
+    return render(
+        request,
+        "overview.html",
+        stats=stats,
+        days=[
+            (day, stats.calls_per_day.get(day, 0), stats.texts_per_day.get(day, 0))
+            for day in stats.days
+        ],
+        calls_chart=calls_chart,
+        texts_chart=texts_chart,
+        options=options,
+        options_chart=charts.horizontal_bars("Options chosen, last 30 days", options),
+        drop_off=drop_off,
+        drop_off_chart=charts.horizontal_bars(
+            "Last menu before hanging up (calls not transferred), last 30 days", drop_off
+        ),
+        transfer_rows=transfer_rows,
+        dial_outcomes=dial_outcomes,
+        transfers_chart=charts.stacked_bars(
+            "Transfers by contact and how they ended, last 30 days", transfer_rows, dial_outcomes
+        ),
+    )
+
+
+# -- calls -------------------------------------------------------------------------------------
+
+
+@router.get("/calls", response_class=HTMLResponse)
+def calls_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
+    names = flow_names(_flow(request))
+    filters = _call_filters(request, names)
+    calls, next_cursor = list_calls(session, filters, _cursor(request))
+    params = filters.as_params()
+    return render(
+        request,
+        "calls.html",
+        calls=calls,
+        names=names,
+        filters=filters,
+        outcomes=OUTCOMES,
+        mask=mask,
+        first_page=_link("/staff/calls", params) if "after" in request.query_params else None,
+        next_page=(
+            _link("/staff/calls", params | {"after": next_cursor.encode()}) if next_cursor else None
+        ),
+        csv_link=_link("/staff/calls.csv", params),
+    )
+
+
+@router.get("/calls.csv")
+def calls_export(request: Request, staff: CurrentStaff, session: SessionDep) -> Response:
+    names = flow_names(_flow(request))
+    filters = _call_filters(request, names)
+    record_audit(
+        session,
+        staff.username,
+        "export",
+        f"calls.csv, filters: {filters.describe()}",
+        client_address=client_address(request),
+    )
+    stamp = clock_of(request)().strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        calls_csv(get_database(), filters, names.contacts),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="calls-{stamp}.csv"'},
+    )
+
+
+EVENT_LABELS = {
+    CallEventKind.MENU.value: "Menu",
+    CallEventKind.KEY.value: "Pressed",
+    CallEventKind.SPEECH.value: "Said",
+    CallEventKind.DIAL.value: "Transfer to",
+    CallEventKind.DIAL_RESULT.value: "Transfer ended",
+    CallEventKind.TEXT_QUEUED.value: "Text queued",
+    CallEventKind.LANGUAGE.value: "Language",
+    CallEventKind.HANGUP.value: "Call ended",
+    CallEventKind.ERROR.value: "Error",
+}
+
+
+def _event_text(kind: str, node: str | None, detail: str | None, names: FlowNames) -> str:
+    if kind == CallEventKind.MENU.value:
+        return names.menu(node)
+    if kind == CallEventKind.KEY.value:
+        where = f" (in {names.menu(node)})" if node else ""
+        return names.option(node or "", detail or "") + where
+    if kind == CallEventKind.SPEECH.value:
+        return f"“{redact_numbers(detail)}”"
+    if kind == CallEventKind.DIAL.value:
+        return names.contact(detail)
+    return redact_numbers(detail) if detail else (names.menu(node) if node else "")
+
+
+def _call_page(
+    request: Request, session: Any, ident: str, revealed: str | None = None
+) -> HTMLResponse:
+    call = find_call(session, ident)
+    if call is None:
+        raise PageError(404, "Call not found", "There is no call with that id or CallSid.")
+    names = flow_names(_flow(request))
+    timeline = [
+        {
+            "at": event.at,
+            "offset": max(timedelta(0), event.at - call.started_at),
+            "label": EVENT_LABELS.get(event.kind, event.kind),
+            "kind": event.kind,
+            "text": _event_text(event.kind, event.node, event.detail, names),
+        }
+        for event in call_events(session, call.id)
+    ]
+    return render(
+        request,
+        "call.html",
+        call=call,
+        names=names,
+        caller=mask(call.caller),
+        revealed=revealed,
+        timeline=timeline,
+    )
+
+
+@router.get("/calls/{ident}", response_class=HTMLResponse)
+def call_page(
+    request: Request, ident: str, staff: CurrentStaff, session: ReadSessionDep
+) -> Response:
+    return _call_page(request, session, ident)
+
+
+@router.post("/calls/{ident}/reveal", response_class=HTMLResponse)
+def reveal_caller(
+    request: Request, ident: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    call = find_call(session, ident)
+    if call is None:
+        raise PageError(404, "Call not found", "There is no call with that id or CallSid.")
+    record_audit(
+        session,
+        staff.username,
+        "reveal",
+        f"caller of call {call.call_sid} ({mask(call.caller)})",
+        client_address=client_address(request),
+    )
+    return _call_page(request, session, ident, revealed=call.caller or "(unknown)")
+
+
+# -- texts -------------------------------------------------------------------------------------
+
+
+def _message_filters(request: Request) -> MessageFilters:
+    try:
+        return MessageFilters.parse(_params(request))
+    except FilterError as error:
+        raise PageError(400, "Check the filters", str(error)) from None
+
+
+@router.get("/messages", response_class=HTMLResponse)
+def messages_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
+    filters = _message_filters(request)
+    conversations, next_cursor = list_conversations(session, filters, _cursor(request))
+    params = filters.as_params()
+    return render(
+        request,
+        "messages.html",
+        conversations=conversations,
+        filters=filters,
+        mask=mask,
+        first_page=_link("/staff/messages", params) if "after" in request.query_params else None,
+        next_page=(
+            _link("/staff/messages", params | {"after": next_cursor.encode()})
+            if next_cursor
+            else None
+        ),
+        csv_link=_link("/staff/messages.csv", params),
+    )
+
+
+@router.get("/messages.csv")
+def messages_export(request: Request, staff: CurrentStaff, session: SessionDep) -> Response:
+    filters = _message_filters(request)
+    record_audit(
+        session,
+        staff.username,
+        "export",
+        f"messages.csv, filters: {filters.describe()}",
+        client_address=client_address(request),
+    )
+    stamp = clock_of(request)().strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        messages_csv(get_database(), filters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="messages-{stamp}.csv"'},
+    )
+
+
+@router.get("/messages/{conversation_id}", response_class=HTMLResponse)
+def conversation_page(
+    request: Request, conversation_id: int, staff: CurrentStaff, session: ReadSessionDep
+) -> Response:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise PageError(404, "Conversation not found", "There is no conversation with that id.")
+    names = flow_names(_flow(request))
+    messages = [
+        {
+            "at": message.created_at,
+            "direction": message.direction,
+            "body": redact_numbers(message.body) if message.direction == "in" else message.body,
+            "status": message.status,
+            "segments": message.segments,
+        }
+        for message in conversation_messages(session, conversation)
+    ]
+    return render(
+        request,
+        "conversation.html",
+        conversation=conversation,
+        phone=mask(conversation.phone),
+        opted_out=is_opted_out(session, conversation.phone),
+        node=names.menu(conversation.node),
+        messages=messages,
+    )
+
+
+# -- simulator ---------------------------------------------------------------------------------
+
+
+@router.get("/simulator", response_class=HTMLResponse)
+def simulator_start(request: Request, staff: CurrentStaff) -> Response:
+    return simulator_page(request, _flow(request), None)
+
+
+@router.post("/simulator", response_class=HTMLResponse)
+def simulator_post(request: Request, staff: CurrentStaff, form: CheckedForm) -> Response:
+    return simulator_step(request, _flow(request), form)
+
+
+# -- administration ----------------------------------------------------------------------------
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> Response:
+    before = request.query_params.get("before", "")
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(101)
+    if before.isdigit():
+        query = query.where(AuditEntry.id < int(before))
+    entries = session.scalars(query).all()
+    more = len(entries) > 100
+    entries = entries[:100]
+    return render(
+        request,
+        "audit.html",
+        entries=entries,
+        next_page=f"/staff/audit?before={entries[-1].id}" if more and entries else None,
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> Response:
+    return render(request, "admin.html", users=list_staff(session), message=None)
+
+
+@router.post("/admin/staff/{username}/disable", response_class=HTMLResponse)
+def disable_account(
+    request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    try:
+        user = disable_staff(session, username)
+    except AccountError as error:
+        raise PageError(404, "No such account", str(error)) from None
+    record_audit(
+        session,
+        staff.username,
+        "disable-staff",
+        user.username,
+        client_address=client_address(request),
+    )
+    session.flush()
+    return render(
+        request, "admin.html", users=list_staff(session), message=f"{user.username} is disabled."
+    )
+
+
+@router.post("/admin/purge", response_class=HTMLResponse)
+def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Response:
+    try:
+        older_than = parse_age(form.get("older_than", ""))
+    except ValueError as error:
+        raise PageError(400, "Check the age", str(error)) from None
+    if older_than < timedelta(days=1):
+        raise PageError(400, "Check the age", "Purge keeps at least one day of records.")
+    report = purge(get_database(), older_than, now=clock_of(request)(), actor=staff.username)
+    with get_database().session(read_only=True) as session:
+        users = list_staff(session)
+    return render(request, "admin.html", users=users, message=report.summary().capitalize())

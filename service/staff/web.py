@@ -1,0 +1,203 @@
+"""The staff pages' plumbing: templates, the signed-in staff member, CSRF, and error pages.
+
+Every staff route uses `StaffRoute`, which turns "not signed in" into a 303 to the sign-in page,
+a refused role or a bad form into an HTML error page (never a 500), keeps the session cookie
+fresh (idle expiry counts from the last request) and marks every answer `no-store`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+
+from service.config import Settings
+from service.db import get_database
+from service.models import StaffRole, StaffUser
+from service.staff.auth import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    StaffSession,
+    clock_of,
+    cookie_options,
+    csrf_matches,
+    decode_session,
+    encode_session,
+    new_csrf_cookie,
+    read_csrf_cookie,
+)
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class SignInRequired(Exception):
+    pass
+
+
+class PageError(Exception):
+    """Answer with an error page: `status`, a title and a sentence saying what to do."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Staff:
+    id: int
+    username: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == StaffRole.ADMIN.value
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def csrf_token(request: Request) -> str:
+    """This browser's CSRF token (a new one, set as a cookie with the answer, if it has none)."""
+    token: str | None = getattr(request.state, "csrf_token", None)
+    if token is None:
+        token = read_csrf_cookie(settings_of(request), request.cookies.get(CSRF_COOKIE))
+    if token is None:
+        token, cookie = new_csrf_cookie(settings_of(request))
+        request.state.csrf_cookie = cookie
+    request.state.csrf_token = token
+    return token
+
+
+def rotate_csrf(request: Request) -> None:
+    token, cookie = new_csrf_cookie(settings_of(request))
+    request.state.csrf_token = token
+    request.state.csrf_cookie = cookie
+
+
+def render(
+    request: Request, template: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    staff: Staff | None = getattr(request.state, "staff", None)
+    html = TEMPLATES.get_template(template).render(
+        request=request, staff=staff, csrf_token=csrf_token(request), **context
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    return render(request, "error.html", status_code=status, title=title, message=message)
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/staff/login?next={quote(target, safe='')}", status_code=303)
+
+
+def _finish(request: Request, response: Response) -> None:
+    settings = settings_of(request)
+    options = cookie_options(request, settings)
+    session_cookie = getattr(request.state, "session_cookie", None)
+    if session_cookie == "":
+        response.delete_cookie(SESSION_COOKIE, **options)
+    elif session_cookie:
+        response.set_cookie(SESSION_COOKIE, session_cookie, **options)
+    csrf_cookie = getattr(request.state, "csrf_cookie", None)
+    if csrf_cookie:
+        response.set_cookie(CSRF_COOKIE, csrf_cookie, **options)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+
+
+class StaffRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def staff_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except SignInRequired:
+                response = _login_redirect(request)
+            except PageError as error:
+                response = error_page(request, error.status, error.title, error.message)
+            _finish(request, response)
+            return response
+
+        return staff_handler
+
+
+# -- dependencies ----------------------------------------------------------------------------
+
+
+def current_staff(request: Request) -> Staff:
+    """The signed-in staff member; otherwise SignInRequired (a 303 to the sign-in page)."""
+    settings = settings_of(request)
+    now = clock_of(request)()
+    staff_session = decode_session(settings, request.cookies.get(SESSION_COOKIE))
+    if staff_session is None or staff_session.expired(now):
+        if staff_session is not None:
+            request.state.session_cookie = ""
+        raise SignInRequired
+    with get_database().session(read_only=True) as session:
+        user = session.scalars(
+            select(StaffUser).where(StaffUser.id == staff_session.user_id)
+        ).one_or_none()
+        staff = None if user is None or user.disabled else Staff(user.id, user.username, user.role)
+    if staff is None:
+        request.state.session_cookie = ""
+        raise SignInRequired
+    refreshed = StaffSession(staff_session.user_id, staff_session.issued, now.timestamp())
+    request.state.session_cookie = encode_session(settings, refreshed)
+    request.state.staff = staff
+    return staff
+
+
+def admin_staff(staff: Annotated[Staff, Depends(current_staff)], request: Request) -> Staff:
+    if not staff.is_admin:
+        raise PageError(
+            403,
+            "Not allowed",
+            "This page is for administrators. Ask an administrator if you need it.",
+        )
+    return staff
+
+
+async def checked_form(request: Request) -> dict[str, str]:
+    """The posted form, once its CSRF token matches this browser's; else a 403 page."""
+    form = await request.form()
+    expected = read_csrf_cookie(settings_of(request), request.cookies.get(CSRF_COOKIE))
+    given = form.get(CSRF_FIELD)
+    if not csrf_matches(expected, given if isinstance(given, str) else None):
+        raise PageError(
+            403,
+            "Form expired",
+            "This form could not be accepted (its security token is missing or out of date). "
+            "Go back, reload the page and try again.",
+        )
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+AdminStaff = Annotated[Staff, Depends(admin_staff)]
+CheckedForm = Annotated[dict[str, str], Depends(checked_form)]

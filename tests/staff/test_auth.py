@@ -1,0 +1,307 @@
+"""Sign-in, sessions, CSRF, roles and throttling, through HTTP as a browser does them."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from service.db import Database
+from service.models import AuditEntry
+from service.staff.auth import disable_staff
+from tests.staff.conftest import (
+    ADMIN,
+    PASSWORD,
+    VIEWER,
+    Clock,
+    csrf_of,
+    post_form,
+    sign_in,
+    signed_in,
+)
+from tests.support import AppClient, app_client
+
+STAFF_PAGES = [
+    "/staff/",
+    "/staff/calls",
+    "/staff/calls?outcome=transferred",
+    "/staff/calls.csv",
+    "/staff/calls/1",
+    "/staff/calls/CA0000",
+    "/staff/messages",
+    "/staff/messages.csv",
+    "/staff/messages/1",
+    "/staff/simulator",
+    "/staff/audit",
+    "/staff/admin",
+]
+
+
+def audit(database: Database, action: str) -> list[AuditEntry]:
+    with database.session(read_only=True) as session:
+        return list(
+            session.scalars(
+                select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+            )
+        )
+
+
+@pytest.mark.parametrize("path", STAFF_PAGES)
+def test_signed_out_requests_are_sent_to_the_sign_in_page(client: AppClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/staff/login?next=%2Fstaff")
+    assert "phoneline_staff=" not in response.headers.get("set-cookie", "")
+
+
+def test_sign_in_returns_to_the_page_asked_for(client: AppClient) -> None:
+    redirect = client.get("/staff/calls?outcome=transferred")
+    form = client.get(redirect.headers["location"])
+    assert 'name="next" value="/staff/calls?outcome=transferred"' in form.text
+    response = client.post(
+        "/staff/login",
+        data={
+            "username": VIEWER,
+            "password": PASSWORD,
+            "csrf_token": csrf_of(form),
+            "next": "/staff/calls?outcome=transferred",
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/staff/calls?outcome=transferred"
+    page = client.get("/staff/calls?outcome=transferred")
+    assert page.status_code == 200
+    assert "<h1>Calls</h1>" in page.text
+
+
+def test_sign_in_never_redirects_off_the_dashboard(client: AppClient) -> None:
+    form = client.get("/staff/login")
+    response = client.post(
+        "/staff/login",
+        data={
+            "username": VIEWER,
+            "password": PASSWORD,
+            "csrf_token": csrf_of(form),
+            "next": "//evil.example/staff",
+        },
+    )
+    assert response.headers["location"] == "/staff/"
+
+
+def test_login_form_is_labelled_and_carries_a_csrf_token(client: AppClient) -> None:
+    page = client.get("/staff/login")
+    assert page.status_code == 200
+    assert '<label for="username">' in page.text and 'id="username" name="username"' in page.text
+    assert '<label for="password">' in page.text and 'type="password"' in page.text
+    assert 'type="hidden" name="csrf_token"' in page.text
+    assert 'href="#content"' in page.text  # the skip link
+
+
+def test_session_cookie_is_http_only_lax_and_secure_over_https(client: AppClient) -> None:
+    response = sign_in(client, VIEWER)
+    cookie = next(c for c in response.headers.get_list("set-cookie") if "phoneline_staff=" in c)
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Secure" in cookie
+    assert "Path=/staff" in cookie
+
+
+def test_cookie_is_not_secure_over_plain_http(staff_app: FastAPI) -> None:
+    with app_client(staff_app, base_url="http://127.0.0.1:8000") as client:
+        response = sign_in(client, VIEWER)
+        cookie = next(c for c in response.headers.get_list("set-cookie") if "phoneline_staff=" in c)
+        assert "Secure" not in cookie
+        assert client.get("/staff/calls").status_code == 200
+
+
+def test_cookie_is_secure_behind_a_trusted_https_proxy(staff_app: FastAPI) -> None:
+    # The test transport's client address is 127.0.0.1, a trusted proxy by default.
+    with app_client(staff_app, base_url="http://127.0.0.1:8000") as client:
+        form = client.get("/staff/login")
+        response = client.post(
+            "/staff/login",
+            data={"username": VIEWER, "password": PASSWORD, "csrf_token": csrf_of(form)},
+            headers={"X-Forwarded-Proto": "https"},
+        )
+        cookie = next(c for c in response.headers.get_list("set-cookie") if "phoneline_staff=" in c)
+        assert "Secure" in cookie
+
+
+def test_wrong_password_is_refused_and_audited(client: AppClient, database: Database) -> None:
+    response = sign_in(client, VIEWER, "not the password at all")
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.text
+    assert 'value="vic"' in response.text  # the username is kept in the form
+    assert client.get("/staff/calls").status_code == 303
+    failures = audit(database, "sign-in-failed")
+    assert [(f.actor, f.detail) for f in failures] == [(VIEWER, "wrong password")]
+
+
+def test_unknown_and_disabled_accounts_cannot_sign_in(
+    client: AppClient, database: Database
+) -> None:
+    assert sign_in(client, "nobody").status_code == 401
+    with database.session() as session:
+        disable_staff(session, VIEWER)
+    response = sign_in(client, VIEWER)
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.text
+    details = [entry.detail for entry in audit(database, "sign-in-failed")]
+    assert details == ["unknown account", "account disabled"]
+
+
+def test_sign_in_is_audited(client: AppClient, database: Database) -> None:
+    signed_in(client, ADMIN)
+    entries = audit(database, "sign-in")
+    assert [(e.actor, e.client_address) for e in entries] == [(ADMIN, "127.0.0.1")]
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+def test_sign_in_without_the_right_csrf_token_is_refused(
+    client: AppClient, token: str | None
+) -> None:
+    client.get("/staff/login")  # the browser has a CSRF cookie
+    data = {"username": VIEWER, "password": PASSWORD}
+    if token is not None:
+        data["csrf_token"] = token
+    response = client.post("/staff/login", data=data)
+    assert response.status_code == 403
+    assert "Form expired" in response.text
+    assert "phoneline_staff=" not in response.headers.get("set-cookie", "")
+
+
+def test_a_token_from_another_browser_is_refused(staff_app: FastAPI) -> None:
+    with app_client(staff_app) as other:
+        token = csrf_of(other.get("/staff/login"))
+    with app_client(staff_app) as client:
+        client.get("/staff/login")
+        response = client.post(
+            "/staff/login", data={"username": VIEWER, "password": PASSWORD, "csrf_token": token}
+        )
+        assert response.status_code == 403
+
+
+def test_state_changing_forms_need_the_csrf_token(client: AppClient, database: Database) -> None:
+    signed_in(client, ADMIN)
+    for action, data in [
+        ("/staff/logout", {}),
+        ("/staff/calls/1/reveal", {}),
+        ("/staff/admin/purge", {"older_than": "1d"}),
+        (f"/staff/admin/staff/{VIEWER}/disable", {}),
+        ("/staff/simulator", {"start": "1"}),
+    ]:
+        response = client.post(action, data=data)
+        assert response.status_code == 403, action
+        assert "Form expired" in response.text
+    assert client.get("/staff/calls").status_code == 200  # still signed in
+    assert audit(database, "purge") == []
+    assert sign_in(client, VIEWER).status_code == 303  # not disabled
+
+
+def test_sign_out_ends_the_session(client: AppClient, database: Database) -> None:
+    signed_in(client, VIEWER)
+    response = post_form(client, "/staff/calls", "/staff/logout")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/staff/login"
+    assert client.get("/staff/calls").status_code == 303
+    assert [e.actor for e in audit(database, "sign-out")] == [VIEWER]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/staff/audit"),
+        ("GET", "/staff/admin"),
+        ("POST", "/staff/calls/1/reveal"),
+        ("POST", "/staff/admin/purge"),
+        ("POST", f"/staff/admin/staff/{ADMIN}/disable"),
+    ],
+)
+def test_a_viewer_gets_a_403_page_on_admin_routes(
+    client: AppClient, database: Database, method: str, path: str
+) -> None:
+    signed_in(client, VIEWER)
+    if method == "GET":
+        response = client.get(path)
+    else:
+        response = post_form(client, "/staff/calls", path, older_than="1d")
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert "This page is for administrators." in response.text
+    assert audit(database, "purge") == []
+
+
+def test_viewers_see_no_admin_links(client: AppClient) -> None:
+    signed_in(client, VIEWER)
+    page = client.get("/staff/").text
+    assert 'href="/staff/audit"' not in page and 'href="/staff/admin"' not in page
+
+
+def test_throttled_after_five_failures_for_a_username(
+    client: AppClient, clock: Clock, database: Database
+) -> None:
+    for _ in range(5):
+        assert sign_in(client, VIEWER, "wrong password 123").status_code == 401
+    response = sign_in(client, VIEWER)  # even the right password
+    assert response.status_code == 429
+    assert "Too many failed sign-ins. Wait 15 minutes" in response.text
+    assert sign_in(client, ADMIN).status_code == 303  # another account is not locked
+    clock.advance(minutes=15, seconds=1)
+    assert sign_in(client, VIEWER).status_code == 303
+
+
+def test_a_success_clears_the_username_count(client: AppClient, clock: Clock) -> None:
+    for _ in range(4):
+        sign_in(client, VIEWER, "wrong password 123")
+    clock.advance(seconds=1)
+    assert sign_in(client, VIEWER).status_code == 303
+    clock.advance(seconds=1)
+    for _ in range(4):
+        assert sign_in(client, VIEWER, "wrong password 123").status_code == 401
+
+
+def test_throttled_after_twenty_failures_from_one_address(client: AppClient) -> None:
+    for n in range(20):
+        assert sign_in(client, f"guess{n}", "wrong password 123").status_code == 401
+    response = sign_in(client, VIEWER)
+    assert response.status_code == 429
+
+
+def test_session_lapses_after_thirty_idle_minutes(client: AppClient, clock: Clock) -> None:
+    signed_in(client, VIEWER)
+    clock.advance(minutes=29)
+    assert client.get("/staff/calls").status_code == 200
+    clock.advance(minutes=29)  # 58 minutes in, but only 29 idle
+    assert client.get("/staff/calls").status_code == 200
+    clock.advance(minutes=30, seconds=1)
+    response = client.get("/staff/calls")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/staff/login")
+
+
+def test_session_lapses_after_twelve_hours_however_busy(client: AppClient, clock: Clock) -> None:
+    signed_in(client, VIEWER)
+    for _ in range(12 * 3 - 1):
+        clock.advance(minutes=20)
+        assert client.get("/staff/simulator").status_code == 200
+    clock.advance(minutes=20, seconds=1)
+    assert client.get("/staff/simulator").status_code == 303
+
+
+def test_disabling_an_account_ends_its_session_at_once(
+    staff_app: FastAPI, database: Database
+) -> None:
+    with app_client(staff_app) as viewer, app_client(staff_app) as admin:
+        signed_in(viewer, VIEWER)
+        signed_in(admin, ADMIN)
+        response = post_form(admin, "/staff/admin", f"/staff/admin/staff/{VIEWER}/disable")
+        assert response.status_code == 200
+        assert f"{VIEWER} is disabled." in response.text
+        assert viewer.get("/staff/calls").status_code == 303
+        assert [e.detail for e in audit(database, "disable-staff")] == [VIEWER]
+
+
+def test_a_forged_session_cookie_is_ignored(client: AppClient) -> None:
+    client.get("/staff/login")
+    response = client.get("/staff/calls", headers={"Cookie": "phoneline_staff=eyJ1IjoxfQ.forged"})
+    assert response.status_code == 303
