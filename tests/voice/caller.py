@@ -83,8 +83,13 @@ def parse(xml: str) -> Heard:
             heard.redirect = element.text
         else:
             raise AssertionError(f"unexpected <{element.tag}> in {xml}")
-    endings = [heard.gather is not None, heard.dial is not None, heard.hangup]
-    assert sum(endings) == 1, f"a turn ends in exactly one of gather, dial, hangup: {xml}"
+    # A turn ends in one of: a menu, a transfer that reports back, a goodbye. (A <Dial>
+    # without an action, as in the fallback, continues to the verbs after it.)
+    reports_back = heard.dial is not None and "action" in heard.dial
+    endings = [heard.gather is not None, reports_back, heard.hangup]
+    assert sum(endings) == 1, f"a turn ends in one of gather, dial, hangup: {xml}"
+    if reports_back:
+        assert root[-1].tag == "Dial", f"nothing may follow a <Dial action>: {xml}"
     return heard
 
 

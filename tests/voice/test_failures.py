@@ -1,0 +1,142 @@
+"""When things break, a caller still hears the menu and still reaches a person."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from service.calls import router as voice_router
+from service.db import Database, set_database
+from service.main import create_app
+from service.metrics import DB_ERRORS
+from tests.support import AppClient, app_client
+from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller, Heard, parse
+from tests.voice.conftest import voice_settings
+
+COORDINATOR = "+18048287999"
+
+
+def db_errors() -> float:
+    return sum(
+        sample.value
+        for metric in DB_ERRORS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def a_call_without_a_database(caller: Caller) -> None:
+    """The menu, a text that cannot be queued, the coordinator, the end of the call."""
+    heard = caller.call()
+    assert heard.gather is not None
+    assert "To find another doctor, press 2." in heard.words
+    heard = caller.press("2")
+    assert heard.words[0].startswith("If your doctor cannot recommend a colleague")
+    heard = caller.press("8")
+    assert heard.words[0] == "Sorry, we can't send a text message to this phone."
+    heard = caller.press("0")
+    assert heard.numbers == [COORDINATOR]
+    assert heard.dial is not None and heard.dial["callerId"] == CALLER_NUMBER
+    heard = caller.dial_ends("completed", duration="65")
+    assert heard.hangup
+    assert caller.hang_up() == 204
+
+
+def test_a_corrupted_sqlite_file_does_not_stop_a_call(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    path = Path(sqlite_database.url.database or "")
+    app = create_app(voice_settings(tmp_path, str(sqlite_database.url)))
+    with app_client(app) as client:
+        caller = Caller(client)
+        caller.call()  # the database works: the pool holds a connection to the real file
+        path.write_bytes(b"this is not a database, it was overwritten\n" * 2000)
+        for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        before = db_errors()
+        a_call_without_a_database(Caller(client, call_sid="CA" + "3" * 32))
+        assert db_errors() > before, "recording should have tried, failed and been counted"
+
+
+def test_an_unreachable_postgres_does_not_stop_a_call(tmp_path: Path) -> None:
+    # Port 9 (discard) refuses connections: the database is down.
+    url = "postgresql+psycopg://postgres@127.0.0.1:9/test"
+    unreachable = Database(url)
+    previous = set_database(unreachable)
+    try:
+        app = create_app(voice_settings(tmp_path, url))
+        with app_client(app) as client:
+            before = db_errors()
+            a_call_without_a_database(Caller(client))
+            assert db_errors() > before
+    finally:
+        set_database(previous)
+        unreachable.dispose()
+
+
+def fallback_is_heard(heard: Heard, number: str = COORDINATOR) -> None:
+    assert heard.numbers == [number]
+    assert heard.dial is not None and "action" not in heard.dial
+    assert heard.words[0] == (
+        "We're sorry, our phone menu is not working right now. "
+        "Let me connect you with the patient referral coordinator."
+    )
+    assert heard.words[1] == "The number is 8 0 4, 8 2 8, 7 9 9 9."
+    assert heard.words[2].startswith("Lo sentimos")
+    assert heard.says[2].language == "es-US"
+    assert heard.words[-1].startswith("Si nadie contestó")
+
+
+def test_the_fallback_url_dials_the_coordinator_without_the_database(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_database() -> Database:
+        raise AssertionError("the fallback must not touch the database")
+
+    monkeypatch.setattr("service.db.get_database", no_database)
+    monkeypatch.setattr("service.calls.router.get_database", no_database)
+    with app_client(app) as client:
+        params = {"CallSid": "CA" + "4" * 32, "From": CALLER_NUMBER, "To": LINE_NUMBER}
+        params |= {"ErrorCode": "11200", "ErrorUrl": "https://line.example.org/twilio/voice"}
+        response = client.twilio("/twilio/fallback", params)
+        assert response.status_code == 200
+        heard = parse(response.text)
+        fallback_is_heard(heard)
+        assert heard.dial is not None and heard.dial["callerId"] == CALLER_NUMBER
+
+
+def test_without_a_flow_the_voice_webhook_answers_with_the_fallback(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.state.flow = None  # the flow file was broken at start-up
+    with app_client(app) as client, caplog.at_level(logging.ERROR):
+        fallback_is_heard(Caller(client).call())
+        response = client.twilio("/twilio/fallback", {"CallSid": "CA" + "5" * 32})
+        fallback_is_heard(parse(response.text))
+    assert "no flow is loaded" in caplog.text
+
+
+def test_an_unexpected_error_gives_the_fallback_and_is_logged(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr(voice_router, "take_turn", broken)
+    with app_client(app) as client, caplog.at_level(logging.ERROR):
+        fallback_is_heard(Caller(client).call())
+    assert "the voice webhook failed" in caplog.text
+    assert "something nobody expected" in caplog.text
+
+
+def test_a_caller_without_a_valid_number_is_forwarded_with_the_line_as_caller_id(
+    client: AppClient,
+) -> None:
+    for withheld in ("+266696687", "anonymous", "", "+1234"):
+        caller = Caller(client, caller=withheld)
+        caller.call()
+        heard = caller.press("0")
+        assert heard.dial is not None and heard.dial["callerId"] == LINE_NUMBER, withheld

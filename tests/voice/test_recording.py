@@ -1,0 +1,196 @@
+"""What a call leaves in the database (on SQLite and PostgreSQL): its path, its transfers and
+their outcomes, its duration (once, however often Twilio repeats the status callback), and the
+texts callers asked for, queued once for the SMS worker."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from service.db import Database
+from service.models import Call, CallEvent, OutboxMessage
+from service.optouts import set_opt_out
+from service.recording import Recorder
+from tests.support import AppClient
+from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller
+
+
+def the_call(database: Database, call_sid: str) -> Call:
+    with database.session(read_only=True) as session:
+        return session.scalars(select(Call).where(Call.call_sid == call_sid)).one()
+
+
+def events(database: Database, call_sid: str) -> list[tuple[str, str | None, str | None]]:
+    with database.session(read_only=True) as session:
+        rows = session.execute(
+            select(CallEvent.kind, CallEvent.node, CallEvent.detail)
+            .join(Call)
+            .where(Call.call_sid == call_sid)
+            .order_by(CallEvent.at, CallEvent.id)
+        )
+        return [(kind, node, detail) for kind, node, detail in rows]
+
+
+def outbox(database: Database) -> list[OutboxMessage]:
+    with database.session(read_only=True) as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def test_a_call_is_recorded_step_by_step(db_caller: Caller, database: Database) -> None:
+    db_caller.call()
+    db_caller.press("2")
+    db_caller.press("2")
+    db_caller.say("connect me now")
+    db_caller.dial_ends("no-answer")
+    db_caller.dial_ends("completed", duration="80")
+    call = the_call(database, db_caller.call_sid)
+    assert call.caller == CALLER_NUMBER and call.called == LINE_NUMBER
+    assert call.language == "en"
+    assert call.flow_hash and len(call.flow_hash) >= 8
+    assert call.path == "main>reach>library"
+    assert call.transferred_contact == "library"
+    assert call.transferred_number == "+18048280450"  # the second line answered
+    assert call.dial_outcome == "completed"
+    assert call.outcome == "transferred"
+    assert events(database, db_caller.call_sid) == [
+        ("menu", "main", None),
+        ("key", "main", "2"),
+        ("menu", "reach", None),
+        ("key", "reach", "2"),
+        ("menu", "library", None),
+        ("speech", "library", "connect me now (0.91)"),
+        ("dial", "library", "library"),
+        ("dial_result", "library", "no-answer"),
+        ("dial", "library", "library"),
+        ("dial_result", "library", "completed"),
+        ("hangup", "library", "goodbye"),
+    ]
+
+
+def test_the_status_callback_twice_makes_one_call_with_its_duration(
+    db_caller: Caller, database: Database
+) -> None:
+    db_caller.call()
+    db_caller.press("1")
+    assert db_caller.hang_up(duration="95") == 204
+    assert db_caller.hang_up(duration="95") == 204
+    with database.session(read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(Call)) == 1
+    call = the_call(database, db_caller.call_sid)
+    assert call.duration_seconds == 95
+    assert call.status == "completed"
+    assert call.outcome == "completed"
+    assert call.ended_at is not None
+    first_end = call.ended_at
+    # A late, different final status changes nothing either.
+    db_caller.client.twilio(
+        "/twilio/voice/status", db_caller.params(CallStatus="failed", CallDuration="3")
+    )
+    call = the_call(database, db_caller.call_sid)
+    assert (call.status, call.duration_seconds, call.ended_at) == ("completed", 95, first_end)
+
+
+def test_a_caller_who_hangs_up_in_the_greeting_is_abandoned(
+    db_caller: Caller, database: Database
+) -> None:
+    db_caller.call()
+    db_caller.hang_up(duration="4")
+    call = the_call(database, db_caller.call_sid)
+    assert (call.outcome, call.duration_seconds, call.path) == ("abandoned", 4, "main")
+
+
+def test_switching_to_spanish_is_recorded(db_caller: Caller, database: Database) -> None:
+    db_caller.call()
+    db_caller.press("9")
+    db_caller.press("4")
+    call = the_call(database, db_caller.call_sid)
+    assert call.language == "es"
+    assert call.path == "main>disagree"
+    assert ("language", "main", "es") in events(database, db_caller.call_sid)
+
+
+def test_press_8_queues_one_text_to_the_caller(db_caller: Caller, database: Database) -> None:
+    db_caller.call()
+    db_caller.press("2")
+    heard = db_caller.press("8")
+    assert heard.words[0] == "We will text you these numbers in a moment."
+    queued = outbox(database)
+    assert len(queued) == 1
+    text = queued[0]
+    assert (text.kind, text.status, text.to_number, text.from_number) == (
+        "sms",
+        "pending",
+        CALLER_NUMBER,
+        LINE_NUMBER,
+    )
+    assert text.body.splitlines() == [
+        "Second Opinion Line: the numbers you asked for on your call.",
+        "Patient referral coordinator, VCU Massey: (804) 828-7999",
+        "Patient Resource Library, VCU Massey: (804) 828-8709 or (804) 828-0450",
+        "Cancer Information Service: 1-800-4-CANCER (1-800-422-6237)",
+        "Medicare/Medicaid Hotline: (800) 638-6833",
+        "At your local library, ask for the Directory of Medical Specialists or the AMA "
+        "Medical Directory.",
+        "Msg&data rates may apply. Reply STOP to opt out, HELP for help.",
+    ]
+    everyone = "coordinator,library,cancer_information_service,medicare_hotline,directories"
+    assert ("text_queued", "reach", everyone) in events(database, db_caller.call_sid)
+
+
+def test_a_retried_webhook_does_not_queue_the_text_twice(
+    db_caller: Caller, database: Database
+) -> None:
+    db_caller.call()
+    db_caller.press("2")
+    reach = db_caller.url
+    db_caller.post(reach, Digits="8")
+    db_caller.post(reach, Digits="8")  # Twilio retried the same request
+    assert len(outbox(database)) == 1
+    db_caller.press("3")
+    db_caller.press("8")  # another menu, another text: this caller asked again
+    assert [row.body.count("\n") for row in outbox(database)] == [6, 2]
+
+
+def test_a_spanish_caller_gets_the_text_in_spanish(db_caller: Caller, database: Database) -> None:
+    db_caller.call()
+    db_caller.press("9")
+    db_caller.press("2")
+    db_caller.press("3")
+    heard = db_caller.press("8")
+    assert heard.words[0] == "En un momento le enviaremos estos números por mensaje de texto."
+    (text,) = outbox(database)
+    assert text.body.splitlines() == [
+        "Línea de Segunda Opinión: los números que pidió en su llamada.",
+        "Servicio de Información sobre el Cáncer: 1-800-4-CANCER (1-800-422-6237)",
+        "Pueden aplicarse tarifas de mensajes y datos. Responda STOP para cancelar, "
+        "AYUDA para ayuda.",
+    ]
+
+
+def test_no_text_is_queued_to_a_caller_who_opted_out(db_caller: Caller, database: Database) -> None:
+    with database.session() as session:
+        set_opt_out(session, CALLER_NUMBER, True, "STOP")
+    db_caller.call()
+    heard = db_caller.press("8")
+    assert heard.words[0] == "Sorry, we can't send a text message to this phone."
+    assert outbox(database) == []
+
+
+def test_no_text_is_queued_to_a_number_that_cannot_take_texts(
+    db_client: AppClient, database: Database
+) -> None:
+    for number in ("+18005551234", "+4930123456", "+266696687", "anonymous", ""):
+        caller = Caller(db_client, caller=number)
+        caller.call()
+        heard = caller.press("8")
+        assert heard.words[0] == "Sorry, we can't send a text message to this phone.", number
+    assert outbox(database) == []
+
+
+def test_the_recorder_says_when_recording_failed(database: Database) -> None:
+    working = Recorder(database)
+    working.call_event("CA" + "8" * 32, "menu", node="main")
+    assert not working.failed
+    broken = Recorder(Database("postgresql+psycopg://postgres@127.0.0.1:9/test"))
+    broken.call_event("CA" + "8" * 32, "menu", node="main")
+    assert broken.failed
+    broken.database.dispose()
