@@ -50,7 +50,7 @@ def voice_webhook(request: Request, form: TwilioForm, background: BackgroundTask
             return _fallback(request, form)
         webhook = Webhook.from_form(form)
         before = position_url.decode(request.query_params, flow.default_language)
-        now = datetime.now(UTC)
+        now = clock()
         turn = take_turn(
             flow, webhook, before, _base_url(request), now, database_text_queue(get_database, flow)
         )
@@ -84,6 +84,11 @@ def fallback_webhook(request: Request, form: TwilioForm) -> Response:
     """Twilio's fallback URL, requested when the voice webhook failed or timed out. Static:
     no database, no flow engine; only the coordinator's number from the loaded flow."""
     return _fallback(request, form)
+
+
+def clock() -> datetime:
+    """Now, for office hours (a function so tests can set the time)."""
+    return datetime.now(UTC)
 
 
 def _fallback(request: Request, form: FormData) -> Response:

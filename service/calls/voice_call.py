@@ -280,7 +280,8 @@ def record_turn(recorder: Recorder, flow: Flow, webhook: Webhook, turn: Turn, at
             lambda: recorder.call_transferred(sid, contact_id, dialed, node=after.node, at=at)
         )
     if said.ending == "hangup":
-        steps.append(lambda: recorder.call_ended(sid, node=after.node, detail="goodbye", at=at))
+        detail = "goodbye" if said.lines else None
+        steps.append(lambda: recorder.call_ended(sid, node=after.node, detail=detail, at=at))
     for record in steps:
         record()
         if recorder.failed:

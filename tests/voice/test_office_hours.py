@@ -1,0 +1,60 @@
+"""Office hours (a flow feature the shipped flow does not use): a closed contact is not dialed;
+the caller hears the hours and the number, and a silent caller outside hours is told goodbye."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from service.calls import router as voice_router
+from service.db import Database
+from service.main import create_app
+from tests.support import app_client
+from tests.voice.caller import Caller
+from tests.voice.conftest import REPO_ROOT, voice_settings
+
+SUNDAY_NIGHT = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)  # 03:00 in New York: the desk is closed
+MONDAY_MORNING = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 10:00 in New York: open
+
+
+@pytest.fixture
+def features_caller(
+    sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Caller, pytest.MonkeyPatch]]:
+    settings = voice_settings(
+        tmp_path,
+        str(sqlite_database.url),
+        flows_dir=REPO_ROOT / "tests" / "fixtures" / "flows",
+        flow_file="features.yaml",
+    )
+    with app_client(create_app(settings)) as client:
+        yield Caller(client), monkeypatch
+
+
+def test_a_closed_contact_is_not_dialed(features_caller: tuple[Caller, pytest.MonkeyPatch]) -> None:
+    caller, monkeypatch = features_caller
+    monkeypatch.setattr(voice_router, "clock", lambda: SUNDAY_NIGHT)
+    caller.call()
+    heard = caller.press("0")
+    assert heard.dial is None and heard.gather is not None
+    assert "The front desk is closed right now. Hours: weekdays 8 to 5." in heard.words
+    monkeypatch.setattr(voice_router, "clock", lambda: MONDAY_MORNING)
+    heard = caller.press("0")
+    assert heard.dial is not None and heard.words[0] == "Connecting you to the front desk."
+
+
+def test_a_silent_caller_outside_hours_is_told_goodbye(
+    features_caller: tuple[Caller, pytest.MonkeyPatch],
+) -> None:
+    caller, monkeypatch = features_caller
+    monkeypatch.setattr(voice_router, "clock", lambda: SUNDAY_NIGHT)
+    caller.call()
+    caller.silence()
+    caller.silence()
+    heard = caller.silence()
+    assert heard.hangup and not caller.dialed
+    assert heard.words[-1] == "Thank you for calling. Take care. Goodbye."
+    assert any(word.startswith("You can call the front desk at") for word in heard.words)
