@@ -416,8 +416,7 @@ def stream_messages(
         .order_by(Message.created_at.desc(), Message.id.desc())
         .execution_options(yield_per=batch)
     )
-    for row in session.execute(query):
-        yield row.tuple()
+    yield from session.execute(query)
 
 
 def is_inbound(message: Message) -> bool:
