@@ -29,6 +29,7 @@ from service.channels.signature import TwilioForm, public_url
 from service.config import Settings
 from service.db import get_database
 from service.flowengine import Flow
+from service.optouts import JOURNAL_NAME
 from service.recording import Recorder
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,9 @@ def voice_webhook(request: Request, form: TwilioForm, background: BackgroundTask
         webhook = Webhook.from_form(form)
         before = position_url.decode(request.query_params, flow.default_language)
         now = clock()
-        turn = take_turn(
-            flow, webhook, before, _base_url(request), now, database_text_queue(get_database, flow)
-        )
+        settings: Settings = request.app.state.settings
+        texts = database_text_queue(get_database, flow, settings.var_dir / JOURNAL_NAME)
+        turn = take_turn(flow, webhook, before, _base_url(request), now, texts)
         background.add_task(_record, flow, webhook, turn, now)
         return _twiml(turn.twiml)
     except Exception:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -39,6 +40,7 @@ from service.models import CallEventKind, OutboxKind
 from service.optouts import is_opted_out
 from service.outbox import enqueue
 from service.recording import DATABASE_ERRORS, Recorder, describe_error
+from service.texts.journal import journaled_opt_out
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +196,18 @@ def text_dedupe_key(call_sid: str, node: str, contacts: tuple[str, ...]) -> str:
     return f"voice-text:{digest[:40]}"
 
 
-def database_text_queue(database: Callable[[], Database], flow: Flow) -> TextQueue:
+def database_text_queue(
+    database: Callable[[], Database], flow: Flow, opt_out_journal: Path
+) -> TextQueue:
     """A `TextQueue` that puts the text in the outbox (the SMS worker sends it), unless the
-    caller's number cannot take texts or opted out. Database errors mean "not queued"."""
+    caller's number cannot take texts or opted out (in the database, or in the journal of
+    opt-outs that arrived while it was down). Database errors mean "not queued"."""
 
     def queue(webhook: Webhook, position: Position, contacts: tuple[str, ...]) -> bool:
         to = textable_number(webhook.caller)
         if to is None or not webhook.call_sid:
+            return False
+        if journaled_opt_out(to, opt_out_journal):
             return False
         body = text_body(flow, position.lang, contacts)
         try:

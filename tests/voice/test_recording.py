@@ -4,11 +4,12 @@ texts callers asked for, queued once for the SMS worker."""
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from service.db import Database
-from service.models import Call, CallEvent, OutboxMessage
-from service.optouts import set_opt_out
+from service.models import Call, CallEvent, OutboxMessage, utcnow
+from service.optouts import JOURNAL_NAME, journal_opt_out, set_opt_out
 from service.recording import Recorder
 from tests.support import AppClient
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller
@@ -194,3 +195,15 @@ def test_the_recorder_says_when_recording_failed(database: Database) -> None:
     broken.call_event("CA" + "8" * 32, "menu", node="main")
     assert broken.failed
     broken.database.dispose()
+
+
+def test_no_text_is_queued_to_a_caller_whose_stop_is_still_in_the_journal(
+    db_app: FastAPI, db_caller: Caller, database: Database
+) -> None:
+    # A STOP that arrived while the database was down waits in the journal until replayed.
+    journal = db_app.state.settings.var_dir / JOURNAL_NAME
+    journal_opt_out(journal, CALLER_NUMBER, True, "STOP", utcnow())
+    db_caller.call()
+    heard = db_caller.press("8")
+    assert heard.words[0] == "Sorry, we can't send a text message to this phone."
+    assert outbox(database) == []
