@@ -10,6 +10,7 @@ hears.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from service.channels.signature import TwilioForm, public_url
 from service.config import Settings
 from service.db import get_database
 from service.flowengine import Flow
+from service.metrics import DB_ERRORS
 from service.optouts import JOURNAL_NAME
 from service.recording import Recorder
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 TWIML_MEDIA_TYPE = "application/xml"
+MAX_RECORDING = 8
+RECORDING_SLOTS = threading.BoundedSemaphore(MAX_RECORDING)
 COORDINATOR_NUMBER = "+18048287999"
 """Dialed by the fallback when no flow is loaded (the shipped flow's operator contact)."""
 
@@ -107,10 +111,21 @@ def _coordinator_number(request: Request) -> str:
 
 
 def _record(flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> None:
+    # Recording runs in the threads that also answer webhooks. A database that hangs (each
+    # attempt waits for its connect timeout) must not take them all: past a few recordings in
+    # flight, this one is skipped and counted, and callers keep being answered.
+    if not RECORDING_SLOTS.acquire(blocking=False):
+        DB_ERRORS.labels(operation="voice_record_skipped").inc()
+        log.warning(
+            "recording skipped: %d recordings already waiting on the database", MAX_RECORDING
+        )
+        return
     try:
         record_turn(Recorder(get_database()), flow, webhook, turn, at)
     except Exception:  # the answer is already sent; never let recording take anything down
         log.exception("recording a voice turn failed")
+    finally:
+        RECORDING_SLOTS.release()
 
 
 def _base_url(request: Request) -> str:

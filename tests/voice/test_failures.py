@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from service.calls import router as voice_router
 from service.db import Database, set_database
 from service.main import create_app
 from service.metrics import DB_ERRORS
+from service.models import Call
 from tests.support import AppClient, app_client
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller, Heard, parse
 from tests.voice.conftest import voice_settings
@@ -140,3 +142,25 @@ def test_a_caller_without_a_valid_number_is_forwarded_with_the_line_as_caller_id
         caller.call()
         heard = caller.press("0")
         assert heard.dial is not None and heard.dial["callerId"] == LINE_NUMBER, withheld
+
+
+def test_when_the_database_hangs_recordings_never_take_every_thread(
+    app: FastAPI, sqlite_database: Database
+) -> None:
+    # Every recording slot is taken, as by recordings stuck waiting on a database that hangs.
+    taken = 0
+    while voice_router.RECORDING_SLOTS.acquire(blocking=False):
+        taken += 1
+    assert taken == voice_router.MAX_RECORDING
+    try:
+        before = db_errors()
+        with app_client(app) as client:
+            caller = Caller(client)
+            assert caller.call().gather is not None
+            assert caller.press("0").numbers == [COORDINATOR]
+        assert db_errors() == before + 2  # two recordings skipped, and counted
+        with sqlite_database.session(read_only=True) as session:
+            assert session.scalar(select(func.count()).select_from(Call)) == 0
+    finally:
+        for _ in range(taken):
+            voice_router.RECORDING_SLOTS.release()
