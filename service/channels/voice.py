@@ -26,7 +26,7 @@ from service.flowengine.phrases import PHRASES, phrase
 from service.flowengine.render import VoiceTurn, spoken_digits
 
 SAY_LANGUAGES = {"en": "en-US", "es": "es-US"}
-SAY_VOICES = {"en": "Polly.Joanna-Neural", "es": "Polly.Lupe"}
+SAY_VOICES = {"en": "Polly.Joanna-Neural", "es": "Polly.Lupe-Neural"}
 DEFAULT_LANG = "en"
 
 GATHER_TIMEOUT_SECONDS = 6

@@ -11,7 +11,7 @@ LINE_NUMBER = "+18045550100"
 """The line's own Twilio number (To) in these tests."""
 CALLER_NUMBER = "+18045550142"
 """A caller's mobile number (From)."""
-VOICES = {"en-US": "Polly.Joanna-Neural", "es-US": "Polly.Lupe"}
+VOICES = {"en-US": "Polly.Joanna-Neural", "es-US": "Polly.Lupe-Neural"}
 
 
 @dataclass(frozen=True)

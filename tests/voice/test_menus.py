@@ -179,7 +179,7 @@ def test_spanish_is_spoken_in_a_spanish_voice_and_kept(caller: Caller) -> None:
     }
     heard = caller.press("3")
     assert heard.words[0].startswith("El segundo médico le preguntará")
-    assert all(said.voice == "Polly.Lupe" for said in heard.says)
+    assert all(said.voice == "Polly.Lupe-Neural" for said in heard.says)
     heard = caller.press("7")
     assert heard.words[0] == "Lo siento, 7 no es una opción."
     heard = caller.press("0")
