@@ -1,8 +1,9 @@
 """One inbound text in, what the line answers and records out. Pure: the SMS webhook loads and
 stores the state around it, the simulator keeps it in memory.
 
-Order of precedence: an opt-out keyword always wins (and is always confirmed); a number that
-opted out gets nothing at all until an opt-in keyword; then HELP, the Spanish switch, MENU and
+Order of precedence: an opt-out keyword always wins (confirmed once: a second STOP from a number
+already opted out gets nothing); a number that opted out gets nothing at all until an opt-in
+keyword; then HELP, the Spanish switch, MENU and
 CALL; everything else is a reply for the flow engine.
 """
 
@@ -61,7 +62,8 @@ def respond(
     current = position or start(flow, "sms", lang)
     here = current.lang
 
-    if keyword is Keyword.OPT_OUT:
+    if keyword is Keyword.OPT_OUT and (not opted_out or repeat):
+        # One final confirmation (again only for Twilio's retry of the same STOP).
         reply = keyword_reply(flow, language_of(word, here), "sms_stopped")
         return TextTurn(current, reply, keyword, word, opted_out=True, new_conversation=new)
     if keyword is Keyword.OPT_IN:
