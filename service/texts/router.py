@@ -69,13 +69,16 @@ def inbound_text(request: Request, form: TwilioForm) -> Response:
     database = get_database()
     journal = _journal(settings)
     turn: TextTurn | None = None
-    if flow is not None and replay_if_pending(database, journal):
+    database_up = replay_if_pending(database, journal)
+    if flow is not None and database_up:
         try:
             turn = _converse(database, flow, inbound, journal)
         except DATABASE_ERRORS as error:
+            database_up = False
             log.warning("SMS conversation unavailable: %s", describe_error(error))
     if turn is None:
-        return _answer(_without_database(flow, inbound, journal))
+        recorder = Recorder(database, journal=journal) if database_up else None
+        return _answer(_without_conversation(flow, inbound, journal, recorder))
     recorder = Recorder(database, journal=journal)
     if turn.opted_out is not None:
         recorder.opt_out(inbound.phone, turn.opted_out, turn.word)
@@ -171,23 +174,40 @@ def _e164(number: str) -> str:
     return to_e164(number) or number[:20]
 
 
-def _without_database(flow: Flow | None, inbound: Inbound, journal: Path) -> list[str]:
-    """The database (or the flow) is not available: journal an opt-out or opt-in so it is
-    applied later, obey a journaled opt-out, and otherwise give the coordinator's number."""
+def _without_conversation(
+    flow: Flow | None, inbound: Inbound, journal: Path, recorder: Recorder | None
+) -> list[str]:
+    """The database is down (recorder None) or no flow is loaded: record an opt-out or opt-in
+    (journaled when the database is down, applied later), obey an opt-out, and otherwise give
+    the coordinator's number."""
     keyword, word = classify(inbound.body)
     lang = language_of(word, flow.default_language if flow is not None else "en")
     if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
         opted_out = keyword is Keyword.OPT_OUT
-        OPT_OUT_CHANGES.labels(change="stop" if opted_out else "start").inc()
-        try:
-            journal_opt_out(journal, inbound.phone, opted_out, word, utcnow())
-        except OSError as error:
-            log.error("an opt-out could not be journaled: %s", describe_error(error))
+        if recorder is not None:
+            recorder.opt_out(inbound.phone, opted_out, word)
+        else:
+            # Straight to the journal: the database just failed, do not wait on it again.
+            OPT_OUT_CHANGES.labels(change="stop" if opted_out else "start").inc()
+            try:
+                journal_opt_out(journal, inbound.phone, opted_out, word, utcnow())
+            except OSError as error:
+                log.error("an opt-out could not be journaled: %s", describe_error(error))
         reply = "sms_stopped" if opted_out else "sms_started"
         return messages_for(keyword_reply(flow, lang, reply))
-    if journaled_opt_out(inbound.phone, journal):
+    if journaled_opt_out(inbound.phone, journal) or _opted_out_in_database(recorder, inbound):
         return []
     return messages_for(keyword_reply(flow, lang, "sms_unavailable"))
+
+
+def _opted_out_in_database(recorder: Recorder | None, inbound: Inbound) -> bool:
+    if recorder is None:
+        return False
+    try:
+        with recorder.database.session(read_only=True) as session:
+            return is_opted_out(session, inbound.phone)
+    except DATABASE_ERRORS:
+        return False
 
 
 @router.post("/twilio/sms/status", status_code=204)
