@@ -1,0 +1,79 @@
+"""`phoneline staff add|list|disable`."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.config import get_settings
+from service.db import Database
+from service.models import StaffUser
+from service.staff.auth import sign_in
+from tests.staff.conftest import NOW
+
+PASSWORD = "a long enough passphrase"
+
+
+@pytest.fixture
+def runner(database: Database, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    yield CliRunner()  # type: ignore[misc]
+    get_settings.cache_clear()
+
+
+def test_add_list_and_disable(runner: CliRunner, database: Database) -> None:
+    result = runner.invoke(
+        app, ["staff", "add", "Grace", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Added admin grace." in result.output
+    result = runner.invoke(app, ["staff", "add", "linus"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    with database.session() as session:
+        grace = session.scalars(select(StaffUser).where(StaffUser.username == "grace")).one()
+        assert grace.role == "admin"
+        assert grace.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in grace.password_hash
+        assert sign_in(session, "grace", PASSWORD, "127.0.0.1", NOW).user is not None
+    result = runner.invoke(app, ["staff", "list"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].startswith("grace\tadmin\tactive\tlast sign-in 2026-11-24 15:00 UTC")
+    assert lines[1] == "linus\tviewer\tactive\tlast sign-in never"
+    result = runner.invoke(app, ["staff", "disable", "linus"])
+    assert result.exit_code == 0 and "Disabled linus." in result.output
+    assert "linus\tviewer\tdisabled" in runner.invoke(app, ["staff", "list"]).output
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["staff", "add", "ann", "--password-stdin"], "short\n", "at least 12 characters"),
+        (["staff", "add", "ann"], f"{PASSWORD}\n{PASSWORD}x\n", "The two passwords differ"),
+        (
+            ["staff", "add", "ann", "--role", "owner", "--password-stdin"],
+            PASSWORD,
+            "viewer or admin",
+        ),
+        (["staff", "disable", "nobody"], "", "there is no staff account named 'nobody'"),
+    ],
+)
+def test_refusals(
+    runner: CliRunner, database: Database, args: list[str], stdin: str, message: str
+) -> None:
+    result = runner.invoke(app, args, input=stdin)
+    assert result.exit_code != 0
+    assert message in result.output
+    with database.session(read_only=True) as session:
+        assert session.scalars(select(StaffUser)).all() == []
+
+
+def test_a_username_is_taken_once(runner: CliRunner) -> None:
+    args = ["staff", "add", "ann", "--password-stdin"]
+    assert runner.invoke(app, args, input=PASSWORD).exit_code == 0
+    result = runner.invoke(app, ["staff", "add", "ANN", "--password-stdin"], input=PASSWORD)
+    assert result.exit_code == 1
+    assert "there is already a staff account named 'ann'" in result.output
