@@ -42,17 +42,25 @@ from service.channels.sender import (
 )
 from service.config import Settings, get_settings
 from service.db import Database, get_database
-from service.flowengine.segments import count_segments
+from service.flowengine.segments import count_segments, pack
 from service.metrics import TEXTS_FAILED, TEXTS_SENT
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.optouts import JOURNAL_NAME, is_opted_out
-from service.outbox import DEFAULT_STALE_AFTER, claim_due, mark_failed, mark_retry, mark_sent
+from service.outbox import (
+    DEFAULT_STALE_AFTER,
+    claim_due,
+    enqueue,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+)
 from service.recording import DATABASE_ERRORS, Recorder, describe_error
 from service.texts.journal import journaled_opt_out, replay_if_pending
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+MAX_SEGMENTS = 4
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 POLL_SECONDS = 2.0
@@ -150,6 +158,8 @@ class Worker:
             # hands the row out again later.
             log.warning("outbox %d: opt-out check failed: %s", row.id, describe_error(error))
             return
+        if not self._split_if_long(row):
+            return
         try:
             sid = self._send(row)
         except SendError as error:
@@ -169,6 +179,39 @@ class Worker:
                 row.body,
                 segments=count_segments(row.body),
             )
+
+    def _split_if_long(self, row: OutboxMessage) -> bool:
+        """A text over 4 segments (a Spanish list of numbers is UCS-2) is split between lines:
+        this row keeps the first message and each further one becomes a row of its own, queued
+        now, so every row is still one send. False when the split could not be stored."""
+        if row.kind != OutboxKind.SMS.value:
+            return True
+        parts = pack(row.body, max_segments=MAX_SEGMENTS)
+        if len(parts) <= 1:
+            return True
+        key = row.dedupe_key or f"outbox:{row.id}"
+        try:
+            with self.database.session() as session:
+                session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == row.id).values(body=parts[0])
+                )
+                for number, part in enumerate(parts[1:], start=2):
+                    enqueue(
+                        session,
+                        OutboxKind.SMS,
+                        row.to_number,
+                        part,
+                        from_number=row.from_number,
+                        dedupe_key=f"{key[:120]}#{number}",
+                    )
+        except DATABASE_ERRORS as error:
+            log.warning("outbox %d: could not split a long text: %s", row.id, describe_error(error))
+            return False
+        row.body = parts[0]
+        log.info(
+            "outbox %d split into %d texts of at most %d segments", row.id, len(parts), MAX_SEGMENTS
+        )
+        return True
 
     def _opted_out(self, row: OutboxMessage) -> bool:
         if row.kind != OutboxKind.SMS.value:

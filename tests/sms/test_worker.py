@@ -13,6 +13,7 @@ from service import migrate
 from service.channels.sender import TwilioSender
 from service.config import Settings
 from service.db import Database
+from service.flowengine.segments import count_segments
 from service.models import Message, OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.outbox import enqueue
 from service.recording import Recorder
@@ -231,6 +232,29 @@ def test_without_a_from_number_a_text_goes_from_the_configured_one(
     assert worker_for(database, service, fake_twilio).run_once().sent == 1
     assert fake_twilio.requests[1].form["MessagingServiceSid"] == "MG" + "2" * 32
     assert "From" not in fake_twilio.requests[1].form
+
+
+def test_a_text_over_4_segments_goes_out_as_texts_of_at_most_4(
+    database: Database, settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    lines = [
+        f"Línea {i}: (804) 828-7999, pida el Directorio de Especialistas Médicos" for i in range(8)
+    ]
+    body = "\n".join(lines)
+    assert count_segments(body) > 4  # UCS-2: 67 characters a segment
+    message_id = queue_text(database, body)
+    worker = worker_for(database, settings, fake_twilio)
+    while worker.run_once().handled:
+        pass
+    sent = [r.form["Body"] for r in fake_twilio.texts()]
+    assert len(sent) >= 2
+    assert all(count_segments(text) <= 4 for text in sent)
+    assert "\n".join(sent) == body  # every line, in order, nothing twice
+    with database.session() as session:
+        rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert rows[0].id == message_id
+    assert {r.status for r in rows} == {"sent"}
+    assert len(rows) == len(sent)
 
 
 @pytest.mark.postgres
