@@ -1,0 +1,69 @@
+"""The outbox sender inside `serve`: started by the app's lifespan unless disabled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+
+from service.config import Settings
+from service.db import Database
+from service.main import create_app
+from service.models import OptOut, OutboxKind, OutboxMessage
+from service.optouts import journal_opt_out
+from service.outbox import enqueue
+from tests.sms.conftest import LINE, TEXTER, FakeTwilio
+
+
+def run_app_for_a_moment(settings: Settings, until: object) -> None:
+    app = create_app(settings)
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not until():  # type: ignore[operator]
+                await asyncio.sleep(0.05)
+
+    asyncio.run(serve())
+
+
+def texts_sent_via_api() -> float:
+    return REGISTRY.get_sample_value("phoneline_texts_sent_total", {"via": "api"}) or 0.0
+
+
+def test_serve_sends_queued_texts_and_replays_the_journal_at_start(
+    database: Database, settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    other = "+18045550124"
+    journal_opt_out(
+        settings.var_dir / "opt-out-journal.jsonl", other, True, "STOP", datetime.now(UTC)
+    )
+    with database.session() as session:
+        enqueue(session, OutboxKind.SMS, TEXTER, "your numbers", from_number=LINE)
+    before = texts_sent_via_api()
+    serving = settings.model_copy(
+        update={"run_worker_in_server": True, "twilio_api_base": fake_twilio.url}
+    )
+    run_app_for_a_moment(serving, lambda: len(fake_twilio.requests) > 0)
+    assert [r.form["Body"] for r in fake_twilio.requests] == ["your numbers"]
+    assert texts_sent_via_api() == before + 1
+    with database.session() as session:
+        assert session.scalars(select(OutboxMessage.status)).all() == ["sent"]
+        assert session.scalar(select(OptOut.opted_out).where(OptOut.phone == other)) is True
+
+
+def test_serve_sends_nothing_when_its_worker_is_disabled(
+    database: Database, settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    with database.session() as session:
+        enqueue(session, OutboxKind.SMS, TEXTER, "your numbers", from_number=LINE)
+    quiet = settings.model_copy(update={"twilio_api_base": fake_twilio.url})
+    assert quiet.run_worker_in_server is False
+    started = time.monotonic()
+    run_app_for_a_moment(quiet, lambda: time.monotonic() - started > 1)
+    assert fake_twilio.requests == []
+    with database.session() as session:
+        assert session.scalars(select(OutboxMessage.status)).all() == ["pending"]
