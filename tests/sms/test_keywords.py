@@ -104,3 +104,17 @@ def test_the_stop_confirmation_says_nothing_more_comes_and_how_to_come_back(
 def test_the_fallback_coordinator_is_the_shipped_flows(flow: Flow) -> None:
     assert coordinator_display(flow, "") == FALLBACK_COORDINATOR
     assert FALLBACK_COORDINATOR in keyword_reply(None, "en", "sms_unavailable")
+
+
+def test_keywords_and_the_text_dialogue_are_pure() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, service.texts.keywords, service.texts.dialogue, service.simulator\n"
+        "print(sorted(m for m in ('fastapi', 'sqlalchemy', 'twilio', 'httpx') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
