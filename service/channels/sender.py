@@ -29,6 +29,11 @@ from service.flowengine.render import spoken_digits
 
 log = logging.getLogger(__name__)
 
+# twilio-python logs every request's query parameters (phone numbers, in a Messages list) at
+# INFO; only its warnings and errors may reach the app log.
+TWILIO_HTTP_LOG = logging.getLogger(f"{__name__}.twilio_http")
+TWILIO_HTTP_LOG.setLevel(logging.WARNING)
+
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """Far below the outbox's stale-claim time, so a slow send is never taken over mid-flight."""
 
@@ -58,7 +63,7 @@ class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """Twilio's own HTTP client, sending to `base` instead of `https://*.twilio.com`."""
 
     def __init__(self, base: str, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=timeout, logger=TWILIO_HTTP_LOG)
         self.base = base.rstrip("/")
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:

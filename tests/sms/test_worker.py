@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from service import migrate
@@ -293,3 +295,33 @@ def test_two_workers_racing_on_postgres_send_each_row_once(
     finally:
         for database in databases:
             database.dispose()
+
+
+def sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_sends_and_failures_are_counted_and_logged_without_numbers_or_bodies(
+    database: Database,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sent = sample("phoneline_texts_sent_total", {"via": "api"})
+    retrying = sample("phoneline_texts_failed_total", {"final": "false"})
+    given_up = sample("phoneline_texts_failed_total", {"final": "true"})
+    fake_twilio.script = [500, "ok", 400]
+    for body in ("first secret", "second secret"):
+        queue_text(database, body)
+    worker = worker_for(database, settings, fake_twilio)
+    # INFO is the app's level (at DEBUG, urllib3 logs request URLs, a list query's number too).
+    with caplog.at_level(logging.INFO):
+        while worker.run_once().handled:
+            pass
+    assert sample("phoneline_texts_sent_total", {"via": "api"}) == sent + 1
+    assert sample("phoneline_texts_failed_total", {"final": "false"}) == retrying + 1
+    assert sample("phoneline_texts_failed_total", {"final": "true"}) == given_up + 1
+    assert "outbox 1" in caplog.text
+    assert "secret" not in caplog.text
+    assert TEXTER not in caplog.text
+    assert "5550123" not in caplog.text
