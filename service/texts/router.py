@@ -72,7 +72,7 @@ def inbound_text(request: Request, form: TwilioForm) -> Response:
     database_up = replay_if_pending(database, journal)
     if flow is not None and database_up:
         try:
-            turn = _converse(database, flow, inbound, journal)
+            turn = _converse(database, flow, inbound)
         except DATABASE_ERRORS as error:
             database_up = False
             log.warning("SMS conversation unavailable: %s", describe_error(error))
@@ -109,7 +109,7 @@ def _answer(messages: list[str]) -> Response:
     return twiml_response(messages)
 
 
-def _converse(database: Database, flow: Flow, inbound: Inbound, journal: Path) -> TextTurn:
+def _converse(database: Database, flow: Flow, inbound: Inbound) -> TextTurn:
     """Step the conversation and store it (one transaction); opt-outs are recorded after."""
     now = utcnow()
     with database.session() as session:
