@@ -59,7 +59,7 @@ def daily_bars(
         body.append(
             f'<line x1="{left}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="{TEXT}">{round(top_value * fraction)}</text>'
+            f'fill="{TEXT}">{top_value * fraction:g}</text>'
         )
     for index, day in enumerate(days):
         value = counts.get(day, 0)
@@ -69,12 +69,17 @@ def daily_bars(
             f'<rect x="{x:.1f}" y="{top + plot_height - bar:.1f}" width="{slot * 0.7:.1f}" '
             f'height="{bar:.1f}" fill="{colour}"><title>{day.isoformat()}: {value}</title></rect>'
         )
-        if index % 7 == 0 or index == len(days) - 1:
+        if (len(days) - 1 - index) % 7 == 0:  # the last day, then every week back
             body.append(
                 f'<text x="{x + slot * 0.35:.1f}" y="{height - bottom + 16}" font-size="11" '
                 f'text-anchor="middle" fill="{TEXT}">{day:%b %d}</text>'
             )
     total = sum(counts.get(day, 0) for day in days)
+    if not total:
+        body.append(
+            f'<text x="{WIDTH / 2:.0f}" y="{top + plot_height / 2:.0f}" font-size="14" '
+            f'text-anchor="middle" fill="{TEXT}">None in these days</text>'
+        )
     description = (
         f"{total} in the {len(days)} days from {days[0]:%B %d} to {days[-1]:%B %d}"
         if days
@@ -85,7 +90,7 @@ def daily_bars(
 
 def horizontal_bars(title: str, items: Sequence[tuple[str, int]]) -> Markup:
     """One labelled bar per item, longest first as given."""
-    row, label_width, top = 24, 300, 8
+    row, label_width, top = 24, 380, 8
     height = top * 2 + row * max(1, len(items))
     top_value = max((value for _, value in items), default=0) or 1
     plot = WIDTH - label_width - 60
@@ -95,7 +100,7 @@ def horizontal_bars(title: str, items: Sequence[tuple[str, int]]) -> Markup:
     for index, (label, value) in enumerate(items):
         y = top + index * row
         width = plot * value / top_value
-        shown = label if len(label) <= 46 else label[:45] + "…"
+        shown = label if len(label) <= 58 else label[:57] + "…"
         body.append(
             f'<text x="{label_width - 8}" y="{y + 16}" font-size="12" text-anchor="end" '
             f'fill="{TEXT}">{escape(shown)}</text>'

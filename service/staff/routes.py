@@ -73,6 +73,7 @@ class FlowNames:
     """How staff pages name the flow's contacts, menus and options (English labels)."""
 
     contacts: dict[str, str]
+    start: str
     menus: dict[str, str]
     options: dict[tuple[str, str], str]
     languages: tuple[str, ...]
@@ -85,13 +86,15 @@ class FlowNames:
 
     def option(self, node: str, key: str) -> str:
         reserved = {"0": "talk to a person", "*": "repeat", "#": "back"}
+        if node == self.start:
+            reserved["9"] = "español"
         label = self.options.get((node, key)) or reserved.get(key)
         return f"{key} · {label}" if label else key
 
 
 def flow_names(flow: Flow | None) -> FlowNames:
     if flow is None:
-        return FlowNames({}, {}, {}, ("en", "es"))
+        return FlowNames({}, "main", {}, {}, ("en", "es"))
     lang = flow.default_language
     menus = {flow.start: "Main menu"}
     options: dict[tuple[str, str], str] = {}
@@ -104,7 +107,7 @@ def flow_names(flow: Flow | None) -> FlowNames:
     contacts = {
         contact.id: contact.short.get(lang) or contact.id for contact in flow.contacts.values()
     }
-    return FlowNames(contacts, menus, options, flow.languages)
+    return FlowNames(contacts, flow.start, menus, options, flow.languages)
 
 
 def _params(request: Request) -> dict[str, str]:

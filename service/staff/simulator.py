@@ -18,6 +18,7 @@ from service.staff.web import PageError, render, settings_of
 
 MAX_ENTRIES = 200
 MAX_ENTRY_LENGTH = 320
+TERMINAL_PROMPT = "(how did the transfer end?"
 KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
 
 
@@ -71,7 +72,11 @@ def replay(flow: Flow, played: Played) -> tuple[Simulation, list[Turn]]:
         if simulation.ended:
             break
         turns.append(Turn("you", _what_you_did(played.channel, entry, simulation.dialing)))
-        turns.extend(Turn("line", line) for line in simulation.send(entry))
+        turns.extend(
+            Turn("line", line)
+            for line in simulation.send(entry)
+            if not line.startswith(TERMINAL_PROMPT)  # the page asks with buttons instead
+        )
     return simulation, turns
 
 
