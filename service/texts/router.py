@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -55,7 +55,7 @@ def _journal(settings: Settings) -> Path:
 
 
 @router.post("/twilio/sms")
-def inbound_text(request: Request, form: TwilioForm) -> Response:
+def inbound_text(request: Request, form: TwilioForm, background: BackgroundTasks) -> Response:
     inbound = Inbound(
         sid=str(form.get("MessageSid") or form.get("SmsSid") or ""),
         phone=str(form.get("From") or "").strip(),
@@ -83,6 +83,12 @@ def inbound_text(request: Request, form: TwilioForm) -> Response:
     if turn.opted_out is not None:
         recorder.opt_out(inbound.phone, turn.opted_out, turn.word)
     messages = messages_for(turn.reply)
+    # Recorded once the answer is on its way: Twilio does not wait on the record.
+    background.add_task(_record_texts, recorder, inbound, messages)
+    return _answer(messages)
+
+
+def _record_texts(recorder: Recorder, inbound: Inbound, messages: list[str]) -> None:
     if inbound.sid:
         recorder.message_received(
             inbound.sid,
@@ -100,7 +106,6 @@ def inbound_text(request: Request, form: TwilioForm) -> Response:
             segments=segments_of(message),
             status="sent",
         )
-    return _answer(messages)
 
 
 def _answer(messages: list[str]) -> Response:
