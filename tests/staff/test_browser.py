@@ -45,6 +45,8 @@ PAUSE_SECONDS = 0.3
 CALLER_A = "+18045551234"
 CALLER_B = "+15715550188"
 CALLER_C = "+12025550177"
+TEXTER = "+18045557001"
+LINE = "+18045550100"
 
 
 def _unavailable(reason: str) -> None:
@@ -165,6 +167,14 @@ def make_calls(base_url: str) -> None:
         heard = c.dial_ends("no-answer")
         assert "No one answered." in heard.text
         assert c.hang_up("61") == 204
+        # A texter asks for the menu, then texts STOP.
+        for sid, body in (("SM" + "1" * 32, "Hi"), ("SM" + "2" * 32, "STOP")):
+            response = twilio.twilio(
+                "/twilio/sms",
+                {"MessageSid": sid, "From": TEXTER, "To": LINE, "Body": body,
+                 "AccountSid": "AC" + "0" * 32},
+            )  # fmt: skip
+            assert response.status_code == 200, response.text
     finally:
         twilio.http.close()
 
@@ -243,6 +253,17 @@ def test_staff_review_calls_in_a_browser(chromium: object, server: str) -> None:
         expect(page.locator("dl.facts")).to_contain_text("Flow version")
         assert CALLER_A not in page.content()
         page.screenshot(path=str(ARTIFACTS / "staff-call.png"), full_page=True)
+
+        # Texts: the conversation, masked, with its opt-out.
+        page.get_by_role("link", name="Texts").click()
+        conversation = page.locator("tbody tr")
+        expect(conversation).to_have_count(1)
+        expect(conversation.nth(0)).to_contain_text("•••-•••-7001")
+        expect(conversation.nth(0)).to_contain_text("opted out (STOP)")
+        conversation.nth(0).get_by_role("link").click()
+        expect(page.get_by_role("heading", name="Conversation with •••-•••-7001")).to_be_visible()
+        expect(page.locator("table tbody")).to_contain_text("STOP")
+        assert TEXTER not in page.content() and TEXTER[2:] not in page.content()
 
         # The overview's charts.
         page.goto(server + "/staff/")
