@@ -10,9 +10,10 @@ import csv
 import io
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from service.db import Database
-from service.models import Call, Message
+from service.models import Message
 from service.phone import mask
 from service.staff.queries import (
     CallFilters,
@@ -57,7 +58,8 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def call_row(call: Call, contact_names: Mapping[str, str]) -> list[str]:
+def call_row(call: Any, contact_names: Mapping[str, str]) -> list[str]:
+    """A CSV row from a Call or a row of `CSV_CALL_COLUMNS`."""
     contact = call.transferred_contact
     return [
         call.call_sid,
@@ -111,7 +113,6 @@ def calls_csv(
             lines.writer.writerow(call_row(call, contact_names))
             if count % ROWS_PER_CHUNK == 0:
                 yield lines.take()
-                session.expunge_all()  # keep memory flat: rows already written are let go
     yield lines.take()
 
 
@@ -124,5 +125,4 @@ def messages_csv(database: Database, filters: MessageFilters) -> Iterator[str]:
             lines.writer.writerow(message_row(message, language))
             if count % ROWS_PER_CHUNK == 0:
                 yield lines.take()
-                session.expunge_all()
     yield lines.take()

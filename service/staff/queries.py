@@ -399,11 +399,30 @@ def overview(session: Session, today: date, days: int = 30) -> Overview:
     return result
 
 
-def stream_calls(session: Session, filters: CallFilters, batch: int = 500) -> Iterator[Call]:
-    """Every call the filters select, newest first, fetched `batch` rows at a time through a
-    server-side cursor (constant memory)."""
-    result = session.scalars(calls_query(filters).execution_options(yield_per=batch))
-    yield from result
+CSV_CALL_COLUMNS = (
+    Call.call_sid,
+    Call.started_at,
+    Call.duration_seconds,
+    Call.caller,
+    Call.language,
+    Call.outcome,
+    Call.path,
+    Call.transferred_contact,
+    Call.transferred_number,
+    Call.dial_outcome,
+)
+
+
+def stream_calls(session: Session, filters: CallFilters, batch: int = 1000) -> Iterator[Any]:
+    """Every call the filters select, newest first, as rows of CSV_CALL_COLUMNS (attributes
+    named like Call's), fetched `batch` at a time through a server-side cursor."""
+    query = (
+        select(*CSV_CALL_COLUMNS)
+        .where(*filters.conditions())
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .execution_options(yield_per=batch)
+    )
+    yield from session.execute(query)
 
 
 def stream_messages(

@@ -337,3 +337,19 @@ def test_an_admin_can_reveal_a_caller_and_it_is_audited(
     audit_page = client.get("/staff/audit")
     assert audit_page.status_code == 200
     assert "reveal" in audit_page.text and CALLER_A not in audit_page.text
+
+
+def test_a_csv_longer_than_one_chunk_streams_every_row(
+    client: AppClient, recorder: Recorder
+) -> None:
+    from service.staff.export import ROWS_PER_CHUNK
+
+    count = ROWS_PER_CHUNK * 2 + 50
+    for n in range(count):
+        recorder.call_started(
+            f"CAbulk{n:04d}", CALLER_A, "+18045550100", at=NOW - timedelta(seconds=n)
+        )
+    signed_in(client, VIEWER)
+    exported = rows(client.get("/staff/calls.csv"))
+    assert len(exported) == count + 1
+    assert [row[0] for row in exported[1:]] == [f"CAbulk{n:04d}" for n in range(count)]

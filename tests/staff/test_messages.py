@@ -125,3 +125,19 @@ def test_conversation_list_filters_by_last_activity(client: AppClient, conversat
     page = client.get("/staff/messages?to=2026-11-22")
     assert "•••-•••-7001" not in page.text and "•••-•••-7002" in page.text
     assert client.get("/staff/messages?to=someday").status_code == 400
+
+
+def test_a_messages_csv_longer_than_one_chunk_streams_every_row(
+    client: AppClient, recorder: Recorder
+) -> None:
+    from service.staff.export import ROWS_PER_CHUNK
+
+    count = ROWS_PER_CHUNK + 20
+    for n in range(count):
+        recorder.message_received(
+            f"SMbulk{n:04d}", TEXTER_A, LINE, "1", at=NOW - timedelta(seconds=n)
+        )
+    signed_in(client, VIEWER)
+    response = client.get("/staff/messages.csv")
+    exported = list(csv.reader(io.StringIO(response.text)))
+    assert [row[0] for row in exported[1:]] == [f"SMbulk{n:04d}" for n in range(count)]
