@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     trusted_proxies: str = "127.0.0.1,::1"
     run_worker_in_server: bool = True
+    # A claimed outbox row whose worker has not finished it after this long is taken over (its
+    # worker died). Keep it well above the sender's 10 s HTTP timeout.
+    outbox_stale_seconds: int = 300
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
 

@@ -161,7 +161,7 @@ class Worker:
         if not self._split_if_long(row):
             return
         try:
-            sid = self._send(row)
+            sid = self._already_sent(row) or self._send(row)
         except SendError as error:
             self._failed(row, error, report)
             return
@@ -220,6 +220,22 @@ class Worker:
             return True
         with self.database.session(read_only=True) as session:
             return is_opted_out(session, row.to_number)
+
+    def _already_sent(self, row: OutboxMessage) -> str | None:
+        """Before sending a text again (an earlier attempt timed out, or its worker died between
+        Twilio's answer and the `sent` mark), ask Twilio whether it has it already, so a patient
+        never gets it twice. A lookup that fails raises SendError: retried later, not sent."""
+        if row.kind != OutboxKind.SMS.value or row.attempts <= 1:
+            return None
+        sid = self.sender.find_sent(
+            row.to_number,
+            row.from_number or self.settings.twilio_from_number or None,
+            row.body,
+            row.created_at,
+        )
+        if sid:
+            log.info("outbox %d was already taken by Twilio (%s): not sent again", row.id, sid)
+        return sid
 
     def _send(self, row: OutboxMessage) -> str:
         if row.kind == OutboxKind.CALL.value:
@@ -317,7 +333,11 @@ def build_worker(settings: Settings | None = None) -> Worker | None:
             "(queued texts wait in the outbox)"
         )
         return None
-    return Worker(TwilioSender(settings), settings)
+    return Worker(
+        TwilioSender(settings),
+        settings,
+        stale_after=timedelta(seconds=settings.outbox_stale_seconds),
+    )
 
 
 @contextmanager

@@ -41,6 +41,9 @@ router = APIRouter()
 TWIML_MEDIA_TYPE = "application/xml"
 MAX_RECORDING = 8
 RECORDING_SLOTS = threading.BoundedSemaphore(MAX_RECORDING)
+# A healthy but busy database frees a slot within milliseconds: wait that long before skipping,
+# so that load alone never loses a record (tests/ops/test_multiprocess.py).
+RECORDING_WAIT_SECONDS = 1.0
 COORDINATOR_NUMBER = "+18048287999"
 """Dialed by the fallback when no flow is loaded (the shipped flow's operator contact)."""
 
@@ -113,8 +116,8 @@ def _coordinator_number(request: Request) -> str:
 def _record(flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> None:
     # Recording runs in the threads that also answer webhooks. A database that hangs (each
     # attempt waits for its connect timeout) must not take them all: past a few recordings in
-    # flight, this one is skipped and counted, and callers keep being answered.
-    if not RECORDING_SLOTS.acquire(blocking=False):
+    # flight, this one waits a moment, then is skipped and counted; callers keep being answered.
+    if not RECORDING_SLOTS.acquire(timeout=RECORDING_WAIT_SECONDS):
         DB_ERRORS.labels(operation="voice_record_skipped").inc()
         log.warning(
             "recording skipped: %d recordings already waiting on the database", MAX_RECORDING

@@ -12,6 +12,7 @@ connection errors) or not (any other 4xx: a bad number, a number that cannot rec
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 # INFO; only its warnings and errors may reach the app log.
 TWILIO_HTTP_LOG = logging.getLogger(f"{__name__}.twilio_http")
 TWILIO_HTTP_LOG.setLevel(logging.WARNING)
+
+LOOKBACK_MESSAGES = 50
+"""How many of a number's newest messages `find_sent` looks through."""
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """Far below the outbox's stale-claim time, so a slow send is never taken over mid-flight."""
@@ -56,6 +60,11 @@ class Sender(Protocol):
 
     def place_call(self, to: str, from_: str | None, twiml: str) -> str:
         """Place a call that runs `twiml` when answered; returns its CallSid."""
+        ...
+
+    def find_sent(self, to: str, from_: str | None, body: str, since: datetime) -> str | None:
+        """The MessageSid of a text with this body Twilio already took for `to` since `since`
+        (an earlier attempt whose answer was lost), or None."""
         ...
 
 
@@ -106,6 +115,22 @@ class TwilioSender:
             params["status_callback"] = status_callback
         return self._call(lambda: self.client.messages.create(**params))
 
+    def find_sent(self, to: str, from_: str | None, body: str, since: datetime) -> str | None:
+        # Newest first. A queued message has no date_sent yet, so match on date_created.
+        since = since.replace(tzinfo=since.tzinfo or UTC) - timedelta(minutes=1)
+
+        def lookup() -> Any:
+            for message in self.client.messages.list(to=to, limit=LOOKBACK_MESSAGES):
+                created = message.date_created
+                if created is not None and created < since:
+                    break
+                if message.body == body and (not from_ or message.from_ == from_):
+                    return message
+            return None
+
+        found = self._call(lookup, require_sid=False)
+        return found or None
+
     def place_call(self, to: str, from_: str | None, twiml: str) -> str:
         caller_id = from_ or self.settings.twilio_from_number
         if not caller_id:
@@ -113,7 +138,7 @@ class TwilioSender:
         return self._call(lambda: self.client.calls.create(to=to, from_=caller_id, twiml=twiml))
 
     @staticmethod
-    def _call(create: Any) -> str:
+    def _call(create: Any, *, require_sid: bool = True) -> str:
         try:
             created = create()
         except TwilioRestException as error:
@@ -130,6 +155,8 @@ class TwilioSender:
         except TwilioException as error:
             raise SendError(f"Twilio client error: {error}"[:500], retryable=False) from error
         sid = getattr(created, "sid", None)
+        if not sid and not require_sid:
+            return ""
         if not sid:
             raise SendError("Twilio answered without a SID", retryable=True)
         return str(sid)

@@ -9,6 +9,7 @@ message creation wait (the request has reached "Twilio") until `release()`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import re
@@ -16,12 +17,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-ACCOUNT_SID = "AC" + "1" * 32
-AUTH_TOKEN = "fake-twilio-auth-token"
+from bench.harness import ACCOUNT_SID, AUTH_TOKEN
+
+__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FakeTwilio", "running_fake_twilio"]
 
 
 @dataclass
@@ -45,6 +48,7 @@ class FakeTwilio:
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
     hold: threading.Event | None = None
+    drop_held: bool = False
     held: threading.Event = field(default_factory=threading.Event)
     _sids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -62,9 +66,11 @@ class FakeTwilio:
         }
         return sid
 
-    def hold_sends(self) -> None:
-        """From now on, a message create waits until `release()`; `held` is set when one does."""
+    def hold_sends(self, *, drop: bool = False) -> None:
+        """From now on, a message create waits until `release()`; `held` is set when one does.
+        With `drop`, a held create is then lost (as if it never reached Twilio)."""
         self.hold = threading.Event()
+        self.drop_held = drop
         self.held.clear()
 
     def release(self) -> None:
@@ -139,6 +145,12 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
+        if recorded.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json":
+            to = recorded.query.get("To", [""])[0]
+            with fake.lock:
+                found = [m for m in reversed(fake.messages) if not to or m["to"] == to]
+            self._answer(200, {"messages": found, "next_page_uri": None, "page": 0})
+            return
         self._answer(404, {"code": 20404, "message": "Not found", "status": 404})
 
     def do_POST(self) -> None:
@@ -159,6 +171,10 @@ class _Handler(BaseHTTPRequestHandler):
             if fake.hold is not None:
                 fake.held.set()
                 fake.hold.wait(timeout=60)
+                if fake.drop_held:
+                    fake.hold = None
+                    self.close_connection = True
+                    return
             sid = fake.next_sid("SM")
             message = {
                 "sid": sid,
@@ -167,10 +183,13 @@ class _Handler(BaseHTTPRequestHandler):
                 "from": recorded.form.get("From", [""])[0],
                 "body": recorded.form.get("Body", [""])[0],
                 "status": "queued",
+                "date_created": formatdate(usegmt=True),
             }
             with fake.lock:
                 fake.messages.append(message)
-            self._answer(201, message)
+            # The sender may be gone (killed while we held its request): Twilio has it anyway.
+            with contextlib.suppress(OSError):
+                self._answer(201, message)
             return
         if recorded.path == f"{prefix}/Calls.json":
             sid = fake.next_sid("CA")

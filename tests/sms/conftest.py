@@ -126,6 +126,10 @@ class FakeTwilio:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                # The worker's look-up before a retry ("did Twilio take it already?"): no.
+                self._answer(200, {"messages": [], "next_page_uri": None, "page": 0})
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length).decode()
