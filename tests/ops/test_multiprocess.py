@@ -39,7 +39,7 @@ from bench.harness import (
 )
 from tests.ops.fake_twilio import FakeTwilio, running_fake_twilio
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.postgres
 
 TRANSFER_CALLS = 40
 TEXT_ME_CALLS = 12
