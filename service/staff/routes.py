@@ -305,6 +305,8 @@ def _event_text(kind: str, node: str | None, detail: str | None, names: FlowName
         return f"“{redact_numbers(detail)}”"
     if kind == CallEventKind.DIAL.value:
         return names.contact(detail)
+    if kind == CallEventKind.TEXT_QUEUED.value and detail:
+        return "numbers of " + ", ".join(names.contact(c) for c in detail.split(","))
     return redact_numbers(detail) if detail else (names.menu(node) if node else "")
 
 
@@ -411,9 +413,11 @@ def messages_export(request: Request, staff: CurrentStaff, session: SessionDep) 
 
 @router.get("/messages/{conversation_id}", response_class=HTMLResponse)
 def conversation_page(
-    request: Request, conversation_id: int, staff: CurrentStaff, session: ReadSessionDep
+    request: Request, conversation_id: str, staff: CurrentStaff, session: ReadSessionDep
 ) -> Response:
-    conversation = session.get(Conversation, conversation_id)
+    conversation = (
+        session.get(Conversation, int(conversation_id)) if conversation_id.isdigit() else None
+    )
     if conversation is None:
         raise PageError(404, "Conversation not found", "There is no conversation with that id.")
     names = flow_names(_flow(request))

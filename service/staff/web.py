@@ -111,6 +111,8 @@ def error_page(request: Request, status: int, title: str, message: str) -> HTMLR
 
 def _login_redirect(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = "/staff/"  # a form posted after the session lapsed: nothing to go back to
     return RedirectResponse(f"/staff/login?next={quote(target, safe='')}", status_code=303)
 
 

@@ -305,3 +305,21 @@ def test_a_forged_session_cookie_is_ignored(client: AppClient) -> None:
     client.get("/staff/login")
     response = client.get("/staff/calls", headers={"Cookie": "phoneline_staff=eyJ1IjoxfQ.forged"})
     assert response.status_code == 303
+
+
+@pytest.mark.parametrize(
+    "path", ["/staff/logout", "/staff/calls/1/reveal", "/staff/admin/purge", "/staff/simulator"]
+)
+def test_a_form_posted_signed_out_goes_to_the_sign_in_page(client: AppClient, path: str) -> None:
+    token = csrf_of(client.get("/staff/login"))
+    response = client.post(path, data={"csrf_token": token, "older_than": "1d"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/staff/login?next=%2Fstaff%2F"
+
+
+def test_odd_ids_get_a_404_page(client: AppClient) -> None:
+    signed_in(client, VIEWER)
+    for path in ("/staff/messages/abc", "/staff/messages/99", "/staff/calls/%20"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"].startswith("text/html")
