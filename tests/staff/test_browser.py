@@ -57,7 +57,8 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
         _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
@@ -65,7 +66,7 @@ def chromium() -> Iterator[object]:
         _unavailable("the playwright package is not installed")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
         )
         try:
             yield browser
