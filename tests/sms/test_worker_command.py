@@ -25,6 +25,9 @@ def environment(
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "secret")
     monkeypatch.setenv("TWILIO_API_BASE", fake_twilio.url)
+    # The command configures the process's logging onto CliRunner's stderr, which is closed
+    # after the run; later log lines (other tests) would then fail to write.
+    monkeypatch.setattr("service.logs.configure_logging", lambda level="info": {})
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
