@@ -23,6 +23,7 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
+from service.channels.voice import DIAL_TIMEOUT_SECONDS, say
 from service.config import Settings
 from service.flowengine.model import Contact
 from service.flowengine.phrases import phrase
@@ -40,8 +41,6 @@ LOOKBACK_MESSAGES = 50
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """Far below the outbox's stale-claim time, so a slow send is never taken over mid-flight."""
-
-SAY_LANGUAGES = {"en": "en-US", "es": "es-US"}
 
 
 class SendError(Exception):
@@ -164,18 +163,16 @@ class TwilioSender:
 
 def call_back_twiml(contact: Contact, lang: str) -> str:
     """TwiML for a call placed to a texter who asked to be called (CALL): it says whom they are
-    being connected to and dials that contact's lines at once (the first to answer takes it)."""
-    language = SAY_LANGUAGES.get(lang, "en-US")
+    being connected to and dials that contact's lines at once (the first to answer takes it),
+    in the voice line's voices."""
     response = VoiceResponse()
-    response.say(phrase(lang, "connecting", name=contact.name[lang]), language=language)
-    dial = response.dial(timeout=30)
+    say(response, phrase(lang, "connecting", name=contact.name[lang]), lang)
+    dial = response.dial(timeout=DIAL_TIMEOUT_SECONDS)
     for number in contact.numbers:
         dial.number(number)
     # Heard when the dial ends (unanswered, or after the conversation): the number to call.
     digits = phrase(lang, "sms_card_or").join(spoken_digits(n) for n in contact.numbers)
-    response.say(
-        phrase(lang, "call_them_at", name=contact.name[lang], digits=digits), language=language
-    )
+    say(response, phrase(lang, "call_them_at", name=contact.name[lang], digits=digits), lang)
     return str(response.to_xml(xml_declaration=True))
 
 

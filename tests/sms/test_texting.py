@@ -174,7 +174,13 @@ def test_zero_gives_the_coordinator_and_call_queues_a_call_back(
     assert [(r.kind, r.to_number, r.from_number, r.status) for r in rows] == [
         ("call", TEXTER, LINE, "pending")
     ]
-    assert "<Number>+18048287999</Number>" in rows[0].body
+    call = rows[0].body
+    assert call.startswith(
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-US" '
+        'voice="Polly.Joanna-Neural">Connecting you to the patient referral coordinator'
+    )
+    assert '<Dial timeout="25"><Number>+18048287999</Number></Dial>' in call
+    assert "You can call the patient referral coordinator" in call  # after the dial ends
 
 
 def test_call_from_the_library_page_calls_back_to_the_library(
