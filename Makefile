@@ -34,8 +34,9 @@ lint: install-dev
 	$(BIN)/ruff check service tests bench
 	$(BIN)/mypy --strict service
 
+# Starts phoneline serve (SQLite, PostgreSQL) and a minimal FastAPI app; writes bench/results/.
 bench: install-dev
-	@echo "The benchmark is not written yet (see the production-readiness issue)."
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 fuzz: install-dev
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

@@ -235,9 +235,12 @@ class Timings:
 class Driver:
     """Posts signed webhooks to a server at `base_url` that believes it is at PUBLIC_BASE."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, base_url: str, think_seconds: float = 0.0
+    ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
+        self.think_seconds = think_seconds
         self.timings = Timings()
 
     def local(self, public_url: str) -> tuple[str, str]:
@@ -251,6 +254,8 @@ class Driver:
 
     async def post(self, url: str, params: Mapping[str, str], expect: int = 200) -> str:
         target, signed = self.local(url)
+        if self.think_seconds:
+            await asyncio.sleep(self.think_seconds)  # the caller listens, then presses a key
         headers = {
             "X-Twilio-Signature": sign(signed, params),
             "Content-Type": "application/x-www-form-urlencoded",
@@ -338,6 +343,7 @@ async def run_callers(
     script: Sequence[tuple[str, str]] = DEFAULT_CALL_SCRIPT,
     sid_prefix: str = "CA",
     repeat_status: bool = False,
+    think_seconds: float = 0.0,
 ) -> Timings:
     """`calls` calls, `concurrency` at a time, each a caller walking `script`."""
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -348,7 +354,7 @@ async def run_callers(
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
         async def one_line() -> None:
-            driver = Driver(client, base_url)
+            driver = Driver(client, base_url, think_seconds)
             while True:
                 try:
                     index = queue.get_nowait()

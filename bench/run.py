@@ -1,0 +1,507 @@
+"""`make bench`: server CPU per webhook, throughput, latency and memory of `phoneline serve`
+beside a minimal FastAPI app (bench/baseline_app.py), on SQLite and PostgreSQL, at 4 and 40
+concurrent calls; and the staff call list's first page with 1,000,000 calls stored in PostgreSQL.
+
+Every server runs as its own process group on 127.0.0.1 (one uvicorn process each); simulated
+callers walk the menu with signed webhooks over real HTTP (bench/harness.py). CPU is user+system
+time of the server's process group from /proc, measured around each run. Results go to
+bench/results/bench-<time>.json and a table on stdout. Budgets (SPEC.md section 8) are checked
+and the exit status is 1 when one is missed.
+
+Options: --calls-4 N --calls-40 N (calls per run), --skip-staff, --skip-postgres.
+PostgreSQL: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else the local `test` database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from bench.harness import (
+    DEFAULT_CALL_SCRIPT,
+    PHONELINE,
+    REPO_ROOT,
+    ServerProcess,
+    free_port,
+    phoneline_env,
+    phoneline_server,
+    run_callers,
+)
+
+RESULTS = REPO_ROOT / "bench" / "results"
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+STAFF_SCHEMA = "bench_staff_1m"
+STAFF_CALLS = 1_000_000
+STAFF_USER, STAFF_PASSWORD = "benchadmin", "bench-password-long-enough"
+CPU_RATIO_BUDGET = 2.0
+P99_BUDGET_MS = 25.0
+STAFF_BUDGET_MS = 100.0
+THINK_SECONDS = 0.5
+
+
+@dataclass
+class RunResult:
+    server: str
+    database: str
+    concurrency: int
+    calls: int
+    requests: int
+    errors: int
+    seconds: float
+    requests_per_second: float
+    cpu_ms_per_webhook: float
+    p50_ms: float
+    p99_ms: float
+    rss_mb: float
+    paced_requests: int
+    paced_errors: int
+    paced_p50_ms: float
+    paced_p99_ms: float
+    first_errors: list[str]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def measure(
+    server: ServerProcess,
+    name: str,
+    database: str,
+    concurrency: int,
+    calls: int,
+    first: int,
+    paced_calls: int,
+) -> RunResult:
+    asyncio.run(run_callers(server.base_url, 8, 4, first_index=first + 900_000))  # warm up
+    # Latency as callers meet it: each caller listens THINK_SECONDS before every webhook (a real
+    # caller takes several seconds), `concurrency` calls at once.
+    paced = asyncio.run(
+        run_callers(
+            server.base_url,
+            paced_calls,
+            concurrency,
+            first_index=first + 500_000,
+            think_seconds=THINK_SECONDS,
+        )
+    )
+    time.sleep(0.5)
+    # Throughput and CPU: the same callers with no pause at all, so the server is saturated.
+    cpu_before = server.cpu_seconds()
+    started = time.perf_counter()
+    timings = asyncio.run(run_callers(server.base_url, calls, concurrency, first_index=first))
+    elapsed = time.perf_counter() - started
+    time.sleep(0.3)  # recordings that run after the answer belong to these requests too
+    cpu = server.cpu_seconds() - cpu_before
+    requests = len(timings.latencies)
+    return RunResult(
+        server=name,
+        database=database,
+        concurrency=concurrency,
+        calls=calls,
+        requests=requests,
+        errors=len(timings.errors),
+        seconds=round(elapsed, 3),
+        requests_per_second=round(requests / elapsed, 1),
+        cpu_ms_per_webhook=round(1000 * cpu / max(requests, 1), 3),
+        p50_ms=round(1000 * percentile(timings.latencies, 0.50), 2),
+        p99_ms=round(1000 * percentile(timings.latencies, 0.99), 2),
+        rss_mb=round(server.rss_bytes() / 2**20, 1),
+        paced_requests=len(paced.latencies),
+        paced_errors=len(paced.errors),
+        paced_p50_ms=round(1000 * percentile(paced.latencies, 0.50), 2),
+        paced_p99_ms=round(1000 * percentile(paced.latencies, 0.99), 2),
+        first_errors=(paced.errors + timings.errors)[:5],
+    )
+
+
+def baseline_server(work: Path) -> ServerProcess:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "bench.baseline_app:app",
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return ServerProcess(argv, env, port, work / "baseline.log")
+
+
+def postgres_base() -> str:
+    return os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
+        "TEST_DATABASE_URL", DEFAULT_POSTGRES
+    )
+
+
+def postgres_reachable(url: str) -> bool:
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+def schema_url(base: str, schema: str) -> str:
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def run_webhooks(args: argparse.Namespace, work: Path) -> list[RunResult]:
+    servers: list[tuple[str, str, Any]] = [("baseline", "-", lambda: baseline_server(work))]
+    servers.append(
+        (
+            "phoneline",
+            "sqlite",
+            lambda: phoneline_server(
+                phoneline_env(
+                    f"sqlite:///{work / 'sqlite' / 'phoneline.db'}",
+                    work / "var-sqlite",
+                    RUN_WORKER_IN_SERVER="false",
+                ),
+                work / "serve-sqlite.log",
+            ),
+        )
+    )
+    schema = None
+    base = postgres_base()
+    if not args.skip_postgres and postgres_reachable(base):
+        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        with create_engine(base, poolclass=NullPool).begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        servers.append(
+            (
+                "phoneline",
+                "postgres",
+                lambda: phoneline_server(
+                    phoneline_env(
+                        schema_url(base, schema),
+                        work / "var-postgres",
+                        RUN_WORKER_IN_SERVER="false",
+                    ),
+                    work / "serve-postgres.log",
+                ),
+            )
+        )
+    elif not args.skip_postgres:
+        print(f"PostgreSQL at {make_url(base).render_as_string()} is not reachable: skipped")
+    results: list[RunResult] = []
+    try:
+        for number, (name, database, build) in enumerate(servers):
+            server = build()
+            server.start()
+            try:
+                for concurrency, calls, paced in (
+                    (4, args.calls_4, args.paced_4),
+                    (40, args.calls_40, args.paced_40),
+                ):
+                    first = number * 10_000_000 + concurrency * 1_000
+                    result = measure(server, name, database, concurrency, calls, first, paced)
+                    results.append(result)
+                    print(
+                        f"  {name:<9} {database:<8} c={concurrency:<3} "
+                        f"{result.requests_per_second:>7.1f} req/s  "
+                        f"cpu {result.cpu_ms_per_webhook:.2f} ms/webhook  "
+                        f"p99 {result.paced_p99_ms:.1f} ms paced, {result.p99_ms:.1f} saturated  "
+                        f"errors {result.paced_errors + result.errors}",
+                        flush=True,
+                    )
+            finally:
+                server.stop()
+    finally:
+        if schema is not None:
+            with create_engine(base, poolclass=NullPool).begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    return results
+
+
+# -- the staff call list with a million calls ---------------------------------------------------
+
+LOAD_CALLS = f"""
+INSERT INTO calls (call_sid, caller, called, started_at, answered_at, ended_at, duration_seconds,
+                   language, status, outcome, transferred_contact, transferred_number,
+                   dial_outcome, last_node, flow_hash, path)
+SELECT 'CA' || lpad(to_hex(g), 32, '0'),
+       '+1804555' || lpad((g % 10000)::text, 4, '0'),
+       '+18045550100',
+       now() - g * interval '30 seconds',
+       now() - g * interval '30 seconds' + interval '2 seconds',
+       now() - g * interval '30 seconds' + interval '95 seconds',
+       95,
+       CASE WHEN g % 5 = 0 THEN 'es' ELSE 'en' END,
+       'completed',
+       (ARRAY['transferred', 'completed', 'abandoned'])[1 + g % 3],
+       CASE WHEN g % 3 = 0 THEN (ARRAY['coordinator', 'library', 'cancer_information_service',
+                                        'medicare_hotline'])[1 + (g / 3) % 4] END,
+       CASE WHEN g % 3 = 0 THEN '+18048287999' END,
+       CASE WHEN g % 3 = 0 THEN 'completed' END,
+       'main',
+       'benchflowhash',
+       'main>1>#>2>1'
+FROM generate_series(1, {STAFF_CALLS}) AS g
+"""
+
+
+def prepare_staff_schema(base: str, work: Path) -> tuple[str, float]:
+    """A schema holding STAFF_CALLS calls and a staff admin (kept between runs: loading takes a
+    while); returns its URL and the seconds spent loading (0 when it was already there)."""
+    url = schema_url(base, STAFF_SCHEMA)
+    admin = create_engine(base, poolclass=NullPool)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{STAFF_SCHEMA}"'))
+    admin.dispose()
+    env = phoneline_env(url, work / "var-staff")
+    subprocess.run([PHONELINE, "db", "upgrade"], env=env, check=True, capture_output=True)
+    engine = create_engine(url, poolclass=NullPool)
+    loaded = 0.0
+    with engine.begin() as connection:
+        count = connection.execute(text("SELECT count(*) FROM calls")).scalar_one()
+    if count != STAFF_CALLS:
+        print(f"  loading {STAFF_CALLS:,} calls into schema {STAFF_SCHEMA} (once)...", flush=True)
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            connection.execute(text("TRUNCATE calls CASCADE"))
+            connection.execute(text(LOAD_CALLS))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE calls"))
+        loaded = time.perf_counter() - started
+    engine.dispose()
+    add = subprocess.run(
+        [PHONELINE, "staff", "add", STAFF_USER, "--role", "admin", "--password-stdin"],
+        env=env,
+        input=STAFF_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+    )
+    if add.returncode != 0 and "exists" not in (add.stdout + add.stderr):
+        raise RuntimeError(f"phoneline staff add failed: {add.stdout}{add.stderr}")
+    return url, loaded
+
+
+def cookies_of(response: httpx.Response, jar: dict[str, str]) -> None:
+    for header in response.headers.get_list("set-cookie"):
+        parsed: SimpleCookie = SimpleCookie()
+        parsed.load(header)
+        for name, morsel in parsed.items():
+            jar[name] = morsel.value
+
+
+def cookie_header(jar: dict[str, str]) -> str:
+    return "; ".join(f"{name}={value}" for name, value in jar.items())
+
+
+def sign_in(client: httpx.Client, base: str) -> dict[str, str]:
+    jar: dict[str, str] = {}
+    form_page = client.get(base + "/staff/login")
+    cookies_of(form_page, jar)
+    marker = 'name="csrf_token" value="'
+    token = form_page.text.split(marker, 1)[1].split('"', 1)[0]
+    response = client.post(
+        base + "/staff/login",
+        data={"username": STAFF_USER, "password": STAFF_PASSWORD, "csrf_token": token},
+        headers={"Cookie": cookie_header(jar)},
+    )
+    if response.status_code != 303:
+        raise RuntimeError(f"staff sign-in failed: HTTP {response.status_code}")
+    cookies_of(response, jar)
+    return jar
+
+
+def time_pages(client: httpx.Client, url: str, jar: dict[str, str], rounds: int) -> dict[str, Any]:
+    headers = {"Cookie": cookie_header(jar)}
+    first = client.get(url, headers=headers)
+    if first.status_code != 200 or "<table" not in first.text:
+        raise RuntimeError(f"{url}: HTTP {first.status_code}")
+    rows = first.text.count("<tr") - 1
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        times.append(1000 * (time.perf_counter() - started))
+        assert response.status_code == 200
+    return {
+        "url": url.split("/staff", 1)[1],
+        "rows_on_page": rows,
+        "p50_ms": round(statistics.median(times), 2),
+        "max_ms": round(max(times), 2),
+        "rounds": rounds,
+    }
+
+
+def run_staff(work: Path) -> dict[str, Any] | None:
+    base = postgres_base()
+    if not postgres_reachable(base):
+        print("PostgreSQL is not reachable: the staff list timing is skipped")
+        return None
+    url, loaded = prepare_staff_schema(base, work)
+    env = phoneline_env(url, work / "var-staff", PUBLIC_BASE_URL="", RUN_WORKER_IN_SERVER="false")
+    server = phoneline_server(env, work / "serve-staff.log")
+    server.start()
+    try:
+        with httpx.Client(timeout=30, follow_redirects=False) as client:
+            jar = sign_in(client, server.base_url)
+            first = time_pages(client, server.base_url + "/staff/calls", jar, 20)
+            filtered = time_pages(
+                client,
+                server.base_url + "/staff/calls?outcome=transferred&language=es&contact=library",
+                jar,
+                20,
+            )
+            # A later page: the keyset cursor of page one, followed.
+            page = client.get(
+                server.base_url + "/staff/calls", headers={"Cookie": cookie_header(jar)}
+            )
+            next_link = page.text.split('href="/staff/calls?after=', 1)
+            later = None
+            if len(next_link) == 2:
+                after = next_link[1].split('"', 1)[0].replace("&amp;", "&")
+                later = time_pages(client, server.base_url + "/staff/calls?after=" + after, jar, 20)
+    finally:
+        server.stop()
+    return {
+        "calls_stored": STAFF_CALLS,
+        "load_seconds": round(loaded, 1),
+        "first_page": first,
+        "filtered_page": filtered,
+        "second_page": later,
+    }
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def table(results: list[RunResult], staff: dict[str, Any] | None) -> str:
+    baseline = {r.concurrency: r for r in results if r.server == "baseline"}
+    lines = [
+        "| server | db | calls | req/s (saturated) | CPU ms/webhook | x baseline "
+        "| p50 / p99 ms paced | p50 / p99 ms saturated | RSS MB | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        base = baseline.get(r.concurrency)
+        ratio = r.cpu_ms_per_webhook / base.cpu_ms_per_webhook if base else float("nan")
+        lines.append(
+            f"| {r.server} | {r.database} | {r.concurrency} | {r.requests_per_second:.0f} "
+            f"| {r.cpu_ms_per_webhook:.2f} | {ratio:.2f} "
+            f"| {r.paced_p50_ms:.1f} / {r.paced_p99_ms:.1f} | {r.p50_ms:.1f} / {r.p99_ms:.1f} "
+            f"| {r.rss_mb:.0f} | {r.paced_errors + r.errors}/{r.paced_requests + r.requests} |"
+        )
+    if staff:
+        lines.append("")
+        lines.append(f"Staff call list, {staff['calls_stored']:,} calls in PostgreSQL:")
+        for key in ("first_page", "filtered_page", "second_page"):
+            page = staff.get(key)
+            if page:
+                lines.append(
+                    f"  {key.replace('_', ' ')}: GET /staff{page['url']}  p50 {page['p50_ms']} ms,"
+                    f" max {page['max_ms']} ms ({page['rows_on_page']} rows, {page['rounds']} runs)"
+                )
+    return "\n".join(lines)
+
+
+def budgets(results: list[RunResult], staff: dict[str, Any] | None) -> list[tuple[str, bool]]:
+    checks = []
+    baseline = {r.concurrency: r for r in results if r.server == "baseline"}
+    for r in results:
+        if r.server == "baseline":
+            continue
+        base = baseline[r.concurrency]
+        ratio = r.cpu_ms_per_webhook / base.cpu_ms_per_webhook
+        checks.append(
+            (
+                f"CPU/webhook {r.database} c={r.concurrency}: {ratio:.2f}x the minimal app "
+                f"(<= {CPU_RATIO_BUDGET}x)",
+                ratio <= CPU_RATIO_BUDGET,
+            )
+        )
+        if r.concurrency == 4:
+            checks.append(
+                (
+                    f"p99 {r.database} 4 concurrent calls: {r.paced_p99_ms} ms (< {P99_BUDGET_MS})",
+                    r.paced_p99_ms < P99_BUDGET_MS,
+                )
+            )
+        if r.concurrency == 40:
+            errors = r.errors + r.paced_errors
+            checks.append((f"errors {r.database} 40 concurrent: {errors} (none)", errors == 0))
+    if staff:
+        for key in ("first_page", "filtered_page"):
+            page = staff[key]
+            checks.append(
+                (
+                    f"staff {key.replace('_', ' ')} with 1M calls: p50 {page['p50_ms']} ms "
+                    f"(< {STAFF_BUDGET_MS})",
+                    page["p50_ms"] < STAFF_BUDGET_MS,
+                )
+            )
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls-4", type=int, default=150, help="calls at 4 concurrent")
+    parser.add_argument("--calls-40", type=int, default=300, help="calls at 40 concurrent")
+    parser.add_argument("--paced-4", type=int, default=24, help="paced calls at 4 concurrent")
+    parser.add_argument("--paced-40", type=int, default=80, help="paced calls at 40 concurrent")
+    parser.add_argument("--skip-staff", action="store_true")
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    print(
+        f"bench: {len(DEFAULT_CALL_SCRIPT) + 2} webhooks per call; paced ({THINK_SECONDS} s "
+        f"before each webhook): {args.paced_4} calls 4 at a time, {args.paced_40} 40 at a time; "
+        f"saturated (no pause): {args.calls_4} and {args.calls_40}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="phoneline-bench-") as tmp:
+        work = Path(tmp)
+        results = run_webhooks(args, work)
+        staff = None if args.skip_staff or args.skip_postgres else run_staff(work)
+    checks = budgets(results, staff)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = {
+        "time": stamp,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "webhooks_per_call": len(DEFAULT_CALL_SCRIPT) + 2,
+        "think_seconds": THINK_SECONDS,
+        "runs": [asdict(r) for r in results],
+        "staff_list": staff,
+        "budgets": [{"check": name, "met": met} for name, met in checks],
+    }
+    path = RESULTS / f"bench-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print()
+    print(table(results, staff))
+    print()
+    for name, met in checks:
+        print(f"  [{'ok' if met else 'MISSED'}] {name}")
+    print(f"\nresults: {path.relative_to(REPO_ROOT)}")
+    return 0 if all(met for _, met in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
