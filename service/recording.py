@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Concatenate, ParamSpec
@@ -201,8 +201,17 @@ class Recorder:
                 )
             )
             if kind is CallEventKind.MENU and node:
-                call.last_node = node[:64]
-                call.path = _extend_path(call.path, node)
+                # Webhooks of one call may be recorded out of order (recording runs after each
+                # answer), so the path is derived from the menu events in time order.
+                session.flush()
+                menus = session.scalars(
+                    select(CallEvent.node)
+                    .where(CallEvent.call_id == call.id, CallEvent.kind == kind.value)
+                    .order_by(CallEvent.at, CallEvent.id)
+                ).all()
+                names = [name for name in menus if name]
+                call.path = _path_of(names)
+                call.last_node = names[-1][:64]
             elif kind is CallEventKind.LANGUAGE and detail:
                 call.language = detail[:8]
 
@@ -525,6 +534,13 @@ def _seconds(duration: int | str | None) -> int | None:
         return max(0, int(duration))
     except (TypeError, ValueError):
         return None
+
+
+def _path_of(nodes: Iterable[str]) -> str:
+    path = ""
+    for node in nodes:
+        path = _extend_path(path, node)
+    return path
 
 
 def _extend_path(path: str | None, node: str) -> str:

@@ -129,6 +129,18 @@ def test_the_path_and_last_menu_follow_the_caller(recorder: Recorder, database: 
     assert [kind for kind, _, _ in events(database)] == ["menu"] * 4 + ["language"]
 
 
+def test_menus_recorded_out_of_order_give_the_path_in_time_order(
+    recorder: Recorder, database: Database
+) -> None:
+    recorder.call_started("CA1", "+18045550100", "+18048287999", at=at(0))
+    for second, node in [(1, "main"), (3, "library"), (2, "reach")]:
+        recorder.call_event("CA1", "menu", node=node, at=at(second))
+
+    call = the_call(database)
+    assert call.path == "main>reach>library"
+    assert call.last_node == "library"
+
+
 def test_an_answered_transfer_is_a_transferred_call(recorder: Recorder, database: Database) -> None:
     recorder.call_started("CA1", "+18045550100", "+18048287999", at=at(0))
     recorder.call_transferred("CA1", "coordinator", "(804) 828-7999", node="main", at=at(5))
