@@ -21,13 +21,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
-from twilio.twiml.voice_response import VoiceResponse
 
-from service.channels.voice import DIAL_TIMEOUT_SECONDS, say
 from service.config import Settings
-from service.flowengine.model import Contact
-from service.flowengine.phrases import phrase
-from service.flowengine.render import spoken_digits
 
 log = logging.getLogger(__name__)
 
@@ -159,21 +154,6 @@ class TwilioSender:
         if not sid:
             raise SendError("Twilio answered without a SID", retryable=True)
         return str(sid)
-
-
-def call_back_twiml(contact: Contact, lang: str) -> str:
-    """TwiML for a call placed to a texter who asked to be called (CALL): it says whom they are
-    being connected to and dials that contact's lines at once (the first to answer takes it),
-    in the voice line's voices."""
-    response = VoiceResponse()
-    say(response, phrase(lang, "connecting", name=contact.name[lang]), lang)
-    dial = response.dial(timeout=DIAL_TIMEOUT_SECONDS)
-    for number in contact.numbers:
-        dial.number(number)
-    # Heard when the dial ends (unanswered, or after the conversation): the number to call.
-    digits = phrase(lang, "sms_card_or").join(spoken_digits(n) for n in contact.numbers)
-    say(response, phrase(lang, "call_them_at", name=contact.name[lang], digits=digits), lang)
-    return str(response.to_xml(xml_declaration=True))
 
 
 def status_callback_url(settings: Settings) -> str | None:

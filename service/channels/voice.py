@@ -22,8 +22,9 @@ from collections.abc import Sequence
 import phonenumbers
 from twilio.twiml.voice_response import VoiceResponse
 
+from service.flowengine.model import Contact
 from service.flowengine.phrases import PHRASES, phrase
-from service.flowengine.render import VoiceTurn, spoken_digits
+from service.flowengine.render import VoiceTurn, numbers_read_aloud, spoken_digits
 
 SAY_LANGUAGES = {"en": "en-US", "es": "es-US"}
 SAY_VOICES = {"en": "Polly.Joanna-Neural", "es": "Polly.Lupe-Neural"}
@@ -107,6 +108,21 @@ def fallback(number: str, caller_id: str | None = None) -> str:
     for lang in FALLBACK_LANGUAGES:
         say(response, phrase(lang, "fallback_after", digits=digits), lang)
     response.hangup()
+    return _xml(response)
+
+
+def call_back_twiml(contact: Contact, lang: str) -> str:
+    """TwiML for a call placed to a texter who asked to be called (CALL): it says whom they are
+    being connected to and dials that contact's lines at once (the first to answer takes it),
+    in the voice line's voices."""
+    response = VoiceResponse()
+    say(response, phrase(lang, "connecting", name=contact.name[lang]), lang)
+    dial = response.dial(timeout=DIAL_TIMEOUT_SECONDS)
+    for number in contact.numbers:
+        dial.number(number)
+    # Heard when the dial ends (unanswered, or after the conversation): the number to call.
+    lines = range(len(contact.numbers))
+    say(response, numbers_read_aloud(contact, lang, "call_them_at", lines), lang)
     return _xml(response)
 
 

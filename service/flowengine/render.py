@@ -53,7 +53,7 @@ def spoken_key(key: str, lang: str) -> str:
     return {"*": phrase(lang, "star"), "#": phrase(lang, "pound")}.get(key, key)
 
 
-def _numbers_read_aloud(contact: Contact, lang: str, lead: str, lines: range) -> str:
+def numbers_read_aloud(contact: Contact, lang: str, lead: str, lines: range) -> str:
     joined = phrase(lang, "sms_card_or").join(spoken_digits(contact.numbers[i]) for i in lines)
     if lead == "number_is" and len(lines) > 1:
         lead = "numbers_are"
@@ -86,7 +86,7 @@ def render_voice(
                 contact = flow.contacts[contact_id]
                 if contact.numbers:
                     lines.append(
-                        _numbers_read_aloud(contact, lang, lead, range(len(contact.numbers)))
+                        numbers_read_aloud(contact, lang, lead, range(len(contact.numbers)))
                     )
             case Menu() as menu:
                 lines.extend(voice_lines_for_menu(menu, lang))
@@ -94,7 +94,7 @@ def render_voice(
             case Connect(contact=contact_id, line=line):
                 contact = flow.contacts[contact_id]
                 lines.append(phrase(lang, "connecting", name=contact.name[lang]))
-                lines.append(_numbers_read_aloud(contact, lang, "number_is", range(line, line + 1)))
+                lines.append(numbers_read_aloud(contact, lang, "number_is", range(line, line + 1)))
                 return VoiceTurn(
                     tuple(lines), "dial", contact.numbers[line], contact_id, tuple(texts)
                 )

@@ -18,9 +18,9 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.channels.sender import call_back_twiml
 from service.channels.signature import TwilioForm
 from service.channels.sms import messages_for, segments_of, twiml_response
+from service.channels.voice import call_back_twiml
 from service.config import Settings
 from service.conversations import CONVERSATION_TTL, save_conversation
 from service.db import Database, get_database
