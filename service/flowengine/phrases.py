@@ -72,8 +72,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "Let me connect you with the patient referral coordinator."
         ),
         "fallback_after": (
-            "If no one answered, please call the patient referral coordinator at {digits}. "
-            "Goodbye."
+            "If no one answered, please call the patient referral coordinator at {digits}. Goodbye."
         ),
     },
     "es": {
@@ -275,6 +274,28 @@ STOPWORDS: Final = frozenset(
         "like",
     ]
 )
+
+
+CARRIER_KEYWORDS: Final[dict[str, frozenset[str]]] = {
+    # Whole-message words carriers give a meaning on short codes; the SMS line answers them
+    # itself, and no flow option may claim one.
+    "opt-out": frozenset(
+        {
+            "STOP",
+            "STOPALL",
+            "UNSUBSCRIBE",
+            "CANCEL",
+            "END",
+            "QUIT",
+            "REVOKE",
+            "OPTOUT",
+            "PARAR",
+            "ALTO",
+        }
+    ),
+    "opt-in": frozenset({"START", "YES", "UNSTOP"}),
+    "help": frozenset({"HELP", "INFO", "AYUDA"}),
+}
 
 
 def phrase(lang: str, name: str, /, **values: str) -> str:

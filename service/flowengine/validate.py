@@ -18,31 +18,12 @@ from service.flowengine.effects import Menu
 from service.flowengine.engine import BACK_KEY, LANGUAGE_KEY, OPERATOR_KEY, REPEAT_KEY, step
 from service.flowengine.loader import Document, FlowError, Problem, build, read, schema_problems
 from service.flowengine.model import Flow, Text
-from service.flowengine.phrases import SUPPORTED_LANGUAGES
+from service.flowengine.phrases import CARRIER_KEYWORDS, SUPPORTED_LANGUAGES
 from service.flowengine.position import Input, Key, Position, Start
 from service.flowengine.render import render_sms, render_voice, voice_lines_for_menu
 from service.flowengine.segments import count_segments, pack
 
-CARRIER_KEYWORDS = frozenset(
-    [
-        "STOP",
-        "STOPALL",
-        "UNSUBSCRIBE",
-        "CANCEL",
-        "END",
-        "QUIT",
-        "REVOKE",
-        "OPTOUT",
-        "PARAR",
-        "ALTO",
-        "START",
-        "YES",
-        "UNSTOP",
-        "HELP",
-        "INFO",
-        "AYUDA",
-    ]
-)
+RESERVED_WORDS = frozenset().union(*CARRIER_KEYWORDS.values())
 DEFAULT_START_WORDS = 45
 DEFAULT_NODE_WORDS = 150
 DEFAULT_SMS_SEGMENTS = 4
@@ -194,7 +175,7 @@ def _keys(flow: Flow) -> Iterator[tuple[Path_, str]]:
                 yield [*where, "key"], "key 9 is reserved on the first menu for changing language"
             for lang, words in option.words.items():
                 for word in words:
-                    if word.strip().upper() in CARRIER_KEYWORDS:
+                    if word.strip().upper() in RESERVED_WORDS:
                         yield (
                             [*where, "words", lang],
                             (
@@ -204,7 +185,7 @@ def _keys(flow: Flow) -> Iterator[tuple[Path_, str]]:
                             ),
                         )
             for lang, label in option.label.items():
-                if label.strip().upper() in CARRIER_KEYWORDS:
+                if label.strip().upper() in RESERVED_WORDS:
                     yield [*where, "label", lang], f"label {label!r} is a carrier keyword"
 
 

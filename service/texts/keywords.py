@@ -17,7 +17,7 @@ import unicodedata
 from enum import StrEnum
 
 from service.flowengine.model import Flow
-from service.flowengine.phrases import phrase
+from service.flowengine.phrases import CARRIER_KEYWORDS, phrase
 
 
 class Keyword(StrEnum):
@@ -30,22 +30,9 @@ class Keyword(StrEnum):
 
 
 KEYWORDS: dict[Keyword, frozenset[str]] = {
-    Keyword.OPT_OUT: frozenset(
-        [
-            "STOP",
-            "STOPALL",
-            "UNSUBSCRIBE",
-            "CANCEL",
-            "END",
-            "QUIT",
-            "REVOKE",
-            "OPTOUT",
-            "PARAR",
-            "ALTO",
-        ]
-    ),
-    Keyword.OPT_IN: frozenset({"START", "YES", "UNSTOP"}),
-    Keyword.HELP: frozenset({"HELP", "INFO", "AYUDA"}),
+    Keyword.OPT_OUT: CARRIER_KEYWORDS["opt-out"],
+    Keyword.OPT_IN: CARRIER_KEYWORDS["opt-in"],
+    Keyword.HELP: CARRIER_KEYWORDS["help"],
     Keyword.SPANISH: frozenset({"HOLA", "ESPANOL"}),
     Keyword.MENU: frozenset({"MENU", "HI", "HELLO", "INICIO"}),
     Keyword.CALL: frozenset({"CALL", "LLAMAME"}),
