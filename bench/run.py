@@ -297,7 +297,7 @@ def prepare_staff_schema(base: str, work: Path) -> tuple[str, float]:
         capture_output=True,
         text=True,
     )
-    if add.returncode != 0 and "exists" not in (add.stdout + add.stderr):
+    if add.returncode != 0 and "already" not in (add.stdout + add.stderr):
         raise RuntimeError(f"phoneline staff add failed: {add.stdout}{add.stderr}")
     return url, loaded
 
