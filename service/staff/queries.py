@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Date, Select, and_, cast, func, literal, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.models import (
     Call,
@@ -60,6 +60,25 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def _date_range(params: Mapping[str, str]) -> tuple[date | None, date | None]:
+    """The `from` and `to` filters: UTC days, both ends included."""
+    date_from, date_to = _date(params, "from", "From"), _date(params, "to", "To")
+    if date_from and date_to and date_from > date_to:
+        raise FilterError("From must not be after To")
+    return date_from, date_to
+
+
+def _within(
+    column: InstrumentedAttribute[datetime], date_from: date | None, date_to: date | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if date_from:
+        where.append(column >= day_start(date_from))
+    if date_to:
+        where.append(column < day_start(date_to + timedelta(days=1)))
+    return where
+
+
 @dataclass(frozen=True)
 class CallFilters:
     """Filters of the call list and its CSV; dates are UTC days, both ends included."""
@@ -74,23 +93,17 @@ class CallFilters:
     def parse(
         cls, params: Mapping[str, str], languages: Sequence[str], contacts: Sequence[str]
     ) -> CallFilters:
-        filters = cls(
-            date_from=_date(params, "from", "From"),
-            date_to=_date(params, "to", "To"),
+        date_from, date_to = _date_range(params)
+        return cls(
+            date_from=date_from,
+            date_to=date_to,
             outcome=_choice(params, "outcome", OUTCOMES, "Outcome"),
             language=_choice(params, "language", languages, "Language"),
             contact=_choice(params, "contact", contacts, "Transferred to"),
         )
-        if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
-            raise FilterError("From must not be after To")
-        return filters
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if self.date_from:
-            where.append(Call.started_at >= day_start(self.date_from))
-        if self.date_to:
-            where.append(Call.started_at < day_start(self.date_to + timedelta(days=1)))
+        where = _within(Call.started_at, self.date_from, self.date_to)
         if self.outcome:
             where.append(Call.outcome == self.outcome)
         if self.language:
@@ -263,21 +276,15 @@ class MessageFilters:
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> MessageFilters:
-        filters = cls(
-            date_from=_date(params, "from", "From"),
-            date_to=_date(params, "to", "To"),
+        date_from, date_to = _date_range(params)
+        return cls(
+            date_from=date_from,
+            date_to=date_to,
             direction=_choice(params, "direction", ("in", "out"), "Direction"),
         )
-        if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
-            raise FilterError("From must not be after To")
-        return filters
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if self.date_from:
-            where.append(Message.created_at >= day_start(self.date_from))
-        if self.date_to:
-            where.append(Message.created_at < day_start(self.date_to + timedelta(days=1)))
+        where = _within(Message.created_at, self.date_from, self.date_to)
         if self.direction:
             where.append(Message.direction == self.direction)
         return where
