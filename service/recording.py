@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Concatenate, ParamSpec
@@ -122,6 +123,7 @@ class Recorder:
     def __init__(self, database: Database | None = None, *, journal: Path | None = None) -> None:
         self._database = database
         self._journal = journal
+        self._batch: Session | None = None
         self.failed = False
         """Set once any recording through this Recorder failed (and was swallowed), so that a
         caller with several things to record can stop after the first failure instead of
@@ -130,6 +132,32 @@ class Recorder:
     @property
     def database(self) -> Database:
         return self._database if self._database is not None else get_database()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Record several things in one transaction (what one turn of a call did): one commit
+        instead of one per record. A failure inside is swallowed and counted like any other, and
+        the whole batch is rolled back."""
+        try:
+            with self.database.session() as session:
+                self._batch = session
+                yield
+                if self.failed:
+                    session.rollback()
+        except DATABASE_ERRORS as error:
+            self.failed = True
+            DB_ERRORS.labels(operation="batch").inc()
+            log.warning("recording a batch failed: %s", describe_error(error))
+        finally:
+            self._batch = None
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        if self._batch is not None:
+            yield self._batch
+        else:
+            with self.database.session() as session:
+                yield session
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -146,7 +174,7 @@ class Recorder:
     ) -> None:
         """A call reached the line (safe to call on every voice webhook of the call)."""
         at = at or utcnow()
-        with self.database.session() as session:
+        with self._session() as session:
             table = Call.__table__
             insert = upsert(session, Call).values(
                 call_sid=call_sid,
@@ -189,7 +217,7 @@ class Recorder:
         a `language` event (detail = the language code) changes the call's language."""
         at = at or utcnow()
         kind = CallEventKind(kind)
-        with self.database.session() as session:
+        with self._session() as session:
             call = self._call_for_update(session, call_sid, at)
             session.add(
                 CallEvent(
@@ -227,7 +255,7 @@ class Recorder:
     ) -> None:
         """A <Dial> to `contact` (the flow's contact id) at `number` started."""
         at = at or utcnow()
-        with self.database.session() as session:
+        with self._session() as session:
             call = self._call_for_update(session, call_sid, at)
             call.transferred_contact = contact[:64]
             call.transferred_number = to_e164(number)
@@ -254,7 +282,7 @@ class Recorder:
         at = at or utcnow()
         outcome = DIAL_STATUSES.get(dial_status.lower(), DialOutcome.FAILED)
         settled = False
-        with self.database.session() as session:
+        with self._session() as session:
             call = self._call_for_update(session, call_sid, at)
             if contact:
                 call.transferred_contact = contact[:64]
@@ -292,7 +320,7 @@ class Recorder:
         transferred."""
         at = at or utcnow()
         outcome = CallOutcome(outcome)
-        with self.database.session() as session:
+        with self._session() as session:
             call = self._call_for_update(session, call_sid, at)
             settled = call.outcome == CallOutcome.IN_PROGRESS
             if call.outcome != CallOutcome.TRANSFERRED:
@@ -333,7 +361,7 @@ class Recorder:
         if rank is None:
             return
         seconds = _seconds(duration)
-        with self.database.session() as session:
+        with self._session() as session:
             call = self._call_for_update(session, call_sid, at, caller=caller, called=called)
             current_rank = CALL_STATUS_RANK.get(call.status or "", -1)
             if current_rank >= FINAL_CALL_RANK:
@@ -397,7 +425,7 @@ class Recorder:
         """Twilio's message status callback; repeats and late callbacks never move it back."""
         at = at or utcnow()
         status = status.lower()
-        with self.database.session() as session:
+        with self._session() as session:
             session.execute(
                 upsert(session, Message)
                 .values(
@@ -459,6 +487,15 @@ class Recorder:
         called: str | None = None,
     ) -> Call:
         """The call, locked for this transaction; created if its first webhook went unrecorded."""
+        locked = (
+            select(Call)
+            .where(Call.call_sid == call_sid)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        existing = session.scalars(locked).one_or_none()
+        if existing is not None:  # the usual case: no insert needed
+            return existing
         session.execute(
             upsert(session, Call)
             .values(
@@ -470,12 +507,7 @@ class Recorder:
             )
             .on_conflict_do_nothing(index_elements=["call_sid"])
         )
-        return session.scalars(
-            select(Call)
-            .where(Call.call_sid == call_sid)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
+        return session.scalars(locked).one()
 
     def _record_message(
         self,
@@ -491,7 +523,7 @@ class Recorder:
         at = at or utcnow()
         phone_e164 = to_e164(phone) or phone[:20]
         line_e164 = to_e164(line) or line[:20]
-        with self.database.session() as session:
+        with self._session() as session:
             conversation_id = session.scalar(
                 select(Conversation.id).where(
                     Conversation.phone == phone_e164, Conversation.line == line_e164
@@ -544,7 +576,7 @@ def _path_of(nodes: Iterable[str]) -> str:
 
 
 def _extend_path(path: str | None, node: str) -> str:
-    """"main>reach" + "coordinator" -> "main>reach>coordinator"; repeats of the same menu are
+    """ "main>reach" + "coordinator" -> "main>reach>coordinator"; repeats of the same menu are
     not added again, and a path that would pass PATH_MAX characters stops growing."""
     if not path:
         return node[:PATH_MAX]

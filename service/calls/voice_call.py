@@ -289,7 +289,8 @@ def record_turn(recorder: Recorder, flow: Flow, webhook: Webhook, turn: Turn, at
     if said.ending == "hangup":
         detail = "goodbye" if said.lines else None
         steps.append(lambda: recorder.call_ended(sid, node=after.node, detail=detail, at=at))
-    for record in steps:
-        record()
-        if recorder.failed:
-            return
+    with recorder.batch():
+        for record in steps:
+            record()
+            if recorder.failed:
+                return

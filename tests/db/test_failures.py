@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 
 from service import migrate
 from service.db import Database
@@ -152,3 +153,30 @@ def test_is_ready(migrated_url: str, tmp_path: Path) -> None:
     finally:
         for db in (database, empty, down):
             db.dispose()
+
+
+def test_a_batch_is_one_transaction_and_a_failure_inside_it_is_swallowed(
+    live_sqlite: tuple[Database, Path],
+) -> None:
+    database, path = live_sqlite
+    recorder = Recorder(database)
+    try:
+        with recorder.batch():
+            recorder.call_started("CA-batch", "+18045550100", "+18048287999", language="en")
+            recorder.call_event("CA-batch", "menu", node="main")
+            recorder.call_event("CA-batch", "key", node="main", detail="2")
+        assert not recorder.failed
+        with database.session() as session:
+            count = session.execute(text("SELECT count(*) FROM call_events")).scalar_one()
+        assert count == 2
+
+        before = db_errors()
+        path.write_bytes(b"not a database" * 1000)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        with recorder.batch():
+            recorder.call_event("CA-batch", "menu", node="reach")
+        assert recorder.failed
+        assert db_errors() > before
+    finally:
+        database.dispose()
