@@ -28,6 +28,10 @@ class AppClient:
         self._client = client
 
     @property
+    def cookies(self) -> httpx.Cookies:
+        return self._client.cookies
+
+    @property
     def base_url(self) -> str:
         return str(self._client.base_url).rstrip("/")
 

@@ -26,6 +26,9 @@ class StaffUser(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    sessions_valid_after: Mapped[datetime | None]
+    """Signing out sets this: session cookies issued before it no longer sign anyone in, copies
+    included (the cookie itself is stateless)."""
 
     __table_args__ = (CheckConstraint("role IN ('viewer', 'admin')", name="role"),)
 

@@ -3,7 +3,8 @@
 - Passwords: argon2id (argon2-cffi's PasswordHasher), at least 12 characters.
 - The session is a cookie signed with SECRET_KEY (itsdangerous): the account id, when it was
   issued and when it was last used. It lapses after 30 idle minutes and 12 hours in all; every
-  request re-reads the account, so a disabled account or a changed role takes effect at once.
+  request re-reads the account, so a disabled account or a changed role takes effect at once,
+  and signing out ends every session of the account issued before it (copied cookies too).
 - CSRF: a random token kept in its own signed cookie and repeated in a hidden form field.
 - Throttling is counted from the audit log (failed sign-ins in the last 15 minutes, per
   username and per client address), so it holds across processes and restarts.

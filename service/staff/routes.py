@@ -11,12 +11,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep, get_database
 from service.flowengine import Flow
-from service.models import AuditEntry, CallEventKind, Conversation
+from service.models import AuditEntry, CallEventKind, Conversation, StaffUser
 from service.phone import mask
 from service.purge import parse_age, purge
 from service.staff import charts
@@ -187,6 +187,12 @@ def logout(
     request: Request, staff: CurrentStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     record_audit(session, staff.username, SIGN_OUT, client_address=client_address(request))
+    # Every cookie issued until now stops working, not only this browser's.
+    session.execute(
+        update(StaffUser)
+        .where(StaffUser.id == staff.id)
+        .values(sessions_valid_after=clock_of(request)())
+    )
     request.state.session_cookie = ""
     rotate_csrf(request)
     return RedirectResponse("/staff/login", status_code=303)

@@ -165,7 +165,16 @@ def current_staff(request: Request) -> Staff:
         user = session.scalars(
             select(StaffUser).where(StaffUser.id == staff_session.user_id)
         ).one_or_none()
-        staff = None if user is None or user.disabled else Staff(user.id, user.username, user.role)
+        ended = (
+            user is not None
+            and user.sessions_valid_after is not None
+            and staff_session.issued < user.sessions_valid_after.timestamp()
+        )
+        staff = (
+            None
+            if user is None or user.disabled or ended
+            else Staff(user.id, user.username, user.role)
+        )
     if staff is None:
         request.state.session_cookie = ""
         raise SignInRequired

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from service.db import Database
 from service.models import AuditEntry
-from service.staff.auth import disable_staff
+from service.staff.auth import SESSION_COOKIE, disable_staff
 from tests.staff.conftest import (
     ADMIN,
     PASSWORD,
@@ -205,6 +205,19 @@ def test_sign_out_ends_the_session(client: AppClient, database: Database) -> Non
     assert response.headers["location"] == "/staff/login"
     assert client.get("/staff/calls").status_code == 303
     assert [e.actor for e in audit(database, "sign-out")] == [VIEWER]
+
+
+def test_sign_out_also_ends_copies_of_the_session_cookie(client: AppClient, clock: Clock) -> None:
+    signed_in(client, VIEWER)
+    copied = client.cookies.get(SESSION_COOKIE)
+    assert copied
+    clock.advance(seconds=5)
+    post_form(client, "/staff/calls", "/staff/logout")
+    client.cookies.set(SESSION_COOKIE, copied, domain="line.example.org", path="/staff")
+    assert client.get("/staff/calls").status_code == 303
+    clock.advance(seconds=5)
+    signed_in(client, VIEWER)  # signing in again works
+    assert client.get("/staff/calls").status_code == 200
 
 
 @pytest.mark.parametrize(
