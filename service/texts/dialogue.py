@@ -82,7 +82,7 @@ def respond(
         name = flow.contacts[contact_id].name[here]
         return TextTurn(
             current,
-            phrase(here, "sms_calling", name=name),
+            "\n".join((phrase(here, "sms_calling", name=name), phrase(here, "sms_footer"))),
             keyword,
             word,
             call_contact=contact_id,

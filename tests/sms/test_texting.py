@@ -169,6 +169,7 @@ def test_zero_gives_the_coordinator_and_call_queues_a_call_back(
     assert "Reply CALL" in zero
     calling = texter.reply("CALL")
     assert "We will call you in a moment" in calling
+    assert calling.endswith("Reply # to go back, 0 for a person.")
     with database.session() as session:
         rows = session.scalars(select(OutboxMessage)).all()
     assert [(r.kind, r.to_number, r.from_number, r.status) for r in rows] == [
