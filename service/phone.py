@@ -21,6 +21,21 @@ def to_e164(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
         return None
     if not phonenumbers.is_possible_number(parsed):
         return None
+    return e164_of(parsed)
+
+
+def parse_valid(raw: str) -> phonenumbers.PhoneNumber | None:
+    """A number written in international form ("+1…") that is a valid number, parsed; else None."""
+    if not raw.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return parsed if phonenumbers.is_valid_number(parsed) else None
+
+
+def e164_of(parsed: phonenumbers.PhoneNumber) -> str:
     formatted: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return formatted
 

@@ -39,6 +39,7 @@ from service.metrics import DB_ERRORS
 from service.models import CallEventKind, OutboxKind
 from service.optouts import is_opted_out
 from service.outbox import enqueue
+from service.phone import e164_of, parse_valid
 from service.recording import DATABASE_ERRORS, Recorder, describe_error
 from service.texts.journal import journaled_opt_out
 
@@ -169,18 +170,10 @@ def action_url(base_url: str, position: Position) -> str:
 def textable_number(raw: str) -> str | None:
     """The caller's number in E.164 when a text can reach it (a valid mobile, or a number that
     may be one, as every US number is); None for landlines, toll-free, withheld or junk."""
-    if not raw.startswith("+"):
+    parsed = parse_valid(raw)
+    if parsed is None or phonenumbers.number_type(parsed) not in TEXTABLE_TYPES:
         return None
-    try:
-        parsed = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    if phonenumbers.number_type(parsed) not in TEXTABLE_TYPES:
-        return None
-    e164: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return e164
+    return e164_of(parsed)
 
 
 def text_body(flow: Flow, lang: str, contacts: tuple[str, ...]) -> str:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import phonenumbers
 from twilio.twiml.voice_response import VoiceResponse
 
 from service.flowengine.model import Contact
 from service.flowengine.phrases import PHRASES, phrase
 from service.flowengine.render import VoiceTurn, numbers_read_aloud, spoken_digits
+from service.phone import e164_of, parse_valid
 
 SAY_LANGUAGES = {"en": "en-US", "es": "es-US"}
 SAY_VOICES = {"en": "Polly.Joanna-Neural", "es": "Polly.Lupe-Neural"}
@@ -137,15 +137,8 @@ def caller_id_for(caller: str | None, called: str | None) -> str | None:
 
 
 def _valid_e164(number: str) -> bool:
-    if not number.startswith("+"):
-        return False
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return False
-    valid = phonenumbers.is_valid_number(parsed)
-    canonical = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return bool(valid) and canonical == number
+    parsed = parse_valid(number)
+    return parsed is not None and e164_of(parsed) == number
 
 
 def _hints(hints: Sequence[str]) -> str:

@@ -4,6 +4,7 @@ the simulator, the audit log and administration."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep, get_database
@@ -53,6 +55,7 @@ from service.staff.web import (
     CheckedForm,
     CurrentStaff,
     PageError,
+    Staff,
     StaffRoute,
     render,
     rotate_csrf,
@@ -273,19 +276,8 @@ def calls_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -
 def calls_export(request: Request, staff: CurrentStaff, session: SessionDep) -> Response:
     names = flow_names(_flow(request))
     filters = _call_filters(request, names)
-    record_audit(
-        session,
-        staff.username,
-        "export",
-        f"calls.csv, filters: {filters.describe()}",
-        client_address=client_address(request),
-    )
-    stamp = clock_of(request)().strftime("%Y%m%d-%H%M%S")
-    return StreamingResponse(
-        calls_csv(get_database(), filters, names.contacts),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="calls-{stamp}.csv"'},
-    )
+    rows = calls_csv(get_database(), filters, names.contacts)
+    return _audited_csv(request, staff, session, "calls", filters.describe(), rows)
 
 
 EVENT_LABELS = {
@@ -402,18 +394,31 @@ def messages_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
 @router.get("/messages.csv")
 def messages_export(request: Request, staff: CurrentStaff, session: SessionDep) -> Response:
     filters = _message_filters(request)
+    rows = messages_csv(get_database(), filters)
+    return _audited_csv(request, staff, session, "messages", filters.describe(), rows)
+
+
+def _audited_csv(
+    request: Request,
+    staff: Staff,
+    session: Session,
+    name: str,
+    filters: str,
+    rows: Iterator[str],
+) -> Response:
+    """A streamed CSV download, written to the audit log as an export."""
     record_audit(
         session,
         staff.username,
         "export",
-        f"messages.csv, filters: {filters.describe()}",
+        f"{name}.csv, filters: {filters}",
         client_address=client_address(request),
     )
     stamp = clock_of(request)().strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        messages_csv(get_database(), filters),
+        rows,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="messages-{stamp}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
     )
 
 
