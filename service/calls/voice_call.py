@@ -155,7 +155,9 @@ def take_turn(
         after.lang,
         action_url(base_url, after),
         hints=hints(flow, after) if turn.ending == "gather" else (),
-        caller_id=voice.caller_id_for(webhook.caller, webhook.called),
+        caller_id=(
+            voice.caller_id_for(webhook.caller, webhook.called) if turn.ending == "dial" else None
+        ),
     )
     return Turn(before, event, after, turn, twiml, texted)
 
