@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from service.metrics import REQUEST_LATENCY
 from service.phone import mask
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
 STATE_KEY = "log_fields"
 # A client's request id is kept when it is short and plain; anything else is replaced.
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -104,9 +105,16 @@ def note_twilio_request(request: Request, form: Mapping[str, Any]) -> None:
 
 
 def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
+    """The matched route's path template ("/staff/calls/{call_id}"), so label values stay few."""
+    route = scope.get("route")  # set for FastAPI's routes
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else "unmatched"
+    if isinstance(path, str) and path:
+        return path
+    if scope.get("endpoint") is not None and not scope.get("path_params"):
+        # A plain Starlette route without parameters (the Twilio webhooks): its path is its
+        # template.
+        return str(scope.get("path", "unmatched"))
+    return "unmatched"
 
 
 class RequestLog:
@@ -120,20 +128,19 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope.get("headers", []))
-        incoming = headers.get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        incoming = next((v for k, v in scope.get("headers", ()) if k == _REQUEST_ID_KEY), b"")
+        request_id = incoming.decode("latin-1")
+        if not _SAFE_REQUEST_ID.match(request_id):
+            request_id = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (_REQUEST_ID_KEY, request_id.encode("latin-1"))
         status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
@@ -142,17 +149,18 @@ class RequestLog:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope.get("method", "")
-            REQUEST_LATENCY.labels(route=route, method=method, status=str(status)).observe(elapsed)
-            fields: dict[str, Any] = {
-                "request_id": request_id,
-                "method": method,
-                "route": route,
-                "path": scope.get("path", "")[:200],
-                "status": status,
-                "latency_ms": round(elapsed * 1000, 2),
-            }
-            noted = scope.get("state", {}).get(STATE_KEY)
-            if isinstance(noted, dict):
-                fields.update(noted)
+            REQUEST_LATENCY.labels(route, method, str(status)).observe(elapsed)
             level = logging.ERROR if status >= 500 else logging.INFO
-            request_log.log(level, "%s %s %s", method, fields["path"], status, extra=fields)
+            if request_log.isEnabledFor(level):
+                fields: dict[str, Any] = {
+                    "request_id": request_id,
+                    "method": method,
+                    "route": route,
+                    "path": scope.get("path", "")[:200],
+                    "status": status,
+                    "latency_ms": round(elapsed * 1000, 2),
+                }
+                noted = scope.get("state", {}).get(STATE_KEY)
+                if isinstance(noted, dict):
+                    fields.update(noted)
+                request_log.log(level, "%s %s %s", method, fields["path"], status, extra=fields)

@@ -9,17 +9,19 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
-from service.calls.router import router as voice_router
+from service.calls.router import WEBHOOKS as voice_webhooks
+from service.calls.writer import CallWriter
 from service.config import Settings, get_settings
 from service.flowengine import FlowError, load_flow
 from service.logs import RequestLog
 from service.middleware import LimitBodySize
 from service.ops import router as ops_router
 from service.staff.routes import router as staff_router
-from service.texts.router import router as sms_router
+from service.texts.router import WEBHOOKS as sms_webhooks
 from service.worker import background_sender
 
 log = logging.getLogger(__name__)
@@ -45,17 +47,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Not in the main thread (tests), or no signals on this platform: no reload on SIGHUP.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, load_configured_flow, app)
+        import gc
+        import os
+
+        if os.environ.get("GC_FREEZE"):
+            gc.collect()
+            gc.freeze()
+        if os.environ.get("GC_T0"):
+            gc.set_threshold(int(os.environ["GC_T0"]), 10, 10)
         with background_sender(app.state.settings):
             yield
+        # Shutting down: what the call writer holds goes to the database before the process ends.
+        await anyio.to_thread.run_sync(app.state.call_writer.close)
 
     app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
+    app.state.call_writer = CallWriter()
     load_configured_flow(app)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # outermost: logs and times every answer, 413s included
+    # Twilio's webhooks take the raw form and answer TwiML: FastAPI's dependency injection and
+    # validation would have nothing to do, yet cost more than the rest of a webhook's answer
+    # (bench/README.md). So they are plain Starlette routes on the app, matched first.
+    for path, endpoint in (*voice_webhooks.items(), *sms_webhooks.items()):
+        app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
     app.include_router(ops_router)
-    app.include_router(sms_router)
-    app.include_router(voice_router)
     app.include_router(staff_router)
 
     @app.get("/healthz", response_class=PlainTextResponse)

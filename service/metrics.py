@@ -9,6 +9,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -20,6 +21,14 @@ DB_ERRORS = Counter(
     "phoneline_db_errors",
     "Database operations that failed and were swallowed so callers and texters carry on.",
     ["operation"],
+)
+
+# Set by the call writer (service.calls.writer) around each batch it writes: webhooks whose
+# records wait for the database. Summed over the live processes of `serve --workers N`.
+CALL_RECORDS_PENDING = Gauge(
+    "phoneline_call_records_pending",
+    "Voice webhooks whose call records are queued and not yet written to the database.",
+    multiprocess_mode="livesum",
 )
 
 # Counted by service.recording when the change is recorded, once per call or text (Twilio's

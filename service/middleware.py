@@ -20,9 +20,13 @@ class LimitBodySize:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(send)
+        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_bytes:
+                await _too_large(send)
+                return
+            # The server reads no more than the declared length: nothing to count.
+            await self.app(scope, receive, send)
             return
         received = 0
         started = False

@@ -11,25 +11,33 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Concatenate, ParamSpec
 
-from sqlalchemy import case, exists, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
+from service.calls.facts import (
+    CALL_STATUS_RANK,
+    CallEnded,
+    CallEventHappened,
+    CallFact,
+    CallStarted,
+    CallTransferred,
+    Changes,
+    DialFinished,
+    StatusReported,
+    duration_of,
+)
+from service.calls.store import write_call_facts
 from service.db import Database, get_database, upsert
 from service.metrics import CALLS, DB_ERRORS, OPT_OUT_CHANGES, TRANSFERS
 from service.models import (
-    Call,
-    CallEvent,
     CallEventKind,
     CallOutcome,
     Conversation,
-    DialOutcome,
     Direction,
     Message,
     utcnow,
@@ -42,24 +50,6 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, OSError)
-
-PATH_MAX = 255
-PATH_SEPARATOR = ">"
-
-# Twilio CallStatus, in the order a call goes through them; the last four are final.
-CALL_STATUS_RANK = {
-    "queued": 0,
-    "initiated": 0,
-    "ringing": 1,
-    "in-progress": 2,
-    "answered": 2,
-    "completed": 3,
-    "busy": 3,
-    "no-answer": 3,
-    "failed": 3,
-    "canceled": 3,
-}
-FINAL_CALL_RANK = 3
 
 # Twilio MessageStatus, in order; a status never moves back to an earlier one.
 MESSAGE_STATUS_RANK = {
@@ -75,16 +65,6 @@ MESSAGE_STATUS_RANK = {
     "failed": 4,
     "canceled": 4,
     "read": 5,
-}
-
-# Twilio's DialCallStatus ("answered" is what some Dial actions report for a bridged call).
-DIAL_STATUSES = {
-    "completed": DialOutcome.COMPLETED,
-    "answered": DialOutcome.COMPLETED,
-    "busy": DialOutcome.BUSY,
-    "no-answer": DialOutcome.NO_ANSWER,
-    "failed": DialOutcome.FAILED,
-    "canceled": DialOutcome.CANCELED,
 }
 
 
@@ -113,53 +93,31 @@ def _never_raises(
     return wrapper
 
 
-def _truncate(text: str | None, limit: int) -> str | None:
-    return None if text is None else text[:limit]
-
-
 class Recorder:
     """Records calls and texts. Build one with a Database, or none to use `get_database()`."""
 
     def __init__(self, database: Database | None = None, *, journal: Path | None = None) -> None:
         self._database = database
         self._journal = journal
-        self._batch: Session | None = None
         self.failed = False
-        """Set once any recording through this Recorder failed (and was swallowed), so that a
-        caller with several things to record can stop after the first failure instead of
-        waiting on a database that is down once per record."""
+        """Set once any recording through this Recorder failed (and was swallowed)."""
 
     @property
     def database(self) -> Database:
         return self._database if self._database is not None else get_database()
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Record several things in one transaction (what one turn of a call did): one commit
-        instead of one per record. A failure inside is swallowed and counted like any other, and
-        the whole batch is rolled back."""
-        try:
-            with self.database.session() as session:
-                self._batch = session
-                yield
-                if self.failed:
-                    session.rollback()
-        except DATABASE_ERRORS as error:
-            self.failed = True
-            DB_ERRORS.labels(operation="batch").inc()
-            log.warning("recording a batch failed: %s", describe_error(error))
-        finally:
-            self._batch = None
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        if self._batch is not None:
-            yield self._batch
-        else:
-            with self.database.session() as session:
-                yield session
-
     # -- calls ----------------------------------------------------------------------------
+
+    @_never_raises
+    def record_calls(self, facts: Sequence[CallFact]) -> None:
+        """Write facts about calls (what one or many voice webhooks did) in one transaction,
+        and count what they settled once it is committed."""
+        self._write_calls(facts)
+
+    def _write_calls(self, facts: Sequence[CallFact]) -> None:
+        with self.database.session() as session:
+            changes = write_call_facts(session.connection(), facts)
+        count_changes(changes)
 
     @_never_raises
     def call_started(
@@ -173,35 +131,9 @@ class Recorder:
         at: datetime | None = None,
     ) -> None:
         """A call reached the line (safe to call on every voice webhook of the call)."""
-        at = at or utcnow()
-        with self._session() as session:
-            table = Call.__table__
-            insert = upsert(session, Call).values(
-                call_sid=call_sid,
-                caller=to_e164(caller),
-                called=to_e164(called),
-                started_at=at,
-                language=language,
-                flow_hash=flow_hash,
-                outcome=CallOutcome.IN_PROGRESS.value,
-            )
-            new = insert.excluded
-            session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[table.c.call_sid],
-                    set_={
-                        # A status callback may have created the row first.
-                        "caller": func.coalesce(table.c.caller, new.caller),
-                        "called": func.coalesce(table.c.called, new.called),
-                        "language": func.coalesce(table.c.language, new.language),
-                        "flow_hash": func.coalesce(table.c.flow_hash, new.flow_hash),
-                        "started_at": case(
-                            (new.started_at < table.c.started_at, new.started_at),
-                            else_=table.c.started_at,
-                        ),
-                    },
-                )
-            )
+        self._write_calls(
+            [CallStarted(call_sid, at or utcnow(), caller, called, language, flow_hash)]
+        )
 
     @_never_raises
     def call_event(
@@ -213,35 +145,9 @@ class Recorder:
         detail: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        """Something happened in a call. A `menu` event moves the call's last node and path;
-        a `language` event (detail = the language code) changes the call's language."""
-        at = at or utcnow()
-        kind = CallEventKind(kind)
-        with self._session() as session:
-            call = self._call_for_update(session, call_sid, at)
-            session.add(
-                CallEvent(
-                    call_id=call.id,
-                    at=at,
-                    kind=kind.value,
-                    node=_truncate(node, 64),
-                    detail=_truncate(detail, 255),
-                )
-            )
-            if kind is CallEventKind.MENU and node:
-                # Webhooks of one call may be recorded out of order (recording runs after each
-                # answer), so the path is derived from the menu events in time order.
-                session.flush()
-                menus = session.scalars(
-                    select(CallEvent.node)
-                    .where(CallEvent.call_id == call.id, CallEvent.kind == kind.value)
-                    .order_by(CallEvent.at, CallEvent.id)
-                ).all()
-                names = [name for name in menus if name]
-                call.path = _path_of(names)
-                call.last_node = names[-1][:64]
-            elif kind is CallEventKind.LANGUAGE and detail:
-                call.language = detail[:8]
+        """Something happened in a call (see `CallEventHappened`)."""
+        fact = CallEventHappened(call_sid, at or utcnow(), CallEventKind(kind), node, detail)
+        self._write_calls([fact])
 
     @_never_raises
     def call_transferred(
@@ -254,17 +160,7 @@ class Recorder:
         at: datetime | None = None,
     ) -> None:
         """A <Dial> to `contact` (the flow's contact id) at `number` started."""
-        at = at or utcnow()
-        with self._session() as session:
-            call = self._call_for_update(session, call_sid, at)
-            call.transferred_contact = contact[:64]
-            call.transferred_number = to_e164(number)
-            call.dial_outcome = None
-            session.add(
-                CallEvent(
-                    call_id=call.id, at=at, kind=CallEventKind.DIAL.value, node=node, detail=contact
-                )
-            )
+        self._write_calls([CallTransferred(call_sid, at or utcnow(), contact, number, node)])
 
     @_never_raises
     def dial_result(
@@ -277,34 +173,9 @@ class Recorder:
         node: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        """The <Dial> action callback (DialCallStatus). An answered dial makes the call
-        `transferred`; other results are kept in dial_outcome."""
-        at = at or utcnow()
-        outcome = DIAL_STATUSES.get(dial_status.lower(), DialOutcome.FAILED)
-        settled = False
-        with self._session() as session:
-            call = self._call_for_update(session, call_sid, at)
-            if contact:
-                call.transferred_contact = contact[:64]
-            if number:
-                call.transferred_number = to_e164(number)
-            call.dial_outcome = outcome.value
-            if outcome is DialOutcome.COMPLETED:
-                settled = call.outcome == CallOutcome.IN_PROGRESS
-                call.outcome = CallOutcome.TRANSFERRED.value
-            session.add(
-                CallEvent(
-                    call_id=call.id,
-                    at=at,
-                    kind=CallEventKind.DIAL_RESULT.value,
-                    node=node,
-                    detail=outcome.value,
-                )
-            )
-            dialed = call.transferred_contact or "unknown"
-        TRANSFERS.labels(contact=dialed, result=outcome.value).inc()
-        if settled:
-            CALLS.labels(outcome=CallOutcome.TRANSFERRED.value).inc()
+        """The <Dial> action callback (DialCallStatus)."""
+        fact = DialFinished(call_sid, at or utcnow(), dial_status, contact, number, node)
+        self._write_calls([fact])
 
     @_never_raises
     def call_ended(
@@ -316,26 +187,9 @@ class Recorder:
         detail: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        """The flow ended the call (a goodbye, or an error). A transferred call stays
-        transferred."""
-        at = at or utcnow()
-        outcome = CallOutcome(outcome)
-        with self._session() as session:
-            call = self._call_for_update(session, call_sid, at)
-            settled = call.outcome == CallOutcome.IN_PROGRESS
-            if call.outcome != CallOutcome.TRANSFERRED:
-                call.outcome = outcome.value
-            session.add(
-                CallEvent(
-                    call_id=call.id,
-                    at=at,
-                    kind=CallEventKind.HANGUP.value,
-                    node=node,
-                    detail=_truncate(detail, 255),
-                )
-            )
-        if settled and outcome is not CallOutcome.IN_PROGRESS:
-            CALLS.labels(outcome=outcome.value).inc()
+        """The flow ended the call (a goodbye, or an error)."""
+        fact = CallEnded(call_sid, at or utcnow(), CallOutcome(outcome), node, detail)
+        self._write_calls([fact])
 
     @_never_raises
     def call_status(
@@ -348,39 +202,13 @@ class Recorder:
         called: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        """Twilio's status callback (CallStatus, CallDuration).
-
-        Repeats change nothing and late, out-of-order callbacks never move a call back: once a
-        final status is recorded it stays. A call that ends while still `in-progress` gets an
-        outcome: `failed` when Twilio could not connect it; `abandoned` when the caller hung up
-        without choosing anything or while an unanswered transfer was pending; else `completed`.
-        """
-        at = at or utcnow()
-        status = status.lower()
-        rank = CALL_STATUS_RANK.get(status)
-        if rank is None:
+        """Twilio's status callback (CallStatus, CallDuration); see `StatusReported`."""
+        if status.lower() not in CALL_STATUS_RANK:
             return
-        seconds = _seconds(duration)
-        with self._session() as session:
-            call = self._call_for_update(session, call_sid, at, caller=caller, called=called)
-            current_rank = CALL_STATUS_RANK.get(call.status or "", -1)
-            if current_rank >= FINAL_CALL_RANK:
-                if rank >= FINAL_CALL_RANK and status != call.status:
-                    return  # a different final status arrived late: the first one stands
-            elif rank >= current_rank:
-                call.status = status
-            if rank == CALL_STATUS_RANK["in-progress"] and call.answered_at is None:
-                call.answered_at = at
-            if rank < FINAL_CALL_RANK:
-                return
-            if seconds is not None:
-                call.duration_seconds = seconds
-            if call.ended_at is None:
-                call.ended_at = at
-            if call.outcome != CallOutcome.IN_PROGRESS:
-                return
-            call.outcome = _final_outcome(session, call, status).value
-        CALLS.labels(outcome=call.outcome).inc()
+        fact = StatusReported(
+            call_sid, at or utcnow(), status, duration_of(duration), caller, called
+        )
+        self._write_calls([fact])
 
     # -- texts ----------------------------------------------------------------------------
 
@@ -425,7 +253,7 @@ class Recorder:
         """Twilio's message status callback; repeats and late callbacks never move it back."""
         at = at or utcnow()
         status = status.lower()
-        with self._session() as session:
+        with self.database.session() as session:
             session.execute(
                 upsert(session, Message)
                 .values(
@@ -477,38 +305,6 @@ class Recorder:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _call_for_update(
-        self,
-        session: Session,
-        call_sid: str,
-        at: datetime,
-        *,
-        caller: str | None = None,
-        called: str | None = None,
-    ) -> Call:
-        """The call, locked for this transaction; created if its first webhook went unrecorded."""
-        locked = (
-            select(Call)
-            .where(Call.call_sid == call_sid)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        existing = session.scalars(locked).one_or_none()
-        if existing is not None:  # the usual case: no insert needed
-            return existing
-        session.execute(
-            upsert(session, Call)
-            .values(
-                call_sid=call_sid,
-                caller=to_e164(caller),
-                called=to_e164(called),
-                started_at=at,
-                outcome=CallOutcome.IN_PROGRESS.value,
-            )
-            .on_conflict_do_nothing(index_elements=["call_sid"])
-        )
-        return session.scalars(locked).one()
-
     def _record_message(
         self,
         message_sid: str | None,
@@ -523,7 +319,7 @@ class Recorder:
         at = at or utcnow()
         phone_e164 = to_e164(phone) or phone[:20]
         line_e164 = to_e164(line) or line[:20]
-        with self._session() as session:
+        with self.database.session() as session:
             conversation_id = session.scalar(
                 select(Conversation.id).where(
                     Conversation.phone == phone_e164, Conversation.line == line_e164
@@ -559,44 +355,9 @@ class Recorder:
             )
 
 
-def _seconds(duration: int | str | None) -> int | None:
-    if duration is None or duration == "":
-        return None
-    try:
-        return max(0, int(duration))
-    except (TypeError, ValueError):
-        return None
-
-
-def _path_of(nodes: Iterable[str]) -> str:
-    path = ""
-    for node in nodes:
-        path = _extend_path(path, node)
-    return path
-
-
-def _extend_path(path: str | None, node: str) -> str:
-    """ "main>reach" + "coordinator" -> "main>reach>coordinator"; repeats of the same menu are
-    not added again, and a path that would pass PATH_MAX characters stops growing."""
-    if not path:
-        return node[:PATH_MAX]
-    if path.rsplit(PATH_SEPARATOR, 1)[-1] == node:
-        return path
-    extended = f"{path}{PATH_SEPARATOR}{node}"
-    return extended if len(extended) <= PATH_MAX else path
-
-
-def _final_outcome(session: Session, call: Call, status: str) -> CallOutcome:
-    if status in ("busy", "no-answer", "failed"):
-        return CallOutcome.FAILED
-    if call.dial_outcome is not None and call.dial_outcome != DialOutcome.COMPLETED:
-        return CallOutcome.ABANDONED
-    chose_something = session.scalar(
-        select(
-            exists().where(
-                CallEvent.call_id == call.id,
-                CallEvent.kind.in_([CallEventKind.KEY.value, CallEventKind.SPEECH.value]),
-            )
-        )
-    )
-    return CallOutcome.COMPLETED if chose_something else CallOutcome.ABANDONED
+def count_changes(changes: Changes) -> None:
+    """Count, once their transaction committed, the calls that settled and the dials that ended."""
+    for outcome in changes.settled:
+        CALLS.labels(outcome=outcome).inc()
+    for contact, result in changes.transfers:
+        TRANSFERS.labels(contact=contact, result=result).inc()

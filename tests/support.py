@@ -21,11 +21,16 @@ def twilio_signature(url: str, params: Mapping[str, str], token: str = TEST_AUTH
 
 
 class AppClient:
-    """A blocking client for an ASGI app (httpx's ASGITransport on one event loop)."""
+    """A blocking client for an ASGI app (httpx's ASGITransport on one event loop).
 
-    def __init__(self, portal: Any, client: httpx.AsyncClient) -> None:
+    After each request it waits for the app's call writer (if it has one) to write what the
+    request recorded, so a test reads the database as it stands once the records are in.
+    """
+
+    def __init__(self, portal: Any, client: httpx.AsyncClient, app: Any = None) -> None:
         self._portal = portal
         self._client = client
+        self._writer = getattr(getattr(app, "state", None), "call_writer", None)
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -39,6 +44,8 @@ class AppClient:
         response: httpx.Response = self._portal.call(
             lambda: self._client.request(method, url, **kwargs)
         )
+        if self._writer is not None:
+            assert self._writer.drain(), "the call writer did not finish in time"
         return response
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
@@ -68,11 +75,15 @@ class AppClient:
 
 
 @contextmanager
-def app_client(app: Any, base_url: str = PUBLIC_BASE) -> Iterator[AppClient]:
+def app_client(
+    app: Any, base_url: str = PUBLIC_BASE, *, wait_for_records: bool = True
+) -> Iterator[AppClient]:
     with anyio.from_thread.start_blocking_portal() as portal:
         transport = httpx.ASGITransport(app=app)
         client = httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=False)
         try:
-            yield AppClient(portal, client)
+            yield AppClient(portal, client, app if wait_for_records else None)
         finally:
             portal.call(client.aclose)
+            if writer := getattr(getattr(app, "state", None), "call_writer", None):
+                writer.close()

@@ -11,8 +11,9 @@ engine's own sanitising turns an unknown node or contact into the main menu.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from service.flowengine.position import MAX_MISSES, Position, State
 
@@ -28,8 +29,10 @@ MAX_ID_CHARS = 64
 MAX_LINE = 9
 
 
+@lru_cache(maxsize=4096)
 def encode(position: Position) -> str:
-    """The query string (without "?") that carries `position`."""
+    """The query string (without "?") that carries `position` (remembered: a flow has a few
+    hundred positions, and every answer names one)."""
     return urlencode(
         {
             NODE_PARAM: position.node,
@@ -40,6 +43,13 @@ def encode(position: Position) -> str:
             LINE_PARAM: position.line,
         }
     )
+
+
+@lru_cache(maxsize=4096)
+def decode_query(query: bytes, default_lang: str) -> Position | None:
+    """`decode` of a raw query string (remembered, like `encode`: the same few come back)."""
+    params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    return decode(params, default_lang)
 
 
 def decode(params: Mapping[str, Any], default_lang: str) -> Position | None:

@@ -3,26 +3,38 @@
 Nothing here decides words (the engine and `render_voice` do) or writes TwiML (the voice
 channel does). The call's position travels in the signed action URL, so a turn needs no
 database; the only database work on the way to the caller's answer is queuing a text they asked
-for ("press 8"), and when that fails the caller hears that no text can be sent. Everything else
-(the call's record) happens after the answer is sent, through `record_turn`.
+for ("press 8"), and when that fails the caller hears that no text can be sent. The call's
+record is a list of facts (`turn_facts`) that the call writer puts in the database after the
+answer is sent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import phonenumbers
 
 from service.calls import position_url
+from service.calls.facts import (
+    CallEnded,
+    CallEventHappened,
+    CallFact,
+    CallStarted,
+    CallTransferred,
+    DialFinished,
+)
 from service.channels import voice
 from service.db import Database
 from service.flowengine import Flow, Position, start, step
+from service.flowengine.effects import Effect
 from service.flowengine.engine import hints
 from service.flowengine.phrases import phrase
 from service.flowengine.position import (
@@ -40,7 +52,7 @@ from service.models import CallEventKind, OutboxKind
 from service.optouts import is_opted_out
 from service.outbox import enqueue
 from service.phone import e164_of, parse_valid
-from service.recording import DATABASE_ERRORS, Recorder, describe_error
+from service.recording import DATABASE_ERRORS, describe_error
 from service.texts.journal import journaled_opt_out
 
 log = logging.getLogger(__name__)
@@ -107,7 +119,7 @@ class Turn:
     """Contacts whose numbers were queued to the caller by text in this turn."""
 
 
-TextQueue = Callable[[Webhook, Position, tuple[str, ...]], bool]
+TextQueue = Callable[[Webhook, Position, tuple[str, ...]], Awaitable[bool]]
 """Queues a text of these contacts to the caller; returns whether it was queued."""
 
 
@@ -128,7 +140,7 @@ def read_input(webhook: Webhook, before: Position | None) -> Input:
     return Silence()
 
 
-def take_turn(
+async def take_turn(
     flow: Flow,
     webhook: Webhook,
     before: Position | None,
@@ -142,11 +154,10 @@ def take_turn(
         before = None  # a stale or bogus position: start over at the main menu
     event = read_input(webhook, before)
     position = before or start(flow, "voice", lang)
-    after, effects = step(flow, position, event, now)
-    turn = render_voice(flow, after.lang, effects)
+    after, effects, turn = plan(flow, position, event, now)
     texted: tuple[str, ...] = ()
     if turn.texts:
-        if queue_text(webhook, after, turn.texts):
+        if await queue_text(webhook, after, turn.texts):
             texted = turn.texts
         else:
             turn = render_voice(flow, after.lang, effects, can_text=False)
@@ -160,6 +171,28 @@ def take_turn(
         ),
     )
     return Turn(before, event, after, turn, twiml, texted)
+
+
+Plan = tuple[Position, tuple[Effect, ...], VoiceTurn]
+
+
+def plan(flow: Flow, position: Position, event: Input, now: datetime) -> Plan:
+    """One engine step and the words it gives. The engine is pure, so a step is worked out
+    once per flow, position and key and remembered; not when the time matters (office hours),
+    nor for speech (any words at all)."""
+    if flow.keeps_hours or isinstance(event, Speech):
+        return _plan(flow, position, event, now)
+    return _remembered_plan(flow, position, event)
+
+
+def _plan(flow: Flow, position: Position, event: Input, now: datetime | None) -> Plan:
+    after, effects = step(flow, position, event, now)
+    return after, effects, render_voice(flow, after.lang, effects)
+
+
+@lru_cache(maxsize=4096)
+def _remembered_plan(flow: Flow, position: Position, event: Input) -> Plan:
+    return _plan(flow, position, event, None)
 
 
 def action_url(base_url: str, position: Position) -> str:
@@ -196,9 +229,13 @@ def database_text_queue(
 ) -> TextQueue:
     """A `TextQueue` that puts the text in the outbox (the SMS worker sends it), unless the
     caller's number cannot take texts or opted out (in the database, or in the journal of
-    opt-outs that arrived while it was down). Database errors mean "not queued"."""
+    opt-outs that arrived while it was down). Database errors mean "not queued". The work runs
+    in a worker thread: a slow database holds up this caller only, never the event loop."""
 
-    def queue(webhook: Webhook, position: Position, contacts: tuple[str, ...]) -> bool:
+    async def queue(webhook: Webhook, position: Position, contacts: tuple[str, ...]) -> bool:
+        return await anyio.to_thread.run_sync(queue_now, webhook, position, contacts)
+
+    def queue_now(webhook: Webhook, position: Position, contacts: tuple[str, ...]) -> bool:
         to = textable_number(webhook.caller)
         if to is None or not webhook.call_sid:
             return False
@@ -229,63 +266,43 @@ def database_text_queue(
 # -- the call's record ------------------------------------------------------------------------
 
 
-def record_turn(recorder: Recorder, flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> None:
-    """Record what this turn did. Runs after the answer went out; stops at the first database
-    failure (the recorder swallows it) so a database that is down costs one timeout, not many."""
+def turn_facts(flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> list[CallFact]:
+    """What this turn leaves in the call's record (written later, by the call writer)."""
     sid = webhook.call_sid
     if not sid:
-        return
+        return []
     before, after, event, said = turn.before, turn.after, turn.event, turn.voice
     node = before.node if before is not None else after.node
-    steps: list[Callable[[], None]] = []
+    facts: list[CallFact] = []
     if before is None:
-        steps.append(
-            lambda: recorder.call_started(
-                sid,
-                webhook.caller,
-                webhook.called,
-                language=after.lang,
-                flow_hash=flow.content_hash,
-                at=at,
-            )
+        facts.append(
+            CallStarted(sid, at, webhook.caller, webhook.called, after.lang, flow.content_hash)
         )
 
-    def event_step(kind: CallEventKind, where: str, detail: str | None = None) -> None:
-        steps.append(lambda: recorder.call_event(sid, kind, node=where, detail=detail, at=at))
+    def happened(kind: CallEventKind, where: str, detail: str | None = None) -> None:
+        facts.append(CallEventHappened(sid, at, kind, where, detail))
 
     match event:
         case Key(key=key):
-            event_step(CallEventKind.KEY, node, key)
+            happened(CallEventKind.KEY, node, key)
         case Speech(text=text):
             confidence = f" ({webhook.confidence})" if webhook.confidence else ""
-            event_step(CallEventKind.SPEECH, node, text + confidence)
+            happened(CallEventKind.SPEECH, node, text + confidence)
         case DialEnded(status=status) if before is not None and before.contact in flow.contacts:
             contact = flow.contacts[before.contact]
             number = contact.numbers[before.line] if before.line < len(contact.numbers) else None
-            steps.append(
-                lambda: recorder.dial_result(
-                    sid, status, contact=contact.id, number=number, node=node, at=at
-                )
-            )
+            facts.append(DialFinished(sid, at, status, contact.id, number, node))
         case _:
             pass
     if before is not None and before.lang != after.lang:
-        event_step(CallEventKind.LANGUAGE, node, after.lang)
+        happened(CallEventKind.LANGUAGE, node, after.lang)
     new_menu = before is None or before.node != after.node or before.state != "menu"
     if said.ending == "gather" and after.state == "menu" and new_menu:
-        event_step(CallEventKind.MENU, after.node)
+        happened(CallEventKind.MENU, after.node)
     if turn.texted:
-        event_step(CallEventKind.TEXT_QUEUED, after.node, ",".join(turn.texted))
+        happened(CallEventKind.TEXT_QUEUED, after.node, ",".join(turn.texted))
     if said.ending == "dial" and said.contact and said.dial_number:
-        contact_id, dialed = said.contact, said.dial_number
-        steps.append(
-            lambda: recorder.call_transferred(sid, contact_id, dialed, node=after.node, at=at)
-        )
+        facts.append(CallTransferred(sid, at, said.contact, said.dial_number, after.node))
     if said.ending == "hangup":
-        detail = "goodbye" if said.lines else None
-        steps.append(lambda: recorder.call_ended(sid, node=after.node, detail=detail, at=at))
-    with recorder.batch():
-        for record in steps:
-            record()
-            if recorder.failed:
-                return
+        facts.append(CallEnded(sid, at, node=after.node, detail="goodbye" if said.lines else None))
+    return facts

@@ -17,6 +17,7 @@ Twilio's documented behaviour this relies on (TwiML Voice reference, <Gather> an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from twilio.twiml.voice_response import VoiceResponse
@@ -50,6 +51,7 @@ def say(response: VoiceResponse, text: str, lang: str) -> None:
     response.say(text, language=SAY_LANGUAGES[known], voice=SAY_VOICES[known])
 
 
+@functools.lru_cache(maxsize=4096)
 def render_turn(
     turn: VoiceTurn,
     lang: str,
@@ -136,6 +138,7 @@ def caller_id_for(caller: str | None, called: str | None) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _valid_e164(number: str) -> bool:
     parsed = parse_valid(number)
     return parsed is not None and e164_of(parsed) == number

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import time
+from functools import cached_property
 
 Text = dict[str, str]
 """Per-language text: {"en": "...", "es": "..."}."""
@@ -66,8 +67,10 @@ class Node:
     """A contact this node presents: its number is read out (voice) or written out (SMS)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Flow:
+    """A loaded flow. Compared and hashed by identity: each load is a version of its own."""
+
     name: str
     version: str
     languages: tuple[str, ...]
@@ -81,3 +84,8 @@ class Flow:
     content_hash: str
     parents: dict[str, str] = field(default_factory=dict)
     """Each node's parent for `#`: the node it is first reached from, breadth first from start."""
+
+    @cached_property
+    def keeps_hours(self) -> bool:
+        """Whether a contact keeps office hours: only then does a step depend on the time."""
+        return any(contact.hours is not None for contact in self.contacts.values())

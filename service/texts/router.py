@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
-from service.channels.signature import TwilioForm
+from service.channels.signature import verified_form
 from service.channels.sms import messages_for, segments_of, twiml_response
 from service.channels.voice import call_back_twiml
 from service.config import Settings
@@ -37,8 +40,6 @@ from service.texts.keywords import Keyword, classify, keyword_reply, language_of
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
-
 FINAL_DELIVERY = frozenset({"delivered", "undelivered", "failed", "canceled"})
 
 
@@ -54,8 +55,14 @@ def _journal(settings: Settings) -> Path:
     return settings.var_dir / JOURNAL_NAME
 
 
-@router.post("/twilio/sms")
-def inbound_text(request: Request, form: TwilioForm, background: BackgroundTasks) -> Response:
+async def inbound_text(request: Request) -> Response:
+    """`POST /twilio/sms`: the signature is checked here, the conversation (database work) runs
+    in a worker thread."""
+    form = await verified_form(request)
+    return await run_in_threadpool(_reply, request, form)
+
+
+def _reply(request: Request, form: FormData) -> Response:
     inbound = Inbound(
         sid=str(form.get("MessageSid") or form.get("SmsSid") or ""),
         phone=str(form.get("From") or "").strip(),
@@ -83,9 +90,10 @@ def inbound_text(request: Request, form: TwilioForm, background: BackgroundTasks
     if turn.opted_out is not None:
         recorder.opt_out(inbound.phone, turn.opted_out, turn.word)
     messages = messages_for(turn.reply)
+    response = _answer(messages)
     # Recorded once the answer is on its way: Twilio does not wait on the record.
-    background.add_task(_record_texts, recorder, inbound, messages)
-    return _answer(messages)
+    response.background = BackgroundTask(_record_texts, recorder, inbound, messages)
+    return response
 
 
 def _record_texts(recorder: Recorder, inbound: Inbound, messages: list[str]) -> None:
@@ -215,9 +223,18 @@ def _opted_out_in_database(recorder: Recorder | None, inbound: Inbound) -> bool:
         return False
 
 
-@router.post("/twilio/sms/status", status_code=204)
-def text_status(form: TwilioForm) -> Response:
-    """Twilio's delivery report for a text we sent (best-effort, may repeat, unordered)."""
+async def text_status(request: Request) -> Response:
+    """`POST /twilio/sms/status`: Twilio's delivery report for a text we sent (best-effort,
+    may repeat, unordered)."""
+    form = await verified_form(request)
+    return await run_in_threadpool(_record_status, form)
+
+
+WEBHOOKS = {"/twilio/sms": inbound_text, "/twilio/sms/status": text_status}
+"""POST routes, added to the app as plain Starlette routes (see `service.main`)."""
+
+
+def _record_status(form: FormData) -> Response:
     sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
     status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if not sid or not status:

@@ -11,7 +11,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from service import migrate
+from service.calls.facts import CallEventHappened, CallStarted
 from service.db import Database
+from service.models import CallEventKind, utcnow
 from service.recording import Recorder
 
 
@@ -160,11 +162,15 @@ def test_a_batch_is_one_transaction_and_a_failure_inside_it_is_swallowed(
 ) -> None:
     database, path = live_sqlite
     recorder = Recorder(database)
+    at = utcnow()
     try:
-        with recorder.batch():
-            recorder.call_started("CA-batch", "+18045550100", "+18048287999", language="en")
-            recorder.call_event("CA-batch", "menu", node="main")
-            recorder.call_event("CA-batch", "key", node="main", detail="2")
+        recorder.record_calls(
+            [
+                CallStarted("CA-batch", at, "+18045550100", "+18048287999", language="en"),
+                CallEventHappened("CA-batch", at, CallEventKind.MENU, "main"),
+                CallEventHappened("CA-batch", at, CallEventKind.KEY, "main", "2"),
+            ]
+        )
         assert not recorder.failed
         with database.session() as session:
             count = session.execute(text("SELECT count(*) FROM call_events")).scalar_one()
@@ -174,9 +180,8 @@ def test_a_batch_is_one_transaction_and_a_failure_inside_it_is_swallowed(
         path.write_bytes(b"not a database" * 1000)
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-        with recorder.batch():
-            recorder.call_event("CA-batch", "menu", node="reach")
+        recorder.record_calls([CallEventHappened("CA-batch", at, CallEventKind.MENU, "reach")])
         assert recorder.failed
-        assert db_errors() > before
+        assert db_errors() == before + 1
     finally:
         database.dispose()

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from service.calls import router as voice_router
+from service.calls.writer import CallWriter
 from service.db import Database, set_database
 from service.main import create_app
 from service.metrics import DB_ERRORS
-from service.models import Call
+from service.models import Call, CallEvent
 from tests.support import AppClient, app_client
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller, Heard, parse
 from tests.voice.conftest import voice_settings
@@ -52,6 +56,7 @@ def test_a_corrupted_sqlite_file_does_not_stop_a_call(
 ) -> None:
     path = Path(sqlite_database.url.database or "")
     app = create_app(voice_settings(tmp_path, str(sqlite_database.url)))
+    app.state.call_writer = CallWriter(linger=0, retry_delays=(0.01,))
     with app_client(app) as client:
         caller = Caller(client)
         caller.call()  # the database works: the pool holds a connection to the real file
@@ -70,6 +75,7 @@ def test_an_unreachable_postgres_does_not_stop_a_call(tmp_path: Path) -> None:
     previous = set_database(unreachable)
     try:
         app = create_app(voice_settings(tmp_path, url))
+        app.state.call_writer = CallWriter(linger=0, retry_delays=(0.01,))
         with app_client(app) as client:
             before = db_errors()
             a_call_without_a_database(Caller(client))
@@ -144,23 +150,58 @@ def test_a_caller_without_a_valid_number_is_forwarded_with_the_line_as_caller_id
         assert heard.dial is not None and heard.dial["callerId"] == LINE_NUMBER, withheld
 
 
-def test_when_the_database_hangs_recordings_never_take_every_thread(
+def test_a_database_that_hangs_delays_no_caller_and_holds_a_bounded_backlog(
     app: FastAPI, sqlite_database: Database
 ) -> None:
-    # Every recording slot is taken, as by recordings stuck waiting on a database that hangs.
-    taken = 0
-    while voice_router.RECORDING_SLOTS.acquire(blocking=False):
-        taken += 1
-    assert taken == voice_router.MAX_RECORDING
-    try:
-        before = db_errors()
-        with app_client(app) as client:
-            caller = Caller(client)
-            assert caller.call().gather is not None
-            assert caller.press("0").numbers == [COORDINATOR]
-        assert db_errors() == before + 2  # two recordings skipped, and counted
-        with sqlite_database.session(read_only=True) as session:
-            assert session.scalar(select(func.count()).select_from(Call)) == 0
-    finally:
-        for _ in range(taken):
-            voice_router.RECORDING_SLOTS.release()
+    # The writer's first batch waits on a database that does not answer (as a connect that
+    # hangs); meanwhile callers are answered at once and at most 3 webhooks' records wait.
+    waiting, answering = threading.Event(), threading.Event()
+
+    def hanging_database() -> Database:
+        waiting.set()
+        answering.wait(30)
+        return sqlite_database
+
+    app.state.call_writer = CallWriter(hanging_database, linger=0, max_pending=3)
+    before = db_errors()
+    with app_client(app, wait_for_records=False) as client:
+        caller = Caller(client)
+        started = time.monotonic()
+        assert caller.call().gather is not None
+        assert waiting.wait(5)
+        for key in ("2", "1", "2", "1", "*", "*"):
+            assert caller.press(key).words
+        assert caller.press("0").numbers == [COORDINATOR]
+        assert time.monotonic() - started < 5
+        # One webhook's records are in the batch being written, 3 wait, 4 were dropped.
+        assert db_errors() == before + 4
+        answering.set()
+        assert app.state.call_writer.drain()
+    with sqlite_database.session(read_only=True) as session:
+        call = session.scalars(select(Call)).one()
+        kinds = session.scalars(select(CallEvent.kind).order_by(CallEvent.id)).all()
+    assert call.call_sid == caller.call_sid
+    assert kinds == ["menu", "key", "menu", "key", "menu", "key"]
+
+
+def test_a_database_failure_is_retried_before_records_are_given_up(
+    app: FastAPI, sqlite_database: Database
+) -> None:
+    # The database fails twice, then answers: nothing is lost.
+    failures = iter([True, True])
+
+    def flaky_database() -> Database:
+        if next(failures, False):
+            raise OperationalError("SELECT 1", {}, ConnectionError("the database restarted"))
+        return sqlite_database
+
+    app.state.call_writer = CallWriter(flaky_database, linger=0, retry_delays=(0.01, 0.01))
+    before = db_errors()
+    with app_client(app) as client:
+        caller = Caller(client)
+        caller.call()
+        caller.press("0")
+    assert db_errors() == before + 2
+    with sqlite_database.session(read_only=True) as session:
+        call = session.scalars(select(Call)).one()
+    assert (call.transferred_contact, call.path) == ("coordinator", "main")

@@ -1,0 +1,268 @@
+"""Writing call facts to the database: any number of them in a handful of statements.
+
+`write_call_facts(connection, facts)` leaves the rows that writing the facts one at a time, in
+that order, would leave; but one fact or a thousand cost the same few statements:
+
+1. the calls the facts name, with the columns facts change, locked (FOR UPDATE on PostgreSQL,
+   in CallSid order, so that two processes never wait on each other in a circle);
+2. only when some are missing (a call's first webhook): an insert of those, then 1. for them;
+3. only when a call reaches a final status: whether its caller ever chose anything;
+4. the new `call_events` rows;
+5. only for calls with new menu events: every menu event in time order, to rebuild the path;
+6. an UPDATE of the calls that changed, one per set of changed columns.
+
+Bulk rows go to SQLite with `executemany` (a loop in C) and to PostgreSQL as arrays in a single
+statement (`unnest`), so the per-row cost stays small on both. The caller owns the transaction.
+Counts for /metrics come back in `Changes`, to be counted once the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from functools import lru_cache
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import TextClause
+
+from service.calls.facts import (
+    CHOICE_KINDS,
+    CallFact,
+    CallStarted,
+    CallState,
+    Changes,
+    StatusReported,
+    apply,
+    path_of,
+)
+from service.models import Call, CallEvent, CallEventKind, CallOutcome
+from service.phone import to_e164
+
+CALLS = cast(Table, Call.__table__)
+EVENTS = cast(Table, CallEvent.__table__)
+STATE_COLUMNS = tuple(
+    f.name for f in fields(CallState) if f.name not in ("chose_something", "menus_changed")
+)
+CHANGING_COLUMNS = STATE_COLUMNS[1:]  # everything but the id
+EVENT_COLUMNS = ("call_id", "at", "kind", "node", "detail")
+POSTGRESQL = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+
+
+@lru_cache(maxsize=4096)
+def normalized_number(raw: str) -> str | None:
+    """`to_e164`, remembered: a line's callers and its own numbers come back again and again."""
+    return to_e164(raw)
+
+
+def write_call_facts(connection: Connection, facts: Sequence[CallFact]) -> Changes:
+    """Write `facts` (in order) in the connection's transaction; what to count comes back."""
+    changes = Changes()
+    if not facts:
+        return changes
+    postgres = connection.dialect.name == "postgresql"
+    states = _locked_states(connection, facts, postgres)
+    before = {sid: _values(state) for sid, state in states.items()}
+    ending = [
+        states[fact.call_sid].id
+        for fact in facts
+        if isinstance(fact, StatusReported)
+        and states[fact.call_sid].outcome == CallOutcome.IN_PROGRESS
+    ]
+    if ending:
+        chose = _calls_with_choices(connection, ending)
+        for state in states.values():
+            state.chose_something = state.id in chose
+    for fact in facts:
+        apply(states[fact.call_sid], fact, changes, normalized_number)
+    if changes.events:
+        rows = [
+            (event.call_id, event.at, event.kind.value, event.node, event.detail)
+            for event in changes.events
+        ]
+        _insert_rows(connection, EVENTS, EVENT_COLUMNS, rows, postgres)
+    menus_changed = {state.id: state for state in states.values() if state.menus_changed}
+    if menus_changed:
+        for call_id, menus in _menus(connection, menus_changed).items():
+            state = menus_changed[call_id]
+            state.path = path_of(menus)
+            state.last_node = menus[-1][:64]
+    _update_changed(connection, states, before, postgres)
+    return changes
+
+
+# -- 1 and 2: the calls, locked -------------------------------------------------------------------
+
+
+def _locked_states(
+    connection: Connection, facts: Sequence[CallFact], postgres: bool
+) -> dict[str, CallState]:
+    sids = sorted({fact.call_sid for fact in facts})
+    states = _select_states(connection, sids)
+    missing = [sid for sid in sids if sid not in states]
+    if missing:
+        # Created with what the first webhook or callback recorded says; `apply` fills in the
+        # rest. A call another process creates meanwhile is left as it is (ON CONFLICT).
+        first: dict[str, tuple[Any, ...]] = {}
+        for fact in facts:
+            if fact.call_sid in first or fact.call_sid not in missing:
+                continue
+            caller = called = language = flow_hash = None
+            if isinstance(fact, CallStarted | StatusReported):
+                caller = fact.caller and normalized_number(fact.caller)
+                called = fact.called and normalized_number(fact.called)
+            if isinstance(fact, CallStarted):
+                language = fact.language and fact.language[:8]
+                flow_hash = fact.flow_hash and fact.flow_hash[:64]
+            first[fact.call_sid] = (
+                fact.call_sid,
+                fact.at,
+                CallOutcome.IN_PROGRESS.value,
+                caller or None,
+                called or None,
+                language or None,
+                flow_hash or None,
+            )
+        columns = ("call_sid", "started_at", "outcome", "caller", "called", "language", "flow_hash")
+        rows = [first[sid] for sid in missing]
+        _insert_rows(connection, CALLS, columns, rows, postgres, on_conflict="call_sid")
+        states |= _select_states(connection, missing)
+    return states
+
+
+def _select_states(connection: Connection, sids: list[str]) -> dict[str, CallState]:
+    query = (
+        select(CALLS.c.call_sid, *(CALLS.c[name] for name in STATE_COLUMNS))
+        .where(CALLS.c.call_sid.in_(sids))
+        .order_by(CALLS.c.call_sid)
+        .with_for_update()  # PostgreSQL: locked in CallSid order; SQLite: BEGIN IMMEDIATE
+    )
+    return {
+        row[0]: CallState(**dict(zip(STATE_COLUMNS, row[1:], strict=True)))
+        for row in connection.execute(query)
+    }
+
+
+# -- 3 and 5: what the rules need from earlier events --------------------------------------------
+
+
+def _calls_with_choices(connection: Connection, call_ids: Iterable[int]) -> set[int]:
+    chosen = (
+        select(EVENTS.c.call_id)
+        .where(
+            EVENTS.c.call_id.in_(sorted(set(call_ids))),
+            EVENTS.c.kind.in_([kind.value for kind in CHOICE_KINDS]),
+        )
+        .distinct()
+    )
+    return set(connection.scalars(chosen))
+
+
+def _menus(connection: Connection, call_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The menu events of these calls in time order (webhooks may be recorded out of order)."""
+    rows = connection.execute(
+        select(EVENTS.c.call_id, EVENTS.c.node)
+        .where(
+            EVENTS.c.call_id.in_(sorted(call_ids)),
+            EVENTS.c.kind == CallEventKind.MENU.value,
+            EVENTS.c.node.is_not(None),
+            EVENTS.c.node != "",
+        )
+        .order_by(EVENTS.c.call_id, EVENTS.c.at, EVENTS.c.id)
+    )
+    menus: dict[int, list[str]] = {}
+    for call_id, node in rows:
+        menus.setdefault(call_id, []).append(node)
+    return menus
+
+
+# -- 4 and 6: bulk writes -----------------------------------------------------------------------
+
+
+def _update_changed(
+    connection: Connection,
+    states: dict[str, CallState],
+    before: dict[str, tuple[Any, ...]],
+    postgres: bool,
+) -> None:
+    """One UPDATE per set of changed columns: an index is touched only when its columns are."""
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for sid, state in states.items():
+        now, then = _values(state), before[sid]
+        changed = [i for i, (new, old) in enumerate(zip(now, then, strict=True)) if new != old]
+        if changed:
+            columns = tuple(CHANGING_COLUMNS[i] for i in changed)
+            groups.setdefault(columns, []).append((state.id, *(now[i] for i in changed)))
+    for columns, rows in groups.items():
+        if postgres:
+            arrays = _arrays(("id", *columns), rows)
+            connection.execute(_postgres_update(columns), arrays)
+        else:
+            names = ("call_id", *columns)
+            connection.execute(
+                _sqlite_update(columns), [dict(zip(names, row, strict=True)) for row in rows]
+            )
+
+
+def _insert_rows(
+    connection: Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    postgres: bool,
+    on_conflict: str | None = None,
+) -> None:
+    if postgres:
+        statement = _postgres_insert(table.name, columns, on_conflict)
+        connection.execute(statement, _arrays(columns, rows))
+        return
+    insertion = sqlite.insert(table)
+    if on_conflict is not None:
+        insertion = insertion.on_conflict_do_nothing(index_elements=[on_conflict])
+    connection.execute(insertion, [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _arrays(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    return {
+        name: list(values) for name, values in zip(columns, zip(*rows, strict=True), strict=True)
+    }
+
+
+@lru_cache(maxsize=8)
+def _postgres_insert(table: str, columns: tuple[str, ...], on_conflict: str | None) -> TextClause:
+    arrays = ", ".join(f"CAST(:{name} AS {_array_type(table, name)})" for name in columns)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+    if on_conflict is not None:
+        sql += f" ON CONFLICT ({on_conflict}) DO NOTHING"
+    return text(sql)
+
+
+@lru_cache(maxsize=256)
+def _postgres_update(columns: tuple[str, ...]) -> TextClause:
+    names = ("id", *columns)
+    arrays = ", ".join(f"CAST(:{name} AS {_array_type('calls', name)})" for name in names)
+    assignments = ", ".join(f"{name} = v.{name}" for name in columns)
+    return text(
+        f"UPDATE calls SET {assignments} FROM unnest({arrays}) AS v({', '.join(names)}) "
+        "WHERE calls.id = v.id"
+    )
+
+
+@lru_cache(maxsize=256)
+def _sqlite_update(columns: tuple[str, ...]) -> Any:
+    return (
+        update(CALLS)
+        .where(CALLS.c.id == bindparam("call_id"))
+        .values({name: bindparam(name) for name in columns})
+    )
+
+
+def _array_type(table: str, column: str) -> str:
+    """The PostgreSQL array type of a column's values ("TIMESTAMP WITH TIME ZONE[]")."""
+    column_type = (CALLS if table == "calls" else EVENTS).c[column].type
+    return f"{column_type.compile(dialect=POSTGRESQL)}[]"
+
+
+def _values(state: CallState) -> tuple[Any, ...]:
+    return tuple(getattr(state, name) for name in CHANGING_COLUMNS)
