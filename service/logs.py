@@ -87,6 +87,12 @@ def configure_logging(level: str = "info") -> dict[str, Any]:
     """Configure this process's logging as JSON lines; returns the config (for uvicorn)."""
     config = logging_config(level)
     logging.config.dictConfig(config)
+    # The JSON lines hold no source line, thread or process: do not work them out for every
+    # record (the logging documentation's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     return config
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 DEFAULT_REGION = "US"
 MASK_PREFIX = "•••-•••-"
+# +1 and ten digits: a possible North American number, written in E.164 already.
+_NANP_E164 = re.compile(r"\+1[0-9]{10}")
 
 
 def to_e164(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
@@ -15,6 +19,8 @@ def to_e164(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
     """
     if not raw or not raw.strip():
         return None
+    if _NANP_E164.fullmatch(raw):
+        return raw  # what Twilio sends for US and Canadian callers: already E.164, possible
     try:
         parsed = phonenumbers.parse(raw.strip(), region)
     except phonenumbers.NumberParseException:

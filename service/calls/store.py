@@ -23,9 +23,8 @@ from dataclasses import fields
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy import Connection, Table, select
+from sqlalchemy.dialects import postgresql
 
 from service.calls.facts import (
     CHOICE_KINDS,
@@ -61,8 +60,7 @@ def write_call_facts(connection: Connection, facts: Sequence[CallFact]) -> Chang
     changes = Changes()
     if not facts:
         return changes
-    postgres = connection.dialect.name == "postgresql"
-    states = _locked_states(connection, facts, postgres)
+    states = _locked_states(connection, facts)
     before = {sid: _values(state) for sid, state in states.items()}
     ending = [
         states[fact.call_sid].id
@@ -81,23 +79,21 @@ def write_call_facts(connection: Connection, facts: Sequence[CallFact]) -> Chang
             (event.call_id, event.at, event.kind.value, event.node, event.detail)
             for event in changes.events
         ]
-        _insert_rows(connection, EVENTS, EVENT_COLUMNS, rows, postgres)
+        _bulk(connection).insert(EVENTS, EVENT_COLUMNS, rows)
     menus_changed = {state.id: state for state in states.values() if state.menus_changed}
     if menus_changed:
         for call_id, menus in _menus(connection, menus_changed).items():
             state = menus_changed[call_id]
             state.path = path_of(menus)
             state.last_node = menus[-1][:64]
-    _update_changed(connection, states, before, postgres)
+    _update_changed(connection, states, before)
     return changes
 
 
 # -- 1 and 2: the calls, locked -------------------------------------------------------------------
 
 
-def _locked_states(
-    connection: Connection, facts: Sequence[CallFact], postgres: bool
-) -> dict[str, CallState]:
+def _locked_states(connection: Connection, facts: Sequence[CallFact]) -> dict[str, CallState]:
     sids = sorted({fact.call_sid for fact in facts})
     states = _select_states(connection, sids)
     missing = [sid for sid in sids if sid not in states]
@@ -126,7 +122,7 @@ def _locked_states(
             )
         columns = ("call_sid", "started_at", "outcome", "caller", "called", "language", "flow_hash")
         rows = [first[sid] for sid in missing]
-        _insert_rows(connection, CALLS, columns, rows, postgres, on_conflict="call_sid")
+        _bulk(connection).insert(CALLS, columns, rows, on_conflict="call_sid")
         states |= _select_states(connection, missing)
     return states
 
@@ -184,7 +180,6 @@ def _update_changed(
     connection: Connection,
     states: dict[str, CallState],
     before: dict[str, tuple[Any, ...]],
-    postgres: bool,
 ) -> None:
     """One UPDATE per set of changed columns: an index is touched only when its columns are."""
     groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
@@ -194,74 +189,107 @@ def _update_changed(
         if changed:
             columns = tuple(CHANGING_COLUMNS[i] for i in changed)
             groups.setdefault(columns, []).append((state.id, *(now[i] for i in changed)))
+    bulk = _bulk(connection)
     for columns, rows in groups.items():
-        if postgres:
-            arrays = _arrays(("id", *columns), rows)
-            connection.execute(_postgres_update(columns), arrays)
-        else:
-            names = ("call_id", *columns)
-            connection.execute(
-                _sqlite_update(columns), [dict(zip(names, row, strict=True)) for row in rows]
+        bulk.update(columns, rows)
+
+
+def _bulk(connection: Connection) -> SqliteBulk | PostgresBulk:
+    if connection.dialect.name == "postgresql":
+        return PostgresBulk(connection)
+    return SqliteBulk(connection)
+
+
+class SqliteBulk:
+    """Many rows in one statement's `executemany` (SQLite loops over them in C)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def insert(
+        self,
+        table: Table,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        on_conflict: str | None = None,
+    ) -> None:
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(columns)})"
+        if on_conflict is not None:
+            sql += f" ON CONFLICT ({on_conflict}) DO NOTHING"
+        self.connection.exec_driver_sql(sql, self._stored(table, columns, rows))
+
+    def update(self, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Rows are (id, *values of columns)."""
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        stored = self._stored(CALLS, ("id", *columns), rows)
+        self.connection.exec_driver_sql(
+            f"UPDATE calls SET {assignments} WHERE id = ?", [(*row[1:], row[0]) for row in stored]
+        )
+
+    def _stored(
+        self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Values as the column types store them (a datetime as SQLAlchemy's UTC text)."""
+        dialect = self.connection.dialect
+        processors = [
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        ]
+        if not any(processors):
+            return rows
+        return [
+            tuple(
+                value if p is None or value is None else p(value)
+                for p, value in zip(processors, row, strict=True)
             )
+            for row in rows
+        ]
 
 
-def _insert_rows(
-    connection: Connection,
-    table: Table,
-    columns: tuple[str, ...],
-    rows: list[tuple[Any, ...]],
-    postgres: bool,
-    on_conflict: str | None = None,
-) -> None:
-    if postgres:
-        statement = _postgres_insert(table.name, columns, on_conflict)
-        connection.execute(statement, _arrays(columns, rows))
-        return
-    insertion = sqlite.insert(table)
-    if on_conflict is not None:
-        insertion = insertion.on_conflict_do_nothing(index_elements=[on_conflict])
-    connection.execute(insertion, [dict(zip(columns, row, strict=True)) for row in rows])
+class PostgresBulk:
+    """Many rows in one statement: one array per column, `unnest`ed by the server. The arrays
+    go in psycopg's binary format (`%b`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def insert(
+        self,
+        table: Table,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        on_conflict: str | None = None,
+    ) -> None:
+        arrays = ", ".join(f"%b::{_array_type(table, name)}" for name in columns)
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+        if on_conflict is not None:
+            sql += f" ON CONFLICT ({on_conflict}) DO NOTHING"
+        self.connection.exec_driver_sql(sql, _arrays(rows))
+
+    def update(self, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Rows are (id, *values of columns)."""
+        names = ("id", *columns)
+        arrays = ", ".join(f"%b::{_array_type(CALLS, name)}" for name in names)
+        assignments = ", ".join(f"{name} = v.{name}" for name in columns)
+        self.connection.exec_driver_sql(
+            f"UPDATE calls SET {assignments} FROM unnest({arrays}) AS v({', '.join(names)}) "
+            "WHERE calls.id = v.id",
+            _arrays(rows),
+        )
 
 
-def _arrays(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
-    return {
-        name: list(values) for name, values in zip(columns, zip(*rows, strict=True), strict=True)
-    }
+def _marks(columns: tuple[str, ...]) -> str:
+    return ", ".join("?" for _ in columns)
 
 
-@lru_cache(maxsize=8)
-def _postgres_insert(table: str, columns: tuple[str, ...], on_conflict: str | None) -> TextClause:
-    arrays = ", ".join(f"CAST(:{name} AS {_array_type(table, name)})" for name in columns)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
-    if on_conflict is not None:
-        sql += f" ON CONFLICT ({on_conflict}) DO NOTHING"
-    return text(sql)
+def _arrays(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    """Rows as one list per column."""
+    return tuple(list(values) for values in zip(*rows, strict=True))
 
 
-@lru_cache(maxsize=256)
-def _postgres_update(columns: tuple[str, ...]) -> TextClause:
-    names = ("id", *columns)
-    arrays = ", ".join(f"CAST(:{name} AS {_array_type('calls', name)})" for name in names)
-    assignments = ", ".join(f"{name} = v.{name}" for name in columns)
-    return text(
-        f"UPDATE calls SET {assignments} FROM unnest({arrays}) AS v({', '.join(names)}) "
-        "WHERE calls.id = v.id"
-    )
-
-
-@lru_cache(maxsize=256)
-def _sqlite_update(columns: tuple[str, ...]) -> Any:
-    return (
-        update(CALLS)
-        .where(CALLS.c.id == bindparam("call_id"))
-        .values({name: bindparam(name) for name in columns})
-    )
-
-
-def _array_type(table: str, column: str) -> str:
+@lru_cache(maxsize=64)
+def _array_type(table: Table, column: str) -> str:
     """The PostgreSQL array type of a column's values ("TIMESTAMP WITH TIME ZONE[]")."""
-    column_type = (CALLS if table == "calls" else EVENTS).c[column].type
-    return f"{column_type.compile(dialect=POSTGRESQL)}[]"
+    return f"{table.c[column].type.compile(dialect=POSTGRESQL)}[]"
 
 
 def _values(state: CallState) -> tuple[Any, ...]:
