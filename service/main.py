@@ -14,12 +14,15 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from service.calls.router import WEBHOOKS as voice_webhooks
+from service.calls.voice_call import database_text_queue
 from service.calls.writer import CallWriter
 from service.config import Settings, get_settings
+from service.db import get_database
 from service.flowengine import FlowError, load_flow
 from service.logs import RequestLog
 from service.middleware import LimitBodySize
 from service.ops import router as ops_router
+from service.optouts import JOURNAL_NAME
 from service.staff.routes import router as staff_router
 from service.texts.router import WEBHOOKS as sms_webhooks
 from service.worker import background_sender
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.call_writer = CallWriter()
+    app.state.text_queue = database_text_queue(get_database, settings.var_dir / JOURNAL_NAME)
     load_configured_flow(app)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # outermost: logs and times every answer, 413s included

@@ -19,14 +19,12 @@ from starlette.datastructures import FormData
 
 from service.calls import position_url
 from service.calls.facts import CALL_STATUS_RANK, StatusReported, duration_of
-from service.calls.voice_call import Webhook, database_text_queue, take_turn, turn_facts
+from service.calls.voice_call import TextQueue, Webhook, take_turn, turn_facts
 from service.calls.writer import CallWriter
 from service.channels import voice
 from service.channels.signature import public_url, verified_form
 from service.config import Settings
-from service.db import get_database
 from service.flowengine import Flow
-from service.optouts import JOURNAL_NAME
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +45,7 @@ async def voice_webhook(request: Request) -> Response:
         webhook = Webhook.from_form(form)
         before = position_url.decode_query(request.scope["query_string"], flow.default_language)
         now = clock()
-        settings: Settings = request.app.state.settings
-        texts = database_text_queue(get_database, flow, settings.var_dir / JOURNAL_NAME)
+        texts: TextQueue = request.app.state.text_queue
         turn = await take_turn(flow, webhook, before, _base_url(request), now, texts)
         _writer(request).submit(turn_facts(flow, webhook, turn, now))
         return _twiml(turn.twiml)

@@ -119,8 +119,9 @@ class Turn:
     """Contacts whose numbers were queued to the caller by text in this turn."""
 
 
-TextQueue = Callable[[Webhook, Position, tuple[str, ...]], Awaitable[bool]]
-"""Queues a text of these contacts to the caller; returns whether it was queued."""
+TextQueue = Callable[[Flow, Webhook, Position, tuple[str, ...]], Awaitable[bool]]
+"""Queues a text of these contacts (of this flow) to the caller; returns whether it was
+queued."""
 
 
 def read_input(webhook: Webhook, before: Position | None) -> Input:
@@ -154,18 +155,19 @@ async def take_turn(
         before = None  # a stale or bogus position: start over at the main menu
     event = read_input(webhook, before)
     position = before or start(flow, "voice", lang)
-    after, effects, turn = plan(flow, position, event, now)
+    planned = plan(flow, position, event, now)
+    after, turn = planned.after, planned.voice
     texted: tuple[str, ...] = ()
     if turn.texts:
-        if await queue_text(webhook, after, turn.texts):
+        if await queue_text(flow, webhook, after, turn.texts):
             texted = turn.texts
         else:
-            turn = render_voice(flow, after.lang, effects, can_text=False)
+            turn = render_voice(flow, after.lang, planned.effects, can_text=False)
     twiml = voice.render_turn(
         turn,
         after.lang,
         action_url(base_url, after),
-        hints=hints(flow, after) if turn.ending == "gather" else (),
+        hints=planned.hints if turn.ending == "gather" else (),
         caller_id=(
             voice.caller_id_for(webhook.caller, webhook.called) if turn.ending == "dial" else None
         ),
@@ -173,7 +175,15 @@ async def take_turn(
     return Turn(before, event, after, turn, twiml, texted)
 
 
-Plan = tuple[Position, tuple[Effect, ...], VoiceTurn]
+@dataclass(frozen=True)
+class Plan:
+    """One engine step and the words it gives."""
+
+    after: Position
+    effects: tuple[Effect, ...]
+    voice: VoiceTurn
+    hints: tuple[str, ...]
+    """Words that help the speech recognizer at `after`."""
 
 
 def plan(flow: Flow, position: Position, event: Input, now: datetime) -> Plan:
@@ -187,7 +197,7 @@ def plan(flow: Flow, position: Position, event: Input, now: datetime) -> Plan:
 
 def _plan(flow: Flow, position: Position, event: Input, now: datetime | None) -> Plan:
     after, effects = step(flow, position, event, now)
-    return after, effects, render_voice(flow, after.lang, effects)
+    return Plan(after, effects, render_voice(flow, after.lang, effects), hints(flow, after))
 
 
 @lru_cache(maxsize=4096)
@@ -224,18 +234,20 @@ def text_dedupe_key(call_sid: str, node: str, contacts: tuple[str, ...]) -> str:
     return f"voice-text:{digest[:40]}"
 
 
-def database_text_queue(
-    database: Callable[[], Database], flow: Flow, opt_out_journal: Path
-) -> TextQueue:
+def database_text_queue(database: Callable[[], Database], opt_out_journal: Path) -> TextQueue:
     """A `TextQueue` that puts the text in the outbox (the SMS worker sends it), unless the
     caller's number cannot take texts or opted out (in the database, or in the journal of
     opt-outs that arrived while it was down). Database errors mean "not queued". The work runs
     in a worker thread: a slow database holds up this caller only, never the event loop."""
 
-    async def queue(webhook: Webhook, position: Position, contacts: tuple[str, ...]) -> bool:
-        return await anyio.to_thread.run_sync(queue_now, webhook, position, contacts)
+    async def queue(
+        flow: Flow, webhook: Webhook, position: Position, contacts: tuple[str, ...]
+    ) -> bool:
+        return await anyio.to_thread.run_sync(queue_now, flow, webhook, position, contacts)
 
-    def queue_now(webhook: Webhook, position: Position, contacts: tuple[str, ...]) -> bool:
+    def queue_now(
+        flow: Flow, webhook: Webhook, position: Position, contacts: tuple[str, ...]
+    ) -> bool:
         to = textable_number(webhook.caller)
         if to is None or not webhook.call_sid:
             return False

@@ -101,11 +101,22 @@ def fallback_is_heard(heard: Heard, number: str = COORDINATOR) -> None:
 def test_the_fallback_url_dials_the_coordinator_without_the_database(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_database() -> Database:
+    def no_database(*args: object) -> Database:
         raise AssertionError("the fallback must not touch the database")
 
+    class NoRecords:
+        def submit(self, facts: object) -> None:
+            raise AssertionError("the fallback must not record")
+
+        def drain(self) -> bool:
+            return True
+
+        def close(self) -> None:
+            pass
+
     monkeypatch.setattr("service.db.get_database", no_database)
-    monkeypatch.setattr("service.calls.router.get_database", no_database)
+    app.state.text_queue = no_database
+    app.state.call_writer = NoRecords()
     with app_client(app) as client:
         params = {"CallSid": "CA" + "4" * 32, "From": CALLER_NUMBER, "To": LINE_NUMBER}
         params |= {"ErrorCode": "11200", "ErrorUrl": "https://line.example.org/twilio/voice"}
