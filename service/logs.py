@@ -42,9 +42,12 @@ request_log = logging.getLogger("phoneline.request")
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and any `extra=` fields."""
 
+    _encoder = json.JSONEncoder(default=str, ensure_ascii=False)
+    _second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -54,7 +57,19 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return self._encoder.encode(entry)
+
+    def _time(self, created: float) -> str:
+        """"2026-11-25T06:12:39.123+00:00" (UTC, milliseconds); the part up to the second is
+        worked out once a second."""
+        second = int(created)
+        micros = round((created - second) * 1e6)  # as datetime.fromtimestamp rounds
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if self._second[0] != second:
+            stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, stamp)
+        return f"{self._second[1]}.{micros // 1000:03d}+00:00"
 
 
 def logging_config(level: str = "info") -> dict[str, Any]:

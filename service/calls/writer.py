@@ -30,7 +30,7 @@ from service.recording import DATABASE_ERRORS, count_changes, describe_error
 
 log = logging.getLogger(__name__)
 
-LINGER_SECONDS = 0.2
+LINGER_SECONDS = 0.5
 MAX_BATCH = 500
 MAX_PENDING = 20_000
 RETRY_DELAYS = (0.2, 1.0, 3.0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from xml.sax.saxutils import quoteattr
 
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -51,7 +52,6 @@ def say(response: VoiceResponse, text: str, lang: str) -> None:
     response.say(text, language=SAY_LANGUAGES[known], voice=SAY_VOICES[known])
 
 
-@functools.lru_cache(maxsize=4096)
 def render_turn(
     turn: VoiceTurn,
     lang: str,
@@ -61,7 +61,23 @@ def render_turn(
     caller_id: str | None = None,
 ) -> str:
     """The TwiML for one answer to a voice webhook. `action_url` (absolute, signed by Twilio
-    when it posts) carries the call's next position; it is where the Gather and Dial report."""
+    when it posts) carries the call's next position; it is where the Gather and Dial report.
+
+    A flow has a few hundred different answers, so each is built once and remembered; only a
+    transfer's caller ID differs from call to call, and it is put into the remembered TwiML."""
+    twiml = _render_turn(turn, lang, action_url, tuple(hints), with_caller_id=bool(caller_id))
+    if not caller_id:
+        return twiml
+    return twiml.replace(_CALLER_ID_SLOT, f"callerId={quoteattr(caller_id)}", 1)
+
+
+_CALLER_ID_SLOT = 'callerId="caller-id"'
+
+
+@functools.lru_cache(maxsize=2048)
+def _render_turn(
+    turn: VoiceTurn, lang: str, action_url: str, hints: tuple[str, ...], *, with_caller_id: bool
+) -> str:
     response = VoiceResponse()
     if turn.ending == "gather":
         gather = response.gather(
@@ -89,7 +105,7 @@ def render_turn(
                 action=action_url,
                 method="POST",
                 timeout=DIAL_TIMEOUT_SECONDS,
-                caller_id=caller_id or None,
+                caller_id="caller-id" if with_caller_id else None,
             )
             dial.number(turn.dial_number)
         else:
