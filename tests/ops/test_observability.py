@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,24 @@ def test_logging_config_writes_json_lines(tmp_path: Path) -> None:
     assert line["message"] == "hello there"
     assert (line["level"], line["logger"], line["route"]) == ("info", "phoneline.test", "/x")
     assert logging_config("debug")["root"]["level"] == "DEBUG"
+
+
+def test_the_twilio_webhooks_are_timed_under_their_own_route(client: AppClient) -> None:
+    params = {"CallSid": "CA" + "7" * 32, "From": CALLER, "To": "+18045550100"}
+    assert client.twilio("/twilio/voice", params).status_code == 200
+    assert (
+        client.twilio("/twilio/voice/status", params | {"CallStatus": "ringing"}).status_code == 204
+    )
+    found = samples(client.get("/metrics").text, "phoneline_http_request_duration_seconds_count")
+    routes = {dict(labels)["route"] for labels in found}
+    assert {"/twilio/voice", "/twilio/voice/status"} <= routes
+
+
+@pytest.mark.parametrize(
+    "created", [0.0, 1764061959.0, 1764061959.0004999, 1764061959.8089995, 1764061959.9999996]
+)
+def test_log_times_are_utc_iso_with_milliseconds(created: float) -> None:
+    record = logging.LogRecord("phoneline.test", logging.INFO, "", 0, "hello", None, None)
+    record.created = created
+    line = json.loads(JsonFormatter().format(record))
+    assert line["time"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")

@@ -4,14 +4,19 @@ texts callers asked for, queued once for the SMS worker."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+import anyio
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from service.calls.writer import CallWriter
 from service.db import Database
 from service.models import Call, CallEvent, OutboxMessage, utcnow
 from service.optouts import JOURNAL_NAME, journal_opt_out, set_opt_out
 from service.recording import Recorder
-from tests.support import AppClient
+from tests.support import PUBLIC_BASE, AppClient, twilio_signature
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller
 
 
@@ -207,3 +212,32 @@ def test_no_text_is_queued_to_a_caller_whose_stop_is_still_in_the_journal(
     heard = db_caller.press("8")
     assert heard.words[0] == "Sorry, we can't send a text message to this phone."
     assert outbox(database) == []
+
+
+def test_records_still_waiting_are_written_when_the_app_stops(
+    db_app: FastAPI, database: Database
+) -> None:
+    # The writer would wait half a minute for more; stopping the app writes what it holds.
+    db_app.state.call_writer = CallWriter(linger=30)
+    params = {"CallSid": "CA" + "9" * 32, "From": CALLER_NUMBER, "To": LINE_NUMBER}
+    url = PUBLIC_BASE + "/twilio/voice"
+    headers = {
+        "X-Twilio-Signature": twilio_signature(url, params),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+    def calls() -> int:
+        with database.session(read_only=True) as session:
+            return session.scalar(select(func.count()).select_from(Call)) or 0
+
+    async def serve_one_webhook() -> None:
+        async with db_app.router.lifespan_context(db_app):
+            transport = httpx.ASGITransport(app=db_app)
+            async with httpx.AsyncClient(transport=transport) as client:
+                response = await client.post(url, content=urlencode(params), headers=headers)
+            assert response.status_code == 200
+            assert calls() == 0
+
+    anyio.run(serve_one_webhook)
+    call = the_call(database, "CA" + "9" * 32)
+    assert (call.caller, call.path) == (CALLER_NUMBER, "main")

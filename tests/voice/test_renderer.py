@@ -47,3 +47,18 @@ def test_a_language_without_a_voice_is_spoken_in_english() -> None:
 def test_a_turn_with_nothing_to_say_still_ends_cleanly() -> None:
     heard = parse(render_turn(VoiceTurn((), "hangup"), "en", "https://x/"))
     assert heard.says == [] and heard.hangup
+
+
+def test_each_transfer_gets_its_own_caller_id_in_the_remembered_twiml() -> None:
+    turn = VoiceTurn(("Connecting you.",), "dial", "+18048287999", "coordinator")
+    url = "https://x.example/twilio/voice?at=main&s=dialing"
+    first = parse(render_turn(turn, "en", url, caller_id="+18045550142"))
+    second = parse(render_turn(turn, "en", url, caller_id="+447911123456"))
+    without = parse(render_turn(turn, "en", url))
+    assert first.dial is not None and first.dial["callerId"] == "+18045550142"
+    assert second.dial is not None and second.dial["callerId"] == "+447911123456"
+    assert without.dial is not None and "callerId" not in without.dial
+    for heard in (first, second, without):
+        assert heard.dial is not None and heard.dial["action"] == url
+        assert heard.numbers == ["+18048287999"]
+        assert [say.text for say in heard.says] == ["Connecting you."]
