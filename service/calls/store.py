@@ -234,15 +234,21 @@ class SqliteBulk:
         processors = [
             table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
         ]
-        if not any(processors):
+        converting = [(i, process) for i, process in enumerate(processors) if process]
+        if not converting:
             return rows
-        return [
-            tuple(
-                value if p is None or value is None else p(value)
-                for p, value in zip(processors, row, strict=True)
-            )
-            for row in rows
-        ]
+        # The facts of one webhook share its time: each time is converted once.
+        converted: dict[Any, Any] = {None: None}
+        stored = []
+        for row in rows:
+            values = list(row)
+            for i, process in converting:
+                value = values[i]
+                if value not in converted:
+                    converted[value] = process(value)
+                values[i] = converted[value]
+            stored.append(tuple(values))
+        return stored
 
 
 class PostgresBulk:
