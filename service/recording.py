@@ -1,4 +1,6 @@
-"""The recording API the voice and SMS webhooks call.
+"""The recording API: texts and opt-outs (the SMS webhooks and the outbox sender call it), and
+calls one write at a time (tests and tools; the voice webhooks hand their facts to the call
+writer, `service.calls.writer`, which writes them in batches through the same store).
 
 Recording never gets in a caller's way: every method catches database (and file system) errors,
 logs one line without message bodies or phone numbers, counts the error in
