@@ -18,6 +18,7 @@ Counts for /metrics come back in `Changes`, to be counted once the transaction c
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from functools import lru_cache
@@ -194,14 +195,14 @@ def _update_changed(
         bulk.update(columns, rows)
 
 
-def _bulk(connection: Connection) -> SqliteBulk | PostgresBulk:
+def _bulk(connection: Connection) -> Bulk:
     if connection.dialect.name == "postgresql":
         return PostgresBulk(connection)
     return SqliteBulk(connection)
 
 
-class SqliteBulk:
-    """Many rows in one statement's `executemany` (SQLite loops over them in C)."""
+class Bulk(ABC):
+    """Many rows in one statement, in the way each database takes them best."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -213,20 +214,41 @@ class SqliteBulk:
         rows: list[tuple[Any, ...]],
         on_conflict: str | None = None,
     ) -> None:
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(columns)})"
+        """Insert `rows` (values of `columns`), skipping those that collide on `on_conflict`."""
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) {self._rows(table, columns)}"
         if on_conflict is not None:
             sql += f" ON CONFLICT ({on_conflict}) DO NOTHING"
-        self.connection.exec_driver_sql(sql, self._stored(table, columns, rows))
+        self.connection.exec_driver_sql(sql, self._parameters(table, columns, rows))
+
+    @abstractmethod
+    def update(self, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Set `columns` of calls; rows are (id, *values of columns)."""
+
+    @abstractmethod
+    def _rows(self, table: Table, columns: tuple[str, ...]) -> str:
+        """The rows part of an INSERT: VALUES, or a SELECT."""
+
+    @abstractmethod
+    def _parameters(
+        self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> Any:
+        """The rows as the statement's parameters."""
+
+
+class SqliteBulk(Bulk):
+    """`executemany` of one statement: SQLite loops over the rows in C."""
 
     def update(self, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Rows are (id, *values of columns)."""
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        stored = self._stored(CALLS, ("id", *columns), rows)
+        stored = self._parameters(CALLS, ("id", *columns), rows)
         self.connection.exec_driver_sql(
             f"UPDATE calls SET {assignments} WHERE id = ?", [(*row[1:], row[0]) for row in stored]
         )
 
-    def _stored(
+    def _rows(self, table: Table, columns: tuple[str, ...]) -> str:
+        return f"VALUES ({', '.join('?' for _ in columns)})"
+
+    def _parameters(
         self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
     ) -> list[tuple[Any, ...]]:
         """Values as the column types store them (a datetime as SQLAlchemy's UTC text)."""
@@ -251,40 +273,30 @@ class SqliteBulk:
         return stored
 
 
-class PostgresBulk:
-    """Many rows in one statement: one array per column, `unnest`ed by the server. The arrays
-    go in psycopg's binary format (`%b`)."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-
-    def insert(
-        self,
-        table: Table,
-        columns: tuple[str, ...],
-        rows: list[tuple[Any, ...]],
-        on_conflict: str | None = None,
-    ) -> None:
-        arrays = ", ".join(f"%b::{_array_type(table, name)}" for name in columns)
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
-        if on_conflict is not None:
-            sql += f" ON CONFLICT ({on_conflict}) DO NOTHING"
-        self.connection.exec_driver_sql(sql, _arrays(rows))
+class PostgresBulk(Bulk):
+    """One statement whatever the number of rows: one array per column, `unnest`ed by the
+    server. The arrays go in psycopg's binary format (`%b`)."""
 
     def update(self, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Rows are (id, *values of columns)."""
         names = ("id", *columns)
-        arrays = ", ".join(f"%b::{_array_type(CALLS, name)}" for name in names)
         assignments = ", ".join(f"{name} = v.{name}" for name in columns)
         self.connection.exec_driver_sql(
-            f"UPDATE calls SET {assignments} FROM unnest({arrays}) AS v({', '.join(names)}) "
-            "WHERE calls.id = v.id",
+            f"UPDATE calls SET {assignments} FROM {self._unnest(CALLS, names)} "
+            f"AS v({', '.join(names)}) WHERE calls.id = v.id",
             _arrays(rows),
         )
 
+    def _rows(self, table: Table, columns: tuple[str, ...]) -> str:
+        return f"SELECT * FROM {self._unnest(table, columns)}"
 
-def _marks(columns: tuple[str, ...]) -> str:
-    return ", ".join("?" for _ in columns)
+    def _parameters(
+        self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> tuple[list[Any], ...]:
+        return _arrays(rows)
+
+    @staticmethod
+    def _unnest(table: Table, columns: tuple[str, ...]) -> str:
+        return f"unnest({', '.join(f'%b::{_array_type(table, name)}' for name in columns)})"
 
 
 def _arrays(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
