@@ -119,12 +119,16 @@ class CallWriter:
                 self._flush_now.wait(self.linger)
             self._flush_now.clear()
             submissions, waiting, stop = self._collect(first)
-            CALL_RECORDS_PENDING.set(self._queue.qsize() + len(submissions))
-            if submissions:
-                self._write(submissions)
-            CALL_RECORDS_PENDING.set(self._queue.qsize())
-            for event in waiting:
-                event.set()
+            try:
+                CALL_RECORDS_PENDING.set(self._queue.qsize() + len(submissions))
+                if submissions:
+                    self._write(submissions)
+                CALL_RECORDS_PENDING.set(self._queue.qsize())
+            except Exception:  # a bug here must not stop the recording of every later call
+                log.exception("the call writer failed on a batch; it goes on")
+            finally:
+                for event in waiting:
+                    event.set()
             if stop:
                 return
 
