@@ -246,4 +246,8 @@ def new_csrf_cookie(settings: Settings) -> tuple[str, str]:
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+    """Constant-time; compared as UTF-8 bytes (compare_digest refuses non-ASCII text, and a
+    posted form may hold anything)."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))

@@ -156,7 +156,7 @@ def test_sign_in_is_audited(client: AppClient, database: Database) -> None:
     assert [(e.actor, e.client_address) for e in entries] == [(ADMIN, "127.0.0.1")]
 
 
-@pytest.mark.parametrize("token", [None, "", "forged-token"])
+@pytest.mark.parametrize("token", [None, "", "forged-token", "\x80", "ñandú"])
 def test_sign_in_without_the_right_csrf_token_is_refused(
     client: AppClient, token: str | None
 ) -> None:
