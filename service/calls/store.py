@@ -21,6 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -30,7 +31,6 @@ from sqlalchemy.dialects import postgresql
 from service.calls.facts import (
     CHOICE_KINDS,
     CallFact,
-    CallStarted,
     CallState,
     Changes,
     StatusReported,
@@ -99,30 +99,13 @@ def _locked_states(connection: Connection, facts: Sequence[CallFact]) -> dict[st
     states = _select_states(connection, sids)
     missing = [sid for sid in sids if sid not in states]
     if missing:
-        # Created with what the first webhook or callback recorded says; `apply` fills in the
-        # rest. A call another process creates meanwhile is left as it is (ON CONFLICT).
-        first: dict[str, tuple[Any, ...]] = {}
+        # A call's first webhook: the row is created here and filled in by `apply`, like any
+        # other. A call that another process creates meanwhile is left as it is (ON CONFLICT).
+        first_seen: dict[str, datetime] = {}
         for fact in facts:
-            if fact.call_sid in first or fact.call_sid not in missing:
-                continue
-            caller = called = language = flow_hash = None
-            if isinstance(fact, CallStarted | StatusReported):
-                caller = fact.caller and normalized_number(fact.caller)
-                called = fact.called and normalized_number(fact.called)
-            if isinstance(fact, CallStarted):
-                language = fact.language and fact.language[:8]
-                flow_hash = fact.flow_hash and fact.flow_hash[:64]
-            first[fact.call_sid] = (
-                fact.call_sid,
-                fact.at,
-                CallOutcome.IN_PROGRESS.value,
-                caller or None,
-                called or None,
-                language or None,
-                flow_hash or None,
-            )
-        columns = ("call_sid", "started_at", "outcome", "caller", "called", "language", "flow_hash")
-        rows = [first[sid] for sid in missing]
+            first_seen.setdefault(fact.call_sid, fact.at)
+        rows = [(sid, first_seen[sid], CallOutcome.IN_PROGRESS.value) for sid in missing]
+        columns = ("call_sid", "started_at", "outcome")
         _bulk(connection).insert(CALLS, columns, rows, on_conflict="call_sid")
         states |= _select_states(connection, missing)
     return states
