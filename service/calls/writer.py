@@ -2,10 +2,11 @@
 
 A voice webhook hands the facts of its turn to `CallWriter.submit()` (a queue append, no
 database) and answers the caller at once. The writer thread takes what is queued, waits
-`linger` seconds for more, and writes it all in one transaction (`write_call_facts`: a handful
-of statements however many webhooks the batch holds). Under load a batch holds dozens of
-webhooks, so recording costs each one a small share of a few statements instead of several
-transactions of its own; at rest a record reaches the database within `linger`.
+`linger` seconds for more (less once `max_batch` webhooks wait), and writes it all in one
+transaction (`write_call_facts`: a handful of statements however many webhooks the batch
+holds). Under load a batch holds hundreds of webhooks, so recording costs each one a small share
+of a few statements instead of transactions of its own; at rest a record reaches the database
+within `linger`.
 
 Failures never reach a caller. A batch that fails is retried after `retry_delays`; a batch that
 still fails is written one webhook at a time, and what still fails is dropped, logged (without
