@@ -56,10 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # pause every caller on this process would hear).
         gc.collect()
         gc.freeze()
-        with background_sender(app.state.settings):
-            yield
-        # Shutting down: what the call writer holds goes to the database before the process ends.
-        await anyio.to_thread.run_sync(app.state.call_writer.close)
+        try:
+            with background_sender(app.state.settings):
+                yield
+        finally:
+            # Shutting down: what the call writer holds goes to the database before the end.
+            await anyio.to_thread.run_sync(app.state.call_writer.close)
 
     app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings

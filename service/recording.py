@@ -22,7 +22,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.calls.facts import (
-    CALL_STATUS_RANK,
     CallEnded,
     CallEventHappened,
     CallFact,
@@ -205,8 +204,6 @@ class Recorder:
         at: datetime | None = None,
     ) -> None:
         """Twilio's status callback (CallStatus, CallDuration); see `StatusReported`."""
-        if status.lower() not in CALL_STATUS_RANK:
-            return
         fact = StatusReported(
             call_sid, at or utcnow(), status, duration_of(duration), caller, called
         )

@@ -18,7 +18,7 @@ from fastapi import HTTPException, Request, Response
 from starlette.datastructures import FormData
 
 from service.calls import position_url
-from service.calls.facts import CALL_STATUS_RANK, StatusReported, duration_of
+from service.calls.facts import StatusReported, duration_of
 from service.calls.voice_call import TextQueue, Webhook, take_turn, turn_facts
 from service.calls.writer import CallWriter
 from service.channels import voice
@@ -62,16 +62,15 @@ async def call_status(request: Request) -> Response:
     status = _field(form, "CallStatus").lower()
     if not sid or not status:
         raise HTTPException(400, "CallSid and CallStatus are required")
-    if status in CALL_STATUS_RANK:
-        report = StatusReported(
-            sid,
-            clock(),
-            status,
-            duration=duration_of(_field(form, "CallDuration")),
-            caller=_field(form, "From") or None,
-            called=_field(form, "To") or None,
-        )
-        _writer(request).submit([report])
+    report = StatusReported(
+        sid,
+        clock(),
+        status,
+        duration=duration_of(_field(form, "CallDuration")),
+        caller=_field(form, "From") or None,
+        called=_field(form, "To") or None,
+    )
+    _writer(request).submit([report])
     return Response(status_code=204)
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql
 
 from service.calls.facts import (
+    CALL_STATUS_RANK,
     CHOICE_KINDS,
     CallFact,
     CallState,
@@ -59,6 +60,12 @@ def normalized_number(raw: str) -> str | None:
 def write_call_facts(connection: Connection, facts: Sequence[CallFact]) -> Changes:
     """Write `facts` (in order) in the connection's transaction; what to count comes back."""
     changes = Changes()
+    # A status Twilio does not document says nothing about the call: not even that it exists.
+    facts = [
+        fact
+        for fact in facts
+        if not isinstance(fact, StatusReported) or fact.status.lower() in CALL_STATUS_RANK
+    ]
     if not facts:
         return changes
     states = _locked_states(connection, facts)
