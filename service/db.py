@@ -38,25 +38,18 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def _file_identity(path: Path) -> tuple[int, int] | None:
+    """The file's (device, inode), from `stat` alone.
+
+    Never open the database file outside SQLite: closing any descriptor of a file drops every
+    POSIX lock this process holds on it (SQLite's locks among them), and another process then
+    believes it is alone and may delete the live WAL.
+    """
     try:
         stat = os.stat(path)
     except OSError:
         return None
     return (stat.st_dev, stat.st_ino)
-
-
-def _looks_like_sqlite(path: Path) -> bool:
-    """The file still starts with SQLite's header (or is still empty)."""
-    try:
-        with open(path, "rb") as file:
-            header = file.read(len(SQLITE_HEADER))
-    except OSError:
-        return False
-    return header in (SQLITE_HEADER, b"")
 
 
 def _configure_sqlite(engine: Engine, path: Path | None, foreign_keys: bool) -> None:
@@ -83,15 +76,14 @@ def _configure_sqlite(engine: Engine, path: Path | None, foreign_keys: bool) -> 
         record: ConnectionPoolEntry,
         proxy: PoolProxiedConnection,
     ) -> None:
-        # A pooled connection keeps writing to a database file that was deleted, replaced or
-        # overwritten under it, from its page cache, and those writes would silently vanish.
-        # Drop such a connection; the replacement then fails loudly (and is counted) instead.
+        # A pooled connection keeps writing to a database file that was deleted or replaced
+        # under it, and those writes would silently vanish. Drop such a connection; the
+        # replacement then fails loudly (and is counted) instead. `stat` only: see
+        # `_file_identity`.
         if path is None:
             return
         if record.info.get("file_identity") != _file_identity(path):
             raise exc.DisconnectionError(f"SQLite file {path} was removed or replaced")
-        if not _looks_like_sqlite(path):
-            raise exc.DisconnectionError(f"SQLite file {path} is not a database any more")
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:

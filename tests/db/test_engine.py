@@ -131,3 +131,35 @@ def test_the_app_database_is_built_from_settings_and_resettable(
     finally:
         get_settings.cache_clear()
         set_database(previous)
+
+
+def test_another_process_touching_the_sqlite_file_loses_nothing(tmp_path: Path) -> None:
+    """A process that opens and closes the database (the `sqlite3` shell, `phoneline staff
+    list`) while the service writes must not make the service's writes vanish. It did when the
+    service itself opened the file outside SQLite on every checkout: closing that descriptor
+    dropped the service's POSIX locks, so the other process, believing it was alone, deleted
+    the live WAL."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / "x.db"
+    database = Database(f"sqlite:///{path}")
+    reader = (
+        "import sqlite3, sys\n"
+        "connection = sqlite3.connect(sys.argv[1])\n"
+        "connection.execute('SELECT count(*) FROM t').fetchall()\n"
+        "connection.close()\n"
+    )
+    try:
+        with database.session() as session:
+            session.execute(text("CREATE TABLE t (n INTEGER)"))
+        for n in range(30):
+            with database.session() as session:  # a checkout, then a write in the WAL
+                session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+            subprocess.run([sys.executable, "-c", reader, str(path)], check=True, timeout=30)
+        assert Path(f"{path}-wal").exists(), "the live WAL was deleted under the service"
+    finally:
+        database.dispose()
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone() == (30,)

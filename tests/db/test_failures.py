@@ -70,7 +70,7 @@ def test_recording_survives_the_sqlite_file_being_deleted(
         database.dispose()
 
 
-def test_recording_survives_the_sqlite_file_being_corrupted(
+def test_recording_survives_the_sqlite_file_being_replaced_by_garbage(
     live_sqlite: tuple[Database, Path],
 ) -> None:
     database, path = live_sqlite
@@ -78,9 +78,7 @@ def test_recording_survives_the_sqlite_file_being_corrupted(
     try:
         record_a_whole_call(recorder, "CA-before")
         before = db_errors()
-        size = max(path.stat().st_size, 8192)
-        with open(path, "r+b") as file:
-            file.write(os.urandom(size))
+        replace_with_garbage(path, os.urandom(max(path.stat().st_size, 8192)))
 
         record_a_whole_call(recorder, "CA-after")
 
@@ -177,7 +175,7 @@ def test_a_batch_is_one_transaction_and_a_failure_inside_it_is_swallowed(
         assert count == 2
 
         before = db_errors()
-        path.write_bytes(b"not a database" * 1000)
+        replace_with_garbage(path, b"not a database" * 1000)
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         recorder.record_calls([CallEventHappened("CA-batch", at, CallEventKind.MENU, "reach")])
@@ -185,3 +183,12 @@ def test_a_batch_is_one_transaction_and_a_failure_inside_it_is_swallowed(
         assert db_errors() == before + 1
     finally:
         database.dispose()
+
+
+def replace_with_garbage(path: Path, garbage: bytes) -> None:
+    """Put a file that is not a database where the SQLite file was (a new file, as an editor
+    or a restore would leave it)."""
+    replacement = path.with_name(path.name + ".new")
+    replacement.write_bytes(garbage)
+    replacement.replace(path)
+

@@ -18,6 +18,7 @@ from service.db import Database, set_database
 from service.main import create_app
 from service.metrics import DB_ERRORS
 from service.models import Call, CallEvent
+from tests.db.test_failures import replace_with_garbage
 from tests.support import AppClient, app_client
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller, Heard, parse
 from tests.voice.conftest import voice_settings
@@ -51,7 +52,7 @@ def a_call_without_a_database(caller: Caller) -> None:
     assert caller.hang_up() == 204
 
 
-def test_a_corrupted_sqlite_file_does_not_stop_a_call(
+def test_a_replaced_sqlite_file_does_not_stop_a_call(
     sqlite_database: Database, tmp_path: Path
 ) -> None:
     path = Path(sqlite_database.url.database or "")
@@ -60,7 +61,7 @@ def test_a_corrupted_sqlite_file_does_not_stop_a_call(
     with app_client(app) as client:
         caller = Caller(client)
         caller.call()  # the database works: the pool holds a connection to the real file
-        path.write_bytes(b"this is not a database, it was overwritten\n" * 2000)
+        replace_with_garbage(path, b"this is not a database, it was replaced\n" * 2000)
         for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             leftover.unlink(missing_ok=True)
         before = db_errors()
