@@ -85,7 +85,7 @@ def worker(
     from service import migrate
     from service.config import get_settings
     from service.logs import configure_logging
-    from service.worker import build_worker
+    from service.outbound.worker import build_worker
 
     configure_logging(get_settings().log_level)
     migrate.upgrade()

@@ -23,10 +23,10 @@ from service.flowengine import FlowError, load_flow
 from service.logs import RequestLog
 from service.middleware import LimitBodySize
 from service.ops import router as ops_router
-from service.optouts import JOURNAL_NAME
+from service.outbound.worker import background_sender
 from service.staff.routes import router as staff_router
+from service.texts.optouts import JOURNAL_NAME
 from service.texts.router import WEBHOOKS as sms_webhooks
-from service.worker import background_sender
 
 log = logging.getLogger(__name__)
 

@@ -43,8 +43,8 @@ from service.models import (
     Message,
     utcnow,
 )
-from service.optouts import default_journal_path, journal_opt_out, set_opt_out
 from service.phone import to_e164
+from service.texts.optouts import default_journal_path, journal_opt_out, set_opt_out
 
 log = logging.getLogger(__name__)
 

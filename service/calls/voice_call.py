@@ -49,11 +49,11 @@ from service.flowengine.position import (
 from service.flowengine.render import VoiceTurn, contact_card, render_voice
 from service.metrics import DB_ERRORS
 from service.models import CallEventKind, OutboxKind
-from service.optouts import is_opted_out
-from service.outbox import enqueue
+from service.outbound.outbox import enqueue
 from service.phone import e164_of, parse_valid
 from service.recording import DATABASE_ERRORS, describe_error
 from service.texts.journal import journaled_opt_out
+from service.texts.optouts import is_opted_out
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 
 from service.db import Database
-from service.optouts import default_journal_path, replay_journal
 from service.phone import to_e164
 from service.recording import DATABASE_ERRORS, describe_error
+from service.texts.optouts import default_journal_path, replay_journal
 
 log = logging.getLogger(__name__)
 

@@ -25,18 +25,18 @@ from service.channels.signature import verified_form
 from service.channels.sms import messages_for, segments_of, twiml_response
 from service.channels.voice import call_back_twiml
 from service.config import Settings
-from service.conversations import CONVERSATION_TTL, save_conversation
 from service.db import Database, get_database
 from service.flowengine import Flow, Position
 from service.metrics import OPT_OUT_CHANGES, TEXT_DELIVERY, TEXTS_SENT
 from service.models import Conversation, Direction, Message, OutboxKind, utcnow
-from service.optouts import JOURNAL_NAME, is_opted_out, journal_opt_out
-from service.outbox import enqueue
+from service.outbound.outbox import enqueue
 from service.phone import to_e164
 from service.recording import DATABASE_ERRORS, MESSAGE_STATUS_RANK, Recorder, describe_error
+from service.texts.conversations import CONVERSATION_TTL, save_conversation
 from service.texts.dialogue import TextTurn, respond
 from service.texts.journal import journaled_opt_out, replay_if_pending
 from service.texts.keywords import Keyword, classify, keyword_reply, language_of
+from service.texts.optouts import JOURNAL_NAME, is_opted_out, journal_opt_out
 
 log = logging.getLogger(__name__)
 

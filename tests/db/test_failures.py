@@ -105,7 +105,7 @@ def test_an_opt_out_is_journaled_while_the_database_is_down_and_applied_later(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from service.optouts import is_opted_out, replay_journal
+    from service.texts.optouts import is_opted_out, replay_journal
 
     journal = tmp_path / "var" / "opt-out-journal.jsonl"
     down = Database(

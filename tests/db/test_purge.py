@@ -21,7 +21,7 @@ from service.models import (
     Message,
     OutboxMessage,
 )
-from service.outbox import enqueue
+from service.outbound.outbox import enqueue
 from service.purge import parse_age, purge
 from service.recording import Recorder
 

@@ -16,7 +16,8 @@ from service.config import Settings
 from service.db import Database, set_database
 from service.main import create_app
 from service.models import OptOut, OutboxKind, OutboxMessage
-from service.outbox import enqueue
+from service.outbound.outbox import enqueue
+from tests.db.test_failures import replace_with_garbage
 from tests.sms.conftest import LINE, TEXTER, FakeTwilio, Texter, make_settings
 from tests.sms.test_worker import worker_for
 from tests.support import app_client
@@ -28,9 +29,7 @@ class Outage:
         self.url = f"sqlite:///{path}"
 
     def corrupt(self) -> None:
-        size = max(self.path.stat().st_size, 8192)
-        with open(self.path, "r+b") as file:
-            file.write(os.urandom(size))
+        replace_with_garbage(self.path, os.urandom(max(self.path.stat().st_size, 8192)))
 
     def restore(self) -> None:
         for suffix in ("", "-wal", "-shm"):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from service.config import Settings
 from service.db import Database
 from service.models import OptOut, OutboxKind, OutboxMessage
-from service.outbox import enqueue
+from service.outbound.outbox import enqueue
 from tests.sms.conftest import LINE, TEXTER, FakeTwilio, Texter
 from tests.sms.test_worker import worker_for
 

@@ -13,8 +13,8 @@ from service.config import Settings
 from service.db import Database
 from service.main import create_app
 from service.models import OptOut, OutboxKind, OutboxMessage
-from service.optouts import journal_opt_out
-from service.outbox import enqueue
+from service.outbound.outbox import enqueue
+from service.texts.optouts import journal_opt_out
 from tests.sms.conftest import LINE, TEXTER, FakeTwilio
 
 

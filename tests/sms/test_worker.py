@@ -17,9 +17,9 @@ from service.config import Settings
 from service.db import Database
 from service.flowengine.segments import count_segments
 from service.models import Message, OutboxKind, OutboxMessage, OutboxStatus, utcnow
-from service.outbox import enqueue
+from service.outbound.outbox import enqueue
+from service.outbound.worker import Worker, backoff
 from service.recording import Recorder
-from service.worker import Worker, backoff
 from tests.sms.conftest import ACCOUNT_SID, LINE, SID_PATTERN, TEXTER, FakeTwilio, make_settings
 
 CLIENT_TIMEOUT = 0.5

@@ -12,7 +12,7 @@ from service.cli import app as cli_app
 from service.config import Settings, get_settings
 from service.db import Database
 from service.models import OutboxKind
-from service.outbox import enqueue
+from service.outbound.outbox import enqueue
 from tests.sms.conftest import ACCOUNT_SID, LINE, TEXTER, FakeTwilio
 
 

@@ -294,7 +294,7 @@ def test_a_viewer_never_sees_a_full_caller_number(
         detail="call me back at 804 555 1234 please (0.8)",
         at=NOW,
     )
-    from service.conversations import save_conversation
+    from service.texts.conversations import save_conversation
 
     with recorder.database.session() as session:
         save_conversation(session, CALLER_B, "+18045550100", node="main", language="en", now=NOW)

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from service.conversations import save_conversation
 from service.db import Database
 from service.models import AuditEntry
 from service.recording import Recorder
+from service.texts.conversations import save_conversation
 from tests.staff.conftest import LINE, NOW, VIEWER, signed_in
 from tests.support import AppClient
 

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from service.calls.writer import CallWriter
 from service.db import Database
 from service.models import Call, CallEvent, OutboxMessage, utcnow
-from service.optouts import JOURNAL_NAME, journal_opt_out, set_opt_out
 from service.recording import Recorder
+from service.texts.optouts import JOURNAL_NAME, journal_opt_out, set_opt_out
 from tests.support import PUBLIC_BASE, AppClient, twilio_signature
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller
 

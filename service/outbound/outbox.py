@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from service.db import upsert
 from service.models import OptOut, OutboxKind, OutboxMessage, OutboxStatus, utcnow
-from service.optouts import is_opted_out
 from service.phone import to_e164
+from service.texts.optouts import is_opted_out
 
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
 

@@ -45,8 +45,7 @@ from service.db import Database, get_database
 from service.flowengine.segments import count_segments, pack
 from service.metrics import TEXTS_FAILED, TEXTS_SENT
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
-from service.optouts import JOURNAL_NAME, is_opted_out
-from service.outbox import (
+from service.outbound.outbox import (
     DEFAULT_STALE_AFTER,
     claim_due,
     enqueue,
@@ -56,6 +55,7 @@ from service.outbox import (
 )
 from service.recording import DATABASE_ERRORS, Recorder, describe_error
 from service.texts.journal import journaled_opt_out, replay_if_pending
+from service.texts.optouts import JOURNAL_NAME, is_opted_out
 
 log = logging.getLogger(__name__)
 
