@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # A claimed outbox row whose worker has not finished it after this long is taken over (its
     # worker died). Keep it well above the sender's 10 s HTTP timeout.
     outbox_stale_seconds: int = 300
+    # A call is counted in /metrics by outcome once it has ended and its record has not changed
+    # for this long (late facts from other processes may still be on their way until then).
+    call_settle_seconds: float = 30.0
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
 

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,17 +27,15 @@ from service.calls.facts import (
     CallFact,
     CallStarted,
     CallTransferred,
-    Changes,
     DialFinished,
     StatusReported,
     duration_of,
 )
-from service.calls.store import write_call_facts
+from service.calls.store import Settled, settle_calls, write_call_facts
 from service.db import Database, get_database, upsert
 from service.metrics import CALLS, DB_ERRORS, OPT_OUT_CHANGES, TRANSFERS
 from service.models import (
     CallEventKind,
-    CallOutcome,
     Conversation,
     Direction,
     Message,
@@ -117,8 +115,14 @@ class Recorder:
 
     def _write_calls(self, facts: Sequence[CallFact]) -> None:
         with self.database.session() as session:
-            changes = write_call_facts(session.connection(), facts)
-        count_changes(changes)
+            write_call_facts(session.connection(), facts)
+
+    def settle(self, now: datetime | None = None, **options: Any) -> Settled:
+        """Settle the calls that ended and have been quiet (see `settle_calls`), and count them."""
+        with self.database.session() as session:
+            settled = settle_calls(session.connection(), now or utcnow(), **options)
+        count_settled(settled)
+        return settled
 
     @_never_raises
     def call_started(
@@ -182,14 +186,13 @@ class Recorder:
     def call_ended(
         self,
         call_sid: str,
-        outcome: CallOutcome | str = CallOutcome.COMPLETED,
         *,
         node: str | None = None,
         detail: str | None = None,
         at: datetime | None = None,
     ) -> None:
         """The flow ended the call (a goodbye, or an error)."""
-        fact = CallEnded(call_sid, at or utcnow(), CallOutcome(outcome), node, detail)
+        fact = CallEnded(call_sid, at or utcnow(), node, detail)
         self._write_calls([fact])
 
     @_never_raises
@@ -354,9 +357,9 @@ class Recorder:
             )
 
 
-def count_changes(changes: Changes) -> None:
-    """Count, once their transaction committed, the calls that settled and the dials that ended."""
-    for outcome in changes.settled:
+def count_settled(settled: Settled) -> None:
+    """Count, once their transaction committed, the calls that settled and their dials."""
+    for _, outcome in settled.calls:
         CALLS.labels(outcome=outcome).inc()
-    for contact, result in changes.transfers:
+    for _, contact, result in settled.transfers:
         TRANSFERS.labels(contact=contact, result=result).inc()

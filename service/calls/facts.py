@@ -1,16 +1,22 @@
-"""What a call leaves behind, as plain values: facts about calls, and how each one changes the
-call's row. No database here (`service.calls.store` writes them), so the rules are easy to read
-and to test.
+"""What a call leaves behind, as plain values: facts about calls, and how they make the call's row.
+No database here (`service.calls.store` writes them), so the rules are easy to read and to test.
 
 A voice webhook or a status callback becomes a few facts. Twilio retries webhooks, repeats
-status callbacks and does not order them, so every rule is written to be repeated or reordered
-safely: a final status never moves back, a transferred call stays transferred, and the path is
-rebuilt from the menu events in time order rather than appended to.
+status callbacks and does not order them, and several processes write their batches in any
+order, so a call's row is a function of the *set* of its facts, never of the order they arrive
+in:
+
+- what a status callback or the call's first webhook says is merged with what is there by rules
+  that do not care about order (the earliest start, the highest status, the longest duration;
+  where two values compete, a fixed preference);
+- everything else (the path, the last menu, the language, the transfer and its result, the
+  outcome) is *retold* from the call's stored events, sorted by time, whenever one of them is
+  added or the call's status changes (`retell`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +25,9 @@ from service.models import CallEventKind, CallOutcome, DialOutcome
 PATH_MAX = 255
 PATH_SEPARATOR = ">"
 
-# Twilio CallStatus, in the order a call goes through them; the last four are final.
+# Twilio CallStatus, in the order a call goes through them; the rank-3 ones are final.
+# "unknown" is the line's own: reconciliation found no final status (Twilio does not know the
+# call, or cannot be asked). Any real final status wins over it.
 CALL_STATUS_RANK = {
     "queued": 0,
     "initiated": 0,
@@ -31,8 +39,15 @@ CALL_STATUS_RANK = {
     "no-answer": 3,
     "failed": 3,
     "canceled": 3,
+    "unknown": 3,
 }
 FINAL_CALL_RANK = 3
+TWILIO_CALL_STATUSES = frozenset(CALL_STATUS_RANK) - {"unknown"}
+"""The CallStatus values Twilio documents (a status callback may carry any of them)."""
+UNKNOWN_STATUS = "unknown"
+# Twilio sends one final status; should two differ, this one of them stands, whatever came first.
+FINAL_PREFERENCE = ("completed", "canceled", "busy", "no-answer", "failed", "unknown")
+FAILED_STATUSES = frozenset({"busy", "no-answer", "failed"})
 
 # Twilio's DialCallStatus ("answered" is what some Dial actions report for a bridged call).
 DIAL_STATUSES = {
@@ -43,16 +58,37 @@ DIAL_STATUSES = {
     "failed": DialOutcome.FAILED,
     "canceled": DialOutcome.CANCELED,
 }
-CHOICE_KINDS = frozenset({CallEventKind.KEY, CallEventKind.SPEECH})
+DIAL_OUTCOMES = frozenset(outcome.value for outcome in DialOutcome)
+STORY_KINDS = frozenset(
+    {
+        CallEventKind.MENU,
+        CallEventKind.LANGUAGE,
+        CallEventKind.DIAL,
+        CallEventKind.DIAL_RESULT,
+        CallEventKind.HANGUP,
+    }
+)
+"""The events a call's row is retold from."""
+# Within one instant, the order in which one webhook's events happened: a dial result reports
+# the dial before it, a key leads to the menu it chose, a menu comes before a dial from it.
+KIND_ORDER = {
+    CallEventKind.DIAL_RESULT.value: 0,
+    CallEventKind.KEY.value: 1,
+    CallEventKind.SPEECH.value: 1,
+    CallEventKind.LANGUAGE.value: 2,
+    CallEventKind.MENU.value: 3,
+    CallEventKind.TEXT_QUEUED.value: 4,
+    CallEventKind.DIAL.value: 5,
+    CallEventKind.HANGUP.value: 6,
+}
 
 Normalize = Callable[[str], str | None]
 """A phone number as written by Twilio or a flow, in E.164 (None when it is not a number)."""
-Settle = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
 class CallStarted:
-    """A call reached the line (its first webhook). Safe to repeat: the first values stay."""
+    """A call reached the line (its first webhook). Safe to repeat."""
 
     call_sid: str
     at: datetime
@@ -87,8 +123,7 @@ class CallTransferred:
 
 @dataclass(frozen=True, slots=True)
 class DialFinished:
-    """The `<Dial>` action callback: Twilio's DialCallStatus. An answered dial makes the call
-    `transferred`; any other result is kept in dial_outcome."""
+    """The `<Dial>` action callback: Twilio's DialCallStatus for the dial before it."""
 
     call_sid: str
     at: datetime
@@ -100,18 +135,18 @@ class DialFinished:
 
 @dataclass(frozen=True, slots=True)
 class CallEnded:
-    """The flow ended the call (a goodbye, or an error). A transferred call stays transferred."""
+    """The line ended the call (a goodbye, or an error)."""
 
     call_sid: str
     at: datetime
-    outcome: CallOutcome = CallOutcome.COMPLETED
     node: str | None = None
     detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StatusReported:
-    """Twilio's call status callback: CallStatus and, once final, CallDuration."""
+    """Twilio's call status callback (CallStatus and, once final, CallDuration), or what
+    reconciliation learnt about a call that never got one."""
 
     call_sid: str
     at: datetime
@@ -127,12 +162,12 @@ CallFact = (
 
 
 @dataclass(frozen=True, slots=True)
-class NewEvent:
-    """A `call_events` row to insert."""
+class Event:
+    """A `call_events` row: new (to insert) or stored (to retell a call from)."""
 
     call_id: int
     at: datetime
-    kind: CallEventKind
+    kind: str
     node: str | None
     detail: str | None
 
@@ -157,110 +192,160 @@ class CallState:
     duration_seconds: int | None = None
     path: str | None = None
     last_node: str | None = None
-    chose_something: bool = False
-    """Whether the caller pressed a key or spoke (a call that ends without is abandoned)."""
-    menus_changed: bool = field(default=False, compare=False)
-    """A menu event was added: the path is rebuilt from the menu events."""
+    last_seen_at: datetime | None = None
+    retell: bool = field(default=False, compare=False)
+    """The call's story changed (a new story event, or its status): retell it from its events."""
 
 
-@dataclass
-class Changes:
-    """What applying facts did: rows to add, and what to count once they are committed."""
-
-    events: list[NewEvent] = field(default_factory=list)
-    settled: list[str] = field(default_factory=list)
-    """Outcomes of calls that left `in-progress` (phoneline_calls_total)."""
-    transfers: list[tuple[str, str]] = field(default_factory=list)
-    """(contact, dial outcome) of finished dials (phoneline_transfers_total)."""
-
-
-def apply(state: CallState, fact: CallFact, changes: Changes, normalize: Normalize) -> None:
-    """Change `state` as `fact` says, adding its event row and its counts to `changes`."""
+def merge(state: CallState, fact: CallFact, new_events: list[Event], normalize: Normalize) -> None:
+    """Merge `fact` into `state` (order does not matter), adding its event row to
+    `new_events`. Columns retold from events are left for `retell`."""
 
     def event(kind: CallEventKind, node: str | None, detail: str | None) -> None:
-        changes.events.append(NewEvent(state.id, fact.at, kind, _cut(node, 64), _cut(detail, 255)))
-
-    def settle(outcome: str) -> None:
-        if state.outcome == CallOutcome.IN_PROGRESS and outcome != CallOutcome.IN_PROGRESS:
-            changes.settled.append(outcome)
-        state.outcome = outcome
+        new_events.append(Event(state.id, fact.at, kind.value, _cut(node, 64), _cut(detail, 255)))
+        if kind in STORY_KINDS:
+            state.retell = True
 
     state.started_at = min(state.started_at, fact.at)
+    state.last_seen_at = fact.at if state.last_seen_at is None else max(state.last_seen_at, fact.at)
     match fact:
         case CallStarted(caller=caller, called=called, language=language, flow_hash=flow_hash):
-            # A status callback may have created the row first: fill in, keep what is there.
-            state.caller = _first(state.caller, caller and normalize(caller))
-            state.called = _first(state.called, called and normalize(called))
-            state.language = _first(state.language, language and language[:8])
-            state.flow_hash = _first(state.flow_hash, flow_hash and flow_hash[:64])
+            state.caller = _lesser(state.caller, caller and normalize(caller))
+            state.called = _lesser(state.called, called and normalize(called))
+            state.flow_hash = _lesser(state.flow_hash, flow_hash and flow_hash[:64])
+            if language:
+                # The language the call started in; a `language` event, when there is one,
+                # wins in `retell`.
+                state.language = _lesser(state.language, language[:8])
+                state.retell = True
         case CallEventHappened(kind=kind, node=node, detail=detail):
             event(kind, node, detail)
-            if kind is CallEventKind.MENU and node:
-                state.menus_changed = True
-            elif kind is CallEventKind.LANGUAGE and detail:
-                state.language = detail[:8]
-            elif kind in CHOICE_KINDS:
-                state.chose_something = True
         case CallTransferred(contact=contact, number=number, node=node):
-            state.transferred_contact = contact[:64]
-            state.transferred_number = normalize(number)
-            state.dial_outcome = None
-            event(CallEventKind.DIAL, node, contact)
+            event(CallEventKind.DIAL, node, dial_detail(contact, normalize(number)))
         case DialFinished(status=status, contact=contact, number=number, node=node):
             outcome = DIAL_STATUSES.get(status.lower(), DialOutcome.FAILED)
-            if contact:
-                state.transferred_contact = contact[:64]
-            if number:
-                state.transferred_number = normalize(number)
-            state.dial_outcome = outcome.value
-            if outcome is DialOutcome.COMPLETED:
-                settle(CallOutcome.TRANSFERRED.value)
-            event(CallEventKind.DIAL_RESULT, node, outcome.value)
-            changes.transfers.append((state.transferred_contact or "unknown", outcome.value))
-        case CallEnded(outcome=outcome, node=node, detail=detail):
-            if state.outcome != CallOutcome.TRANSFERRED:
-                settle(CallOutcome(outcome).value)
+            dialed = dial_detail(contact, number and normalize(number)) if contact else None
+            detail = outcome.value if dialed is None else f"{outcome.value} {dialed}"
+            event(CallEventKind.DIAL_RESULT, node, detail)
+        case CallEnded(node=node, detail=detail):
             event(CallEventKind.HANGUP, node, detail)
         case StatusReported(status=status, duration=duration, caller=caller, called=called):
-            state.caller = _first(state.caller, caller and normalize(caller))
-            state.called = _first(state.called, called and normalize(called))
-            _status_reported(state, status.lower(), duration, fact.at, settle)
+            state.caller = _lesser(state.caller, caller and normalize(caller))
+            state.called = _lesser(state.called, called and normalize(called))
+            _merge_status(state, status.lower(), duration, fact.at)
 
 
-def _status_reported(
-    state: CallState, status: str, duration: int | None, at: datetime, settle: Settle
-) -> None:
-    """Repeats change nothing and late, out-of-order callbacks never move a call back: once a
-    final status is recorded it stays. A call that ends while still `in-progress` gets an
-    outcome: `failed` when Twilio could not connect it; `abandoned` when the caller hung up
-    without choosing anything or while an unanswered transfer was pending; else `completed`."""
+def _merge_status(state: CallState, status: str, duration: int | None, at: datetime) -> None:
     rank = CALL_STATUS_RANK.get(status)
     if rank is None:
         return
-    current_rank = CALL_STATUS_RANK.get(state.status or "", -1)
-    if current_rank >= FINAL_CALL_RANK:
-        if rank >= FINAL_CALL_RANK and status != state.status:
-            return  # a different final status arrived late: the first one stands
-    elif rank >= current_rank:
+    current = CALL_STATUS_RANK.get(state.status or "", -1)
+    if rank > current or (
+        rank == current == FINAL_CALL_RANK
+        and FINAL_PREFERENCE.index(status) < FINAL_PREFERENCE.index(state.status or "")
+    ):
         state.status = status
-    if rank == CALL_STATUS_RANK["in-progress"] and state.answered_at is None:
-        state.answered_at = at
-    if rank < FINAL_CALL_RANK:
+        state.retell = True
+    if rank == CALL_STATUS_RANK["in-progress"]:
+        state.answered_at = at if state.answered_at is None else min(state.answered_at, at)
+    if rank < FINAL_CALL_RANK or status == UNKNOWN_STATUS:
         return
     if duration is not None:
-        state.duration_seconds = max(0, duration)
-    if state.ended_at is None:
-        state.ended_at = at
-    if state.outcome == CallOutcome.IN_PROGRESS:
-        settle(_final_outcome(state, status).value)
+        state.duration_seconds = max(duration, state.duration_seconds or 0)
+    state.ended_at = at if state.ended_at is None else min(state.ended_at, at)
 
 
-def _final_outcome(state: CallState, status: str) -> CallOutcome:
-    if status in ("busy", "no-answer", "failed"):
+def retell(state: CallState, events: Iterable[Event]) -> None:
+    """Set the columns that follow from the call's story events (all of them, stored and new):
+    path, last menu, language, the transfer, its result and the outcome."""
+    story = sorted(events, key=_story_order)
+    menus = [e.node for e in story if e.kind == CallEventKind.MENU.value and e.node]
+    state.path = path_of(menus) or None
+    state.last_node = menus[-1][:64] if menus else None
+    languages = [e.detail for e in story if e.kind == CallEventKind.LANGUAGE.value and e.detail]
+    if languages:
+        state.language = languages[-1][:8]
+    dials = Dials.of(story)
+    state.transferred_contact = dials.contact
+    state.transferred_number = dials.number
+    state.dial_outcome = dials.outcome
+    hung_up_by_line = any(e.kind == CallEventKind.HANGUP.value for e in story)
+    state.outcome = outcome_of(state.status, dials, hung_up_by_line, state.path).value
+
+
+@dataclass(frozen=True)
+class Dials:
+    """What a call's transfers came to."""
+
+    tried: bool = False
+    reached: bool = False
+    pending: bool = False
+    """A dial started and no result came after it (yet)."""
+    contact: str | None = None
+    """The contact that answered, else the last one dialed."""
+    number: str | None = None
+    outcome: str | None = None
+    """`completed` when a transfer was answered, else the last dial's result (None: none yet)."""
+
+    @classmethod
+    def of(cls, story: Iterable[Event]) -> Dials:
+        tried = reached = pending = False
+        contact = number = outcome = None
+        answered: tuple[str | None, str | None] | None = None
+        for event in story:
+            if event.kind == CallEventKind.DIAL.value:
+                tried, pending, outcome = True, True, None
+                contact, number = _dialed(event.detail)
+            elif event.kind == CallEventKind.DIAL_RESULT.value and event.detail:
+                result, _, dialed = event.detail.partition(" ")
+                if result not in DIAL_OUTCOMES:
+                    continue
+                if dialed:
+                    contact, number = _dialed(dialed)
+                tried, pending, outcome = True, False, result
+                if result == DialOutcome.COMPLETED.value and answered is None:
+                    answered = (contact, number)
+        if answered is not None:
+            reached = True
+            contact, number = answered
+            outcome = DialOutcome.COMPLETED.value
+        return cls(tried, reached, pending, contact, number, outcome)
+
+
+def dial_results(story: Iterable[Event]) -> list[tuple[str, str]]:
+    """(contact, result) of each finished dial of a call, in time order (for /metrics)."""
+    results: list[tuple[str, str]] = []
+    contact: str | None = None
+    for event in sorted(story, key=_story_order):
+        if event.kind == CallEventKind.DIAL.value:
+            contact = dialed_contact(event.detail)
+        elif event.kind == CallEventKind.DIAL_RESULT.value and event.detail:
+            result, _, dialed = event.detail.partition(" ")
+            if result in DIAL_OUTCOMES:
+                results.append((dialed_contact(dialed) or contact or "unknown", result))
+    return results
+
+
+def outcome_of(
+    status: str | None, dials: Dials, hung_up_by_line: bool, path: str | None
+) -> CallOutcome:
+    """How a call ended, for staff: reached a person; a transfer nobody answered; Twilio could
+    not connect it; no final status ever came (unknown); or no transfer at all, in which case
+    the caller either went past the first menu (listened) or hung up in it."""
+    ended = CALL_STATUS_RANK.get(status or "") == FINAL_CALL_RANK or hung_up_by_line
+    if not ended:
+        return CallOutcome.IN_PROGRESS
+    if dials.reached:
+        return CallOutcome.REACHED
+    if dials.tried:
+        return CallOutcome.NOT_ANSWERED
+    if status in FAILED_STATUSES:
         return CallOutcome.FAILED
-    if state.dial_outcome is not None and state.dial_outcome != DialOutcome.COMPLETED:
-        return CallOutcome.ABANDONED
-    return CallOutcome.COMPLETED if state.chose_something else CallOutcome.ABANDONED
+    if status == UNKNOWN_STATUS and not hung_up_by_line:
+        return CallOutcome.UNKNOWN
+    if path and PATH_SEPARATOR in path:
+        return CallOutcome.LISTENED
+    return CallOutcome.HUNG_UP
 
 
 def path_of(menus: list[str]) -> str:
@@ -276,6 +361,16 @@ def path_of(menus: list[str]) -> str:
     return path
 
 
+def dial_detail(contact: str, number: str | None) -> str:
+    """A dial event's detail: the contact id, then the number dialed ("coordinator +1804…")."""
+    return f"{contact[:64]} {number}" if number else contact[:64]
+
+
+def dialed_contact(detail: str | None) -> str | None:
+    """The contact id in a dial event's detail."""
+    return _dialed(detail)[0]
+
+
 def duration_of(value: int | str | None) -> int | None:
     """Twilio's CallDuration (seconds) as a number; None when missing or not a number."""
     if value is None or value == "":
@@ -286,9 +381,25 @@ def duration_of(value: int | str | None) -> int | None:
         return None
 
 
-def _first(current: str | None, value: str | None) -> str | None:
-    """The value already recorded, else the new one (an empty one is no value)."""
-    return current if current is not None else (value or None)
+def _dialed(detail: str | None) -> tuple[str | None, str | None]:
+    if not detail:
+        return None, None
+    contact, _, number = detail.partition(" ")
+    return contact or None, number or None
+
+
+def _story_order(event: Event) -> tuple[datetime, int, str, str]:
+    return (event.at, KIND_ORDER.get(event.kind, 9), event.node or "", event.detail or "")
+
+
+def _lesser(current: str | None, value: str | None) -> str | None:
+    """Of two values, the one there is; of two different ones, the lesser (so that the result
+    does not depend on which came first)."""
+    if not value:
+        return current
+    if current is None:
+        return value
+    return min(current, value)
 
 
 def _cut(text: str | None, limit: int) -> str | None:

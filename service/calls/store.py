@@ -1,54 +1,60 @@
-"""Writing call facts to the database: any number of them in a handful of statements.
+"""Writing call facts to the database: any number of them in a handful of statements, and
+settling calls once they have been quiet a while.
 
-`write_call_facts(connection, facts)` leaves the rows that writing the facts one at a time, in
-that order, would leave; but one fact or a thousand cost the same few statements:
+`write_call_facts(connection, facts)` leaves the same rows whatever order the facts come in and
+however they are split into batches (`service.calls.facts`), and one fact or a thousand cost the
+same few statements:
 
 1. the calls the facts name, with the columns facts change, locked (FOR UPDATE on PostgreSQL,
    in CallSid order, so that two processes never wait on each other in a circle);
 2. only when some are missing (a call's first webhook): an insert of those, then 1. for them;
-3. only when a call reaches a final status: whether its caller ever chose anything;
-4. the new `call_events` rows;
-5. only for calls with new menu events: every menu event in time order, to rebuild the path;
-6. an UPDATE of the calls that changed, one per set of changed columns.
+3. the new `call_events` rows;
+4. only for calls whose story changed: their story events, to retell the row from;
+5. an UPDATE of the calls that changed, one per set of changed columns.
 
 Bulk rows go to SQLite with `executemany` (a loop in C) and to PostgreSQL as arrays in a single
 statement (`unnest`), so the per-row cost stays small on both. The caller owns the transaction.
-Counts for /metrics come back in `Changes`, to be counted once the transaction commits.
+
+`settle_calls(connection, now)` counts calls by outcome once: a call that has ended and whose row
+has not changed for `quiet` is marked settled (by exactly one process) and its outcome and dial
+results come back, to be counted in /metrics once the transaction commits.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql
 
 from service.calls.facts import (
     CALL_STATUS_RANK,
-    CHOICE_KINDS,
+    STORY_KINDS,
     CallFact,
     CallState,
-    Changes,
+    Event,
     StatusReported,
-    apply,
-    path_of,
+    dial_results,
+    merge,
+    retell,
 )
-from service.models import Call, CallEvent, CallEventKind, CallOutcome
+from service.models import Call, CallEvent, CallOutcome, utcnow
 from service.phone import to_e164
 
 CALLS = cast(Table, Call.__table__)
 EVENTS = cast(Table, CallEvent.__table__)
-STATE_COLUMNS = tuple(
-    f.name for f in fields(CallState) if f.name not in ("chose_something", "menus_changed")
-)
+STATE_COLUMNS = tuple(f.name for f in fields(CallState) if f.name != "retell")
 CHANGING_COLUMNS = STATE_COLUMNS[1:]  # everything but the id
 EVENT_COLUMNS = ("call_id", "at", "kind", "node", "detail")
+STORY_KIND_VALUES = sorted(kind.value for kind in STORY_KINDS)
 POSTGRESQL = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+SETTLE_QUIET = timedelta(seconds=30)
+SETTLE_BATCH = 500
 
 
 @lru_cache(maxsize=4096)
@@ -57,9 +63,10 @@ def normalized_number(raw: str) -> str | None:
     return to_e164(raw)
 
 
-def write_call_facts(connection: Connection, facts: Sequence[CallFact]) -> Changes:
-    """Write `facts` (in order) in the connection's transaction; what to count comes back."""
-    changes = Changes()
+def write_call_facts(
+    connection: Connection, facts: Sequence[CallFact], *, now: datetime | None = None
+) -> None:
+    """Write `facts` in the connection's transaction."""
     # A status Twilio does not document says nothing about the call: not even that it exists.
     facts = [
         fact
@@ -67,35 +74,71 @@ def write_call_facts(connection: Connection, facts: Sequence[CallFact]) -> Chang
         if not isinstance(fact, StatusReported) or fact.status.lower() in CALL_STATUS_RANK
     ]
     if not facts:
-        return changes
+        return
     states = _locked_states(connection, facts)
     before = {sid: _values(state) for sid, state in states.items()}
-    ending = [
-        states[fact.call_sid].id
-        for fact in facts
-        if isinstance(fact, StatusReported)
-        and states[fact.call_sid].outcome == CallOutcome.IN_PROGRESS
-    ]
-    if ending:
-        chose = _calls_with_choices(connection, ending)
-        for state in states.values():
-            state.chose_something = state.id in chose
+    new_events: list[Event] = []
     for fact in facts:
-        apply(states[fact.call_sid], fact, changes, normalized_number)
-    if changes.events:
-        rows = [
-            (event.call_id, event.at, event.kind.value, event.node, event.detail)
-            for event in changes.events
-        ]
+        merge(states[fact.call_sid], fact, new_events, normalized_number)
+    if new_events:
+        rows = [(e.call_id, e.at, e.kind, e.node, e.detail) for e in new_events]
         _bulk(connection).insert(EVENTS, EVENT_COLUMNS, rows)
-    menus_changed = {state.id: state for state in states.values() if state.menus_changed}
-    if menus_changed:
-        for call_id, menus in _menus(connection, menus_changed).items():
-            state = menus_changed[call_id]
-            state.path = path_of(menus)
-            state.last_node = menus[-1][:64]
-    _update_changed(connection, states, before)
-    return changes
+    retelling = {state.id: state for state in states.values() if state.retell}
+    if retelling:
+        stories = _stories(connection, retelling)
+        for call_id, state in retelling.items():
+            retell(state, stories.get(call_id, ()))
+    touched = {event.call_id for event in new_events}
+    _update_changed(connection, states, before, touched, now or utcnow())
+
+
+def settle_calls(
+    connection: Connection,
+    now: datetime,
+    *,
+    quiet: timedelta = SETTLE_QUIET,
+    limit: int = SETTLE_BATCH,
+) -> Settled:
+    """Mark as settled the ended calls whose rows have not changed for `quiet`, and say what to
+    count for them. Two processes never settle the same call (the rows are locked, and only
+    unsettled ones are updated)."""
+    candidates = (
+        select(CALLS.c.id, CALLS.c.outcome)
+        .where(
+            CALLS.c.settled_at.is_(None),
+            CALLS.c.outcome != CallOutcome.IN_PROGRESS.value,
+            CALLS.c.updated_at < now - quiet,
+        )
+        .order_by(CALLS.c.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    outcomes = dict(connection.execute(candidates).all())
+    settled = Settled()
+    if not outcomes:
+        return settled
+    ids = sorted(outcomes)
+    changed = connection.execute(
+        update(CALLS)
+        .where(CALLS.c.id.in_(ids), CALLS.c.settled_at.is_(None))
+        .values(settled_at=now)
+        .returning(CALLS.c.id)
+    )
+    ids = sorted(row[0] for row in changed)
+    settled.calls = [(call_id, outcomes[call_id]) for call_id in ids]
+    for call_id, story in _stories(connection, ids, kinds=("dial", "dial_result")).items():
+        settled.transfers.extend((call_id, *result) for result in dial_results(story))
+    return settled
+
+
+@dataclass
+class Settled:
+    """What settling calls found, to count once it is committed."""
+
+    calls: list[tuple[int, str]] = field(default_factory=list)
+    """(id, outcome) of each call settled (phoneline_calls_total)."""
+    transfers: list[tuple[int, str, str]] = field(default_factory=list)
+    """(call id, contact, dial result) of their finished dials (phoneline_transfers_total)."""
 
 
 # -- 1 and 2: the calls, locked -------------------------------------------------------------------
@@ -106,11 +149,11 @@ def _locked_states(connection: Connection, facts: Sequence[CallFact]) -> dict[st
     states = _select_states(connection, sids)
     missing = [sid for sid in sids if sid not in states]
     if missing:
-        # A call's first webhook: the row is created here and filled in by `apply`, like any
+        # A call's first webhook: the row is created here and filled in by `merge`, like any
         # other. A call that another process creates meanwhile is left as it is (ON CONFLICT).
         first_seen: dict[str, datetime] = {}
         for fact in facts:
-            first_seen.setdefault(fact.call_sid, fact.at)
+            first_seen[fact.call_sid] = min(fact.at, first_seen.get(fact.call_sid, fact.at))
         rows = [(sid, first_seen[sid], CallOutcome.IN_PROGRESS.value) for sid in missing]
         columns = ("call_sid", "started_at", "outcome")
         _bulk(connection).insert(CALLS, columns, rows, on_conflict="call_sid")
@@ -131,37 +174,22 @@ def _select_states(connection: Connection, sids: list[str]) -> dict[str, CallSta
     }
 
 
-# -- 3 and 5: what the rules need from earlier events --------------------------------------------
+# -- 4: what a call's row is retold from ----------------------------------------------------------
 
 
-def _calls_with_choices(connection: Connection, call_ids: Iterable[int]) -> set[int]:
-    chosen = (
-        select(EVENTS.c.call_id)
-        .where(
-            EVENTS.c.call_id.in_(sorted(set(call_ids))),
-            EVENTS.c.kind.in_([kind.value for kind in CHOICE_KINDS]),
-        )
-        .distinct()
-    )
-    return set(connection.scalars(chosen))
-
-
-def _menus(connection: Connection, call_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The menu events of these calls in time order (webhooks may be recorded out of order)."""
+def _stories(
+    connection: Connection, call_ids: Iterable[int], kinds: Sequence[str] = STORY_KIND_VALUES
+) -> dict[int, list[Event]]:
+    """The story events of these calls (unordered: `retell` sorts them)."""
     rows = connection.execute(
-        select(EVENTS.c.call_id, EVENTS.c.node)
-        .where(
-            EVENTS.c.call_id.in_(sorted(call_ids)),
-            EVENTS.c.kind == CallEventKind.MENU.value,
-            EVENTS.c.node.is_not(None),
-            EVENTS.c.node != "",
+        select(*(EVENTS.c[name] for name in EVENT_COLUMNS)).where(
+            EVENTS.c.call_id.in_(sorted(call_ids)), EVENTS.c.kind.in_(kinds)
         )
-        .order_by(EVENTS.c.call_id, EVENTS.c.at, EVENTS.c.id)
     )
-    menus: dict[int, list[str]] = {}
-    for call_id, node in rows:
-        menus.setdefault(call_id, []).append(node)
-    return menus
+    stories: dict[int, list[Event]] = {}
+    for row in rows:
+        stories.setdefault(row[0], []).append(Event(*row))
+    return stories
 
 
 # -- 4 and 6: bulk writes -----------------------------------------------------------------------
@@ -171,15 +199,19 @@ def _update_changed(
     connection: Connection,
     states: dict[str, CallState],
     before: dict[str, tuple[Any, ...]],
+    touched: set[int],
+    now: datetime,
 ) -> None:
-    """One UPDATE per set of changed columns: an index is touched only when its columns are."""
+    """One UPDATE per set of changed columns: an index is touched only when its columns are.
+    A call that changed, or got new events, gets `updated_at`."""
     groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for sid, state in states.items():
-        now, then = _values(state), before[sid]
-        changed = [i for i, (new, old) in enumerate(zip(now, then, strict=True)) if new != old]
-        if changed:
-            columns = tuple(CHANGING_COLUMNS[i] for i in changed)
-            groups.setdefault(columns, []).append((state.id, *(now[i] for i in changed)))
+        values, then = _values(state), before[sid]
+        changed = [i for i, (new, old) in enumerate(zip(values, then, strict=True)) if new != old]
+        if changed or state.id in touched:
+            columns = (*(CHANGING_COLUMNS[i] for i in changed), "updated_at")
+            row = (state.id, *(values[i] for i in changed), now)
+            groups.setdefault(columns, []).append(row)
     bulk = _bulk(connection)
     for columns, rows in groups.items():
         bulk.update(columns, rows)

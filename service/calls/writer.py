@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from queue import Empty, SimpleQueue
 
 from service.calls.facts import CallFact
-from service.calls.store import write_call_facts
+from service.calls.store import SETTLE_QUIET, settle_calls, write_call_facts
 from service.db import Database, get_database
 from service.metrics import CALL_RECORDS_PENDING, DB_ERRORS
-from service.recording import DATABASE_ERRORS, count_changes, describe_error
+from service.models import utcnow
+from service.recording import DATABASE_ERRORS, count_settled, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ LINGER_SECONDS = 0.5
 MAX_BATCH = 500
 MAX_PENDING = 20_000
 RETRY_DELAYS = (0.2, 1.0, 3.0)
+SETTLE_EVERY_SECONDS = 5.0
 
 Submission = Sequence[CallFact]
 
@@ -54,12 +58,16 @@ class CallWriter:
         max_batch: int = MAX_BATCH,
         max_pending: int = MAX_PENDING,
         retry_delays: Sequence[float] = RETRY_DELAYS,
+        settle_every: float = SETTLE_EVERY_SECONDS,
+        settle_quiet: timedelta = SETTLE_QUIET,
     ) -> None:
         self._database = database
         self.linger = linger
         self.max_batch = max_batch
         self.max_pending = max_pending
         self.retry_delays = tuple(retry_delays)
+        self.settle_every = settle_every
+        self.settle_quiet = settle_quiet
         self._queue: SimpleQueue[Submission | threading.Event | _Stop] = SimpleQueue()
         self._flush_now = threading.Event()
         self._stopping = threading.Event()
@@ -113,8 +121,14 @@ class CallWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        next_settle = time.monotonic() + self.settle_every
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=max(0.0, next_settle - time.monotonic()))
+            except Empty:
+                self._settle()
+                next_settle = time.monotonic() + self.settle_every
+                continue
             if not isinstance(first, threading.Event | _Stop):
                 # Let a batch gather, unless someone waits for it (drain, close).
                 self._flush_now.wait(self.linger)
@@ -169,10 +183,23 @@ class CallWriter:
             DB_ERRORS.labels(operation="call_record_dropped").inc(len(submissions))
             log.error("%d call records could not be written and were dropped", len(submissions))
 
+    def _settle(self) -> None:
+        """Count the calls that ended and have been quiet since (see `settle_calls`)."""
+        try:
+            with self._database().session() as session:
+                settled = settle_calls(session.connection(), utcnow(), quiet=self.settle_quiet)
+        except DATABASE_ERRORS as error:
+            log.warning("settling calls failed: %s", describe_error(error))
+            return
+        except Exception:  # a bug must not end the thread that records every call
+            log.exception("settling calls failed")
+            return
+        count_settled(settled)
+
     def _try_write(self, facts: Sequence[CallFact]) -> bool:
         try:
             with self._database().session() as session:
-                changes = write_call_facts(session.connection(), facts)
+                write_call_facts(session.connection(), facts)
         except DATABASE_ERRORS as error:
             DB_ERRORS.labels(operation="call_record").inc()
             log.warning("writing call records failed: %s", describe_error(error))
@@ -181,5 +208,4 @@ class CallWriter:
             DB_ERRORS.labels(operation="call_record").inc()
             log.exception("writing call records failed")
             return False
-        count_changes(changes)
         return True

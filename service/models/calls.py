@@ -5,18 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.models.base import Base
 
 
 class CallOutcome(StrEnum):
+    """How a call ended, as staff need to know it (see `service.calls.facts.outcome_of`)."""
+
     IN_PROGRESS = "in-progress"
-    TRANSFERRED = "transferred"
-    COMPLETED = "completed"
-    ABANDONED = "abandoned"
+    REACHED = "reached"
+    """A transfer was answered: the caller reached a person."""
+    NOT_ANSWERED = "not-answered"
+    """A transfer was tried and nobody answered (dial_outcome: busy, no-answer, failed...)."""
+    LISTENED = "listened"
+    """No transfer; the caller went past the first menu and heard what the line says."""
+    HUNG_UP = "hung-up"
+    """No transfer; the caller hung up in the first menu (last_node says which)."""
     FAILED = "failed"
+    """Twilio could not connect the call at all."""
+    UNKNOWN = "unknown"
+    """No final status ever came, and Twilio could not tell (reconciliation)."""
 
 
 class DialOutcome(StrEnum):
@@ -37,6 +47,8 @@ class CallEventKind(StrEnum):
     LANGUAGE = "language"
     HANGUP = "hangup"
     ERROR = "error"
+    CALLBACK_REQUEST = "callback_request"
+    """The caller asked to be called back (after a transfer nobody answered); detail: contact."""
 
 
 def _in(column: str, values: type[StrEnum]) -> str:
@@ -65,6 +77,14 @@ class Call(Base):
     last_node: Mapped[str | None] = mapped_column(String(64))
     flow_hash: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str | None] = mapped_column(String(255))
+    last_seen_at: Mapped[datetime | None]
+    """The latest moment any webhook or callback of the call was made."""
+    updated_at: Mapped[datetime | None]
+    """When the row last changed (a batch of its facts was committed)."""
+    settled_at: Mapped[datetime | None]
+    """When the call was counted by outcome in /metrics (once it had been quiet a while)."""
+    checked_at: Mapped[datetime | None]
+    """When reconciliation last asked Twilio about a call that has no final status."""
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call",
@@ -85,6 +105,13 @@ class Call(Base):
         Index("ix_calls_language_started_at_id", "language", "started_at", "id"),
         Index(
             "ix_calls_transferred_contact_started_at_id", "transferred_contact", "started_at", "id"
+        ),
+        # The few calls not counted yet: what the settler and reconciliation look through.
+        Index(
+            "ix_calls_unsettled_updated_at",
+            "updated_at",
+            sqlite_where=text("settled_at IS NULL"),
+            postgresql_where=text("settled_at IS NULL"),
         ),
     )
 

@@ -391,7 +391,7 @@ def overview(session: Session, today: date, days: int = 30) -> Overview:
         select(Call.last_node, func.count())
         .where(
             Call.started_at >= since,
-            Call.outcome.in_([CallOutcome.ABANDONED.value, CallOutcome.COMPLETED.value]),
+            Call.outcome.in_([CallOutcome.HUNG_UP.value, CallOutcome.LISTENED.value]),
         )
         .group_by(Call.last_node)
     ):

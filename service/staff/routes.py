@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
+from service.calls.facts import dialed_contact
 from service.db import ReadSessionDep, SessionDep, get_database
 from service.flowengine import Flow
 from service.models import AuditEntry, CallEventKind, Conversation, StaffUser
@@ -302,7 +303,10 @@ def _event_text(kind: str, node: str | None, detail: str | None, names: FlowName
     if kind == CallEventKind.SPEECH.value:
         return f"“{redact_numbers(detail)}”"
     if kind == CallEventKind.DIAL.value:
-        return names.contact(detail)
+        return names.contact(dialed_contact(detail))
+    if kind == CallEventKind.DIAL_RESULT.value and detail:
+        result, _, dialed = detail.partition(" ")
+        return f"{result} ({names.contact(dialed_contact(dialed))})" if dialed else result
     if kind == CallEventKind.TEXT_QUEUED.value and detail:
         return "numbers of " + ", ".join(names.contact(c) for c in detail.split(","))
     return redact_numbers(detail) if detail else (names.menu(node) if node else "")

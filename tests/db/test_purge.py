@@ -130,11 +130,12 @@ def test_purge_deletes_old_rows_in_batches_and_keeps_daily_counts(history: Datab
     day1, day2 = OLD_DAY_1.date(), OLD_DAY_2.date()
     assert aggregates(history) == {
         (day1, "voice", "calls", ""): 10,
-        (day1, "voice", "outcome", "transferred"): 10,
+        (day1, "voice", "outcome", "reached"): 10,
         (day1, "voice", "transfers", "coordinator"): 10,
         (day1, "voice", "dial_outcome", "completed"): 10,
         (day2, "voice", "calls", ""): 15,
-        (day2, "voice", "outcome", "abandoned"): 15,
+        (day2, "voice", "outcome", "not-answered"): 10,
+        (day2, "voice", "outcome", "hung-up"): 5,
         (day2, "voice", "transfers", "library"): 10,
         (day2, "voice", "dial_outcome", "no-answer"): 10,
         (day1, "sms", "messages_in", ""): 4,
@@ -155,7 +156,7 @@ def test_purging_again_adds_to_the_same_daily_counts(history: Database, recorder
     assert again.calls == 1
     day1 = OLD_DAY_1.date()
     assert aggregates(history)[(day1, "voice", "calls", "")] == 11
-    assert aggregates(history)[(day1, "voice", "outcome", "transferred")] == 11
+    assert aggregates(history)[(day1, "voice", "outcome", "reached")] == 11
 
 
 def test_nothing_to_purge_still_leaves_an_audit_entry(database: Database) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from service.db import Database
-from service.models import Call, CallEvent, Conversation, Message
+from service.models import Call, CallEvent, Conversation, Message, utcnow
 from service.recording import Recorder
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -80,7 +80,7 @@ def test_the_same_status_callback_twice_leaves_one_call_with_its_duration(
     assert call.status == "completed"
     assert call.duration_seconds == 42
     assert call.ended_at == at(42)
-    assert call.outcome == "completed"
+    assert call.outcome == "hung-up"
 
 
 def test_late_callbacks_never_move_a_finished_call_back(
@@ -141,24 +141,24 @@ def test_menus_recorded_out_of_order_give_the_path_in_time_order(
     assert call.last_node == "library"
 
 
-def test_an_answered_transfer_is_a_transferred_call(recorder: Recorder, database: Database) -> None:
+def test_an_answered_transfer_reached_a_person(recorder: Recorder, database: Database) -> None:
     recorder.call_started("CA1", "+18045550100", "+18048287999", at=at(0))
     recorder.call_transferred("CA1", "coordinator", "(804) 828-7999", node="main", at=at(5))
     recorder.dial_result("CA1", "answered", at=at(65))
     recorder.call_status("CA1", "completed", duration=70, at=at(70))
 
     call = the_call(database)
-    assert call.outcome == "transferred"
+    assert call.outcome == "reached"
     assert call.transferred_contact == "coordinator"
     assert call.transferred_number == "+18048287999"
     assert call.dial_outcome == "completed"
     assert events(database) == [
-        ("dial", "main", "coordinator"),
+        ("dial", "main", "coordinator +18048287999"),
         ("dial_result", None, "completed"),
     ]
 
 
-def test_a_caller_who_hangs_up_after_an_unanswered_transfer_abandoned(
+def test_a_caller_who_hangs_up_after_an_unanswered_transfer_was_not_answered(
     recorder: Recorder, database: Database
 ) -> None:
     recorder.call_started("CA1", "+18045550100", "+18048287999", at=at(0))
@@ -168,8 +168,9 @@ def test_a_caller_who_hangs_up_after_an_unanswered_transfer_abandoned(
     recorder.call_status("CA1", "completed", duration=40, at=at(40))
 
     call = the_call(database)
-    assert call.outcome == "abandoned"
+    assert call.outcome == "not-answered"
     assert call.dial_outcome == "no-answer"
+    assert call.transferred_contact == "library"
 
 
 def test_outcomes_of_calls_that_end_without_a_transfer(
@@ -178,12 +179,21 @@ def test_outcomes_of_calls_that_end_without_a_transfer(
     recorder.call_started("CA-silent", "+18045550100", "+18048287999", at=at(0))
     recorder.call_status("CA-silent", "completed", duration=8, at=at(8))
     recorder.call_started("CA-goodbye", "+18045550101", "+18048287999", at=at(0))
-    recorder.call_ended("CA-goodbye", node="goodbye", at=at(50))
-    recorder.call_status("CA-goodbye", "completed", duration=50, at=at(50))
+    recorder.call_event("CA-goodbye", "menu", node="main", at=at(1))
+    recorder.call_event("CA-goodbye", "key", node="main", detail="1", at=at(5))
+    recorder.call_event("CA-goodbye", "menu", node="why", at=at(5))
+    recorder.call_ended("CA-goodbye", node="why", detail="goodbye", at=at(50))
+    recorder.call_started("CA-left", "+18045550102", "+18048287999", at=at(0))
+    recorder.call_event("CA-left", "menu", node="main", at=at(1))
+    recorder.call_event("CA-left", "menu", node="reach", at=at(9))
+    recorder.call_status("CA-left", "completed", duration=20, at=at(20))
     recorder.call_status("CA-busy", "busy", at=at(1))
 
-    assert the_call(database, "CA-silent").outcome == "abandoned"
-    assert the_call(database, "CA-goodbye").outcome == "completed"
+    assert the_call(database, "CA-silent").outcome == "hung-up"
+    assert the_call(database, "CA-goodbye").outcome == "listened", "ended by the line"
+    assert the_call(database, "CA-goodbye").status is None
+    assert the_call(database, "CA-left").outcome == "listened"
+    assert the_call(database, "CA-left").last_node == "reach"
     assert the_call(database, "CA-busy").outcome == "failed"
 
 
@@ -251,9 +261,9 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_each_call_is_counted_once_by_outcome(recorder: Recorder) -> None:
-    transferred = sample("phoneline_calls_total", outcome="transferred")
-    abandoned = sample("phoneline_calls_total", outcome="abandoned")
+def test_each_call_is_counted_once_by_outcome_when_it_settles(recorder: Recorder) -> None:
+    reached = sample("phoneline_calls_total", outcome="reached")
+    hung_up = sample("phoneline_calls_total", outcome="hung-up")
     answered = sample("phoneline_transfers_total", contact="coordinator", result="completed")
 
     recorder.call_started("CA1", "+18045550100", "+18048287999", at=at(0))
@@ -264,9 +274,13 @@ def test_each_call_is_counted_once_by_outcome(recorder: Recorder) -> None:
     recorder.call_started("CA2", "+18045550100", "+18048287999", at=at(0))
     recorder.call_status("CA2", "completed", duration=3, at=at(3))
     recorder.call_status("CA2", "completed", duration=3, at=at(4))
+    assert sample("phoneline_calls_total", outcome="reached") == reached, "not quiet yet"
 
-    assert sample("phoneline_calls_total", outcome="transferred") == transferred + 1
-    assert sample("phoneline_calls_total", outcome="abandoned") == abandoned + 1
+    later = utcnow() + timedelta(minutes=1)
+    assert len(recorder.settle(later).calls) == 2
+    assert recorder.settle(later).calls == []
+    assert sample("phoneline_calls_total", outcome="reached") == reached + 1
+    assert sample("phoneline_calls_total", outcome="hung-up") == hung_up + 1
     assert (
         sample("phoneline_transfers_total", contact="coordinator", result="completed")
         == answered + 1

@@ -124,7 +124,12 @@ def test_four_servers_and_a_worker_lose_and_double_nothing(
     tmp_path: Path,
     processes: list[ServerProcess | WorkerProcess],
 ) -> None:
-    env = phoneline_env(postgres_schema_url, tmp_path / "var", twilio_api_base=fake.base_url)
+    env = phoneline_env(
+        postgres_schema_url,
+        tmp_path / "var",
+        twilio_api_base=fake.base_url,
+        CALL_SETTLE_SECONDS="1",
+    )
     server = phoneline_server(env, tmp_path / "serve.log", workers=4)
     processes.append(server)
     server.start()
@@ -179,7 +184,7 @@ def test_four_servers_and_a_worker_lose_and_double_nothing(
     }
     transfers = [call for call in calls if int(call.call_sid[2:], 16) < TRANSFER_CALLS]
     assert {(call.outcome, call.transferred_contact) for call in transfers} == {
-        ("transferred", "coordinator")
+        ("reached", "coordinator")
     }
     events = Counter(call_id for (call_id,) in rows(engine, "SELECT call_id FROM call_events"))
     per_transfer = {events[call.id] for call in transfers}
@@ -198,8 +203,15 @@ def test_four_servers_and_a_worker_lose_and_double_nothing(
     assert {row.twilio_sid for row in outbox} == {m["sid"] for m in fake.messages}
 
     # /metrics sums the four server processes (multiprocess mode set up by serve --workers).
+    wait_for(
+        lambda: (
+            metric_total(httpx.get(server.base_url + "/metrics").text, "phoneline_calls_total")
+            == expected_calls
+        ),
+        30,
+        "every call to be counted once it settled",
+    )
     metrics = httpx.get(server.base_url + "/metrics").text
-    assert metric_total(metrics, "phoneline_calls_total") == expected_calls
     status_posts = metric_total(
         metrics,
         "phoneline_http_request_duration_seconds_count",

@@ -24,7 +24,7 @@ from tests.support import AppClient, app_client
 STAFF_PAGES = [
     "/staff/",
     "/staff/calls",
-    "/staff/calls?outcome=transferred",
+    "/staff/calls?outcome=reached",
     "/staff/calls.csv",
     "/staff/calls/1",
     "/staff/calls/CA0000",
@@ -55,21 +55,21 @@ def test_signed_out_requests_are_sent_to_the_sign_in_page(client: AppClient, pat
 
 
 def test_sign_in_returns_to_the_page_asked_for(client: AppClient) -> None:
-    redirect = client.get("/staff/calls?outcome=transferred")
+    redirect = client.get("/staff/calls?outcome=reached")
     form = client.get(redirect.headers["location"])
-    assert 'name="next" value="/staff/calls?outcome=transferred"' in form.text
+    assert 'name="next" value="/staff/calls?outcome=reached"' in form.text
     response = client.post(
         "/staff/login",
         data={
             "username": VIEWER,
             "password": PASSWORD,
             "csrf_token": csrf_of(form),
-            "next": "/staff/calls?outcome=transferred",
+            "next": "/staff/calls?outcome=reached",
         },
     )
     assert response.status_code == 303
-    assert response.headers["location"] == "/staff/calls?outcome=transferred"
-    page = client.get("/staff/calls?outcome=transferred")
+    assert response.headers["location"] == "/staff/calls?outcome=reached"
+    page = client.get("/staff/calls?outcome=reached")
     assert page.status_code == 200
     assert "<h1>Calls</h1>" in page.text
 

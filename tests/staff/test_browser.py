@@ -210,18 +210,18 @@ def test_staff_review_calls_in_a_browser(chromium: object, server: str) -> None:
         for number in (CALLER_A, CALLER_B, CALLER_C):
             assert number not in content and number[2:] not in content
         expect(rows.nth(0)).to_contain_text("•••-•••-0177")
-        expect(rows.nth(0)).to_contain_text("abandoned")
+        expect(rows.nth(0)).to_contain_text("not-answered")
         expect(rows.nth(0)).to_contain_text("Patient Resource Library, VCU Massey (no-answer)")
         expect(rows.nth(1)).to_contain_text("•••-•••-0188")
         expect(rows.nth(1)).to_contain_text("es")
         expect(rows.nth(2)).to_contain_text("•••-•••-1234")
         expect(rows.nth(2)).to_contain_text("95 s")
-        expect(rows.nth(2)).to_contain_text("transferred")
+        expect(rows.nth(2)).to_contain_text("reached")
 
-        # Filter: transferred calls only.
-        page.get_by_label("Outcome").select_option("transferred")
+        # Filter: calls that reached a person.
+        page.get_by_label("Outcome").select_option("reached")
         page.get_by_role("button", name="Filter").click()
-        expect(page).to_have_url(re.compile(r"/staff/calls\?(.*&)?outcome=transferred(&|$)"))
+        expect(page).to_have_url(re.compile(r"/staff/calls\?(.*&)?outcome=reached(&|$)"))
         expect(rows).to_have_count(1)
         expect(rows.nth(0)).to_contain_text("•••-•••-1234")
 
@@ -230,13 +230,13 @@ def test_staff_review_calls_in_a_browser(chromium: object, server: str) -> None:
             page.get_by_role("link", name="Download these calls as CSV").click()
         download = download_info.value
         assert download.suggested_filename.startswith("calls-")
-        csv_path = ARTIFACTS / "calls-transferred.csv"
+        csv_path = ARTIFACTS / "calls-reached.csv"
         download.save_as(csv_path)
         with csv_path.open(newline="", encoding="utf-8") as file:
             exported = list(csv.reader(file))
         assert len(exported) == 2
         assert exported[1][:7] == [
-            "CA" + "a" * 32, exported[1][1], "95", "•••-•••-1234", "en", "transferred",
+            "CA" + "a" * 32, exported[1][1], "95", "•••-•••-1234", "en", "reached",
             "main>reach>coordinator",
         ]  # fmt: skip
         assert exported[1][7:] == [

@@ -91,7 +91,7 @@ def test_calls_are_listed_newest_first_with_masked_callers(
     body = page.text
     positions = [body.index(m) for m in ("•••-•••-0177", "•••-•••-0188", "•••-•••-1234")]
     assert positions == sorted(positions)
-    assert "transferred" in body and "abandoned" in body
+    assert "reached" in body and "not-answered" in body and "hung-up" in body
     assert "Patient referral coordinator, VCU Massey (completed)" in body
     assert "Patient Resource Library, VCU Massey (no-answer)" in body
     assert "main \u203a reach \u203a coordinator" in body
@@ -105,16 +105,16 @@ def test_csv_rows_are_exact(client: AppClient, three_calls: None, database: Data
     assert rows(response) == [
         HEADER,
         [
-            "CAcccc0003", "2026-11-24T14:00:00Z", "61", "•••-•••-0177", "en", "abandoned",
+            "CAcccc0003", "2026-11-24T14:00:00Z", "61", "•••-•••-0177", "en", "not-answered",
             "main>reach>library", "Patient Resource Library, VCU Massey", "+18048288709",
             "no-answer",
         ],
         [
-            "CAbbbb0002", "2026-11-24T10:00:00Z", "12", "•••-•••-0188", "es", "completed",
+            "CAbbbb0002", "2026-11-24T10:00:00Z", "12", "•••-•••-0188", "es", "hung-up",
             "main", "", "", "",
         ],
         [
-            "CAaaaa0001", "2026-11-23T13:00:00Z", "95", "•••-•••-1234", "en", "transferred",
+            "CAaaaa0001", "2026-11-23T13:00:00Z", "95", "•••-•••-1234", "en", "reached",
             "main>reach>coordinator", "Patient referral coordinator, VCU Massey",
             "+18048287999", "completed",
         ],
@@ -127,11 +127,11 @@ def test_csv_rows_are_exact(client: AppClient, three_calls: None, database: Data
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("outcome=transferred", ["CAaaaa0001"]),
-        ("outcome=abandoned", ["CAcccc0003"]),
+        ("outcome=reached", ["CAaaaa0001"]),
+        ("outcome=not-answered", ["CAcccc0003"]),
         ("language=es", ["CAbbbb0002"]),
         ("contact=library", ["CAcccc0003"]),
-        ("contact=coordinator&outcome=transferred", ["CAaaaa0001"]),
+        ("contact=coordinator&outcome=reached", ["CAaaaa0001"]),
         ("from=2026-11-24", ["CAcccc0003", "CAbbbb0002"]),
         ("to=2026-11-23", ["CAaaaa0001"]),
         ("from=2026-11-23&to=2026-11-23", ["CAaaaa0001"]),

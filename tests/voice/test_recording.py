@@ -56,7 +56,7 @@ def test_a_call_is_recorded_step_by_step(db_caller: Caller, database: Database) 
     assert call.transferred_contact == "library"
     assert call.transferred_number == "+18048280450"  # the second line answered
     assert call.dial_outcome == "completed"
-    assert call.outcome == "transferred"
+    assert call.outcome == "reached"
     assert events(database, db_caller.call_sid) == [
         ("menu", "main", None),
         ("key", "main", "2"),
@@ -64,10 +64,10 @@ def test_a_call_is_recorded_step_by_step(db_caller: Caller, database: Database) 
         ("key", "reach", "2"),
         ("menu", "library", None),
         ("speech", "library", "connect me now (0.91)"),
-        ("dial", "library", "library"),
-        ("dial_result", "library", "no-answer"),
-        ("dial", "library", "library"),
-        ("dial_result", "library", "completed"),
+        ("dial", "library", "library +18048288709"),
+        ("dial_result", "library", "no-answer library +18048288709"),
+        ("dial", "library", "library +18048280450"),
+        ("dial_result", "library", "completed library +18048280450"),
         ("hangup", "library", "goodbye"),
     ]
 
@@ -84,7 +84,7 @@ def test_the_status_callback_twice_makes_one_call_with_its_duration(
     call = the_call(database, db_caller.call_sid)
     assert call.duration_seconds == 95
     assert call.status == "completed"
-    assert call.outcome == "completed"
+    assert call.outcome == "listened"
     assert call.ended_at is not None
     first_end = call.ended_at
     # A late, different final status changes nothing either.
@@ -95,13 +95,13 @@ def test_the_status_callback_twice_makes_one_call_with_its_duration(
     assert (call.status, call.duration_seconds, call.ended_at) == ("completed", 95, first_end)
 
 
-def test_a_caller_who_hangs_up_in_the_greeting_is_abandoned(
+def test_a_caller_who_hangs_up_in_the_greeting_hung_up_in_the_main_menu(
     db_caller: Caller, database: Database
 ) -> None:
     db_caller.call()
     db_caller.hang_up(duration="4")
     call = the_call(database, db_caller.call_sid)
-    assert (call.outcome, call.duration_seconds, call.path) == ("abandoned", 4, "main")
+    assert (call.outcome, call.duration_seconds, call.path) == ("hung-up", 4, "main")
 
 
 def test_switching_to_spanish_is_recorded(db_caller: Caller, database: Database) -> None:
