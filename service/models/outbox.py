@@ -22,6 +22,9 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    """Not sent: the number opted out of texts."""
+    REFUSED = "refused"
+    """Not sent: the outbound policy refused it (destination or caps; last_error says which)."""
 
 
 class OutboxMessage(Base):
@@ -48,7 +51,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('sms', 'call')", name="kind"),
         CheckConstraint(
-            "status IN ('pending', 'sending', 'sent', 'failed', 'suppressed')", name="status"
+            "status IN ('pending', 'sending', 'sent', 'failed', 'suppressed', 'refused')",
+            name="status",
         ),
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
     )

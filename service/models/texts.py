@@ -61,6 +61,9 @@ class Message(Base):
     segments: Mapped[int] = mapped_column(default=1)
     status: Mapped[str | None] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(16))
+    intent: Mapped[str | None] = mapped_column(String(24))
+    """What an inbound text asked for, as the line understood it: asked_for_person,
+    not_understood, emergency, call_back, opt_out, opt_in, help (None: a menu choice)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
