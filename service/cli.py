@@ -86,25 +86,32 @@ def worker(
     from service.config import get_settings
     from service.logs import configure_logging
     from service.outbound.worker import build_worker
+    from service.spool.spool import Spool
 
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level)
     migrate.upgrade()
-    sender = build_worker(get_settings())
+    spool = Spool(settings.spool_dir)
+    sender = build_worker(settings, spool)
     if sender is None:
         typer.echo("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set.", err=True)
         raise typer.Exit(1)
-    if once:
-        report = sender.run_once()
-        typer.echo(
-            f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
-            f"suppressed {report.suppressed}"
-        )
-        return
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    typer.echo(f"outbox worker {sender.worker_id} running; Ctrl-C to stop")
-    sender.run_forever(stop, poll_seconds=poll)
+    try:
+        if once:
+            report = sender.run_once()
+            typer.echo(
+                f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
+                f"suppressed {report.suppressed}"
+            )
+            return
+        spool.start()  # also replays what processes that are gone left in the spool
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        typer.echo(f"outbox worker {sender.worker_id} running; Ctrl-C to stop")
+        sender.run_forever(stop, poll_seconds=poll)
+    finally:
+        spool.close()
 
 
 def _use_multiprocess_metrics() -> None:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024)
 
     @property
+    def spool_dir(self) -> Path:
+        """Where each process keeps what it acknowledged until the database has it."""
+        return self.var_dir / "spool"
+
+    @property
     def flow_path(self) -> Path:
         return self.flows_dir / self.flow_file
 

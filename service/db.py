@@ -22,6 +22,39 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from service.config import get_settings
 
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (exc.SQLAlchemyError, sqlite3.Error, OSError)
+"""What a database (or the disk under SQLite) raises when it cannot do what was asked."""
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.DisconnectionError,
+    exc.TimeoutError,
+    exc.PendingRollbackError,
+    sqlite3.OperationalError,
+    OSError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether trying again later may succeed: the database is away, busy, locked, out of disk
+    or not what it should be (a missing table, a file that is not a database), as opposed to
+    refusing this statement (a constraint, a bug)."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    original = getattr(error, "orig", None)
+    if type(original) is sqlite3.DatabaseError:  # "file is not a database", "malformed"
+        return True
+    return isinstance(error, TRANSIENT_ERRORS) or isinstance(original, TRANSIENT_ERRORS)
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line description of a database error without SQL parameters (they hold numbers
+    and message bodies): the driver's exception class and the first line of its message."""
+    original = getattr(error, "orig", None) or error
+    first_line = (str(original).splitlines() or [""])[0][:200]
+    return f"{type(original).__name__}: {first_line}"
+
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_SECONDS = 3
 POOL_TIMEOUT_SECONDS = 5
@@ -170,7 +203,7 @@ class Database:
             reader = self.engine.execution_options(**{SQLITE_READ_ONLY: True})
             with reader.connect() as connection:
                 connection.exec_driver_sql("SELECT 1 FROM alembic_version").all()
-        except (exc.SQLAlchemyError, sqlite3.Error, OSError):
+        except DATABASE_ERRORS:
             return False
         return True
 

@@ -16,8 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from service.calls.router import WEBHOOKS as voice_webhooks
-from service.calls.voice_call import database_text_queue
-from service.calls.writer import CallWriter
+from service.calls.voice_call import spooled_text_queue
 from service.config import Settings, get_settings
 from service.db import get_database
 from service.flowengine import FlowError, load_flow
@@ -25,8 +24,8 @@ from service.logs import RequestLog
 from service.middleware import LimitBodySize
 from service.ops import router as ops_router
 from service.outbound.worker import background_sender
+from service.spool.spool import Spool
 from service.staff.routes import router as staff_router
-from service.texts.optouts import JOURNAL_NAME
 from service.texts.router import WEBHOOKS as sms_webhooks
 
 log = logging.getLogger(__name__)
@@ -57,17 +56,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # pause every caller on this process would hear).
         gc.collect()
         gc.freeze()
+        app.state.spool.start()  # replays what processes that are gone left in the spool
         try:
-            with background_sender(app.state.settings):
+            with background_sender(app.state.settings, app.state.spool):
                 yield
         finally:
-            # Shutting down: what the call writer holds goes to the database before the end.
-            await anyio.to_thread.run_sync(app.state.call_writer.close)
+            # Shutting down: what the spool holds goes to the database before the end (or
+            # stays on disk for the next start, when the database is away).
+            await anyio.to_thread.run_sync(app.state.spool.close)
 
     app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
-    app.state.call_writer = CallWriter(settle_quiet=timedelta(seconds=settings.call_settle_seconds))
-    app.state.text_queue = database_text_queue(get_database, settings.var_dir / JOURNAL_NAME)
+    app.state.spool = Spool(
+        settings.spool_dir, settle_quiet=timedelta(seconds=settings.call_settle_seconds)
+    )
+    app.state.text_queue = spooled_text_queue(get_database, lambda: app.state.spool)
     load_configured_flow(app)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # outermost: logs and times every answer, 413s included

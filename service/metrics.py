@@ -23,12 +23,24 @@ DB_ERRORS = Counter(
     ["operation"],
 )
 
-# Set by the call writer (service.calls.writer) around each batch it writes: webhooks whose
-# records wait for the database. Summed over the live processes of `serve --workers N`.
-CALL_RECORDS_PENDING = Gauge(
-    "phoneline_call_records_pending",
-    "Voice webhooks whose call records are queued and not yet written to the database.",
+# The spool (service.spool): what the line acknowledged and the database does not have yet.
+# Set by each process's spool thread; summed over the live processes of `serve --workers N`.
+SPOOL_PENDING = Gauge(
+    "phoneline_spool_pending",
+    "Acknowledged webhooks and texts whose records wait in the spool for the database.",
     multiprocess_mode="livesum",
+)
+SPOOL_WRITE_ERRORS = Counter(
+    "phoneline_spool_write_errors",
+    "Times the local disk refused to take a spooled record (full, read-only).",
+)
+SPOOL_REJECTED = Counter(
+    "phoneline_spool_rejected",
+    "Spooled records the database refused while it answered, moved to var/spool/rejected/.",
+)
+SPOOL_DROPPED = Counter(
+    "phoneline_spool_dropped",
+    "Records lost because the disk and the spool's memory were both full.",
 )
 
 # Counted by service.recording when the change is recorded, once per call or text (Twilio's

@@ -145,3 +145,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         }
         parts.append(f"{backend}: " + ", ".join(f"{n} {name}" for name, n in tally.items() if n))
     terminalreporter.write_line("database tests, " + "; ".join(parts))
+
+
+@pytest.fixture(autouse=True)
+def no_spool_outlives_its_test() -> Iterator[None]:
+    """A spool thread left running would write to whatever database the next test installs."""
+    import threading
+
+    before = {thread for thread in threading.enumerate() if thread.name == "spool"}
+    yield
+    left = [
+        thread
+        for thread in threading.enumerate()
+        if thread.name == "spool" and thread not in before and thread.is_alive()
+    ]
+    assert not left, f"{len(left)} spool thread(s) were not closed by the test"

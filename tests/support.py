@@ -23,14 +23,14 @@ def twilio_signature(url: str, params: Mapping[str, str], token: str = TEST_AUTH
 class AppClient:
     """A blocking client for an ASGI app (httpx's ASGITransport on one event loop).
 
-    After each request it waits for the app's call writer (if it has one) to write what the
-    request recorded, so a test reads the database as it stands once the records are in.
+    After each request it waits for the app's spool (if it has one) to write what the request
+    recorded, so a test reads the database as it stands once the records are in.
     """
 
     def __init__(self, portal: Any, client: httpx.AsyncClient, app: Any = None) -> None:
         self._portal = portal
         self._client = client
-        self._writer = getattr(getattr(app, "state", None), "call_writer", None)
+        self._spool = getattr(getattr(app, "state", None), "spool", None)
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -44,8 +44,8 @@ class AppClient:
         response: httpx.Response = self._portal.call(
             lambda: self._client.request(method, url, **kwargs)
         )
-        if self._writer is not None:
-            assert self._writer.drain(), "the call writer did not finish in time"
+        if self._spool is not None:
+            assert self._spool.drain(), "the spool did not write the records in time"
         return response
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
@@ -85,5 +85,5 @@ def app_client(
             yield AppClient(portal, client, app if wait_for_records else None)
         finally:
             portal.call(client.aclose)
-            if writer := getattr(getattr(app, "state", None), "call_writer", None):
-                writer.close()
+            if spool := getattr(getattr(app, "state", None), "spool", None):
+                spool.close()

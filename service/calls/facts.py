@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from service.models import CallEventKind, CallOutcome, DialOutcome
+from service.spool.codec import register
 
 PATH_MAX = 255
 PATH_SEPARATOR = ">"
@@ -86,6 +87,7 @@ Normalize = Callable[[str], str | None]
 """A phone number as written by Twilio or a flow, in E.164 (None when it is not a number)."""
 
 
+@register("call_started")
 @dataclass(frozen=True, slots=True)
 class CallStarted:
     """A call reached the line (its first webhook). Safe to repeat."""
@@ -98,6 +100,7 @@ class CallStarted:
     flow_hash: str | None = None
 
 
+@register("call_event")
 @dataclass(frozen=True, slots=True)
 class CallEventHappened:
     """Something happened in a call. A `menu` event moves the call's path and last menu; a
@@ -110,6 +113,7 @@ class CallEventHappened:
     detail: str | None = None
 
 
+@register("call_transferred")
 @dataclass(frozen=True, slots=True)
 class CallTransferred:
     """A `<Dial>` to `contact` (the flow's contact id) at `number` started."""
@@ -121,6 +125,7 @@ class CallTransferred:
     node: str | None = None
 
 
+@register("dial_finished")
 @dataclass(frozen=True, slots=True)
 class DialFinished:
     """The `<Dial>` action callback: Twilio's DialCallStatus for the dial before it."""
@@ -133,6 +138,7 @@ class DialFinished:
     node: str | None = None
 
 
+@register("call_ended")
 @dataclass(frozen=True, slots=True)
 class CallEnded:
     """The line ended the call (a goodbye, or an error)."""
@@ -143,6 +149,7 @@ class CallEnded:
     detail: str | None = None
 
 
+@register("call_status")
 @dataclass(frozen=True, slots=True)
 class StatusReported:
     """Twilio's call status callback (CallStatus and, once final, CallDuration), or what
@@ -158,6 +165,14 @@ class StatusReported:
 
 CallFact = (
     CallStarted | CallEventHappened | CallTransferred | DialFinished | CallEnded | StatusReported
+)
+CALL_FACTS = (
+    CallStarted,
+    CallEventHappened,
+    CallTransferred,
+    DialFinished,
+    CallEnded,
+    StatusReported,
 )
 
 

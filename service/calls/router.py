@@ -2,10 +2,11 @@
 
 The voice webhook fails open: a broken flow file, or anything unexpected while answering, gives
 the caller the fallback TwiML (an apology and a `<Dial>` to the referral coordinator) instead of
-a 500, which Twilio would read out as an application error. The call's record is handed to the
-call writer (`app.state.call_writer`), which writes it after the answer is sent, so a slow or
-broken database never delays what a caller hears. The handlers are coroutines: answering takes
-no database and no thread, except for the text a caller asks for ("press 8").
+a 500, which Twilio would read out as an application error. The call's record goes to the spool
+(`app.state.spool`: on local disk before the answer goes out), which writes it to the database
+soon after, so a slow or broken database never delays what a caller hears and never loses what
+they did. The handlers are coroutines: answering takes no database and no thread, except for
+the text a caller asks for ("press 8").
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from fastapi import HTTPException, Request, Response
 from starlette.datastructures import FormData
 
 from service.calls import position_url
-from service.calls.facts import StatusReported, duration_of
+from service.calls.facts import TWILIO_CALL_STATUSES, StatusReported, duration_of
 from service.calls.voice_call import TextQueue, Webhook, take_turn, turn_facts
-from service.calls.writer import CallWriter
 from service.channels import voice
 from service.channels.signature import public_url, verified_form
 from service.config import Settings
 from service.flowengine import Flow
+from service.spool.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ async def voice_webhook(request: Request) -> Response:
         now = clock()
         texts: TextQueue = request.app.state.text_queue
         turn = await take_turn(flow, webhook, before, _base_url(request), now, texts)
-        _writer(request).submit(turn_facts(flow, webhook, turn, now))
+        _spool(request).submit(turn_facts(flow, webhook, turn, now))
         return _twiml(turn.twiml)
     except Exception:
         log.exception("the voice webhook failed: answering with the fallback")
@@ -62,6 +63,11 @@ async def call_status(request: Request) -> Response:
     status = _field(form, "CallStatus").lower()
     if not sid or not status:
         raise HTTPException(400, "CallSid and CallStatus are required")
+    if status not in TWILIO_CALL_STATUSES:
+        # A value Twilio adds one day says nothing we know about the call; never a 4xx to
+        # Twilio, which would log every such callback as a failed webhook.
+        log.warning("ignoring a call status callback with an unknown CallStatus")
+        return Response(status_code=204)
     report = StatusReported(
         sid,
         clock(),
@@ -70,7 +76,7 @@ async def call_status(request: Request) -> Response:
         caller=_field(form, "From") or None,
         called=_field(form, "To") or None,
     )
-    _writer(request).submit([report])
+    _spool(request).submit([report])
     return Response(status_code=204)
 
 
@@ -95,9 +101,9 @@ def clock() -> datetime:
     return datetime.now(UTC)
 
 
-def _writer(request: Request) -> CallWriter:
-    writer: CallWriter = request.app.state.call_writer
-    return writer
+def _spool(request: Request) -> Spool:
+    spool: Spool = request.app.state.spool
+    return spool
 
 
 def _fallback(request: Request, form: FormData) -> Response:

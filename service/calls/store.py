@@ -32,6 +32,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql
 
+from service import metrics
 from service.calls.facts import (
     CALL_STATUS_RANK,
     STORY_KINDS,
@@ -139,6 +140,13 @@ class Settled:
     """(id, outcome) of each call settled (phoneline_calls_total)."""
     transfers: list[tuple[int, str, str]] = field(default_factory=list)
     """(call id, contact, dial result) of their finished dials (phoneline_transfers_total)."""
+
+    def count(self) -> None:
+        """Count them in /metrics (once the transaction that settled them has committed)."""
+        for _, outcome in self.calls:
+            metrics.CALLS.labels(outcome=outcome).inc()
+        for _, contact, result in self.transfers:
+            metrics.TRANSFERS.labels(contact=contact, result=result).inc()
 
 
 # -- 1 and 2: the calls, locked -------------------------------------------------------------------

@@ -2,10 +2,9 @@
 
 Nothing here decides words (the engine and `render_voice` do) or writes TwiML (the voice
 channel does). The call's position travels in the signed action URL, so a turn needs no
-database; the only database work on the way to the caller's answer is queuing a text they asked
-for ("press 8"), and when that fails the caller hears that no text can be sent. The call's
-record is a list of facts (`turn_facts`) that the call writer puts in the database after the
-answer is sent.
+database; the only database work on the way to the caller's answer is asking whether a caller
+who wants a text ("press 8") opted out. The text itself, and the call's record (a list of facts,
+`turn_facts`), go to the spool before the answer does.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 import phonenumbers
@@ -32,7 +30,7 @@ from service.calls.facts import (
     DialFinished,
 )
 from service.channels import voice
-from service.db import Database
+from service.db import DATABASE_ERRORS, Database, describe_error
 from service.flowengine import Flow, Position, start, step
 from service.flowengine.effects import Effect
 from service.flowengine.engine import hints
@@ -48,12 +46,11 @@ from service.flowengine.position import (
 )
 from service.flowengine.render import VoiceTurn, contact_card, render_voice
 from service.metrics import DB_ERRORS
-from service.models import CallEventKind, OutboxKind
-from service.outbound.outbox import enqueue
+from service.models import CallEventKind, OutboxKind, utcnow
+from service.outbound.outbox import OutboxQueued
 from service.phone import e164_of, parse_valid
-from service.recording import DATABASE_ERRORS, describe_error
-from service.texts.journal import journaled_opt_out
-from service.texts.optouts import is_opted_out
+from service.spool.spool import Spool
+from service.texts.optouts import is_opted_out, opt_out_key
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +116,11 @@ class Turn:
     """Contacts whose numbers were queued to the caller by text in this turn."""
 
 
-TextQueue = Callable[[Flow, Webhook, Position, tuple[str, ...]], Awaitable[bool]]
-"""Queues a text of these contacts (of this flow) to the caller; returns whether it was
-queued."""
+TextOutcome = Literal["queued", "later", "not_textable"]
+"""A text the caller asked for: queued; queued, but the database did not answer, so it goes out
+once it does; or not queued (the number cannot take texts, or opted out)."""
+TextQueue = Callable[[Flow, Webhook, Position, tuple[str, ...]], Awaitable[TextOutcome]]
+"""Queues a text of these contacts (of this flow) to the caller."""
 
 
 def read_input(webhook: Webhook, before: Position | None) -> Input:
@@ -159,10 +158,17 @@ async def take_turn(
     after, turn = planned.after, planned.voice
     texted: tuple[str, ...] = ()
     if turn.texts:
-        if await queue_text(flow, webhook, after, turn.texts):
+        outcome = await queue_text(flow, webhook, after, turn.texts)
+        if outcome != "not_textable":
             texted = turn.texts
-        else:
-            turn = render_voice(flow, after.lang, planned.effects, can_text=False)
+        if outcome != "queued":
+            turn = render_voice(
+                flow,
+                after.lang,
+                planned.effects,
+                can_text=outcome == "later",
+                text_later=outcome == "later",
+            )
     twiml = voice.render_turn(
         turn,
         after.lang,
@@ -234,43 +240,47 @@ def text_dedupe_key(call_sid: str, node: str, contacts: tuple[str, ...]) -> str:
     return f"voice-text:{digest[:40]}"
 
 
-def database_text_queue(database: Callable[[], Database], opt_out_journal: Path) -> TextQueue:
-    """A `TextQueue` that puts the text in the outbox (the SMS worker sends it), unless the
-    caller's number cannot take texts or opted out (in the database, or in the journal of
-    opt-outs that arrived while it was down). Database errors mean "not queued". The work runs
-    in a worker thread: a slow database holds up this caller only, never the event loop."""
+def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spool]) -> TextQueue:
+    """A `TextQueue` that spools the text for the outbox (the worker sends it), unless the
+    caller's number cannot take texts or opted out (as the database says, or an opt-out on this
+    machine the database does not have yet). The caller is told the truth: when the database
+    does not answer, the text goes out once it does. The work runs in a worker thread: a slow
+    database holds up this caller only, never the event loop."""
 
     async def queue(
         flow: Flow, webhook: Webhook, position: Position, contacts: tuple[str, ...]
-    ) -> bool:
+    ) -> TextOutcome:
         return await anyio.to_thread.run_sync(queue_now, flow, webhook, position, contacts)
 
     def queue_now(
         flow: Flow, webhook: Webhook, position: Position, contacts: tuple[str, ...]
-    ) -> bool:
+    ) -> TextOutcome:
         to = textable_number(webhook.caller)
         if to is None or not webhook.call_sid:
-            return False
-        if journaled_opt_out(to, opt_out_journal):
-            return False
-        body = text_body(flow, position.lang, contacts)
-        try:
-            with database().session() as session:
-                if is_opted_out(session, to):
-                    return False
-                enqueue(
-                    session,
-                    OutboxKind.SMS,
-                    to,
-                    body,
-                    from_number=webhook.called or None,
-                    dedupe_key=text_dedupe_key(webhook.call_sid, position.node, contacts),
-                )
-        except DATABASE_ERRORS as error:
-            DB_ERRORS.labels(operation="voice_text").inc()
-            log.warning("could not queue a caller's text: %s", describe_error(error))
-            return False
-        return True
+            return "not_textable"
+        pending = spool().pending_opt_outs().get(opt_out_key(to))
+        if pending:
+            return "not_textable"
+        answered = True
+        if pending is None:
+            try:
+                with database().session(read_only=True) as session:
+                    if is_opted_out(session, to):
+                        return "not_textable"
+            except DATABASE_ERRORS as error:
+                DB_ERRORS.labels(operation="voice_text").inc()
+                log.warning("could not check a caller's opt-out: %s", describe_error(error))
+                answered = False
+        text = OutboxQueued(
+            OutboxKind.SMS,
+            to,
+            text_body(flow, position.lang, contacts),
+            webhook.called or None,
+            text_dedupe_key(webhook.call_sid, position.node, contacts),
+            utcnow(),
+        )
+        spool().submit([text])
+        return "queued" if answered else "later"
 
     return queue
 

@@ -74,8 +74,15 @@ def _voice_choice(choice: Choice, lang: str) -> str:
 
 
 def render_voice(
-    flow: Flow, lang: str, effects: tuple[Effect, ...], *, can_text: bool = True
+    flow: Flow,
+    lang: str,
+    effects: tuple[Effect, ...],
+    *,
+    can_text: bool = True,
+    text_later: bool = False,
 ) -> VoiceTurn:
+    """What these effects say on the phone. `can_text=False`: the caller's phone cannot take
+    the text asked for; `text_later`: it is queued but goes out only once the line can."""
     lines: list[str] = []
     texts: list[str] = []
     for effect in effects:
@@ -99,7 +106,8 @@ def render_voice(
                     tuple(lines), "dial", contact.numbers[line], contact_id, tuple(texts)
                 )
             case TextContacts(contacts=contact_ids):
-                lines.append(phrase(lang, "texting" if can_text else "cannot_text"))
+                said = "texting_later" if text_later else "texting" if can_text else "cannot_text"
+                lines.append(phrase(lang, said))
                 if can_text:
                     texts.extend(contact_ids)
             case HangUp():

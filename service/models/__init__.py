@@ -5,6 +5,7 @@ from service.models.base import Base, UTCDateTime, utcnow
 from service.models.calls import Call, CallEvent, CallEventKind, CallOutcome, DialOutcome
 from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus
+from service.models.spool import SpoolCheckpoint
 from service.models.staff import AuditEntry, StaffRole, StaffUser
 from service.models.texts import Conversation, Direction, Message
 
@@ -26,6 +27,7 @@ __all__ = [
     "OutboxKind",
     "OutboxMessage",
     "OutboxStatus",
+    "SpoolCheckpoint",
     "StaffRole",
     "StaffUser",
     "UTCDateTime",

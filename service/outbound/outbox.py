@@ -9,6 +9,8 @@ claim (end the session block) before sending.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -17,9 +19,56 @@ from sqlalchemy.orm import Session
 from service.db import upsert
 from service.models import OptOut, OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.phone import to_e164
+from service.spool.codec import register
 from service.texts.optouts import is_opted_out
 
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
+
+
+@register("outbox_queued")
+@dataclass(frozen=True, slots=True)
+class OutboxQueued:
+    """A text or a call-back the line promised (press 8, CALL): becomes an outbox row."""
+
+    kind: OutboxKind
+    to: str
+    body: str
+    from_number: str | None
+    dedupe_key: str | None
+    at: datetime
+
+
+@register("outbox_sent")
+@dataclass(frozen=True, slots=True)
+class OutboxSent:
+    """Twilio took an outbox row (its SID), and the mark could not be stored at once."""
+
+    outbox_id: int
+    sid: str
+    at: datetime
+
+
+OutboxRecord = OutboxQueued | OutboxSent
+OUTBOX_RECORDS = (OutboxQueued, OutboxSent)
+
+
+def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> None:
+    """Write the records in order, in the session's transaction (each is safe to repeat: a
+    queued row has its dedupe key, a sent mark its SID)."""
+    for record in records:
+        match record:
+            case OutboxQueued():
+                enqueue(
+                    session,
+                    record.kind,
+                    record.to,
+                    record.body,
+                    from_number=record.from_number,
+                    dedupe_key=record.dedupe_key,
+                    now=record.at,
+                )
+            case OutboxSent():
+                mark_sent(session, record.outbox_id, record.sid, at=record.at)
 
 
 def enqueue(

@@ -1,12 +1,12 @@
 """The outbox worker: sends queued texts and places queued call-backs through a `Sender`.
 
 One tick (`Worker.run_once`):
-1. applies journaled opt-outs (a STOP that arrived while the database was down) and journaled
-   sends (a send whose `sent` mark could not be stored), so neither is ever forgotten;
+1. reads the opt-outs this machine's spool holds that the database may not have yet;
 2. claims due rows (`claim_due`: FOR UPDATE SKIP LOCKED on PostgreSQL, so several workers never
    get the same row; a claim is taken over only when it went stale and the row is still not sent);
 3. for each row, checks the opt-out again right before sending (suppressed, never sent), sends,
-   and marks it sent with Twilio's SID; a retryable failure (5xx, 429, timeout, connection) is
+   and marks it sent with Twilio's SID (when the database does not take the mark, the spool
+   keeps it, fsync'd, and writes it later); a retryable failure (5xx, 429, timeout, connection) is
    tried again after an exponential backoff, up to `max_attempts`; a permanent one (4xx) fails
    the row at once; either way the error is kept on the row.
 
@@ -16,7 +16,6 @@ Log lines name outbox row ids, never phone numbers or bodies.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -25,8 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -41,21 +39,22 @@ from service.channels.sender import (
     status_callback_url,
 )
 from service.config import Settings, get_settings
-from service.db import Database, get_database
+from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine.segments import count_segments, pack
 from service.metrics import TEXTS_FAILED, TEXTS_SENT
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.outbound.outbox import (
     DEFAULT_STALE_AFTER,
+    OutboxSent,
     claim_due,
     enqueue,
     mark_failed,
     mark_retry,
-    mark_sent,
 )
-from service.recording import DATABASE_ERRORS, Recorder, describe_error
-from service.texts.journal import journaled_opt_out, replay_if_pending
-from service.texts.optouts import JOURNAL_NAME, is_opted_out
+from service.spool.apply import apply_records
+from service.spool.spool import Spool
+from service.texts.optouts import is_opted_out, opt_out_key
+from service.texts.records import MessageSent
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,6 @@ MAX_SEGMENTS = 4
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 POLL_SECONDS = 2.0
-SENT_JOURNAL_NAME = "outbox-sent-journal.jsonl"
 
 
 def backoff(attempt: int, first: timedelta = FIRST_RETRY, cap: timedelta = MAX_RETRY) -> timedelta:
@@ -111,7 +109,7 @@ class Worker:
         max_attempts: int = MAX_ATTEMPTS,
         first_retry: timedelta = FIRST_RETRY,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
-        journal: Path | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.sender = sender
         self.settings = settings or get_settings()
@@ -121,19 +119,22 @@ class Worker:
         self.max_attempts = max_attempts
         self.first_retry = first_retry
         self.stale_after = stale_after
-        self.journal = journal or self.settings.var_dir / JOURNAL_NAME
-        self.sent_journal = self.settings.var_dir / SENT_JOURNAL_NAME
+        self._own_spool = spool is None
+        self.spool = spool or Spool(self.settings.spool_dir, self._database_or_default)
+        self._pending_opt_outs: dict[str, bool] = {}
 
     @property
     def database(self) -> Database:
         return self._database if self._database is not None else get_database()
 
+    def _database_or_default(self) -> Database:
+        return self.database
+
     # -- one tick -----------------------------------------------------------------------------
 
     def run_once(self) -> TickReport:
         report = TickReport()
-        if not replay_if_pending(self.database, self.journal) or not self._replay_sent():
-            return report  # the database is down: nothing is claimed, nothing is sent
+        self._pending_opt_outs = self.spool.pending_opt_outs()
         try:
             with self.database.session() as session:
                 rows = claim_due(
@@ -169,16 +170,16 @@ class Worker:
         if row.kind == OutboxKind.SMS.value:
             TEXTS_SENT.labels(via="api").inc()
         log.info("outbox %d sent (%s)", row.id, row.kind)
-        if not self._store(mark_sent, row.id, sid):
-            self._journal_sent(row.id, sid)
+        records: list[OutboxSent | MessageSent] = [OutboxSent(row.id, sid, utcnow())]
         if row.kind == OutboxKind.SMS.value:
-            Recorder(self.database).message_sent(
-                sid,
-                row.to_number,
-                row.from_number or self.settings.twilio_from_number or "",
-                row.body,
-                segments=count_segments(row.body),
+            line = row.from_number or self.settings.twilio_from_number or ""
+            segments = count_segments(row.body)
+            records.append(
+                MessageSent(sid, row.to_number, line, row.body, segments, "queued", utcnow())
             )
+        if not self._store(apply_records, records, now=utcnow()):
+            # Twilio has it: keep the mark (fsync'd) so that no worker sends it again.
+            self.spool.submit(records, durable=True)
 
     def _split_if_long(self, row: OutboxMessage) -> bool:
         """A text over 4 segments (a Spanish list of numbers is UCS-2) is split between lines:
@@ -216,8 +217,9 @@ class Worker:
     def _opted_out(self, row: OutboxMessage) -> bool:
         if row.kind != OutboxKind.SMS.value:
             return False
-        if journaled_opt_out(row.to_number, self.journal):
-            return True
+        pending = self._pending_opt_outs.get(opt_out_key(row.to_number))
+        if pending is not None:
+            return pending
         with self.database.session(read_only=True) as session:
             return is_opted_out(session, row.to_number)
 
@@ -263,50 +265,19 @@ class Worker:
             "outbox %d will be retried (attempt %d, status %s)", row.id, row.attempts, error.status
         )
 
-    def _store(self, change: Callable[..., None], *args: Any) -> bool:
+    def _store(self, change: Callable[..., object], *args: Any, **kwargs: Any) -> bool:
         try:
             with self.database.session() as session:
-                change(session, *args)
+                change(session, *args, **kwargs)
         except DATABASE_ERRORS as error:
             log.error("outbox update failed: %s", describe_error(error))
             return False
         return True
 
-    # -- sends whose `sent` mark was not stored ------------------------------------------------
-
-    def _journal_sent(self, message_id: int, sid: str) -> None:
-        """The send happened but the database did not take the mark: keep it on disk, so the
-        row is marked sent before any worker could claim it again."""
-        self.sent_journal.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"id": message_id, "sid": sid, "at": utcnow().isoformat()}) + "\n"
-        fd = os.open(self.sent_journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _replay_sent(self) -> bool:
-        if not self.sent_journal.exists():
-            return True
-        entries = []
-        for line in self.sent_journal.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-                entries.append(
-                    (int(entry["id"]), str(entry["sid"]), datetime.fromisoformat(entry["at"]))
-                )
-            except (ValueError, KeyError, TypeError):
-                continue
-        try:
-            with self.database.session() as session:
-                for message_id, sid, at in entries:
-                    mark_sent(session, message_id, sid, at=at)
-        except DATABASE_ERRORS as error:
-            log.warning("sent journal not replayed yet: %s", describe_error(error))
-            return False
-        self.sent_journal.unlink(missing_ok=True)
-        return True
+    def close(self) -> None:
+        """Let go of the spool this worker made for itself (not one it was given)."""
+        if self._own_spool:
+            self.spool.close()
 
     # -- running ------------------------------------------------------------------------------
 
@@ -324,7 +295,7 @@ class Worker:
         log.info("outbox worker %s stopped", self.worker_id)
 
 
-def build_worker(settings: Settings | None = None) -> Worker | None:
+def build_worker(settings: Settings | None = None, spool: Spool | None = None) -> Worker | None:
     """The worker for these settings, or None (with a log line) when Twilio is not configured."""
     settings = settings or get_settings()
     if not credentials_configured(settings):
@@ -337,16 +308,15 @@ def build_worker(settings: Settings | None = None) -> Worker | None:
         TwilioSender(settings),
         settings,
         stale_after=timedelta(seconds=settings.outbox_stale_seconds),
+        spool=spool,
     )
 
 
 @contextmanager
-def background_sender(settings: Settings) -> Iterator[Worker | None]:
-    """The outbox worker on a thread of this process (`phoneline serve`), unless
-    RUN_WORKER_IN_SERVER is false or Twilio is not configured. Journaled opt-outs are applied at
-    start either way."""
-    replay_if_pending(get_database(), settings.var_dir / JOURNAL_NAME)
-    worker = build_worker(settings) if settings.run_worker_in_server else None
+def background_sender(settings: Settings, spool: Spool) -> Iterator[Worker | None]:
+    """The outbox worker on a thread of this process (`phoneline serve`, sharing its spool),
+    unless RUN_WORKER_IN_SERVER is false or Twilio is not configured."""
+    worker = build_worker(settings, spool) if settings.run_worker_in_server else None
     if worker is None:
         yield None
         return

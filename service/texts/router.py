@@ -2,9 +2,14 @@
 
 The conversation (where the texter is, their language, the flow version) is kept per (From, To)
 in `conversations`; after 24 quiet hours the next text starts over at the main menu in the
-language last used, with the opt-in notice. Opt-outs are recorded through the Recorder, which
-journals them when the database is down; while it is down the journal is read before replying,
-and any other text gets a fixed reply with the coordinator's number. Bodies never reach the log.
+language last used, with the opt-in notice. The text and its conversation step are one
+transaction; the replies, status callbacks and opt-outs go to the spool before the answer does
+(an opt-out fsync'd, and written to the database at once as well when it answers).
+
+While the database is down a texter still gets an answer: STOP and START are confirmed and
+kept, HELP answered, CALL queued (the call-back is placed once the database answers), and any
+other text gets a fixed reply with the coordinator's number; a number that opted out (as the
+spool or the database says) gets nothing. Bodies never reach the log.
 """
 
 from __future__ import annotations
@@ -12,35 +17,45 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from fastapi import HTTPException, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.channels.signature import verified_form
 from service.channels.sms import messages_for, segments_of, twiml_response
 from service.channels.voice import call_back_twiml
-from service.config import Settings
-from service.db import Database, get_database
+from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine import Flow, Position
-from service.metrics import OPT_OUT_CHANGES, TEXT_DELIVERY, TEXTS_SENT
+from service.flowengine.phrases import phrase
+from service.metrics import OPT_OUT_CHANGES, TEXTS_SENT
 from service.models import Conversation, Direction, Message, OutboxKind, utcnow
-from service.outbound.outbox import enqueue
-from service.phone import to_e164
-from service.recording import DATABASE_ERRORS, MESSAGE_STATUS_RANK, Recorder, describe_error
+from service.outbound.outbox import OutboxQueued, enqueue
+from service.spool.apply import apply_records
+from service.spool.codec import Record
+from service.spool.spool import Spool
 from service.texts.conversations import CONVERSATION_TTL, save_conversation
 from service.texts.dialogue import TextTurn, respond
-from service.texts.journal import journaled_opt_out, replay_if_pending
 from service.texts.keywords import Keyword, classify, keyword_reply, language_of
-from service.texts.optouts import JOURNAL_NAME, is_opted_out, journal_opt_out
+from service.texts.optouts import is_opted_out, opt_out_key
+from service.texts.records import (
+    MESSAGE_STATUS_RANK,
+    MessageReceived,
+    MessageSent,
+    MessageStatusReported,
+    OptOutChanged,
+)
 
 log = logging.getLogger(__name__)
 
-FINAL_DELIVERY = frozenset({"delivered", "undelivered", "failed", "canceled"})
+INTENTS = {
+    Keyword.OPT_OUT: "opt_out",
+    Keyword.OPT_IN: "opt_in",
+    Keyword.HELP: "help",
+    Keyword.CALL: "call_back",
+}
 
 
 @dataclass(frozen=True)
@@ -49,10 +64,7 @@ class Inbound:
     phone: str
     line: str
     body: str
-
-
-def _journal(settings: Settings) -> Path:
-    return settings.var_dir / JOURNAL_NAME
+    at: datetime
 
 
 async def inbound_text(request: Request) -> Response:
@@ -68,52 +80,41 @@ def _reply(request: Request, form: FormData) -> Response:
         phone=str(form.get("From") or "").strip(),
         line=str(form.get("To") or "").strip(),
         body=str(form.get("Body") or ""),
+        at=utcnow(),
     )
     if not inbound.phone or not inbound.line:
         raise HTTPException(400, "From and To are required")
-    settings: Settings = request.app.state.settings
+    spool: Spool = request.app.state.spool
     flow: Flow | None = request.app.state.flow
     database = get_database()
-    journal = _journal(settings)
     turn: TextTurn | None = None
-    database_up = replay_if_pending(database, journal)
-    if flow is not None and database_up:
+    if flow is not None:
         try:
             turn = _converse(database, flow, inbound)
         except DATABASE_ERRORS as error:
-            database_up = False
             log.warning("SMS conversation unavailable: %s", describe_error(error))
+    records: list[Record] = []
     if turn is None:
-        recorder = Recorder(database, journal=journal) if database_up else None
-        return _answer(_without_conversation(flow, inbound, journal, recorder))
-    recorder = Recorder(database, journal=journal)
-    if turn.opted_out is not None:
-        recorder.opt_out(inbound.phone, turn.opted_out, turn.word)
-    messages = messages_for(turn.reply)
-    response = _answer(messages)
-    # Recorded once the answer is on its way: Twilio does not wait on the record.
-    response.background = BackgroundTask(_record_texts, recorder, inbound, messages)
-    return response
+        messages, intent = _without_conversation(flow, inbound, spool, database)
+        if inbound.sid:
+            records.append(_received(inbound, intent))
+    else:
+        if turn.opted_out is not None:
+            _record_opt_out(spool, database, inbound, turn.opted_out, turn.word)
+        messages = messages_for(turn.reply)
+    records += [
+        MessageSent(None, inbound.phone, inbound.line, m, segments_of(m), "sent", inbound.at)
+        for m in messages
+    ]
+    spool.submit(records)
+    return _answer(messages)
 
 
-def _record_texts(recorder: Recorder, inbound: Inbound, messages: list[str]) -> None:
-    if inbound.sid:
-        recorder.message_received(
-            inbound.sid,
-            inbound.phone,
-            inbound.line,
-            inbound.body,
-            segments=max(1, segments_of(inbound.body)),
-        )
-    for message in messages:
-        recorder.message_sent(
-            None,
-            inbound.phone,
-            inbound.line,
-            message,
-            segments=segments_of(message),
-            status="sent",
-        )
+def _received(inbound: Inbound, intent: str | None) -> MessageReceived:
+    segments = max(1, segments_of(inbound.body))
+    return MessageReceived(
+        inbound.sid, inbound.phone, inbound.line, inbound.body, segments, inbound.at, intent
+    )
 
 
 def _answer(messages: list[str]) -> Response:
@@ -123,12 +124,12 @@ def _answer(messages: list[str]) -> Response:
 
 
 def _converse(database: Database, flow: Flow, inbound: Inbound) -> TextTurn:
-    """Step the conversation and store it (one transaction); opt-outs are recorded after."""
-    now = utcnow()
+    """Step the conversation, store it and the inbound text (one transaction; a text Twilio
+    sends again is recognised by its MessageSid and changes nothing)."""
     with database.session() as session:
         repeat = bool(inbound.sid) and _already_received(session, inbound.sid)
         opted_out = is_opted_out(session, inbound.phone)
-        position, lang = _position(session, flow, inbound, now)
+        position, lang = _position(session, flow, inbound, inbound.at)
         turn = respond(flow, inbound.body, position, opted_out=opted_out, lang=lang, repeat=repeat)
         if repeat and turn.opted_out is not None:
             # Twilio retried a STOP/START we already recorded: answer it again, record it once.
@@ -141,8 +142,10 @@ def _converse(database: Database, flow: Flow, inbound: Inbound) -> TextTurn:
                 node=turn.position.node,
                 language=turn.position.lang,
                 flow_hash=flow.content_hash,
-                now=now,
+                now=inbound.at,
             )
+        if inbound.sid and not repeat:
+            apply_records(session, [_received(inbound, _intent(turn))], now=inbound.at)
         if turn.call_contact is not None:
             contact = flow.contacts[turn.call_contact]
             enqueue(
@@ -152,9 +155,34 @@ def _converse(database: Database, flow: Flow, inbound: Inbound) -> TextTurn:
                 call_back_twiml(contact, turn.position.lang),
                 from_number=inbound.line,
                 dedupe_key=f"call-back:{inbound.sid}" if inbound.sid else None,
-                now=now,
+                now=inbound.at,
             )
     return turn
+
+
+def _intent(turn: TextTurn) -> str | None:
+    """What the text asked for, for the staff's worklist."""
+    flag: str | None = getattr(turn, "flag", None)
+    if flag:
+        return flag
+    return INTENTS.get(turn.keyword) if turn.keyword is not None else None
+
+
+def _record_opt_out(
+    spool: Spool, database: Database, inbound: Inbound, opted_out: bool, word: str | None
+) -> None:
+    """An opt-out (or opt-in) is kept before it is confirmed: fsync'd in the spool (where every
+    process on this machine sees it at once), and written to the database now too when it
+    answers (where every process sees it). If neither takes it, the spool holds it in memory,
+    retries, and /readyz says so."""
+    OPT_OUT_CHANGES.labels(change="stop" if opted_out else "start").inc()
+    change = OptOutChanged(inbound.phone, opted_out, word or None, inbound.at)
+    spool.submit([change], durable=True)
+    try:
+        with database.session() as session:
+            apply_records(session, [change], now=inbound.at)
+    except DATABASE_ERRORS as error:
+        log.warning("an opt-out waits in the spool for the database: %s", describe_error(error))
 
 
 def _already_received(session: Session, sid: str) -> bool:
@@ -172,7 +200,8 @@ def _position(
     """The texter's position, or (None, last language) when there is none or it expired."""
     conversation = session.scalars(
         select(Conversation).where(
-            Conversation.phone == _e164(inbound.phone), Conversation.line == _e164(inbound.line)
+            Conversation.phone == opt_out_key(inbound.phone),
+            Conversation.line == opt_out_key(inbound.line),
         )
     ).one_or_none()
     if conversation is None:
@@ -183,75 +212,69 @@ def _position(
     return Position(node=conversation.node, lang=lang, channel="sms"), lang
 
 
-def _e164(number: str) -> str:
-    return to_e164(number) or number[:20]
-
-
 def _without_conversation(
-    flow: Flow | None, inbound: Inbound, journal: Path, recorder: Recorder | None
-) -> list[str]:
-    """The database is down (recorder None) or no flow is loaded: record an opt-out or opt-in
-    (journaled when the database is down, applied later), obey an opt-out, and otherwise give
-    the coordinator's number."""
+    flow: Flow | None, inbound: Inbound, spool: Spool, database: Database
+) -> tuple[list[str], str | None]:
+    """The database is down or no flow is loaded: keep an opt-out or opt-in, answer HELP, queue
+    a call-back, obey an opt-out, and otherwise give the coordinator's number. Returns the
+    messages and the text's intent."""
     keyword, word = classify(inbound.body)
     lang = language_of(word, flow.default_language if flow is not None else "en")
+    intent = INTENTS.get(keyword) if keyword is not None else None
     if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
         opted_out = keyword is Keyword.OPT_OUT
-        if recorder is not None:
-            recorder.opt_out(inbound.phone, opted_out, word)
-        else:
-            # Straight to the journal: the database just failed, do not wait on it again.
-            OPT_OUT_CHANGES.labels(change="stop" if opted_out else "start").inc()
-            try:
-                journal_opt_out(journal, inbound.phone, opted_out, word, utcnow())
-            except OSError as error:
-                log.error("an opt-out could not be journaled: %s", describe_error(error))
+        _record_opt_out(spool, database, inbound, opted_out, word)
         reply = "sms_stopped" if opted_out else "sms_started"
-        return messages_for(keyword_reply(flow, lang, reply))
-    if journaled_opt_out(inbound.phone, journal) or _opted_out_in_database(recorder, inbound):
-        return []
-    return messages_for(keyword_reply(flow, lang, "sms_unavailable"))
+        return messages_for(keyword_reply(flow, lang, reply)), intent
+    if _opted_out(spool, database, inbound.phone):
+        return [], intent
+    if keyword is Keyword.HELP:
+        return messages_for(keyword_reply(flow, lang, "sms_help")), intent
+    if keyword is Keyword.CALL and flow is not None and inbound.sid:
+        contact = flow.contacts[flow.operator]
+        call_back = OutboxQueued(
+            OutboxKind.CALL,
+            inbound.phone,
+            call_back_twiml(contact, lang),
+            inbound.line,
+            f"call-back:{inbound.sid}",
+            inbound.at,
+        )
+        spool.submit([call_back])
+        reply = "\n".join(
+            (phrase(lang, "sms_calling", name=contact.name[lang]), phrase(lang, "sms_footer"))
+        )
+        return messages_for(reply), intent
+    return messages_for(keyword_reply(flow, lang, "sms_unavailable")), intent
 
 
-def _opted_out_in_database(recorder: Recorder | None, inbound: Inbound) -> bool:
-    if recorder is None:
-        return False
+def _opted_out(spool: Spool, database: Database, phone: str) -> bool:
+    pending = spool.pending_opt_outs().get(opt_out_key(phone))
+    if pending is not None:
+        return pending
     try:
-        with recorder.database.session(read_only=True) as session:
-            return is_opted_out(session, inbound.phone)
+        with database.session(read_only=True) as session:
+            return is_opted_out(session, phone)
     except DATABASE_ERRORS:
         return False
 
 
 async def text_status(request: Request) -> Response:
     """`POST /twilio/sms/status`: Twilio's delivery report for a text we sent (best-effort,
-    may repeat, unordered)."""
+    may repeat, unordered). Spooled; a status Twilio may add one day is logged and ignored."""
     form = await verified_form(request)
-    return await run_in_threadpool(_record_status, form)
-
-
-WEBHOOKS = {"/twilio/sms": inbound_text, "/twilio/sms/status": text_status}
-"""POST routes, added to the app as plain Starlette routes (see `service.main`)."""
-
-
-def _record_status(form: FormData) -> Response:
     sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
     status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if not sid or not status:
         raise HTTPException(400, "MessageSid and MessageStatus are required")
     if status not in MESSAGE_STATUS_RANK:
-        raise HTTPException(400, "unknown MessageStatus")
-    database = get_database()
-    if status in FINAL_DELIVERY and _first_final_status(database, sid):
-        TEXT_DELIVERY.labels(status=status).inc()
-    Recorder(database).message_status(sid, status, error_code=str(form.get("ErrorCode") or ""))
+        log.warning("ignoring a message status callback with an unknown MessageStatus")
+        return Response(status_code=204)
+    error_code = str(form.get("ErrorCode") or "") or None
+    spool: Spool = request.app.state.spool
+    spool.submit([MessageStatusReported(sid, status, error_code, utcnow())])
     return Response(status_code=204)
 
 
-def _first_final_status(database: Database, sid: str) -> bool:
-    try:
-        with database.session(read_only=True) as session:
-            current = session.scalar(select(Message.status).where(Message.message_sid == sid))
-    except DATABASE_ERRORS:
-        return False
-    return current not in FINAL_DELIVERY
+WEBHOOKS = {"/twilio/sms": inbound_text, "/twilio/sms/status": text_status}
+"""POST routes, added to the app as plain Starlette routes (see `service.main`)."""

@@ -57,7 +57,7 @@ def test_recording_survives_the_sqlite_file_being_deleted(
             record_a_whole_call(recorder, "CA-after")
 
         assert db_errors() >= before + 7
-        assert "recording call_started failed" in caplog.text
+        assert "recording CallStarted failed" in caplog.text
         assert "+18045550100" not in caplog.text
         assert "STOP" not in caplog.text
 
@@ -100,43 +100,38 @@ def test_recording_survives_an_unreachable_postgres() -> None:
     assert db_errors() == before + 7
 
 
-def test_an_opt_out_is_journaled_while_the_database_is_down_and_applied_later(
+def test_an_opt_out_taken_while_the_database_is_down_is_applied_later(
     migrated_url: str, tmp_path: Path
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from service.texts.optouts import is_opted_out, replay_journal
+    from service.spool.spool import Spool
+    from service.texts.optouts import is_opted_out
+    from service.texts.records import OptOutChanged
 
-    journal = tmp_path / "var" / "opt-out-journal.jsonl"
+    database = Database(migrated_url)
     down = Database(
         "postgresql+psycopg://postgres@127.0.0.1:1/nothing", connect_args={"connect_timeout": 2}
     )
+    is_down = True
+    spool = Spool(tmp_path / "spool", lambda: down if is_down else database, linger=0.01)
     t0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
     try:
-        offline = Recorder(down, journal=journal)
-        assert offline.opt_out("(804) 555-0100", True, "STOP", at=t0) is False
-        assert offline.opt_out("+18045550101", True, "STOP", at=t0) is False
-        assert offline.opt_out("+18045550102", True, "STOP", at=t0) is False
-    finally:
-        down.dispose()
-    assert journal.exists()
-    assert len(journal.read_text().splitlines()) == 3
-    assert journal.stat().st_mode & 0o077 == 0  # it holds phone numbers: owner only
-
-    database = Database(migrated_url)
-    try:
-        # A START stored after the journaled STOP wins over it.
+        for phone in ("(804) 555-0100", "+18045550101", "+18045550102"):
+            assert spool.submit([OptOutChanged(phone, True, "STOP", t0)], durable=True)
+        [segment] = spool.directory.segments()
+        assert segment.stat().st_mode & 0o077 == 0  # it holds phone numbers: owner only
+        # A START stored after the spooled STOP wins over it.
         assert Recorder(database).opt_out("+18045550102", False, "START", at=t0 + timedelta(1))
-
-        assert replay_journal(database, journal) == 3
-
+        is_down = False
+        assert spool.drain(10)
         with database.session() as session:
             assert is_opted_out(session, "+18045550100")
             assert is_opted_out(session, "+18045550101")
             assert not is_opted_out(session, "+18045550102")
-        assert not journal.exists()
-        assert replay_journal(database, journal) == 0
     finally:
+        spool.close(timeout=2)
+        down.dispose()
         database.dispose()
 
 
@@ -162,12 +157,10 @@ def test_a_batch_is_one_transaction_and_a_failure_inside_it_is_swallowed(
     recorder = Recorder(database)
     at = utcnow()
     try:
-        recorder.record_calls(
-            [
-                CallStarted("CA-batch", at, "+18045550100", "+18048287999", language="en"),
-                CallEventHappened("CA-batch", at, CallEventKind.MENU, "main"),
-                CallEventHappened("CA-batch", at, CallEventKind.KEY, "main", "2"),
-            ]
+        recorder.record(
+            CallStarted("CA-batch", at, "+18045550100", "+18048287999", language="en"),
+            CallEventHappened("CA-batch", at, CallEventKind.MENU, "main"),
+            CallEventHappened("CA-batch", at, CallEventKind.KEY, "main", "2"),
         )
         assert not recorder.failed
         with database.session() as session:
@@ -178,7 +171,7 @@ def test_a_batch_is_one_transaction_and_a_failure_inside_it_is_swallowed(
         replace_with_garbage(path, b"not a database" * 1000)
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-        recorder.record_calls([CallEventHappened("CA-batch", at, CallEventKind.MENU, "reach")])
+        recorder.record(CallEventHappened("CA-batch", at, CallEventKind.MENU, "reach"))
         assert recorder.failed
         assert db_errors() == before + 1
     finally:

@@ -197,3 +197,13 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 
 
 SID_PATTERN = re.compile(r"^(SM|CA)[0-9a-f]{32}$")
+
+
+@pytest.fixture(autouse=True)
+def close_workers() -> Iterator[None]:
+    """Every worker a test made lets go of its spool when the test ends."""
+    from tests.sms.test_worker import WORKERS
+
+    yield
+    while WORKERS:
+        WORKERS.pop().close()

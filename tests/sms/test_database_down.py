@@ -3,12 +3,12 @@ and a STOP is confirmed, journaled, obeyed and applied once the database is back
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from service import migrate
@@ -17,6 +17,10 @@ from service.db import Database, set_database
 from service.main import create_app
 from service.models import OptOut, OutboxKind, OutboxMessage
 from service.outbound.outbox import enqueue
+from service.spool.codec import decode
+from service.spool.segments import read_lines
+from service.spool.spool import Spool
+from service.texts.records import OptOutChanged
 from tests.db.test_failures import replace_with_garbage
 from tests.sms.conftest import LINE, TEXTER, FakeTwilio, Texter, make_settings
 from tests.sms.test_worker import worker_for
@@ -55,12 +59,31 @@ def opt_out_state(database: Database) -> bool | None:
         return session.scalar(select(OptOut.opted_out).where(OptOut.phone == TEXTER))
 
 
+def spooled_opt_outs(settings: Settings) -> list[tuple[str, bool, str | None]]:
+    """The opt-outs waiting in the spool's durable stream (on disk, for every process)."""
+    found = []
+    for path in sorted(settings.spool_dir.glob("durable-*.spool")):
+        for _, line in read_lines(path):
+            for record in decode(line)[1]:
+                if isinstance(record, OptOutChanged):
+                    found.append((record.phone, record.opted_out, record.keyword))
+    return found
+
+
+def app_with_a_patient_spool(settings: Settings) -> FastAPI:
+    """The app, its spool trying the database again only when drained (so that a test can look
+    at what waits)."""
+    app = create_app(settings)
+    app.state.spool = Spool(settings.spool_dir, retry_delays=(60,), linger=0)
+    return app
+
+
 def test_a_text_gets_the_coordinators_number_and_a_stop_is_never_lost(
     outage: tuple[Outage, Database, Settings], fake_twilio: FakeTwilio
 ) -> None:
     broken, database, settings = outage
-    journal = settings.var_dir / "opt-out-journal.jsonl"
-    with app_client(create_app(settings)) as client:
+    app = app_with_a_patient_spool(settings)
+    with app_client(app, wait_for_records=False) as client:
         texter = Texter(client)
         assert "1 Learn why" in texter.reply("hi")
         broken.corrupt()
@@ -71,58 +94,80 @@ def test_a_text_gets_the_coordinators_number_and_a_stop_is_never_lost(
 
         [confirmation] = texter.send("STOP")
         assert "No more messages will be sent" in confirmation
-        [entry] = [json.loads(line) for line in journal.read_text().splitlines()]
-        assert (entry["phone"], entry["opted_out"], entry["keyword"]) == (TEXTER, True, "STOP")
+        assert spooled_opt_outs(settings) == [(TEXTER, True, "STOP")]
+        assert app.state.spool.healthy, "on disk: /readyz stays ready as far as the spool goes"
 
-        # Still down: the journal is read before anything is sent.
+        # Still down: the spool is read before anything is sent.
         assert texter.send("hi") == []
         assert worker_for(database, settings, fake_twilio).run_once().handled == 0
 
         broken.restore()
-        # The next request replays the journal into the database first.
-        assert texter.send("hi") == []
+        assert app.state.spool.drain(10)
         assert opt_out_state(database) is True
-        assert not journal.exists()
+        assert spooled_opt_outs(settings) == [], "written, and gone from the spool"
+        assert texter.send("hi") == []
         assert "subscribed" in texter.reply("START")
         assert opt_out_state(database) is False
     assert fake_twilio.requests == []
 
 
-def test_a_journaled_stop_is_applied_by_the_worker_before_it_sends(
+def test_a_stop_the_database_does_not_have_yet_is_obeyed_by_the_worker(
     outage: tuple[Outage, Database, Settings], fake_twilio: FakeTwilio
 ) -> None:
     broken, database, settings = outage
-    with app_client(create_app(settings)) as client:
+    app = app_with_a_patient_spool(settings)
+    with app_client(app, wait_for_records=False) as client:
         texter = Texter(client)
         broken.corrupt()
         [confirmation] = texter.send("parar")
         assert "No le enviaremos más mensajes" in confirmation
-    broken.restore()
-    # Queued after the database came back but before anything replayed the journal.
-    with database.session() as session:
-        queued = enqueue(session, OutboxKind.SMS, TEXTER, "numbers", from_number=LINE).id
-    report = worker_for(database, settings, fake_twilio).run_once()
-    assert report.sent == 0
-    assert fake_twilio.requests == []
+        broken.restore()
+        # Queued after the database came back, before the spool wrote the STOP.
+        with database.session() as session:
+            queued = enqueue(session, OutboxKind.SMS, TEXTER, "numbers", from_number=LINE).id
+        report = worker_for(database, settings, fake_twilio).run_once()
+        assert report.sent == 0 and report.suppressed == 1
+        assert fake_twilio.requests == []
+        with database.session() as session:
+            assert session.get(OutboxMessage, queued).status == "suppressed"  # type: ignore[union-attr]
+        assert app.state.spool.drain(10)
     assert opt_out_state(database) is True
-    with database.session() as session:
-        assert session.get(OutboxMessage, queued).status == "suppressed"  # type: ignore[union-attr]
 
 
-def test_a_start_while_down_is_journaled_too(
+def test_a_start_while_down_is_kept_too(
     outage: tuple[Outage, Database, Settings],
 ) -> None:
     broken, database, settings = outage
-    with app_client(create_app(settings)) as client:
+    app = app_with_a_patient_spool(settings)
+    with app_client(app, wait_for_records=False) as client:
         texter = Texter(client)
         texter.send("STOP")
         assert opt_out_state(database) is True
         broken.corrupt()
         assert "subscribed" in texter.reply("START")
-        assert "not available right now" in texter.reply("hi")  # the journal says: opted in
+        assert "not available right now" in texter.reply("hi")  # the spool says: opted in
         broken.restore()
+        assert app.state.spool.drain(10)
         assert "1 Learn why" in texter.reply("hi")
     assert opt_out_state(database) is False
+
+
+def test_call_while_down_queues_the_call_back_for_when_the_database_answers(
+    outage: tuple[Outage, Database, Settings],
+) -> None:
+    broken, database, settings = outage
+    app = app_with_a_patient_spool(settings)
+    with app_client(app, wait_for_records=False) as client:
+        texter = Texter(client)
+        broken.corrupt()
+        [reply] = texter.send("CALL")
+        assert "We will call you in a moment" in reply
+        broken.restore()
+        assert app.state.spool.drain(10)
+    with database.session() as session:
+        [call_back] = session.scalars(select(OutboxMessage)).all()
+    assert (call_back.kind, call_back.to_number, call_back.status) == ("call", TEXTER, "pending")
+    assert "<Dial" in call_back.body
 
 
 def test_without_a_flow_a_text_still_gets_the_coordinators_number(

@@ -14,8 +14,10 @@ from service.db import Database
 from service.main import create_app
 from service.models import OptOut, OutboxKind, OutboxMessage
 from service.outbound.outbox import enqueue
-from service.texts.optouts import journal_opt_out
+from service.spool.spool import Spool
+from service.texts.records import OptOutChanged
 from tests.sms.conftest import LINE, TEXTER, FakeTwilio
+from tests.spool.test_spool import die
 
 
 def run_app_for_a_moment(settings: Settings, until: object) -> None:
@@ -34,20 +36,23 @@ def texts_sent_via_api() -> float:
     return REGISTRY.get_sample_value("phoneline_texts_sent_total", {"via": "api"}) or 0.0
 
 
-def test_serve_sends_queued_texts_and_replays_the_journal_at_start(
+def test_serve_sends_queued_texts_and_replays_a_spool_left_behind_at_start(
     database: Database, settings: Settings, fake_twilio: FakeTwilio
 ) -> None:
+    # A process that took a STOP while the database was away, and then died.
     other = "+18045550124"
-    journal_opt_out(
-        settings.var_dir / "opt-out-journal.jsonl", other, True, "STOP", datetime.now(UTC)
-    )
+    down = Database("postgresql+psycopg://postgres@127.0.0.1:1/down")
+    gone = Spool(settings.spool_dir, lambda: down)
+    assert gone.submit([OptOutChanged(other, True, "STOP", datetime.now(UTC))], durable=True)
+    die(gone)
+    down.dispose()
     with database.session() as session:
         enqueue(session, OutboxKind.SMS, TEXTER, "your numbers", from_number=LINE)
     before = texts_sent_via_api()
     serving = settings.model_copy(
         update={"run_worker_in_server": True, "twilio_api_base": fake_twilio.url}
     )
-    run_app_for_a_moment(serving, lambda: len(fake_twilio.requests) > 0)
+    run_app_for_a_moment(serving, lambda: texts_sent_via_api() > before)
     assert [r.form["Body"] for r in fake_twilio.requests] == ["your numbers"]
     assert texts_sent_via_api() == before + 1
     with database.session() as session:

@@ -32,12 +32,18 @@ def worker_for(
         update={"twilio_api_base": fake.url, "public_base_url": "https://line.example.org"}
     )
     options: dict[str, object] = {"first_retry": timedelta(0)} | kwargs
-    return Worker(
+    worker = Worker(
         TwilioSender(settings, timeout=CLIENT_TIMEOUT),
         settings,
         database=database,
         **options,  # type: ignore[arg-type]
     )
+    WORKERS.append(worker)
+    return worker
+
+
+WORKERS: list[Worker] = []
+"""Workers the tests made, closed after each test (`close_workers` in conftest)."""
 
 
 def queue_text(

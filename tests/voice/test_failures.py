@@ -13,11 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from service.calls import router as voice_router
-from service.calls.writer import CallWriter
 from service.db import Database, set_database
 from service.main import create_app
 from service.metrics import DB_ERRORS
 from service.models import Call, CallEvent
+from service.spool.spool import Spool
 from tests.db.test_failures import replace_with_garbage
 from tests.support import AppClient, app_client
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller, Heard, parse
@@ -36,14 +36,15 @@ def db_errors() -> float:
 
 
 def a_call_without_a_database(caller: Caller) -> None:
-    """The menu, a text that cannot be queued, the coordinator, the end of the call."""
+    """The menu, a text that goes out once the database answers (and the caller is told so),
+    the coordinator, the end of the call."""
     heard = caller.call()
     assert heard.gather is not None
     assert "To find another doctor, press 2." in heard.words
     heard = caller.press("2")
     assert heard.words[0].startswith("If your doctor cannot recommend a colleague")
     heard = caller.press("8")
-    assert heard.words[0] == "Sorry, we can't send a text message to this phone."
+    assert heard.words[0] == "We will text you these numbers as soon as we can."
     heard = caller.press("0")
     assert heard.numbers == [COORDINATOR]
     assert heard.dial is not None and heard.dial["callerId"] == CALLER_NUMBER
@@ -57,8 +58,8 @@ def test_a_replaced_sqlite_file_does_not_stop_a_call(
 ) -> None:
     path = Path(sqlite_database.url.database or "")
     app = create_app(voice_settings(tmp_path, str(sqlite_database.url)))
-    app.state.call_writer = CallWriter(linger=0, retry_delays=(0.01,))
-    with app_client(app) as client:
+    app.state.spool = Spool(tmp_path / "spool", linger=0, retry_delays=(0.01,))
+    with app_client(app, wait_for_records=False) as client:
         caller = Caller(client)
         caller.call()  # the database works: the pool holds a connection to the real file
         replace_with_garbage(path, b"this is not a database, it was replaced\n" * 2000)
@@ -66,7 +67,8 @@ def test_a_replaced_sqlite_file_does_not_stop_a_call(
             leftover.unlink(missing_ok=True)
         before = db_errors()
         a_call_without_a_database(Caller(client, call_sid="CA" + "3" * 32))
-        assert db_errors() > before, "recording should have tried, failed and been counted"
+        wait_until(lambda: db_errors() > before)  # recording tried, failed and was counted
+        assert app.state.spool.pending > 0, "what the caller did waits in the spool"
 
 
 def test_an_unreachable_postgres_does_not_stop_a_call(tmp_path: Path) -> None:
@@ -76,11 +78,12 @@ def test_an_unreachable_postgres_does_not_stop_a_call(tmp_path: Path) -> None:
     previous = set_database(unreachable)
     try:
         app = create_app(voice_settings(tmp_path, url))
-        app.state.call_writer = CallWriter(linger=0, retry_delays=(0.01,))
-        with app_client(app) as client:
+        app.state.spool = Spool(tmp_path / "spool", linger=0, retry_delays=(0.01,))
+        with app_client(app, wait_for_records=False) as client:
             before = db_errors()
             a_call_without_a_database(Caller(client))
-            assert db_errors() > before
+            wait_until(lambda: db_errors() > before)
+            assert app.state.spool.pending > 0, "what the callers did waits in the spool"
     finally:
         set_database(previous)
         unreachable.dispose()
@@ -117,7 +120,7 @@ def test_the_fallback_url_dials_the_coordinator_without_the_database(
 
     monkeypatch.setattr("service.db.get_database", no_database)
     app.state.text_queue = no_database
-    app.state.call_writer = NoRecords()
+    app.state.spool = NoRecords()
     with app_client(app) as client:
         params = {"CallSid": "CA" + "4" * 32, "From": CALLER_NUMBER, "To": LINE_NUMBER}
         params |= {"ErrorCode": "11200", "ErrorUrl": "https://line.example.org/twilio/voice"}
@@ -162,11 +165,12 @@ def test_a_caller_without_a_valid_number_is_forwarded_with_the_line_as_caller_id
         assert heard.dial is not None and heard.dial["callerId"] == LINE_NUMBER, withheld
 
 
-def test_a_database_that_hangs_delays_no_caller_and_holds_a_bounded_backlog(
-    app: FastAPI, sqlite_database: Database
+def test_a_database_that_hangs_delays_no_caller_and_loses_nothing(
+    app: FastAPI, sqlite_database: Database, tmp_path: Path
 ) -> None:
-    # The writer's first batch waits on a database that does not answer (as a connect that
-    # hangs); meanwhile callers are answered at once and at most 3 webhooks' records wait.
+    # The spool's first batch waits on a database that does not answer (as a connect that
+    # hangs); meanwhile callers are answered at once, the records beyond 3 in memory wait on
+    # disk only, and once the database answers every one of them is written.
     waiting, answering = threading.Event(), threading.Event()
 
     def hanging_database() -> Database:
@@ -174,8 +178,7 @@ def test_a_database_that_hangs_delays_no_caller_and_holds_a_bounded_backlog(
         answering.wait(30)
         return sqlite_database
 
-    app.state.call_writer = CallWriter(hanging_database, linger=0, max_pending=3)
-    before = db_errors()
+    app.state.spool = Spool(tmp_path / "spool", hanging_database, linger=0, max_in_memory=3)
     with app_client(app, wait_for_records=False) as client:
         caller = Caller(client)
         started = time.monotonic()
@@ -185,19 +188,20 @@ def test_a_database_that_hangs_delays_no_caller_and_holds_a_bounded_backlog(
             assert caller.press(key).words
         assert caller.press("0").numbers == [COORDINATOR]
         assert time.monotonic() - started < 5
-        # One webhook's records are in the batch being written, 3 wait, 4 were dropped.
-        assert db_errors() == before + 4
         answering.set()
-        assert app.state.call_writer.drain()
+        assert app.state.spool.drain()
     with sqlite_database.session(read_only=True) as session:
         call = session.scalars(select(Call)).one()
-        kinds = session.scalars(select(CallEvent.kind).order_by(CallEvent.id)).all()
+        kinds = session.scalars(select(CallEvent.kind).order_by(CallEvent.at, CallEvent.id)).all()
     assert call.call_sid == caller.call_sid
-    assert kinds == ["menu", "key", "menu", "key", "menu", "key"]
+    assert kinds == [
+        *("menu", "key", "menu", "key", "menu", "key", "key", "dial"),
+        *("key", "menu", "key", "key", "dial"),
+    ], "every turn recorded, once, though most of them waited on disk only"
 
 
-def test_a_database_failure_is_retried_before_records_are_given_up(
-    app: FastAPI, sqlite_database: Database
+def test_a_database_failure_is_retried_and_nothing_is_lost(
+    app: FastAPI, sqlite_database: Database, tmp_path: Path
 ) -> None:
     # The database fails twice, then answers: nothing is lost.
     failures = iter([True, True])
@@ -207,7 +211,7 @@ def test_a_database_failure_is_retried_before_records_are_given_up(
             raise OperationalError("SELECT 1", {}, ConnectionError("the database restarted"))
         return sqlite_database
 
-    app.state.call_writer = CallWriter(flaky_database, linger=0, retry_delays=(0.01, 0.01))
+    app.state.spool = Spool(tmp_path / "spool", flaky_database, linger=0, retry_delays=(0.01,))
     before = db_errors()
     with app_client(app) as client:
         caller = Caller(client)
@@ -217,3 +221,10 @@ def test_a_database_failure_is_retried_before_records_are_given_up(
     with sqlite_database.session(read_only=True) as session:
         call = session.scalars(select(Call)).one()
     assert (call.transferred_contact, call.path) == ("coordinator", "main")
+
+
+def wait_until(condition: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -11,11 +11,12 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from service.calls.writer import CallWriter
 from service.db import Database
 from service.models import Call, CallEvent, OutboxMessage, utcnow
 from service.recording import Recorder
-from service.texts.optouts import JOURNAL_NAME, journal_opt_out, set_opt_out
+from service.spool.spool import Spool
+from service.texts.optouts import set_opt_out
+from service.texts.records import OptOutChanged
 from tests.support import PUBLIC_BASE, AppClient, twilio_signature
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller
 
@@ -202,23 +203,29 @@ def test_the_recorder_says_when_recording_failed(database: Database) -> None:
     broken.database.dispose()
 
 
-def test_no_text_is_queued_to_a_caller_whose_stop_is_still_in_the_journal(
+def test_no_text_is_queued_to_a_caller_whose_stop_the_database_does_not_have_yet(
     db_app: FastAPI, db_caller: Caller, database: Database
 ) -> None:
-    # A STOP that arrived while the database was down waits in the journal until replayed.
-    journal = db_app.state.settings.var_dir / JOURNAL_NAME
-    journal_opt_out(journal, CALLER_NUMBER, True, "STOP", utcnow())
-    db_caller.call()
-    heard = db_caller.press("8")
-    assert heard.words[0] == "Sorry, we can't send a text message to this phone."
-    assert outbox(database) == []
+    # Another process on this machine took a STOP while the database was away: it waits in
+    # that process's spool, where every process looks before texting.
+    down = Database("postgresql+psycopg://postgres@127.0.0.1:1/down")
+    other = Spool(db_app.state.settings.spool_dir, lambda: down)
+    try:
+        assert other.submit([OptOutChanged(CALLER_NUMBER, True, "STOP", utcnow())], durable=True)
+        db_caller.call()
+        heard = db_caller.press("8")
+        assert heard.words[0] == "Sorry, we can't send a text message to this phone."
+        assert outbox(database) == []
+    finally:
+        other.close(timeout=1)
+        down.dispose()
 
 
 def test_records_still_waiting_are_written_when_the_app_stops(
     db_app: FastAPI, database: Database
 ) -> None:
-    # The writer would wait half a minute for more; stopping the app writes what it holds.
-    db_app.state.call_writer = CallWriter(linger=30)
+    # The spool would wait half a minute for more; stopping the app writes what it holds.
+    db_app.state.spool = Spool(db_app.state.settings.spool_dir, linger=30)
     params = {"CallSid": "CA" + "9" * 32, "From": CALLER_NUMBER, "To": LINE_NUMBER}
     url = PUBLIC_BASE + "/twilio/voice"
     headers = {

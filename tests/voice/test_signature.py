@@ -116,9 +116,10 @@ def client_from(app: FastAPI, address: tuple[str, int], base_url: str) -> Iterat
         transport = httpx.ASGITransport(app=app, client=address)
         client = httpx.AsyncClient(transport=transport, base_url=base_url)
         try:
-            yield AppClient(portal, client)
+            yield AppClient(portal, client, app)
         finally:
             portal.call(client.aclose)
+            app.state.spool.close()
 
 
 @pytest.fixture
