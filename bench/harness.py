@@ -46,7 +46,13 @@ DEFAULT_CALL_SCRIPT: tuple[tuple[str, str], ...] = (
     ("dial", "completed"),
 )
 # A caller who asks for every number by text (queues one outbox text) and hangs up.
-TEXT_ME_CALL_SCRIPT: tuple[tuple[str, str], ...] = (("digits", "8"),)
+TEXT_ME_CALL_SCRIPT: tuple[tuple[str, str], ...] = (
+    ("digits", "2"),
+    ("digits", "1"),
+    ("digits", "8"),
+)
+"""Press 8 at the coordinator: one number, so one text of one message (the first menu's 8, all
+the numbers, goes out as two messages, so two outbox rows)."""
 DEFAULT_TEXT_SCRIPT: tuple[str, ...] = ("hi", "1", "#", "2", "menu")
 
 

@@ -90,6 +90,8 @@ class Simulation:
         for contact_id in turn.texts:
             contact = self.flow.contacts[contact_id]
             lines.append(f"[texts the caller: {contact_card(contact, lang)}]")
+        if turn.callback is not None:
+            lines.append(f"[asks staff to call the caller back: {turn.callback} did not answer]")
         if turn.ending == "dial":
             lines.append(f"[connects to {turn.dial_number}]")
             lines.append("(how did the transfer end? " + ", ".join(DIAL_STATUSES) + ")")

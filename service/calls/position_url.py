@@ -1,6 +1,8 @@
 """Where a call is in the flow, carried in the query string of the signed action URL.
 
-`/twilio/voice?at=<node>&lang=<en|es>&m=<misses>&s=<state>&c=<contact>&l=<line>`
+`/twilio/voice?at=<node>&lang=<en|es>&m=<misses>&s=<state>&c=<contact>&l=<line>&h=<0|1>`
+
+(`h`: the caller has heard a part of the handout, so silence ends with a goodbye.)
 
 Twilio signs the whole URL it posts to, so a caller cannot change their position; the URL is
 still treated as untrusted (an old URL after the flow file changed, a hand-made request with a
@@ -23,6 +25,7 @@ MISSES_PARAM = "m"
 STATE_PARAM = "s"
 CONTACT_PARAM = "c"
 LINE_PARAM = "l"
+HEARD_PARAM = "h"
 
 STATES: tuple[State, ...] = ("menu", "dialing", "retry")
 MAX_ID_CHARS = 64
@@ -41,6 +44,7 @@ def encode(position: Position) -> str:
             STATE_PARAM: position.state,
             CONTACT_PARAM: position.contact or "",
             LINE_PARAM: position.line,
+            HEARD_PARAM: int(position.heard),
         }
     )
 
@@ -72,6 +76,7 @@ def decode(params: Mapping[str, Any], default_lang: str) -> Position | None:
         state=state,
         contact=contact if state != "menu" else None,
         line=_small_int(params.get(LINE_PARAM), MAX_LINE),
+        heard=_text(params.get(HEARD_PARAM)) == "1",
     )
 
 

@@ -34,7 +34,6 @@ from service.db import DATABASE_ERRORS, Database, describe_error
 from service.flowengine import Flow, Position, start, step
 from service.flowengine.effects import Effect
 from service.flowengine.engine import hints
-from service.flowengine.phrases import phrase
 from service.flowengine.position import (
     DialEnded,
     DialStatus,
@@ -44,7 +43,7 @@ from service.flowengine.position import (
     Speech,
     Start,
 )
-from service.flowengine.render import VoiceTurn, contact_card, render_voice
+from service.flowengine.render import VoiceTurn, render_voice, voice_text_body
 from service.metrics import DB_ERRORS
 from service.models import CallEventKind, OutboxKind, utcnow
 from service.outbound.outbox import OutboxQueued
@@ -228,10 +227,9 @@ def textable_number(raw: str) -> str | None:
 
 
 def text_body(flow: Flow, lang: str, contacts: tuple[str, ...]) -> str:
-    """The text a caller gets: where it comes from, the contact cards, how to stop."""
-    cards = [contact_card(flow.contacts[c], lang) for c in contacts if c in flow.contacts]
-    intro = phrase(lang, "voice_text_intro", title=flow.title.get(lang, flow.name))
-    return "\n".join([intro, *cards, phrase(lang, "sms_opt_in")])
+    """The text a caller gets: where it comes from, the contact cards, how to stop (written by
+    the engine's renderer, so `phoneline flows check` measures the same text)."""
+    return voice_text_body(flow, lang, contacts)
 
 
 def text_dedupe_key(call_sid: str, node: str, contacts: tuple[str, ...]) -> str:
@@ -323,6 +321,8 @@ def turn_facts(flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> list[C
         happened(CallEventKind.MENU, after.node)
     if turn.texted:
         happened(CallEventKind.TEXT_QUEUED, after.node, ",".join(turn.texted))
+    if said.callback:
+        happened(CallEventKind.CALLBACK_REQUEST, after.node, said.callback)
     if said.ending == "dial" and said.contact and said.dial_number:
         facts.append(CallTransferred(sid, at, said.contact, said.dial_number, after.node))
     if said.ending == "hangup":

@@ -1,8 +1,11 @@
 """A text reply into messages and TwiML: effects -> `render_sms` -> `pack` -> `<Message>`s.
 
-Each message is at most 4 segments, counted honestly (one accented character makes the whole
-message UCS-2, 70 characters a segment); a long reply is split between lines into several
-messages. "Send nothing" (a number that opted out) is an empty `<Response/>`.
+Segments are counted honestly (one accented character makes the whole message UCS-2, 67
+characters a segment once it is long). A message is at most 2 segments in English and 3 in
+Spanish: English is written in GSM-7 and Spanish needs UCS-2, so the limit follows from the
+message's own encoding (`segments.MESSAGE_SEGMENTS`), and `phoneline flows check` holds every
+text of a flow, per language, to its flow's limits. A longer reply is split between lines into
+several messages. "Send nothing" (a number that opted out) is an empty `<Response/>`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from service.flowengine.effects import Effect
 from service.flowengine.render import render_sms
 from service.flowengine.segments import count_segments, pack
 
-MAX_SEGMENTS = 4
 TWIML_MEDIA_TYPE = "application/xml"
 
 
@@ -23,7 +25,7 @@ def messages_for(text: str | None) -> list[str]:
     """The messages a reply goes out as (none for None or an empty reply)."""
     if not text or not text.strip():
         return []
-    return pack(text, max_segments=MAX_SEGMENTS)
+    return pack(text)
 
 
 def messages_for_effects(

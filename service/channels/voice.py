@@ -13,6 +13,15 @@ Twilio's documented behaviour this relies on (TwiML Voice reference, <Gather> an
   answered, busy, no-answer, failed, canceled) and `DialCallDuration`.
 - `callerId` must be the calling number, the called number or a verified number (error 13214),
   and carriers sometimes send an invalid caller ID on incoming calls: see `caller_id_for`.
+
+A phone number in a line is read slowly, in its groups: SSML inside the `<Say>` (twilio's `Say`
+builders), using only what Amazon Polly's neural voices (Joanna-Neural, Lupe-Neural) support in
+full, because an unsupported tag makes Polly say that sentence in the standard voice instead
+(Polly, "Supported SSML tags"): `<break>` (full availability on neural voices) between the
+groups, and `<prosody rate>` (prosody is "partial" on neural voices: volume and rate work,
+pitch does not) to slow the digits. No `<say-as>`: its `characters` form falls back to the
+standard voice, and digits separated by spaces are already read one by one. The words are the
+same as the plain line (SSML only adds pauses), so the simulator prints what a caller hears.
 """
 
 from __future__ import annotations
@@ -21,11 +30,11 @@ import functools
 from collections.abc import Sequence
 from xml.sax.saxutils import quoteattr
 
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, Say, VoiceResponse
 
 from service.flowengine.model import Contact
 from service.flowengine.phrases import PHRASES, phrase
-from service.flowengine.render import VoiceTurn, numbers_read_aloud, spoken_digits
+from service.flowengine.render import SPOKEN_NUMBER, VoiceTurn, numbers_read_aloud, spoken_digits
 from service.phone import e164_of, parse_valid
 
 SAY_LANGUAGES = {"en": "en-US", "es": "es-US"}
@@ -36,6 +45,10 @@ GATHER_TIMEOUT_SECONDS = 6
 DIAL_TIMEOUT_SECONDS = 25
 MAX_HINT_CHARS = 100
 FALLBACK_LANGUAGES = ("en", "es")
+NUMBER_RATE = "85%"
+"""How fast a phone number is read, against the voice's normal rate."""
+GROUP_PAUSE = "400ms"
+"""The pause between the groups of a phone number ("8 0 4" · "8 2 8" · "7 9 9 9")."""
 
 
 # "Para español, oprima 9." in an English menu is Spanish: said in the Spanish voice.
@@ -46,10 +59,36 @@ LANGUAGE_OFFERS = {
 }
 
 
-def say(response: VoiceResponse, text: str, lang: str) -> None:
-    """A `<Say>` in `lang`'s language and voice (English for a language we have no voice for)."""
+def say(response: VoiceResponse | Gather, text: str, lang: str) -> None:
+    """A `<Say>` in `lang`'s language and voice (English for a language we have no voice for),
+    with any phone number in it read slowly, a pause between its groups."""
     known = lang if lang in SAY_LANGUAGES else DEFAULT_LANG
-    response.say(text, language=SAY_LANGUAGES[known], voice=SAY_VOICES[known])
+    numbers = list(SPOKEN_NUMBER.finditer(text))
+    if not numbers:
+        response.say(text, language=SAY_LANGUAGES[known], voice=SAY_VOICES[known])
+        return
+    said = response.say(language=SAY_LANGUAGES[known], voice=SAY_VOICES[known])
+    at = 0
+    for number in numbers:
+        if number.start() > at:
+            said.append(text[at : number.start()])
+        _slowly(said, number.group())
+        at = number.end()
+    if at < len(text):
+        said.append(text[at:])
+
+
+def _slowly(said: Say, number: str) -> None:
+    """`8 0 4, 8 2 8, 7 9 9 9` as `<prosody rate>` with a `<break>` after each comma: the
+    same words, said slower and in groups."""
+    slow = said.prosody(rate=NUMBER_RATE)
+    groups = number.split(", ")
+    for index, group in enumerate(groups):
+        if index:
+            slow.break_(time=GROUP_PAUSE)
+        lead = " " if index else ""
+        comma = "," if index < len(groups) - 1 else ""
+        slow.append(f"{lead}{group}{comma}")
 
 
 def render_turn(
@@ -129,18 +168,21 @@ def fallback(number: str, caller_id: str | None = None) -> str:
     return _xml(response)
 
 
-def call_back_twiml(contact: Contact, lang: str) -> str:
-    """TwiML for a call placed to a texter who asked to be called (CALL): it says whom they are
-    being connected to and dials that contact's lines at once (the first to answer takes it),
-    in the voice line's voices."""
+def call_back_twiml(contact: Contact, lang: str, program: str | None = None) -> str:
+    """TwiML for a call placed to a texter who asked to be called (CALL): before it connects,
+    it says who is calling and why; then it dials that contact's lines at once (the first to
+    answer takes it), in the voice line's voices. After the dial (unanswered, or after the
+    conversation) the caller hears the number to call, twice, and a goodbye."""
     response = VoiceResponse()
-    say(response, phrase(lang, "connecting", name=contact.name[lang]), lang)
+    name = contact.name[lang]
+    intro = phrase(lang, "call_back_intro", program=program or phrase(lang, "program"), name=name)
+    say(response, intro, lang)
     dial = response.dial(timeout=DIAL_TIMEOUT_SECONDS)
     for number in contact.numbers:
         dial.number(number)
-    # Heard when the dial ends (unanswered, or after the conversation): the number to call.
-    lines = range(len(contact.numbers))
-    say(response, numbers_read_aloud(contact, lang, "call_them_at", lines), lang)
+    for line in numbers_read_aloud(contact, lang, "call_them_at", range(len(contact.numbers))):
+        say(response, line, lang)
+    say(response, phrase(lang, "goodbye"), lang)
     return _xml(response)
 
 

@@ -18,8 +18,21 @@ class Say:
 
 
 @dataclass(frozen=True)
+class NotUnderstood(Say):
+    """An apology for words (spoken or texted) the line could not match to any choice: said
+    like any `Say`; the SMS line also marks the text for staff to look at."""
+
+
+@dataclass(frozen=True)
+class EmergencyWarning(Say):
+    """Words that sounded like an emergency: call 911 (the line never dials it), and how to
+    reach a person."""
+
+
+@dataclass(frozen=True)
 class ReadNumber:
-    """A contact's numbers: read out digit by digit on the phone, written out in a text."""
+    """A contact's numbers given as information: read out slowly and said twice on the phone,
+    written out in a text."""
 
     contact: str
     lead: str = "number_is"
@@ -32,27 +45,51 @@ class Choice:
     label: str
     language: str | None = None
     """Set when the choice is offered in another language ("Para español, oprima 9.")."""
+    sms_label: str | None = None
+    """How a text menu writes it, when the spoken label does not suit a text."""
 
 
 @dataclass(frozen=True)
 class Menu:
-    """Offer these choices and wait for the next input."""
+    """Offer these choices and wait for the next input.
+
+    On the phone every menu ends by saying how to reach a person (0); a text menu ends with the
+    same in its footer. Those lines are the renderer's, so no menu can leave them out."""
 
     node: str
     choices: tuple[Choice, ...]
     announce_keys: bool = False
-    """Name the keys that work everywhere (0, star, pound): once, at the start of a call."""
+    """Name the keys that work everywhere (star, pound, 0): once, at the start of a call."""
+    back: bool = False
+    """Say how to go back (a leaf: nothing more to hear below it)."""
+    person: bool = True
+    """End with "to talk with a person, press 0" (not when the person did not answer)."""
 
 
 @dataclass(frozen=True)
 class Connect:
     """Put the caller through to one line of a contact.
 
-    On SMS: give the number and offer a call back.
+    On SMS (0 for a person): give the number and offer a call back.
     """
 
     contact: str
     line: int = 0
+
+
+@dataclass(frozen=True)
+class PlaceCallBack:
+    """SMS only: call the texter now and connect them to this contact (as the CALL keyword does)."""
+
+    contact: str
+
+
+@dataclass(frozen=True)
+class RequestCallBack:
+    """Voice only: the caller asked to be called back after `contact` did not answer; staff
+    follow it up (the call's record carries it)."""
+
+    contact: str
 
 
 @dataclass(frozen=True)
@@ -67,4 +104,4 @@ class HangUp:
     """End the call after a goodbye; the goodbye is the `Say` just before."""
 
 
-Effect = Say | ReadNumber | Menu | Connect | TextContacts | HangUp
+Effect = Say | ReadNumber | Menu | Connect | PlaceCallBack | RequestCallBack | TextContacts | HangUp

@@ -2,14 +2,14 @@
 
 Pure: no I/O, no clock (the caller passes `now`), no knowledge of Twilio, HTTP or databases.
 Everything a caller can do that the flow file does not mention (reserved keys, wrong keys, silence,
-dial outcomes)
-is handled here, so no flow can forget it.
+dial outcomes, words that sound like an emergency) is handled here, so no flow can forget it.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -18,14 +18,27 @@ from service.flowengine.effects import (
     Choice,
     Connect,
     Effect,
+    EmergencyWarning,
     HangUp,
     Menu,
+    NotUnderstood,
+    PlaceCallBack,
     ReadNumber,
+    RequestCallBack,
     Say,
     TextContacts,
 )
 from service.flowengine.model import Contact, Flow, Node, Option
-from service.flowengine.phrases import PHRASES, SPOKEN_WORDS, STOPWORDS, phrase
+from service.flowengine.phrases import (
+    FILLER_WORDS,
+    LONG_TEXT_WORDS,
+    PERSON_KEY,
+    PHRASES,
+    SHORT_TEXT_WORDS,
+    SPOKEN_WORDS,
+    phrase,
+    sounds_like_emergency,
+)
 from service.flowengine.position import (
     MAX_MISSES,
     DialEnded,
@@ -38,16 +51,20 @@ from service.flowengine.position import (
     Start,
 )
 
-OPERATOR_KEY = "0"
+OPERATOR_KEY = PERSON_KEY
 REPEAT_KEY = "*"
 BACK_KEY = "#"
 LANGUAGE_KEY = "9"
 RESERVED_KEYS = frozenset({OPERATOR_KEY, REPEAT_KEY, BACK_KEY})
 RETRY_KEY = "1"
+CALL_BACK_KEY = "2"
 TEXT_KEY = "8"
 
 MENU_WORDS = frozenset({"menu", "menú", "inicio", "start over", "main menu", "menu principal"})
 BACK_WORDS = frozenset({"back", "atras", "atrás", "regresar", "volver"})
+
+EXPLICIT_WORD_WEIGHT = 2
+"""A word the flow lists for an option (or a contact) counts twice a word of its label."""
 
 Step = tuple[Position, tuple[Effect, ...]]
 
@@ -62,20 +79,17 @@ def step(flow: Flow, position: Position, event: Input, now: datetime | None = No
     position = _sanitize(flow, position)
     match event:
         case Start():
-            return _present(flow, position.at(flow.start), announce=position.channel == "voice")
+            return _present(flow, position.at(flow.start), greet=True)
         case DialEnded(status=status):
             if position.state == "dialing" and position.contact is not None:
                 return _dial_ended(flow, position, status, now)
             return _present(flow, position.at(position.node))
         case Silence():
-            return _missed(flow, position, phrase(position.lang, "no_input"), now)
+            return _missed(flow, position, Say(phrase(position.lang, "no_input")), now)
         case Key(key=key):
             return _on_key(flow, position, key.strip(), now)
         case Speech(text=text):
-            chosen = match_words(flow, position, text)
-            if chosen is None:
-                return _missed(flow, position, phrase(position.lang, "not_understood"), now)
-            return _on_key(flow, position, chosen, now)
+            return _on_words(flow, position, text, now)
         case Reply(text=text):
             return _on_reply(flow, position, text, now)
 
@@ -84,35 +98,73 @@ def step(flow: Flow, position: Position, event: Input, now: datetime | None = No
 
 
 def choices(flow: Flow, position: Position) -> tuple[Choice, ...]:
-    """The choices offered at a position, in the order they are read out."""
+    """The choices offered at a position, in the order they are read out (the keys that work
+    everywhere, 0, star and pound, are the renderer's closing lines, not choices)."""
+    lang = position.lang
     if position.state == "retry" and position.contact is not None:
-        offered = [Choice(RETRY_KEY, phrase(position.lang, "retry"))]
-        offered.append(Choice(TEXT_KEY, phrase(position.lang, "text_number")))
-        if position.contact != flow.operator:
-            offered.append(Choice(OPERATOR_KEY, phrase(position.lang, "operator")))
-        offered.append(Choice(BACK_KEY, phrase(position.lang, "back_to_menu")))
+        several = len(flow.contacts[position.contact].numbers) > 1
+        offered = [
+            Choice(RETRY_KEY, phrase(lang, "retry")),
+            Choice(TEXT_KEY, phrase(lang, "text_numbers" if several else "text_number")),
+            Choice(BACK_KEY, phrase(lang, "back")),
+            # Last, so a caller whose person did not answer hears how to reach one at the end.
+            Choice(CALL_BACK_KEY, phrase(lang, "call_back")),
+        ]
         return tuple(offered)
     node = flow.nodes[position.node]
-    offered = []
+    offered = [
+        Choice(
+            option.key,
+            option.label[lang],
+            sms_label=option.sms_label[lang] if option.sms_label else None,
+        )
+        for option in _options(node, position.channel)
+    ]
     other = _other_language(flow, position)
     if other is not None:
-        offered.append(Choice(LANGUAGE_KEY, PHRASES[other]["language_name"], language=other))
-    offered.extend(Choice(option.key, option.label[position.lang]) for option in node.options)
+        # Offered at once to a caller in the default language ("Para español, oprima 9."),
+        # after the options to one who already chose another.
+        language = Choice(LANGUAGE_KEY, PHRASES[other]["language_name"], language=other)
+        if lang == flow.default_language:
+            offered.insert(0, language)
+        else:
+            offered.append(language)
     return tuple(offered)
 
 
-def _present(flow: Flow, position: Position, *, announce: bool = False) -> Step:
+def _menu(flow: Flow, position: Position, *, announce: bool = False) -> Menu:
+    offered = choices(flow, position)
+    if position.state == "retry":
+        return Menu(position.node, offered, person=position.contact != flow.operator)
     node = flow.nodes[position.node]
-    text = node.sms if position.channel == "sms" and node.sms else node.say
-    effects: list[Effect] = [Say(text[position.lang])]
+    leaf = node.id != flow.start and not any(
+        option.goto for option in _options(node, position.channel)
+    )
+    return Menu(node.id, offered, announce_keys=announce, back=leaf)
+
+
+def _present(flow: Flow, position: Position, *, greet: bool = False) -> Step:
+    """A node's words, its contact's number and its menu. The first menu's greeting (and its
+    emergency line) is said only when a call starts or changes language: star and pound
+    there give the menu again, not the greeting."""
+    node = flow.nodes[position.node]
+    at_start = node.id == flow.start
+    effects: list[Effect] = []
+    if position.channel == "sms":
+        effects.append(Say((node.sms or node.say)[position.lang]))
+    elif greet or not at_start:
+        effects.append(Say(node.say[position.lang]))
     if node.contact is not None:
         effects.append(ReadNumber(node.contact))
-    effects.append(Menu(node.id, choices(flow, position), announce_keys=announce))
+    if not at_start:
+        position = replace(position, heard=True)
+    voice_start = greet and position.channel == "voice"
+    effects.append(_menu(flow, position, announce=voice_start))
     return position, tuple(effects)
 
 
 def _menu_again(flow: Flow, position: Position, *before: Effect) -> Step:
-    return position, (*before, Menu(position.node, choices(flow, position)))
+    return position, (*before, _menu(flow, position))
 
 
 # -- input --------------------------------------------------------------------------------------
@@ -120,18 +172,47 @@ def _menu_again(flow: Flow, position: Position, *before: Effect) -> Step:
 
 def _on_reply(flow: Flow, position: Position, text: str, now: datetime | None) -> Step:
     words = _normalize(text)
+    sorry = NotUnderstood(phrase(position.lang, "sms_not_understood"))
     if not words:
-        return _menu_again(flow, position, Say(phrase(position.lang, "sms_not_understood")))
+        return _menu_again(flow, position, sorry)
+    if sounds_like_emergency(text):
+        return _menu_again(flow, position, _emergency(flow, position))
     if words in MENU_WORDS:
         return _present(flow, position.at(flow.start))
     if words in BACK_WORDS:
         return _on_key(flow, position, BACK_KEY, now)
     if len(words) == 1 and (words.isdigit() or words in RESERVED_KEYS):
         return _on_key(flow, position, words, now)
+    return _on_words(flow, position, text, now, sorry=sorry)
+
+
+def _on_words(
+    flow: Flow,
+    position: Position,
+    text: str,
+    now: datetime | None,
+    *,
+    sorry: Say | None = None,
+) -> Step:
+    """Spoken (or texted) words: a choice of this menu, else a topic of the first menu or a
+    contact named from anywhere, else "sorry"; words of an emergency get the 911 line."""
+    if sounds_like_emergency(text):
+        return _menu_again(flow, position, _emergency(flow, position))
     key = match_words(flow, position, text)
-    if key is None:
-        return _menu_again(flow, position, Say(phrase(position.lang, "sms_not_understood")))
-    return _on_key(flow, position, key, now)
+    if key is not None:
+        return _on_key(flow, position, key, now)
+    node = match_elsewhere(flow, position, text)
+    if node is not None:
+        return _present(flow, position.at(node))
+    apology = sorry or NotUnderstood(phrase(position.lang, "not_understood"))
+    return _missed(flow, position, apology, now)
+
+
+def _emergency(flow: Flow, position: Position) -> EmergencyWarning:
+    if position.channel == "voice":
+        return EmergencyWarning(phrase(position.lang, "emergency"))
+    operator = flow.contacts[flow.operator]
+    return EmergencyWarning(phrase(position.lang, "sms_emergency", coordinator=operator.display[0]))
 
 
 def _on_key(flow: Flow, position: Position, key: str, now: datetime | None) -> Step:
@@ -152,11 +233,12 @@ def _on_key(flow: Flow, position: Position, key: str, now: datetime | None) -> S
             return _connect(flow, position, position.contact, 0, now)
         if key == TEXT_KEY:
             return _menu_again(flow, replace(position, misses=0), TextContacts((position.contact,)))
+        if key == CALL_BACK_KEY:
+            return _call_back_requested(flow, position, position.contact)
         return _wrong_key(flow, position, key, now)
     if key == LANGUAGE_KEY and (other := _other_language(flow, position)) is not None:
-        switched = replace(position.at(flow.start), lang=other)
-        return _present(flow, switched, announce=position.channel == "voice")
-    option = _option(flow.nodes[position.node], key)
+        return _present(flow, replace(position.at(flow.start), lang=other), greet=True)
+    option = _option(flow.nodes[position.node], key, position.channel)
     if option is None:
         return _wrong_key(flow, position, key, now)
     return _choose(flow, position, option, now)
@@ -166,43 +248,61 @@ def _choose(flow: Flow, position: Position, option: Option, now: datetime | None
     if option.goto is not None:
         return _present(flow, position.at(option.goto))
     if option.connect is not None:
+        if position.channel == "sms" and is_open(flow.contacts[option.connect], now):
+            return position, (PlaceCallBack(option.connect),)
         return _connect(flow, position, option.connect, 0, now)
     if option.text:
         if position.channel == "sms":
             return position, (TextContacts(option.text),)
         return _menu_again(flow, replace(position, misses=0), TextContacts(option.text))
     if option.language is not None:
-        switched = replace(position.at(flow.start), lang=option.language)
-        return _present(flow, switched, announce=position.channel == "voice")
+        return _present(flow, replace(position.at(flow.start), lang=option.language), greet=True)
     return position, (Say(phrase(position.lang, "goodbye")), HangUp())
 
 
 def _wrong_key(flow: Flow, position: Position, key: str, now: datetime | None) -> Step:
     spoken = {"*": phrase(position.lang, "star"), "#": phrase(position.lang, "pound")}.get(key, key)
-    return _missed(flow, position, phrase(position.lang, "not_an_option", key=spoken), now)
+    return _missed(flow, position, Say(phrase(position.lang, "not_an_option", key=spoken)), now)
 
 
-def _missed(flow: Flow, position: Position, sorry: str, now: datetime | None) -> Step:
-    """A silence, a wrong key or words not understood: say so, and after too many, get a person."""
+def _missed(flow: Flow, position: Position, sorry: Say, now: datetime | None) -> Step:
+    """A silence, a wrong key or words not understood: say so and give the menu again. After
+    too many: a caller who has heard nothing yet is put through to a person; one who has heard
+    a part of the handout (or whose person did not answer) gets the number and a goodbye."""
     if position.channel == "sms":
-        return _menu_again(flow, position, Say(sorry))
+        return _menu_again(flow, position, sorry)
     missed = replace(position, misses=position.misses + 1)
     if missed.misses < MAX_MISSES:
-        return _menu_again(flow, missed, Say(sorry))
+        return _menu_again(flow, missed, sorry)
     if position.state == "retry" and position.contact is not None:
-        return missed, _farewell_with_number(flow, position, position.contact)
+        return missed, (sorry, *_farewell_with_number(position.contact, position.lang))
     operator = flow.contacts[flow.operator]
-    if not is_open(operator, now):
-        return missed, _farewell_with_number(flow, position, flow.operator)
+    if position.heard or position.node != flow.start or not is_open(operator, now):
+        return missed, (sorry, *_farewell_with_number(flow.operator, position.lang))
     return _connect(
-        flow, missed, flow.operator, 0, now, Say(phrase(position.lang, "too_many_misses"))
+        flow, missed, flow.operator, 0, now, sorry, Say(phrase(position.lang, "too_many_misses"))
     )
 
 
-def _farewell_with_number(flow: Flow, position: Position, contact_id: str) -> tuple[Effect, ...]:
+def _farewell_with_number(contact_id: str, lang: str) -> tuple[Effect, ...]:
     return (
         ReadNumber(contact_id, lead="call_them_at"),
-        Say(phrase(position.lang, "goodbye")),
+        Say(phrase(lang, "goodbye")),
+        HangUp(),
+    )
+
+
+def _call_back_requested(flow: Flow, position: Position, contact_id: str) -> Step:
+    """The caller asked for a call back after `contact_id` did not answer: staff will call;
+    the number again, in case they would rather call themselves; goodbye."""
+    contact = flow.contacts[contact_id]
+    lang = position.lang
+    return position.at(position.node), (
+        RequestCallBack(contact_id),
+        Say(phrase(lang, "call_back_asked")),
+        Say(phrase(lang, "call_yourself", name=contact.name[lang])),
+        ReadNumber(contact_id),
+        Say(phrase(lang, "goodbye")),
         HangUp(),
     )
 
@@ -245,8 +345,8 @@ def _dial_ended(flow: Flow, position: Position, status: str, now: datetime | Non
     if position.line + 1 < len(contact.numbers):
         trying = (Say(phrase(position.lang, what)), Say(phrase(position.lang, "trying_other_line")))
         return _connect(flow, position, position.contact, position.line + 1, now, *trying)
-    retry = replace(position, state="retry", misses=0)
-    return _menu_again(flow, retry, Say(phrase(position.lang, what)))
+    retry = replace(position, state="retry", misses=0, heard=True)
+    return _menu_again(flow, retry, Say(phrase(position.lang, what)), ReadNumber(contact.id))
 
 
 def is_open(contact: Contact, now: datetime | None) -> bool:
@@ -264,36 +364,97 @@ def is_open(contact: Contact, now: datetime | None) -> bool:
 
 
 def match_words(flow: Flow, position: Position, text: str) -> str | None:
-    """The key that spoken (or texted) words choose at this position, if they clearly choose one."""
+    """The key that spoken (or texted) words choose at this position, if they clearly choose one.
+
+    Filler words never count. A digit or a command word ("repeat", "two") chooses only in a
+    short sentence; asking for a person ("someone", "operator") in any. Otherwise each option
+    scores its words (the flow's words for it count double, and the words of the contact it
+    leads to): the best must beat the second, and a long sentence needs more than one word
+    of its label to agree."""
     tokens = _normalize(text).split()
+    meaningful = [token for token in tokens if token not in FILLER_WORDS]
     spoken = SPOKEN_WORDS.get(position.lang, {})
-    for token in tokens:
-        if token.isdigit() and len(token) == 1:
-            return token
-    for token in tokens:
-        if token in spoken:
-            return spoken[token]
+    if any(spoken.get(token) == OPERATOR_KEY for token in tokens):
+        return OPERATOR_KEY
+    if len(meaningful) <= SHORT_TEXT_WORDS:
+        keys = {token for token in tokens if len(token) == 1 and token.isdigit()}
+        keys |= {spoken[token] for token in tokens if token in spoken}
+        if len(keys) == 1:
+            return keys.pop()
+        if keys:
+            return None
     if position.state != "menu":
         return None
-    wanted = {token for token in tokens if token not in STOPWORDS}
-    scores: dict[str, int] = {}
-    for option in flow.nodes[position.node].options:
-        vocabulary = set(_normalize(option.label[position.lang]).split()) - STOPWORDS
-        vocabulary |= {_normalize(word) for word in option.words.get(position.lang, ())}
-        score = len(wanted & vocabulary)
-        if score:
-            scores[option.key] = score
-    if not scores:
+    node = flow.nodes[position.node]
+    scored = {
+        option.key: _vocabulary(flow, option, position.lang)
+        for option in _options(node, position.channel)
+    }
+    return _clear_winner(scored, meaningful)
+
+
+def match_elsewhere(flow: Flow, position: Position, text: str) -> str | None:
+    """The node that words lead to when no choice of this menu matches them: a topic of the
+    first menu ("what do I need to bring") or a contact named from anywhere ("library")."""
+    if position.state != "menu":
         return None
-    best = max(scores.values())
-    winners = [key for key, score in scores.items() if score == best]
-    return winners[0] if len(winners) == 1 else None
+    meaningful = [token for token in _normalize(text).split() if token not in FILLER_WORDS]
+    targets: dict[str, dict[str, int]] = {}
+    for option in flow.nodes[flow.start].options:
+        if option.goto is not None and option.goto != position.node:
+            targets[option.goto] = _vocabulary(flow, option, position.lang)
+    for contact_id, node_id in flow.home_of.items():
+        if node_id != position.node:
+            words = _contact_words(flow.contacts[contact_id], position.lang)
+            known = targets.setdefault(node_id, {})
+            for word, weight in words.items():
+                known[word] = max(known.get(word, 0), weight)
+    return _clear_winner(targets, meaningful)
+
+
+def _clear_winner(vocabularies: dict[str, dict[str, int]], meaningful: list[str]) -> str | None:
+    wanted = set(meaningful)
+    scores = {
+        choice: sum(weight for word, weight in words.items() if word in wanted)
+        for choice, words in vocabularies.items()
+    }
+    ranked = sorted((score for score in scores.values() if score), reverse=True)
+    if not ranked or (len(ranked) > 1 and ranked[0] == ranked[1]):
+        return None
+    if len(meaningful) > LONG_TEXT_WORDS and ranked[0] < EXPLICIT_WORD_WEIGHT:
+        return None
+    return next(choice for choice, score in scores.items() if score == ranked[0])
+
+
+def _vocabulary(flow: Flow, option: Option, lang: str) -> dict[str, int]:
+    """An option's words and their weights: its labels', its own listed words (double), and
+    those of the contact it presents or connects to."""
+    words = dict.fromkeys(_content_words([option.label.get(lang, "")]), 1)
+    if option.sms_label:
+        words.update(dict.fromkeys(_content_words([option.sms_label.get(lang, "")]), 1))
+    for word in _content_words(option.words.get(lang, ())):
+        words[word] = EXPLICIT_WORD_WEIGHT
+    target = flow.nodes[option.goto].contact if option.goto in flow.nodes else option.connect
+    if target is not None and target in flow.contacts:
+        for word, weight in _contact_words(flow.contacts[target], lang).items():
+            words[word] = max(words.get(word, 0), weight)
+    return words
+
+
+def _contact_words(contact: Contact, lang: str) -> dict[str, int]:
+    return dict.fromkeys(_content_words(contact.words.get(lang, ())), EXPLICIT_WORD_WEIGHT)
+
+
+def _content_words(texts: Iterable[str]) -> list[str]:
+    return [word for text in texts for word in _normalize(text).split() if word not in FILLER_WORDS]
 
 
 def hints(flow: Flow, position: Position) -> tuple[str, ...]:
     """Words to help a speech recognizer at this position: the option labels, then the key words."""
     labels = [choice.label for choice in choices(flow, position) if choice.language is None]
-    keywords = [word for word, key in SPOKEN_WORDS.get(position.lang, {}).items() if key == "0"]
+    keywords = [
+        word for word, key in SPOKEN_WORDS.get(position.lang, {}).items() if key == OPERATOR_KEY
+    ]
     return (*labels, *keywords[:3])
 
 
@@ -305,8 +466,12 @@ def _normalize(text: str) -> str:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _option(node: Node, key: str) -> Option | None:
-    return next((option for option in node.options if option.key == key), None)
+def _options(node: Node, channel: str) -> tuple[Option, ...]:
+    return tuple(option for option in node.options if channel in option.channels)
+
+
+def _option(node: Node, key: str, channel: str) -> Option | None:
+    return next((option for option in _options(node, channel) if option.key == key), None)
 
 
 def _other_language(flow: Flow, position: Position) -> str | None:

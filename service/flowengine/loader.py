@@ -20,7 +20,17 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from service.flowengine.model import Contact, Flow, Hours, Node, OpenHours, Option, Text
+from service.flowengine.model import (
+    CHANNELS,
+    Contact,
+    Flow,
+    Hours,
+    Limits,
+    Node,
+    OpenHours,
+    Option,
+    Text,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "flows" / "schema.json"
 PACKAGED_SCHEMA = Path(__file__).with_name("schema.json")
@@ -143,8 +153,25 @@ def build(document: Document) -> Flow:
         nodes=nodes,
         content_hash=document.content_hash,
         parents=_parents(data["start"], nodes),
+        limits=_limits(data.get("limits", {}), languages),
     )
     return flow
+
+
+def _limits(raw: Mapping[str, Any], languages: Sequence[str]) -> Limits:
+    """The flow's own `limits:` over the line's defaults (`Limits`)."""
+    defaults = Limits()
+    segments = raw.get("sms_segments", defaults.sms_segments)
+    if isinstance(segments, int):
+        segments = dict.fromkeys(languages, segments)
+    return Limits(
+        start_words=int(raw.get("start_words_before_first_option", defaults.start_words)),
+        node_words=int(raw.get("words_before_first_option", defaults.node_words)),
+        first_menu_choices=int(raw.get("first_menu_choices", defaults.first_menu_choices)),
+        menu_choices=int(raw.get("menu_choices", defaults.menu_choices)),
+        sms_segments={**defaults.sms_segments, **{str(k): int(v) for k, v in segments.items()}},
+        sms_messages=int(raw.get("sms_messages", defaults.sms_messages)),
+    )
 
 
 def _text(raw: Mapping[str, str]) -> Text:
@@ -170,6 +197,7 @@ def _contact(contact_id: str, raw: Mapping[str, Any]) -> Contact:
         numbers=tuple(str(line["number"]) for line in raw["numbers"]),
         display=tuple(str(line["display"]) for line in raw["numbers"]),
         hours=hours,
+        words={lang: tuple(words) for lang, words in raw.get("words", {}).items()},
     )
 
 
@@ -184,6 +212,8 @@ def _node(node_id: str, raw: Mapping[str, Any]) -> Node:
             language=option.get("language"),
             hangup=bool(option.get("hangup", False)),
             words={lang: tuple(words) for lang, words in option.get("words", {}).items()},
+            sms_label=_text(option["sms_label"]) if "sms_label" in option else None,
+            channels=tuple(option.get("channels", CHANNELS)),
         )
         for option in raw.get("options", ())
     )

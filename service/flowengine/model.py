@@ -12,6 +12,8 @@ from functools import cached_property
 Text = dict[str, str]
 """Per-language text: {"en": "...", "es": "..."}."""
 
+CHANNELS = ("voice", "sms")
+
 
 @dataclass(frozen=True)
 class OpenHours:
@@ -41,6 +43,9 @@ class Contact:
     display: tuple[str, ...]
     """How each number is written for people, e.g. "(804) 828-7999"."""
     hours: Hours | None = None
+    words: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Words per language that name this contact ("library"): said or texted from any menu,
+    they lead to the part of the flow that gives its number."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,11 @@ class Option:
     hangup: bool = False
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Extra words per language a caller may say (or text) to choose this option."""
+    sms_label: Text | None = None
+    """How a text menu writes the option, when the spoken label ("be connected now") does
+    not suit a text."""
+    channels: tuple[str, ...] = CHANNELS
+    """Where the option is offered: a "get this number by text" is for callers only."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,30 @@ class Node:
     """Text for SMS when the spoken words do not suit a text message."""
     contact: str | None = None
     """A contact this node presents: its number is read out (voice) or written out (SMS)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The measured targets `phoneline flows check` holds a flow to (a flow file may set its
+    own under `limits:`; these are the line's)."""
+
+    start_words: int = 25
+    """Words a caller hears before the first "press 1" of the first menu (≈10 s), in every
+    language (in Spanish, after the caller pressed 9)."""
+    node_words: int = 150
+    """Words before the first option of any other menu."""
+    first_menu_choices: int = 5
+    """Choices on the first menu, besides 0 (a person) and 9 (the other language)."""
+    menu_choices: int = 6
+    """Choices on any other menu, besides the keys that work everywhere."""
+    sms_segments: dict[str, int] = field(default_factory=lambda: {"en": 2, "es": 3})
+    """Segments one text message may take, per language (Spanish is UCS-2: 67 characters a
+    segment, so it gets one more)."""
+    sms_messages: int = 2
+    """Messages one reply (or the text a caller asks for) may take."""
+
+    def segments_for(self, lang: str) -> int:
+        return self.sms_segments.get(lang, min(self.sms_segments.values(), default=2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,8 +118,19 @@ class Flow:
     content_hash: str
     parents: dict[str, str] = field(default_factory=dict)
     """Each node's parent for `#`: the node it is first reached from, breadth first from start."""
+    limits: Limits = field(default_factory=Limits)
 
     @cached_property
     def keeps_hours(self) -> bool:
         """Whether a contact keeps office hours: only then does a step depend on the time."""
         return any(contact.hours is not None for contact in self.contacts.values())
+
+    @cached_property
+    def home_of(self) -> dict[str, str]:
+        """Each contact's node: the first, breadth first from the start, that presents it."""
+        homes: dict[str, str] = {}
+        for node_id in (self.start, *self.parents):
+            node = self.nodes.get(node_id)
+            if node is not None and node.contact is not None:
+                homes.setdefault(node.contact, node_id)
+        return homes

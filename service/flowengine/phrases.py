@@ -2,10 +2,15 @@
 
 Flow files hold the content; these are the sentences the engine adds around it (menus, errors,
 transfers), so no flow can forget them. Every language here has every phrase (a test checks).
+
+Written to be heard once, by a frightened or older caller on a bad line: short sentences, the
+key last ("To go back, press pound."), numbers said twice. Spanish is US Spanish, usted.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Final
 
 PHRASES: Final[dict[str, dict[str, str]]] = {
@@ -14,60 +19,82 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "language_offer": "For English, press {key}.",
         "press": "To {label}, press {key}.",
         "announce_keys": (
-            "At any time, press 0 to talk with a person, star to repeat, or pound to go back."
+            "At any time, press star to repeat, pound to go back, or 0 to talk with a person."
         ),
         "not_an_option": "Sorry, {key} is not an option.",
         "not_understood": "Sorry, I didn't understand that.",
         "no_input": "Sorry, I didn't hear anything.",
+        "emergency": "If this is an emergency, hang up and dial 9 1 1.",
         "too_many_misses": "Let me connect you with someone who can help.",
         "number_is": "The number is {digits}.",
-        "numbers_are": "The numbers are {digits}.",
+        "number_nth": "The {nth} number is {digits}.",
+        "number_again": "Again, that's {digits}.",
+        "ordinals": "first second third fourth fifth",
         "connecting": "Connecting you to {name}.",
         "lines_busy": "The line is busy.",
         "no_answer": "No one answered.",
         "dial_failed": "The call could not be connected.",
         "trying_other_line": "Trying the other line.",
         "retry": "try again",
-        "other_line": "try the other line",
+        "call_back": "ask for a call back",
         "text_number": "get the number by text",
+        "text_numbers": "get the numbers by text",
         "operator": "talk with a person",
-        "back_to_menu": "go back to the menu you were in",
-        "texting": "We will text you these numbers in a moment.",
-        "texting_later": "We will text you these numbers as soon as we can.",
+        "back": "go back",
+        "texting": "We will send you a text message in a moment.",
+        "texting_later": "We will send you a text message as soon as we can.",
         "cannot_text": "Sorry, we can't send a text message to this phone.",
+        "call_back_asked": (
+            "Thank you. A staff member will call you back at the number you are calling from, "
+            "as soon as they can."
+        ),
+        "call_yourself": "You can also call {name} yourself.",
         "closed": "{name} is closed right now. Hours: {hours}.",
-        "call_them_at": "You can call {name} at {digits}.",
+        "call_them_at": "You can call {name}.",
         "goodbye": "Thank you for calling. Take care. Goodbye.",
         "star": "star",
         "pound": "pound",
+        "program": "VCU Massey's Second Opinion Line",
+        "call_back_intro": (
+            "Hello. This is {program}, calling because you asked by text to talk with {name}. "
+            "Please stay on the line while we connect you."
+        ),
         # SMS
         "sms_footer": "Reply # to go back, 0 for a person.",
-        "sms_footer_start": "Reply with a number, or 0 for a person.",
+        "sms_footer_start": "Reply with a number, 0 for a person.",
         "sms_call_back": "Reply CALL and we will call you and connect you.",
-        "sms_not_understood": "Sorry, we didn't understand that.",
+        "sms_not_understood": "Sorry, we didn't understand that. In an emergency, call 911.",
         "sms_card": "{name}: {display}",
         "sms_card_or": " or ",
-        "sms_opt_in": "Msg&data rates may apply. Reply STOP to opt out, HELP for help.",
+        "sms_opt_in": (
+            "Msg frequency varies. Msg&data rates may apply. Reply STOP to opt out, HELP for help."
+        ),
         # SMS keywords (carrier rules) and the fixed replies of the text line
         "sms_help": (
-            "{program}: how to get a second opinion. Patient referral coordinator: "
-            "{coordinator}. Msg&data rates may apply. Reply STOP to opt out, MENU for the menu."
+            "{program}: help getting a second opinion. Questions? Call the patient referral "
+            "coordinator at {coordinator}. Msg frequency varies. Msg&data rates may apply. "
+            "Reply STOP to opt out, MENU for the menu."
         ),
         "sms_stopped": (
             "You are unsubscribed from {program}. No more messages will be sent. "
             "Reply START to resubscribe. For help call {coordinator}."
         ),
         "sms_started": (
-            "You are subscribed to {program} again. Msg&data rates may apply. "
-            "Reply MENU for the menu, HELP for help, STOP to opt out."
+            "You are subscribed to {program} again. Msg frequency varies. Msg&data rates may "
+            "apply. Reply MENU for the menu, HELP for help, STOP to opt out."
         ),
         "sms_unavailable": (
             "{program}: the text menu is not available right now. Please call the patient "
-            "referral coordinator at {coordinator}. Reply STOP to opt out."
+            "referral coordinator at {coordinator}. In an emergency, call 911. "
+            "Reply STOP to opt out."
+        ),
+        "sms_emergency": (
+            "If this is an emergency, call 911 now. To talk with a person, call {coordinator} "
+            "or reply 0."
         ),
         "sms_calling": "We will call you in a moment and connect you to {name}.",
         # Voice: the text a caller asked for, and the fallback when the menu cannot run
-        "voice_text_intro": "{title}: the numbers you asked for on your call.",
+        "voice_text_intro": "{title}: the numbers you asked for. Reply STOP to opt out.",
         "fallback_sorry": (
             "We're sorry, our phone menu is not working right now. "
             "Let me connect you with the patient referral coordinator."
@@ -81,62 +108,80 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "language_offer": "Para español, oprima {key}.",
         "press": "Para {label}, oprima {key}.",
         "announce_keys": (
-            "En cualquier momento, oprima 0 para hablar con una persona, "
-            "asterisco para repetir, o numeral para regresar."
+            "En cualquier momento, oprima asterisco para repetir, numeral para regresar, "
+            "o 0 para hablar con una persona."
         ),
         "not_an_option": "Lo siento, {key} no es una opción.",
         "not_understood": "Lo siento, no le entendí.",
         "no_input": "Lo siento, no escuché nada.",
+        "emergency": "Si es una emergencia, cuelgue y marque el 9 1 1.",
         "too_many_misses": "Le voy a comunicar con una persona que le puede ayudar.",
         "number_is": "El número es {digits}.",
-        "numbers_are": "Los números son {digits}.",
+        "number_nth": "El {nth} número es {digits}.",
+        "number_again": "Repito: {digits}.",
+        "ordinals": "primer segundo tercer cuarto quinto",
         "connecting": "Le estoy comunicando con {name}.",
         "lines_busy": "La línea está ocupada.",
         "no_answer": "Nadie contestó.",
         "dial_failed": "No se pudo completar la llamada.",
         "trying_other_line": "Vamos a intentar con la otra línea.",
         "retry": "intentar de nuevo",
-        "other_line": "intentar con la otra línea",
+        "call_back": "pedir que le devuelvan la llamada",
         "text_number": "recibir el número por mensaje de texto",
+        "text_numbers": "recibir los números por mensaje de texto",
         "operator": "hablar con una persona",
-        "back_to_menu": "volver al menú anterior",
-        "texting": "En un momento le enviaremos estos números por mensaje de texto.",
-        "texting_later": "Le enviaremos estos números por mensaje de texto en cuanto podamos.",
+        "back": "regresar",
+        "texting": "En un momento le enviaremos un mensaje de texto.",
+        "texting_later": "Le enviaremos un mensaje de texto en cuanto podamos.",
         "cannot_text": "Lo siento, no podemos enviar mensajes de texto a este teléfono.",
+        "call_back_asked": (
+            "Gracias. Un miembro del personal le devolverá la llamada al número desde el que "
+            "llama, lo antes posible."
+        ),
+        "call_yourself": "También puede llamar directamente a {name}.",
         "closed": "{name} está cerrado en este momento. Horario: {hours}.",
-        "call_them_at": "Puede llamar a {name} al {digits}.",
+        "call_them_at": "Puede llamar a {name}.",
         "goodbye": "Gracias por llamar. Cuídese mucho. Adiós.",
         "star": "asterisco",
         "pound": "numeral",
-        "sms_footer": "Responda # para volver, 0 para una persona.",
+        "program": "la Línea de Segunda Opinión de VCU Massey",
+        "call_back_intro": (
+            "Hola. Le llama {program}, porque usted pidió por mensaje de texto hablar con "
+            "{name}. Por favor, no cuelgue mientras le comunicamos."
+        ),
+        "sms_footer": "Responda # para regresar, 0 para una persona.",
         "sms_footer_start": "Responda un número, o 0 para una persona.",
-        "sms_call_back": "Responda CALL y le llamaremos para comunicarle.",
-        "sms_not_understood": "Lo siento, no entendimos su mensaje.",
+        "sms_call_back": "Responda LLAMAME y le llamaremos para comunicarle.",
+        "sms_not_understood": "Lo siento, no entendimos su mensaje. Emergencias: llame al 911.",
         "sms_card": "{name}: {display}",
         "sms_card_or": " o ",
         "sms_opt_in": (
-            "Pueden aplicarse tarifas de mensajes y datos. Responda STOP para cancelar, "
-            "AYUDA para ayuda."
+            "Frecuencia de mensajes variable. Pueden aplicarse tarifas de mensajes y datos. "
+            "Responda STOP para cancelar, AYUDA para ayuda."
         ),
         "sms_help": (
-            "{program}: cómo pedir una segunda opinión. Coordinación de referidos: "
-            "{coordinator}. Pueden aplicarse tarifas de mensajes y datos. Responda STOP para "
-            "cancelar, MENU para el menú."
+            "{program}. Ayuda: coordinación de referidos, {coordinator}. Frecuencia de "
+            "mensajes variable. Pueden aplicarse tarifas de mensajes y datos. Responda STOP "
+            "para cancelar."
         ),
         "sms_stopped": (
-            "Canceló su suscripción a {program}. No le enviaremos más mensajes. "
+            "Canceló su suscripción a la {program}. No le enviaremos más mensajes. "
             "Responda START para volver. Para ayuda llame al {coordinator}."
         ),
         "sms_started": (
-            "Está suscrito otra vez a {program}. Pueden aplicarse tarifas de mensajes y datos. "
-            "Responda MENU para el menú, AYUDA para ayuda, STOP para cancelar."
+            "Volvió a suscribirse a la {program}. Frecuencia de mensajes variable. Pueden "
+            "aplicarse tarifas de mensajes y datos. Responda STOP para cancelar."
         ),
         "sms_unavailable": (
-            "{program}: el menú por texto no está disponible ahora. Llame a la coordinación de "
-            "referidos al {coordinator}. Responda STOP para cancelar."
+            "{program}: el menú por mensaje de texto no está disponible ahora. Llame al "
+            "{coordinator}. Emergencias: llame al 911. Responda STOP para cancelar."
+        ),
+        "sms_emergency": (
+            "Si es una emergencia, llame al 911 ahora. Para hablar con una persona, llame al "
+            "{coordinator} o responda 0."
         ),
         "sms_calling": "En un momento le llamaremos para comunicarle con {name}.",
-        "voice_text_intro": "{title}: los números que pidió en su llamada.",
+        "voice_text_intro": "{title}: los números que pidió. Responda STOP para cancelar.",
         "fallback_sorry": (
             "Lo sentimos, nuestro menú telefónico no funciona en este momento. "
             "Le voy a comunicar con la coordinación de referidos de pacientes."
@@ -150,8 +195,12 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
 
 SUPPORTED_LANGUAGES: Final = tuple(PHRASES)
 
+PERSON_KEY: Final = "0"
+
 SPOKEN_WORDS: Final[dict[str, dict[str, str]]] = {
-    # Words a caller may say (or text) instead of pressing a reserved key.
+    # Words a caller may say (or text) instead of pressing a reserved key or a digit. Words
+    # for a person count in any sentence; the others only in a short one ("repeat that",
+    # "number two"), so "my cancer came back" is not "go back".
     "en": {
         "operator": "0",
         "person": "0",
@@ -190,7 +239,7 @@ SPOKEN_WORDS: Final[dict[str, dict[str, str]]] = {
         "agente": "0",
         "repetir": "*",
         "repita": "*",
-        "otra": "*",
+        "repite": "*",
         "regresar": "#",
         "atrás": "#",
         "atras": "#",
@@ -211,7 +260,17 @@ SPOKEN_WORDS: Final[dict[str, dict[str, str]]] = {
     },
 }
 
-STOPWORDS: Final = frozenset(
+SHORT_TEXT_WORDS: Final = 3
+"""A digit, a number word or a command word ("repeat", "back") chooses only in a text or an
+utterance of at most this many meaningful words: in a longer one it is part of a story ("I was
+told 3 weeks ago"), not a choice."""
+
+LONG_TEXT_WORDS: Final = 6
+"""Past this many meaningful words, one matching word is not enough to choose an option."""
+
+FILLER_WORDS: Final = frozenset(
+    # Words that say nothing about which option a caller means: they never count towards a
+    # match, on either side (the caller's words, an option's label).
     [
         "a",
         "an",
@@ -232,6 +291,7 @@ STOPWORDS: Final = frozenset(
         "are",
         "be",
         "it",
+        "its",
         "this",
         "that",
         "what",
@@ -240,12 +300,85 @@ STOPWORDS: Final = frozenset(
         "with",
         "by",
         "or",
+        "please",
+        "want",
+        "would",
+        "like",
+        "um",
+        "uh",
+        "er",
+        "hmm",
+        "oh",
+        "okay",
+        "ok",
+        "yes",
+        "yeah",
+        "so",
+        "well",
+        "just",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "need",
+        "know",
+        "tell",
+        "get",
+        "have",
+        "has",
+        "had",
+        "was",
+        "were",
+        "am",
+        "m",
+        "s",
+        "t",
+        "ll",
+        "re",
+        "ve",
+        "d",
+        "don",
+        "about",
+        "some",
+        "any",
+        "there",
+        "here",
+        "hi",
+        "hello",
+        "hey",
+        "thanks",
+        "thank",
+        "also",
+        "really",
+        "very",
+        "much",
+        "want",
+        "wanted",
+        "go",
+        "going",
+        "will",
+        "hear",
+        "learn",
+        "find",
+        "give",
+        "look",
+        "looking",
+        "help",
+        "question",
+        "questions",
+        "second",
+        "opinion",
+        "opinions",
+        "cancer",
         "el",
         "la",
         "los",
         "las",
         "un",
         "una",
+        "unos",
+        "unas",
         "y",
         "o",
         "de",
@@ -257,25 +390,123 @@ STOPWORDS: Final = frozenset(
         "su",
         "sus",
         "mi",
+        "mis",
         "me",
         "que",
         "qué",
         "como",
         "cómo",
         "si",
+        "sí",
         "se",
         "lo",
         "le",
+        "les",
         "al",
-        "please",
-        "por",
         "favor",
         "quiero",
-        "want",
-        "would",
-        "like",
+        "quisiera",
+        "necesito",
+        "puedo",
+        "puede",
+        "pueden",
+        "es",
+        "son",
+        "está",
+        "estoy",
+        "tengo",
+        "tiene",
+        "hay",
+        "este",
+        "esta",
+        "eso",
+        "esto",
+        "pues",
+        "bueno",
+        "hola",
+        "gracias",
+        "no",
+        "yo",
+        "usted",
+        "ya",
+        "muy",
+        "algo",
+        "sobre",
+        "hacer",
+        "saber",
+        "oír",
+        "escuchar",
+        "ver",
+        "recibir",
+        "buscar",
+        "segunda",
+        "opinión",
+        "cáncer",
+        "ayuda",
+        "pregunta",
+        "preguntas",
     ]
 )
+
+_EMERGENCY = re.compile(
+    "|".join(
+        [
+            # English
+            r"\bemergenc",
+            r"\b911\b",
+            r"\b9 1 1\b",
+            r"\bchest pains?\b",
+            r"\bpain in my chest\b",
+            r"\b(can ?t|cannot|can not|hard to|trouble|difficulty|not) breath",
+            r"\bshort(ness)? of breath\b",
+            r"\bbleeding\b",
+            r"\bheart attack\b",
+            r"\bstroke\b",
+            r"\bsuicid",
+            r"\bkill (myself|me)\b",
+            r"\bend my life\b",
+            r"\bwant to die\b",
+            r"\boverdos",
+            r"\bunconscious\b",
+            r"\bpassed out\b",
+            r"\bfaint(ed|ing)\b",
+            r"\bseizure",
+            r"\bchoking\b",
+            r"\bfever\b",
+            # Spanish (accents folded)
+            r"\bemergencia",
+            r"\bdolor (de|en el) pecho\b",
+            r"\bno puedo respirar\b",
+            r"\bme falta el aire\b",
+            r"\bsangr(ando|ado|e)\b",
+            r"\binfarto\b",
+            r"\bataque al corazon\b",
+            r"\bderrame\b",
+            r"\bmatarme\b",
+            r"\bquiero morir",
+            r"\bsobredosis\b",
+            r"\bdesmay",
+            r"\binconsciente\b",
+            r"\bconvulsi",
+            r"\bfiebre\b",
+            r"\bme ahogo\b",
+        ]
+    )
+)
+
+
+def folded_words(text: str) -> str:
+    """`text` in lower case without accents, its words separated by single spaces."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(re.findall(r"[a-z0-9]+", plain))
+
+
+def sounds_like_emergency(text: str) -> bool:
+    """Whether words a caller or texter sent sound like a medical emergency (chest pain, not
+    breathing, bleeding, "911"...), in English or Spanish. Then the line says to call 911 at
+    once; it never dials it."""
+    return _EMERGENCY.search(folded_words(text)) is not None
 
 
 CARRIER_KEYWORDS: Final[dict[str, frozenset[str]]] = {

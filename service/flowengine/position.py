@@ -9,7 +9,9 @@ Channel = Literal["voice", "sms"]
 State = Literal["menu", "dialing", "retry"]
 
 MAX_MISSES = 3
-"""Silences or wrong keys in a row before a caller is put through to a person."""
+"""Silences or wrong keys in a row before the call moves on: a caller who has heard nothing yet
+is put through to a person, one who has heard a part of the handout gets the number and a
+goodbye."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Position:
     contact: str | None = None
     """The contact being dialed (state `dialing`) or that did not answer (state `retry`)."""
     line: int = 0
+    heard: bool = False
+    """The caller has heard a part of the handout (a menu below the first, or a number)."""
 
     def at(self, node: str) -> Position:
         return replace(self, node=node, misses=0, state="menu", contact=None, line=0)

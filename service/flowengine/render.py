@@ -1,12 +1,17 @@
 """Effects into words: the one place that decides what a caller hears and a texter reads.
 
 The voice channel wraps these lines in TwiML, the SMS channel sends the text, and the simulator
-prints
-both; so the same path gives the same words everywhere.
+prints both; so the same path gives the same words everywhere.
+
+A number given as information is said in groups as people say it ("8 0 4, 8 2 8, 7 9 9 9";
+toll free "1, 800, 4 2 2, 6 2 3 7") and then again ("Again, that's …"); each line of a contact
+in a sentence of its own. The voice channel finds the numbers in a line by `SPOKEN_NUMBER`
+(the shape `spoken_digits` writes) to read them slowly.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,14 +21,20 @@ from service.flowengine.effects import (
     Effect,
     HangUp,
     Menu,
+    PlaceCallBack,
     ReadNumber,
+    RequestCallBack,
     Say,
     TextContacts,
 )
 from service.flowengine.model import Contact, Flow
-from service.flowengine.phrases import PHRASES, phrase
+from service.flowengine.phrases import PERSON_KEY, PHRASES, phrase
 
 TOLL_FREE_AREA_CODES = frozenset({"800", "833", "844", "855", "866", "877", "888"})
+
+_GROUP = r"\d+(?: \d)*"
+SPOKEN_NUMBER = re.compile(rf"{_GROUP}(?:, {_GROUP}){{2,}}")
+"""A phone number as `spoken_digits` writes it: three or more groups of digits, ", " between."""
 
 
 @dataclass(frozen=True)
@@ -36,14 +47,19 @@ class VoiceTurn:
     contact: str | None = None
     texts: tuple[str, ...] = ()
     """Contacts whose numbers the caller asked to get by text."""
+    callback: str | None = None
+    """The contact that did not answer, when the caller asked to be called back."""
 
 
 def spoken_digits(number: str) -> str:
-    """`+18048287999` → "8 0 4, 8 2 8, 7 9 9 9": grouped so a caller can write it down."""
+    """`+18048287999` → "8 0 4, 8 2 8, 7 9 9 9": grouped so a caller can write it down; a toll
+    free number as people say it, `+18004226237` → "1, 800, 4 2 2, 6 2 3 7"."""
     digits = number.lstrip("+")
     if len(digits) == 11 and digits.startswith("1"):
         area, exchange, line = digits[1:4], digits[4:7], digits[7:]
-        groups = ["1" + area if area in TOLL_FREE_AREA_CODES else area, exchange, line]
+        if area in TOLL_FREE_AREA_CODES:
+            return ", ".join(["1", area, " ".join(exchange), " ".join(line)])
+        groups = [area, exchange, line]
     else:
         groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
     return ", ".join(" ".join(group) for group in groups)
@@ -53,17 +69,35 @@ def spoken_key(key: str, lang: str) -> str:
     return {"*": phrase(lang, "star"), "#": phrase(lang, "pound")}.get(key, key)
 
 
-def numbers_read_aloud(contact: Contact, lang: str, lead: str, lines: range) -> str:
-    joined = phrase(lang, "sms_card_or").join(spoken_digits(contact.numbers[i]) for i in lines)
-    if lead == "number_is" and len(lines) > 1:
-        lead = "numbers_are"
-    return phrase(lang, lead, name=contact.name[lang], digits=joined)
+def numbers_read_aloud(contact: Contact, lang: str, lead: str, lines: range) -> list[str]:
+    """The sentences that give a contact's numbers: each said, then said again; with two or
+    more lines, "The first number is …", "The second number is …"."""
+    sentences = []
+    if lead != "number_is":
+        sentences.append(phrase(lang, lead, name=contact.name[lang]))
+    ordinals = PHRASES.get(lang, PHRASES["en"])["ordinals"].split()
+    several = len(lines) > 1
+    for index, line in enumerate(lines):
+        digits = spoken_digits(contact.numbers[line])
+        if several:
+            nth = ordinals[min(index, len(ordinals) - 1)]
+            sentences.append(phrase(lang, "number_nth", nth=nth, digits=digits))
+        else:
+            sentences.append(phrase(lang, "number_is", digits=digits))
+        sentences.append(phrase(lang, "number_again", digits=digits))
+    return sentences
 
 
 def voice_lines_for_menu(menu: Menu, lang: str) -> list[str]:
+    """The menu's choices, then how to go back (at a leaf), then how to reach a person: every
+    menu ends with it (on the first menu, within the line that names star and pound)."""
     lines = [_voice_choice(choice, lang) for choice in menu.choices]
+    if menu.back:
+        lines.append(phrase(lang, "press", label=phrase(lang, "back"), key=spoken_key("#", lang)))
     if menu.announce_keys:
         lines.append(phrase(lang, "announce_keys"))
+    elif menu.person:
+        lines.append(phrase(lang, "press", label=phrase(lang, "operator"), key=PERSON_KEY))
     return lines
 
 
@@ -85,6 +119,7 @@ def render_voice(
     the text asked for; `text_later`: it is queued but goes out only once the line can."""
     lines: list[str] = []
     texts: list[str] = []
+    callback: str | None = None
     for effect in effects:
         match effect:
             case Say(text=text):
@@ -92,27 +127,42 @@ def render_voice(
             case ReadNumber(contact=contact_id, lead=lead):
                 contact = flow.contacts[contact_id]
                 if contact.numbers:
-                    lines.append(
+                    lines.extend(
                         numbers_read_aloud(contact, lang, lead, range(len(contact.numbers)))
                     )
             case Menu() as menu:
                 lines.extend(voice_lines_for_menu(menu, lang))
-                return VoiceTurn(tuple(lines), "gather", texts=tuple(texts))
+                return VoiceTurn(tuple(lines), "gather", texts=tuple(texts), callback=callback)
             case Connect(contact=contact_id, line=line):
                 contact = flow.contacts[contact_id]
+                number = spoken_digits(contact.numbers[line])
                 lines.append(phrase(lang, "connecting", name=contact.name[lang]))
-                lines.append(numbers_read_aloud(contact, lang, "number_is", range(line, line + 1)))
+                lines.append(phrase(lang, "number_is", digits=number))
                 return VoiceTurn(
                     tuple(lines), "dial", contact.numbers[line], contact_id, tuple(texts)
                 )
             case TextContacts(contacts=contact_ids):
-                said = "texting_later" if text_later else "texting" if can_text else "cannot_text"
-                lines.append(phrase(lang, said))
                 if can_text:
+                    lines.append(phrase(lang, "texting_later" if text_later else "texting"))
                     texts.extend(contact_ids)
-            case HangUp():
-                return VoiceTurn(tuple(lines), "hangup", texts=tuple(texts))
-    return VoiceTurn(tuple(lines), "hangup", texts=tuple(texts))
+                else:
+                    lines.append(phrase(lang, "cannot_text"))
+                    lines.extend(_numbers_instead_of_a_text(flow, lang, contact_ids))
+            case RequestCallBack(contact=contact_id):
+                callback = contact_id
+            case PlaceCallBack() | HangUp():
+                pass
+    return VoiceTurn(tuple(lines), "hangup", texts=tuple(texts), callback=callback)
+
+
+def _numbers_instead_of_a_text(flow: Flow, lang: str, contact_ids: tuple[str, ...]) -> list[str]:
+    """A caller whose phone cannot take a text hears the number instead (when one contact's
+    number was asked for: a whole list is heard in the menus, one part at a time)."""
+    dialable = [flow.contacts[c] for c in contact_ids if flow.contacts[c].numbers]
+    if len(dialable) != 1:
+        return []
+    contact = dialable[0]
+    return numbers_read_aloud(contact, lang, "number_is", range(len(contact.numbers)))
 
 
 def contact_card(contact: Contact, lang: str) -> str:
@@ -129,7 +179,10 @@ def contact_card(contact: Contact, lang: str) -> str:
 def render_sms(
     flow: Flow, lang: str, effects: tuple[Effect, ...], *, opt_in_notice: bool = False
 ) -> str:
-    """The reply a texter reads for these effects (segmenting is the SMS channel's job)."""
+    """The reply a texter reads for these effects (segmenting is the SMS channel's job).
+
+    The opt-in notice of a new conversation comes right after the first line, so it is in the
+    first message whatever the length of the rest."""
     parts: list[str] = []
     footer = phrase(lang, "sms_footer")
     for effect in effects:
@@ -137,7 +190,9 @@ def render_sms(
             case Say(text=text):
                 parts.append(text.strip())
             case ReadNumber(contact=contact_id):
-                parts.append(contact_card(flow.contacts[contact_id], lang))
+                contact = flow.contacts[contact_id]
+                if contact.numbers:  # a place without a number is in the node's own words
+                    parts.append(contact_card(contact, lang))
             case Menu(node=node, choices=offered):
                 in_order = sorted(offered, key=lambda choice: choice.language is not None)
                 parts.append("\n".join(_sms_choice(choice) for choice in in_order))
@@ -146,16 +201,39 @@ def render_sms(
             case Connect(contact=contact_id):
                 parts.append(contact_card(flow.contacts[contact_id], lang))
                 parts.append(phrase(lang, "sms_call_back"))
+            case PlaceCallBack(contact=contact_id):
+                parts.append(phrase(lang, "sms_calling", name=flow.contacts[contact_id].name[lang]))
             case TextContacts(contacts=contact_ids):
                 parts.append("\n".join(contact_card(flow.contacts[c], lang) for c in contact_ids))
-            case HangUp():
+            case RequestCallBack() | HangUp():
                 pass
+    parts = [part for part in parts if part]
     parts.append(footer)
     if opt_in_notice:
-        parts.append(phrase(lang, "sms_opt_in"))
-    return "\n".join(part for part in parts if part)
+        parts.insert(min(1, len(parts) - 1), phrase(lang, "sms_opt_in"))
+    return "\n".join(parts)
 
 
 def _sms_choice(choice: Choice) -> str:
-    label = choice.label[:1].upper() + choice.label[1:]
-    return f"{choice.key} {label}"
+    text = choice.sms_label or choice.label
+    return f"{choice.key} {text[:1].upper()}{text[1:]}"
+
+
+def program_name(flow: Flow, lang: str) -> str:
+    """The program's name in a text: the flow's title ("VCU Massey Second Opinion Line")."""
+    return flow.title.get(lang) or flow.title.get(flow.default_language) or flow.name
+
+
+def fixed_reply(flow: Flow, lang: str, name: str) -> str:
+    """One of the text line's fixed replies (sms_help, sms_stopped, …) for this flow."""
+    operator = flow.contacts.get(flow.operator)
+    coordinator = operator.display[0] if operator is not None and operator.display else ""
+    return phrase(lang, name, program=program_name(flow, lang), coordinator=coordinator)
+
+
+def voice_text_body(flow: Flow, lang: str, contacts: tuple[str, ...]) -> str:
+    """The text a caller gets when they press 8: where it comes from and how to stop (first,
+    so it is in the first message), then the contacts' cards."""
+    cards = [contact_card(flow.contacts[c], lang) for c in contacts if c in flow.contacts]
+    intro = phrase(lang, "voice_text_intro", title=program_name(flow, lang))
+    return "\n".join([intro, *cards])

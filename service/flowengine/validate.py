@@ -1,8 +1,16 @@
 """`phoneline flows check`: every problem in a flow file, each with its file and line.
 
 Schema problems first (shape and types); when the shape is right, the rules a schema cannot say:
-reachability, targets, translations, reserved keys, carrier keywords, E.164 numbers, SMS length and
-how long a caller listens before the first option.
+reachability, targets, translations, reserved keys, carrier keywords, E.164 numbers; and the
+measured targets (the flow's `limits:`, else the line's defaults in `model.Limits`), checked on
+the words the engine really renders, in every language:
+
+- words a caller hears before the first "press 1" of the first menu (25), and of other menus;
+- choices per menu (5 on the first besides 0 and 9);
+- every voice menu ends by saying how to reach a person (0), every text menu shows it;
+- segments per text message per language (English 2, Spanish 3) and messages per reply (2),
+  the first reply with its opt-out line in message 1, the text a caller asks for ("press 8")
+  and the fixed replies (HELP, STOP, START) included.
 """
 
 from __future__ import annotations
@@ -15,19 +23,31 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from service.flowengine.effects import Menu
-from service.flowengine.engine import BACK_KEY, LANGUAGE_KEY, OPERATOR_KEY, REPEAT_KEY, step
+from service.flowengine.engine import (
+    BACK_KEY,
+    LANGUAGE_KEY,
+    OPERATOR_KEY,
+    REPEAT_KEY,
+    step,
+)
 from service.flowengine.loader import Document, FlowError, Problem, build, read, schema_problems
-from service.flowengine.model import Flow, Text
-from service.flowengine.phrases import CARRIER_KEYWORDS, SUPPORTED_LANGUAGES
-from service.flowengine.position import Input, Key, Position, Start
-from service.flowengine.render import render_sms, render_voice, voice_lines_for_menu
+from service.flowengine.model import Flow, Node, Text
+from service.flowengine.phrases import CARRIER_KEYWORDS, PERSON_KEY, SUPPORTED_LANGUAGES, phrase
+from service.flowengine.position import DialEnded, Input, Key, Position, Reply, Start
+from service.flowengine.render import (
+    fixed_reply,
+    render_sms,
+    render_voice,
+    voice_lines_for_menu,
+    voice_text_body,
+)
 from service.flowengine.segments import count_segments, pack
 
 RESERVED_WORDS = frozenset().union(*CARRIER_KEYWORDS.values())
-DEFAULT_START_WORDS = 45
-DEFAULT_NODE_WORDS = 150
-DEFAULT_SMS_SEGMENTS = 4
-DEFAULT_SMS_MESSAGES = 3
+FIXED_REPLIES = ("sms_help", "sms_stopped", "sms_started", "sms_unavailable")
+NOT_UNDERSTOOD_PROBE = "purple elephants"
+"""A text no menu understands, to measure every menu's "sorry" reply."""
+EMERGENCY_PROBE = "I have chest pain"
 E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
 Path_ = Sequence[str | int]
@@ -79,8 +99,8 @@ def _rules(flow: Flow, document: Document) -> Iterator[tuple[Path_, str]]:
     yield from _numbers(flow)
     yield from _reachability(flow)
     if references_ok:
-        limits = document.data.get("limits", {})
-        yield from _lengths(flow, limits)
+        yield from _voice_menus(flow)
+        yield from _text_replies(flow)
 
 
 def _languages(flow: Flow) -> Iterator[tuple[Path_, str]]:
@@ -216,22 +236,19 @@ def _reachability(flow: Flow) -> Iterator[tuple[Path_, str]]:
             yield ["nodes", node_id], f"node {node_id!r} is unreachable from {flow.start!r}"
 
 
-def _lengths(flow: Flow, limits: dict[str, int]) -> Iterator[tuple[Path_, str]]:
-    start_words = int(limits.get("start_words_before_first_option", DEFAULT_START_WORDS))
-    node_words = int(limits.get("words_before_first_option", DEFAULT_NODE_WORDS))
-    max_segments = int(limits.get("sms_segments", DEFAULT_SMS_SEGMENTS))
-    max_messages = int(limits.get("sms_messages", DEFAULT_SMS_MESSAGES))
+def _voice_menus(flow: Flow) -> Iterator[tuple[Path_, str]]:
+    """How soon a caller hears the first option, how many choices a menu has, and that every
+    menu (the retry menus after an unanswered transfer included) ends with a person."""
+    limits = flow.limits
     for lang in flow.languages:
         for node in flow.nodes.values():
-            voice = Position(node.id, lang, "voice")
-            event = Start() if node.id == flow.start else Key(REPEAT_KEY)
-            _, effects = step(flow, voice, event)
+            at_start = node.id == flow.start
+            event: Input = Start() if at_start else Key(REPEAT_KEY)
+            _, effects = step(flow, Position(node.id, lang, "voice"), event)
             lines = render_voice(flow, lang, effects).lines
             menu = next(effect for effect in effects if isinstance(effect, Menu))
-            menu_lines = voice_lines_for_menu(menu, lang)
-            before = lines[: len(lines) - len(menu_lines)] if menu.choices else lines
-            words = sum(len(line.split()) for line in before)
-            limit = start_words if node.id == flow.start else node_words
+            words = _words_before_first_option(lines, menu, lang)
+            limit = limits.start_words if at_start else limits.node_words
             if words > limit:
                 yield (
                     ["nodes", node.id, "say", lang],
@@ -240,27 +257,151 @@ def _lengths(flow: Flow, limits: dict[str, int]) -> Iterator[tuple[Path_, str]]:
                         "callers forget the start of a long prompt"
                     ),
                 )
-            texter = Position(node.id, lang, "sms")
-            replies: list[tuple[Path_, Input]] = [
-                (["nodes", node.id, "sms" if node.sms else "say", lang], event)
-            ]
-            replies += [
-                (["nodes", node.id, "options", index], Key(option.key))
-                for index, option in enumerate(node.options)
-                if option.goto is None  # a goto's reply is its target node, checked there
-            ]
-            for where, reply_to in replies:
-                _, effects = step(flow, texter, reply_to)
-                text = render_sms(flow, lang, effects, opt_in_notice=node.id == flow.start)
-                messages = pack(text, max_segments)
-                if len(messages) > max_messages:
-                    segments = sum(count_segments(message) for message in messages)
-                    yield (
-                        where,
-                        (
-                            f"SMS reply in {lang!r} takes {len(messages)} messages of up to "
-                            f"{max_segments} segments (at most {max_messages}): "
-                            f"{segments} segments, "
-                            f"{len(text)} characters"
-                        ),
-                    )
+            offered = [choice for choice in menu.choices if choice.language is None]
+            most = limits.first_menu_choices if at_start else limits.menu_choices
+            if len(offered) > most:
+                which = "the first menu" if at_start else "a menu"
+                yield (
+                    ["nodes", node.id, "options"],
+                    (
+                        f"{len(offered)} choices in {lang!r} (at most {most} on {which}, "
+                        "besides 0 and 9): a caller cannot keep more in mind"
+                    ),
+                )
+            if not _ends_with_a_person(voice_lines_for_menu(menu, lang), lang):
+                yield (
+                    ["nodes", node.id],
+                    f"the voice menu in {lang!r} does not end by saying how to reach a person (0)",
+                )
+        yield from _retry_menus(flow, lang)
+
+
+def _retry_menus(flow: Flow, lang: str) -> Iterator[tuple[Path_, str]]:
+    for node in flow.nodes.values():
+        for index, option in enumerate(node.options):
+            if option.connect is None:
+                continue
+            contact = flow.contacts[option.connect]
+            last = len(contact.numbers) - 1
+            dialing = Position(node.id, lang, state="dialing", contact=contact.id, line=last)
+            _, effects = step(flow, dialing, DialEnded("no-answer"))
+            menu = next(effect for effect in effects if isinstance(effect, Menu))
+            lines = voice_lines_for_menu(menu, lang)
+            ends_well = (
+                _ends_with_a_person(lines, lang)
+                if menu.person
+                else lines[-1] == phrase(lang, "press", label=phrase(lang, "call_back"), key="2")
+            )
+            if not ends_well:
+                yield (
+                    ["nodes", node.id, "options", index],
+                    (
+                        f"after an unanswered transfer the menu in {lang!r} does not end with "
+                        "a person (0) or a call back"
+                    ),
+                )
+
+
+def _words_before_first_option(lines: tuple[str, ...], menu: Menu, lang: str) -> int:
+    """Words heard before the key of the menu's first option ("… To hear why it matters,"
+    before "press 1"): everything said before its line, and its line up to the key."""
+    first = next((choice for choice in menu.choices if choice.language is None), None)
+    if first is None:
+        return sum(len(line.split()) for line in lines)
+    menu_lines = voice_lines_for_menu(menu, lang)
+    first_line = menu_lines[menu.choices.index(first)]
+    index = len(lines) - len(menu_lines) + menu.choices.index(first)
+    key_words = len(phrase(lang, "press", label="", key="1").split(",")[-1].split())
+    before = sum(len(line.split()) for line in lines[:index])
+    return before + len(first_line.split()) - key_words
+
+
+def _ends_with_a_person(menu_lines: list[str], lang: str) -> bool:
+    """The menu's last line names the key for a person ("… press 0.", "… or 0 to talk …")."""
+    return bool(menu_lines) and _NAMES_PERSON_KEY.search(menu_lines[-1]) is not None
+
+
+_NAMES_PERSON_KEY = re.compile(rf"(?<![\w#*]){PERSON_KEY}(?![\w])")
+
+
+def _text_replies(flow: Flow) -> Iterator[tuple[Path_, str]]:
+    """Every reply a texter can get, and the text a caller can ask for, measured in segments
+    per message and messages per reply, per language."""
+    for lang in flow.languages:
+        for node in flow.nodes.values():
+            yield from _node_replies(flow, node, lang)
+        for name in FIXED_REPLIES:
+            yield from _measure(flow, ["title", lang], lang, fixed_reply(flow, lang, name))
+
+
+def _node_replies(flow: Flow, node: Node, lang: str) -> Iterator[tuple[Path_, str]]:
+    texter = Position(node.id, lang, "sms")
+    at_start = node.id == flow.start
+    here: Path_ = ["nodes", node.id, "sms" if node.sms else "say", lang]
+    arriving: Input = Start() if at_start else Key(REPEAT_KEY)
+    _, effects = step(flow, texter, arriving)
+    text = render_sms(flow, lang, effects, opt_in_notice=at_start)
+    yield from _measure(flow, here, lang, text, first_reply=at_start)
+    if not _shows_a_person(text):
+        yield here, f"the text menu in {lang!r} does not show how to reach a person (0)"
+    probes: list[tuple[Path_, Input]] = [
+        (here, Reply(NOT_UNDERSTOOD_PROBE)),
+        (here, Reply(EMERGENCY_PROBE)),
+    ]
+    probes += [
+        (["nodes", node.id, "options", index], Key(option.key))
+        for index, option in enumerate(node.options)
+        if option.goto is None and "sms" in option.channels  # a goto's reply is its node's
+    ]
+    for where, reply_to in probes:
+        after, effects = step(flow, texter, reply_to)
+        yield from _measure(flow, where, after.lang, render_sms(flow, after.lang, effects))
+    for index, option in enumerate(node.options):
+        if option.text and "voice" in option.channels:
+            body = voice_text_body(flow, lang, option.text)
+            where = ["nodes", node.id, "options", index, "text"]
+            yield from _measure(flow, where, lang, body, what="The text a caller asks for")
+
+
+def _shows_a_person(text: str) -> bool:
+    """The text's last line (its "how to go on") names the reply for a person: 0."""
+    return _NAMES_PERSON_KEY.search(text.rsplit("\n", 1)[-1]) is not None
+
+
+def _measure(
+    flow: Flow,
+    where: Path_,
+    lang: str,
+    text: str,
+    *,
+    first_reply: bool = False,
+    what: str = "SMS reply",
+) -> Iterator[tuple[Path_, str]]:
+    limits = flow.limits
+    most = limits.segments_for(lang)
+    messages = pack(text)
+    for number, message in enumerate(messages, start=1):
+        segments = count_segments(message)
+        if segments > most:
+            yield (
+                where,
+                (
+                    f"{what} in {lang!r}: message {number} takes {segments} segments (at most "
+                    f"{most} in {lang!r}): {len(message)} characters"
+                ),
+            )
+    if len(messages) > limits.sms_messages:
+        segments = sum(count_segments(message) for message in messages)
+        yield (
+            where,
+            (
+                f"{what} in {lang!r} takes {len(messages)} messages (at most "
+                f"{limits.sms_messages}): {segments} segments, {len(text)} characters"
+            ),
+        )
+    notice = phrase(lang, "sms_opt_in")
+    if first_reply and notice not in messages[0]:
+        yield (
+            where,
+            f"the first reply in {lang!r} must say how to opt out in its first message",
+        )

@@ -45,10 +45,11 @@ class CallEventKind(StrEnum):
     DIAL_RESULT = "dial_result"
     TEXT_QUEUED = "text_queued"
     LANGUAGE = "language"
+    CALLBACK_REQUEST = "callback_request"
+    """The caller asked to be called back after a transfer went unanswered (detail: the
+    contact that did not answer)."""
     HANGUP = "hangup"
     ERROR = "error"
-    CALLBACK_REQUEST = "callback_request"
-    """The caller asked to be called back (after a transfer nobody answered); detail: contact."""
 
 
 def _in(column: str, values: type[StrEnum]) -> str:

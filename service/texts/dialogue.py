@@ -1,22 +1,44 @@
 """One inbound text in, what the line answers and records out. Pure: the SMS webhook loads and
 stores the state around it, the simulator keeps it in memory.
 
-Order of precedence: an opt-out keyword always wins (confirmed once: a second STOP from a number
-already opted out gets nothing); a number that opted out gets nothing at all until an opt-in
-keyword; then HELP, the Spanish switch, MENU and
-CALL; everything else is a reply for the flow engine.
+Order of precedence: an opt-out (a keyword, or a plain request in words) always wins (confirmed
+once: a second STOP from a number already opted out gets nothing); START/YES from a number that
+opted out opts it back in, and from any other number is just a way to say hello (the menu); a
+number that opted out gets nothing at all until then; then HELP, the Spanish switch, MENU and
+CALL; everything else is a reply for the flow engine (which also answers words that sound like
+an emergency with the 911 line).
+
+Each answer may carry a `flag` for staff: the texter asked for a person, was not understood, or
+wrote something that sounds like an emergency; the SMS webhook records it with the message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from service.flowengine import Flow, Position, start, step
-from service.flowengine.phrases import phrase
+from service.flowengine.effects import (
+    Connect,
+    Effect,
+    EmergencyWarning,
+    NotUnderstood,
+    PlaceCallBack,
+)
+from service.flowengine.engine import OPERATOR_KEY, match_words
+from service.flowengine.phrases import phrase, sounds_like_emergency
 from service.flowengine.position import Key, Reply
 from service.flowengine.position import Start as StartInput
 from service.flowengine.render import render_sms
-from service.texts.keywords import Keyword, classify, keyword_reply, language_of
+from service.texts.keywords import (
+    Keyword,
+    classify,
+    keyword_reply,
+    language_of,
+    starts_in_spanish,
+)
+
+Flag = Literal["asked_for_person", "not_understood", "emergency"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +53,12 @@ class TextTurn:
     opted_out: bool | None = None
     """True: record an opt-out; False: record an opt-in; None: no change."""
     call_contact: str | None = None
-    """A contact to connect the texter to by calling them back (the CALL keyword)."""
+    """A contact to connect the texter to by calling them back (CALL, or "call me" in a
+    contact's menu)."""
     new_conversation: bool = False
+    flag: Flag | None = None
+    """For staff to follow up: "asked_for_person" (0, "person", "someone call me"),
+    "not_understood" (the text matched nothing) or "emergency" (it sounds like one)."""
 
 
 def call_back_contact(flow: Flow, position: Position) -> str:
@@ -55,10 +81,13 @@ def respond(
     repeat: bool = False,
 ) -> TextTurn:
     """Answer one text. `position` is None for a new (or expired) conversation, which then
-    starts in `lang` (the language it last used) and gets the opt-in notice. `repeat` is a
-    retried webhook for a text already handled: the current menu again, without stepping."""
+    starts in `lang` (the language it last used, or Spanish when the text greets in Spanish)
+    and gets the opt-in notice. `repeat` is a retried webhook for a text already handled: the
+    current menu again, without stepping. `opted_out`: the number is opted out now."""
     keyword, word = classify(body)
     new = position is None
+    if new and "es" in flow.languages and starts_in_spanish(body):
+        lang = "es"
     current = position or start(flow, "sms", lang)
     here = current.lang
 
@@ -67,9 +96,11 @@ def respond(
         reply = keyword_reply(flow, language_of(word, here), "sms_stopped")
         return TextTurn(current, reply, keyword, word, opted_out=True, new_conversation=new)
     if keyword is Keyword.OPT_IN:
-        # A START always records the opt-in (idempotent); the next text starts at the main menu.
         speak = language_of(word, here)
         at_start = replace(current, lang=speak).at(flow.start)
+        if not opted_out:
+            # Nothing to undo: YES or START from a number that never stopped says hello.
+            return _engine(flow, at_start, StartInput(), keyword, word, new)
         reply = keyword_reply(flow, speak, "sms_started")
         return TextTurn(at_start, reply, keyword, word, opted_out=False, new_conversation=new)
     if opted_out:
@@ -91,8 +122,13 @@ def respond(
     if keyword is Keyword.SPANISH and "es" in flow.languages:
         spanish = replace(current, lang="es").at(flow.start)
         return _engine(flow, spanish, StartInput(), keyword, word, new)
+    if new and sounds_like_emergency(body):
+        return _engine(flow, current, Reply(body), keyword, word, new)
     if new or keyword is Keyword.MENU:
-        return _engine(flow, current.at(flow.start), StartInput(), keyword, word, new)
+        turn = _engine(flow, current.at(flow.start), StartInput(), keyword, word, new)
+        if match_words(flow, current, body) == OPERATOR_KEY:
+            return replace(turn, flag="asked_for_person")
+        return turn
     if repeat:
         return _engine(flow, current, Key("*"), keyword, word, new)
     return _engine(flow, current, Reply(body), keyword, word, new)
@@ -108,4 +144,26 @@ def _engine(
 ) -> TextTurn:
     after, effects = step(flow, position, event)
     reply = render_sms(flow, after.lang, effects, opt_in_notice=new)
-    return TextTurn(after, reply, keyword, word, new_conversation=new)
+    call_contact = next(
+        (effect.contact for effect in effects if isinstance(effect, PlaceCallBack)), None
+    )
+    return TextTurn(
+        after,
+        reply,
+        keyword,
+        word,
+        call_contact=call_contact,
+        new_conversation=new,
+        flag=flag_of(effects),
+    )
+
+
+def flag_of(effects: tuple[Effect, ...]) -> Flag | None:
+    """What staff should know about the text these effects answer."""
+    if any(isinstance(effect, EmergencyWarning) for effect in effects):
+        return "emergency"
+    if any(isinstance(effect, Connect) for effect in effects):
+        return "asked_for_person"  # on SMS only 0 (or words for a person) connects
+    if any(isinstance(effect, NotUnderstood) for effect in effects):
+        return "not_understood"
+    return None

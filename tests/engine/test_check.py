@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.flowengine import FlowError, check_paths, load_flow
-from service.flowengine.loader import parse, schema_problems
+from service.flowengine import Flow, FlowError, Position, check_paths, load_flow
+from service.flowengine.effects import Choice
+from service.flowengine.loader import build, parse, schema_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "flows"
@@ -20,11 +21,21 @@ BROKEN = {
     "missing-translation.yaml": (23, "missing 'es' translation"),
     "duplicate-key.yaml": (22, "duplicate key 1"),
     "reserved-key.yaml": (28, "key # is reserved: pound always goes back"),
-    "long-sms.yaml": (25, "SMS reply in 'es' takes 5 messages"),
+    "long-sms.yaml": (25, "SMS reply in 'es' takes 7 messages (at most 2)"),
     "yaml-boolean.yaml": (20, "label.es is the YAML boolean true; put it in quotes"),
     "bad-number.yaml": (14, "'804-828-7999' is not an E.164 number"),
-    "long-greeting.yaml": (17, "60 words before the first option in 'en' (at most 45)"),
+    "long-greeting.yaml": (17, "68 words before the first option in 'en' (at most 25)"),
     "carrier-keyword.yaml": (21, "'stop' is a carrier keyword"),
+    "too-many-choices.yaml": (
+        18,
+        "6 choices in 'en' (at most 5 on the first menu, besides 0 and 9)",
+    ),
+    "late-opt-out.yaml": (
+        19,
+        "the first reply in 'en' must say how to opt out in its first message",
+    ),
+    "curly-quote.yaml": (24, "SMS reply in 'en': message 1 takes 3 segments (at most 2 in 'en')"),
+    "long-press-8.yaml": (56, "The text a caller asks for in 'en' takes 3 messages (at most 2)"),
 }
 
 
@@ -171,3 +182,70 @@ def test_operator_without_a_number(tmp_path: Path) -> None:
 def test_line_of_a_missing_path_is_its_nearest_parent() -> None:
     document = parse(MINIMAL, "m.yaml")
     assert document.line(["nodes", "about", "nothing", 3]) == document.line(["nodes", "about"])
+
+
+def test_the_shipped_flow_meets_the_measured_targets() -> None:
+    """What `flows check` holds the shipped flow to: the line's own targets, not looser ones."""
+    flow = load_flow(ROOT / "flows" / "second-opinion.yaml")
+    limits = flow.limits
+    assert limits.start_words <= 25
+    assert limits.first_menu_choices <= 5
+    assert limits.segments_for("en") <= 2 and limits.segments_for("es") <= 3
+    assert limits.sms_messages <= 2
+
+
+def test_limits_default_to_the_lines_targets(tmp_path: Path) -> None:
+    flow = load_flow(FIXTURES / "valid-minimal.yaml")
+    assert (flow.limits.start_words, flow.limits.first_menu_choices) == (25, 5)
+    assert flow.limits.sms_segments == {"en": 2, "es": 3} and flow.limits.sms_messages == 2
+    text = MINIMAL.replace("nodes:", "limits: {sms_segments: 1, sms_messages: 3}\nnodes:", 1)
+    strict = build(parse(text, "one-limit.yaml"))
+    assert strict.limits.segments_for("es") == 1 and strict.limits.sms_messages == 3
+    path = tmp_path / "one-limit.yaml"
+    path.write_text(text)
+    messages = [problem.message for problem in check_paths([path])]
+    assert "SMS reply in 'es': message 1 takes 2 segments (at most 1 in 'es'): 84 characters" in (
+        messages
+    )
+
+
+def test_a_voice_menu_that_does_not_end_with_a_person_is_a_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No flow file can leave out "to talk with a person, press 0" (the engine says it), so the
+    rule guards the engine's own words: break them, and every flow fails."""
+    from service.flowengine.phrases import PHRASES
+
+    monkeypatch.setitem(PHRASES["en"], "announce_keys", "At any time, press star to repeat.")
+    messages = [problem.message for problem in check_paths([FIXTURES / "valid-minimal.yaml"])]
+    assert "the voice menu in 'en' does not end by saying how to reach a person (0)" in messages
+
+
+def test_a_text_menu_that_does_not_show_a_person_is_a_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from service.flowengine.phrases import PHRASES
+
+    monkeypatch.setitem(PHRASES["es"], "sms_footer", "Responda # para regresar.")
+    messages = [problem.message for problem in check_paths([FIXTURES / "valid-minimal.yaml"])]
+    assert "the text menu in 'es' does not show how to reach a person (0)" in messages
+
+
+def test_a_retry_menu_must_end_with_a_person_or_a_call_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the person who did not answer is the coordinator (0 would ring them again), the
+    menu ends with the call back instead: put it anywhere else and the check says so."""
+    from service.flowengine import engine
+
+    offered = engine.choices
+
+    def call_back_first(flow: Flow, position: Position) -> tuple[Choice, ...]:
+        return tuple(reversed(offered(flow, position)))
+
+    monkeypatch.setattr(engine, "choices", call_back_first)
+    messages = [problem.message for problem in check_paths([FIXTURES / "features.yaml"])]
+    assert (
+        "after an unanswered transfer the menu in 'en' does not end with a person (0) or a "
+        "call back"
+    ) in messages

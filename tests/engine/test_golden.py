@@ -32,6 +32,11 @@ SCENARIOS: dict[str, tuple[str, str | None, list[str]]] = {
     "voice-spanish": ("voice", None, ["9", "2", "2", "1", "no-answer", "no-answer", "", "", ""]),
     "voice-speech": ("voice", None, ["coordinator please"]),
     "voice-text-me": ("voice", None, ["8"]),
+    "voice-call-back": ("voice", None, ["2", "4", "1", "no-answer", "2"]),
+    "voice-silence-after-content": ("voice", None, ["2", "5", "", "", ""]),
+    "voice-words": ("voice", None, ["the library", "#", "what do I need to bring", "chest pain"]),
+    "voice-spanish-content": ("voice", None, ["9", "1", "#", "2", "3", "#", "5", "#", "#", "4"]),
+    "voice-spanish-steps": ("voice", "es", ["4", "1", "1", "1", "busy", "no-answer", "2"]),
     "sms-main-menu": ("sms", None, []),
     "sms-why": ("sms", None, ["1"]),
     "sms-reach-each-contact": ("sms", None, ["2", "1", "#", "2", "#", "3", "#", "4", "#", "5"]),
@@ -44,6 +49,14 @@ SCENARIOS: dict[str, tuple[str, str | None, list[str]]] = {
     "sms-all-numbers": ("sms", None, ["8"]),
     "sms-spanish": ("sms", None, ["9", "1", "#", "2", "8"]),
     "sms-spanish-start": ("sms", "es", ["3", "4", "1", "1"]),
+    "sms-spanish-contacts": ("sms", "es", ["2", "1", "#", "2", "#", "3", "#", "4", "#", "5", "#"]),
+    "sms-spanish-why-and-numbers": ("sms", "es", ["1", "MENU", "8", "0", "CALL"]),
+    "sms-emergency-and-not-understood": (
+        "sms",
+        None,
+        ["I have chest pain", "I was told I have cancer and I am scared", "library", "1"],
+    ),
+    "sms-keywords": ("sms", None, ["HELP", "stop texting me", "hello", "START", "yes"]),
 }
 
 

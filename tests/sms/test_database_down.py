@@ -85,7 +85,7 @@ def test_a_text_gets_the_coordinators_number_and_a_stop_is_never_lost(
     app = app_with_a_patient_spool(settings)
     with app_client(app, wait_for_records=False) as client:
         texter = Texter(client)
-        assert "1 Learn why" in texter.reply("hi")
+        assert "1 Why a second opinion" in texter.reply("hi")
         broken.corrupt()
 
         [fixed] = texter.send("2")
@@ -148,7 +148,7 @@ def test_a_start_while_down_is_kept_too(
         assert "not available right now" in texter.reply("hi")  # the spool says: opted in
         broken.restore()
         assert app.state.spool.drain(10)
-        assert "1 Learn why" in texter.reply("hi")
+        assert "1 Why a second opinion" in texter.reply("hi")
     assert opt_out_state(database) is False
 
 

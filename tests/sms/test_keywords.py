@@ -13,7 +13,11 @@ from service.texts.keywords import (
     classify,
     coordinator_display,
     keyword_reply,
+    language_of,
+    starts_in_spanish,
 )
+
+SEGMENTS = {"en": 2, "es": 3}
 
 OPT_OUT_WORDS = [
     "STOP",
@@ -81,7 +85,10 @@ def test_help_names_the_program_the_coordinator_rates_and_stop(flow: Flow, lang:
     assert "STOP" in text
     rates = {"en": "Msg&data rates may apply", "es": "Pueden aplicarse tarifas de mensajes y datos"}
     assert rates[lang] in text
-    assert count_segments(text) <= 4
+    frequency = {"en": "Msg frequency varies", "es": "Frecuencia de mensajes variable"}
+    assert frequency[lang] in text
+    assert "VCU Massey" in text
+    assert count_segments(text) <= SEGMENTS[lang]
 
 
 @pytest.mark.parametrize(
@@ -98,7 +105,50 @@ def test_the_stop_confirmation_says_nothing_more_comes_and_how_to_come_back(
     assert no_more in text
     assert restart in text
     assert "(804) 828-7999" in text  # how to get help
-    assert count_segments(text) <= 4
+    assert count_segments(text) <= SEGMENTS[lang]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("stop texting me", "en"),
+        ("Please STOP sending these texts", "en"),
+        ("unsubscribe me", "en"),
+        ("no more texts", "en"),
+        ("Do not text me", "en"),
+        ("opt me out please", "en"),
+        ("no me manden más mensajes", "es"),
+        ("Por favor dejen de enviarme mensajes", "es"),
+        ("quiero cancelar mi suscripción", "es"),
+    ],
+)
+def test_a_plain_request_to_stop_is_an_opt_out(text: str, lang: str) -> None:
+    keyword, word = classify(text)
+    assert keyword is Keyword.OPT_OUT
+    assert word.startswith("WORDS") and len(word) <= 32
+    assert language_of(word, "en") == lang
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["stop the pain", "can you stop by my doctor", "no more chemo", "I want to stop treatment"],
+)
+def test_stop_about_something_else_is_not(text: str) -> None:
+    assert classify(text)[0] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "spanish"),
+    [
+        ("Hola necesito ayuda", True),
+        ("¿Hablan español?", True),
+        ("Buenas tardes", True),
+        ("hello there", False),
+        ("holanda", False),
+    ],
+)
+def test_a_first_text_in_spanish_is_seen_anywhere_in_it(text: str, spanish: bool) -> None:
+    assert starts_in_spanish(text) is spanish
 
 
 def test_the_fallback_coordinator_is_the_shipped_flows(flow: Flow) -> None:

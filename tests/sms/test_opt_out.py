@@ -62,9 +62,9 @@ def test_each_opt_in_word_brings_the_texter_back(
 ) -> None:
     texter.send("STOP")
     assert texter.send("hi") == []
-    assert "subscribed to Second Opinion Line again" in texter.reply(word)
+    assert "subscribed to VCU Massey Second Opinion Line again" in texter.reply(word)
     assert opted_out(database) is False
-    assert "1 Learn why" in texter.reply("menu")
+    assert "1 Why a second opinion" in texter.reply("menu")
 
 
 def test_stop_then_queued_texts_are_suppressed_by_the_worker(
@@ -90,7 +90,7 @@ def test_stop_then_queued_texts_are_suppressed_by_the_worker(
 
 @pytest.mark.parametrize(
     ("word", "number_word"),
-    [("HELP", "coordinator"), ("info", "coordinator"), ("AYUDA", "Coordinación")],
+    [("HELP", "coordinator"), ("info", "coordinator"), ("AYUDA", "coordinación de referidos")],
 )
 def test_help_carries_a_phone_number_and_stop(texter: Texter, word: str, number_word: str) -> None:
     texter.send("hi")
@@ -100,7 +100,7 @@ def test_help_carries_a_phone_number_and_stop(texter: Texter, word: str, number_
     assert "STOP" in help_text
     assert number_word in help_text
     # HELP does not move the conversation.
-    assert "Cancer Information Service: a trained" in texter.reply("3")
+    assert "Cancer Information Service, 1-800-4-CANCER: a trained" in texter.reply("3")
 
 
 def test_help_as_the_very_first_text(texter: Texter) -> None:

@@ -1,10 +1,12 @@
 """Every text the shipped flow can send, in both languages, with its segment count and encoding,
-pinned in tests/golden/sms/segments.txt; no message is ever over 4 segments.
+pinned in tests/golden/sms/segments.txt: no English message over 2 segments, no Spanish one over
+3 (UCS-2, 67 characters a segment), no reply over 2 messages, and the first reply says how to
+opt out in its first message.
 
 What is walked: the first reply of a conversation; at every node, arriving there, every option,
-0, #, a wrong key, words not understood and CALL; the carrier keyword replies; and the texts the
-voice line queues for a caller ("press 8"). Run with UPDATE_GOLDEN=1 to rewrite the file after an
-intended change to the flow or the phrases, and review the diff.
+0, #, a wrong key, words not understood, words of an emergency and CALL; the carrier keyword
+replies; and the texts the voice line queues for a caller ("press 8"). Run with UPDATE_GOLDEN=1
+to rewrite the file after an intended change to the flow or the phrases, and review the diff.
 """
 
 from __future__ import annotations
@@ -21,30 +23,40 @@ from service.texts.dialogue import respond
 from service.texts.keywords import keyword_reply
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sms" / "segments.txt"
-MAX_SEGMENTS = 4
+MAX_SEGMENTS = {"en": 2, "es": 3}
+MAX_MESSAGES = 2
+OPT_OUT_LINE = {"en": "Reply STOP to opt out", "es": "Responda STOP para cancelar"}
 
 
-def every_text(flow: Flow) -> Iterator[tuple[str, str]]:
+def every_text(flow: Flow) -> Iterator[tuple[str, str, str]]:
+    """(what, the text, the language it is written in)."""
     for lang in flow.languages:
-        yield f"{lang} first text", respond(flow, "hello there", None, lang=lang).reply or ""
+
+        def answer(
+            what: str, body: str, here: Position | None, lang: str = lang
+        ) -> tuple[str, str, str]:
+            turn = respond(flow, body, here, lang=lang)
+            return f"{lang} {what}", turn.reply or "", turn.position.lang
+
+        yield answer("first text", "hello there", None)
         for node_id, node in flow.nodes.items():
             here = Position(node_id, lang, "sms")
-            yield f"{lang} {node_id}", respond(flow, "*", here).reply or ""
+            yield answer(node_id, "*", here)
             keys = [option.key for option in node.options] + ["0", "#", "7"]
             if node_id == flow.start:
                 keys.append("9")
             for key in keys:
-                yield f"{lang} {node_id} > {key}", respond(flow, key, here).reply or ""
-            yield f"{lang} {node_id} > words", respond(flow, "purple", here).reply or ""
-            yield f"{lang} {node_id} > CALL", respond(flow, "CALL", here).reply or ""
+                yield answer(f"{node_id} > {key}", key, here)
+            yield answer(f"{node_id} > words", "purple", here)
+            yield answer(f"{node_id} > emergency", "I have chest pain", here)
+            yield answer(f"{node_id} > CALL", "CALL", here)
             for option in node.options:
                 if option.text:
-                    yield (
-                        f"{lang} voice text {node_id} {option.key}",
-                        text_body(flow, lang, option.text),
-                    )
+                    body = text_body(flow, lang, option.text)
+                    yield f"{lang} voice text {node_id} {option.key}", body, lang
         for name in ("sms_help", "sms_stopped", "sms_started", "sms_unavailable"):
-            yield f"{lang} {name}", keyword_reply(flow, lang, name)
+            yield f"{lang} {name}", keyword_reply(flow, lang, name), lang
+        yield answer("first text, an emergency", "chest pain", None)
 
 
 def describe(text: str) -> str:
@@ -56,10 +68,14 @@ def describe(text: str) -> str:
 
 def test_every_text_fits_and_its_segments_are_pinned(flow: Flow) -> None:
     lines = []
-    for what, text in every_text(flow):
+    for what, text, lang in every_text(flow):
         assert text, what
-        for message in messages_for(text):
-            assert segment(message).segments <= MAX_SEGMENTS, (what, message)
+        messages = messages_for(text)
+        for message in messages:
+            assert segment(message).segments <= MAX_SEGMENTS[lang], (what, message)
+        assert len(messages) <= MAX_MESSAGES, what
+        if " first text" in what:
+            assert OPT_OUT_LINE[lang] in messages[0], what
         lines.append(f"{what}: {describe(text)}")
     rendered = "\n".join(lines) + "\n"
     if os.environ.get("UPDATE_GOLDEN") == "1":
@@ -70,7 +86,7 @@ def test_every_text_fits_and_its_segments_are_pinned(flow: Flow) -> None:
 
 
 def test_the_walk_covers_every_node_and_option_in_both_languages(flow: Flow) -> None:
-    names = {what for what, _ in every_text(flow)}
+    names = {what for what, _, _ in every_text(flow)}
     for lang in ("en", "es"):
         for node_id, node in flow.nodes.items():
             assert f"{lang} {node_id}" in names

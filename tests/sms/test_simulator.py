@@ -13,8 +13,8 @@ def test_the_terminal_texter_switches_to_spanish_stops_and_gets_nothing() -> Non
     result = CliRunner().invoke(cli_app, ["simulate", "--sms"], input="HOLA\n1\nSTOP\nhi\n")
     assert result.exit_code == 0, result.output
     before_stop, after_stop = result.output.split("> STOP")
-    assert "Línea de Segunda Opinión, VCU Massey" in before_stop
-    assert "Pedir otra opinión es parte de cuidar su salud" in before_stop
+    assert "Línea de Segunda Opinión de VCU Massey" in before_stop
+    assert "Una segunda opinión es una manera importante de participar" in before_stop
     confirmation, after_hi = after_stop.split("> hi")
     assert "No le enviaremos más mensajes" in confirmation
     assert "nothing is sent" in after_hi

@@ -19,47 +19,50 @@ from tests.support import AppClient
 # Every fact of SPEC.md section 1 as the shipped flow writes it in a text.
 FACTS_EN = [
     "important way to take part in your health care",
-    "Don't worry about your doctor's feelings",
-    "most doctors will recommend another doctor",
+    "fear hurting their doctor's feelings",
+    "most doctors will recommend another doctor for a second opinion",
+    "If your doctor can't recommend a colleague",
     "Patient referral coordinator, VCU Massey: (804) 828-7999",
     "Patient Resource Library, VCU Massey: (804) 828-8709 or (804) 828-0450",
     "Cancer Information Service: 1-800-4-CANCER (1-800-422-6237)",
-    "trained cancer information specialist can recommend places",
-    "ask for the Directory of Medical Specialists or the AMA Medical Directory",
+    "trained cancer information specialist can recommend places to call for second opinions",
+    "ask for the Directory of Medical Specialists or the American Medical Association's Medical",
     "Medicare/Medicaid Hotline: (800) 638-6833",
-    "list of cancer specialists in your area",
-    "medical history, current medical reports and lab test results",
+    "listing of cancer specialists in your area",
+    "medical history, current medical reports and any laboratory test results",
     "Your doctor may send these records, or you may take them yourself",
-    "Ask them to discuss your case",
-    "see a third doctor",
+    "Ask them to discuss your case and try to agree on the best treatment",
+    "if they still don't agree, contact a third doctor",
     "simple written opinion with clinical research evidence",
     "explain what you don't understand",
     "answer all your questions",
     "Talk over your options with family and friends",
-    "Talk with people who have had your kind of cancer",
-    "Patient Resource Library can suggest an organization",
+    "people who have had your kind of cancer",
+    "Not sure which? The Patient Resource Library can help.",
 ]
 FACTS_ES = [
-    "Pedir otra opinión es parte de cuidar su salud",
-    "No tema herir a su médico",
-    "la mayoría le recomendará a un colega",
-    "Coordinación de referidos, VCU Massey: (804) 828-7999",
-    "Biblioteca para Pacientes, VCU Massey: (804) 828-8709 o (804) 828-0450",
+    "Una segunda opinión es una manera importante de participar en su atención médica",
+    "No tema ofender a su médico",
+    "la mayoría de los médicos le recomendarán a otro médico para una segunda opinión",
+    "Si su médico no puede recomendarle a un colega",
+    "Coordinación de referidos: (804) 828-7999",
+    "Biblioteca para Pacientes: (804) 828-8709 o (804) 828-0450",
     "Servicio de Información sobre el Cáncer: 1-800-4-CANCER (1-800-422-6237)",
-    "un especialista le recomienda lugares cerca",
-    "pida el Directorio de Especialistas Médicos o el Directorio Médico de la AMA",
-    "Línea de Medicare y Medicaid: (800) 638-6833",
-    "lista de especialistas en cáncer en su área",
-    "su historial, informes actuales y análisis de laboratorio",
-    "Su médico puede enviarlos, o usted puede llevarlos",
-    "pida que hablen de su caso",
-    "vea a un tercer médico",
-    "opinión escrita y sencilla, con evidencia clínica",
-    "Pida que le expliquen lo que no entienda",
-    "contesten todas sus preguntas",
-    "Hable de sus opciones con familia y amigos",
-    "Hable con personas que han tenido su tipo de cáncer",
-    "la Biblioteca le sugiere un grupo",
+    "un especialista le puede recomendar lugares para pedir una segunda opinión en su área",
+    'pida el "Directory of Medical Specialists"',
+    '"Medical Directory" de la American Medical Association',
+    "Medicare y Medicaid: (800) 638-6833",
+    "lista de especialistas en cáncer de su área",
+    "su historial médico, sus informes médicos actuales y sus análisis de laboratorio",
+    "Su médico puede enviarle estos expedientes, o usted puede llevarlos",
+    "Pida que hablen de su caso y traten de ponerse de acuerdo",
+    "si aún no están de acuerdo, consulte a un tercer médico",
+    "opinión escrita y sencilla, con evidencia de investigación clínica",
+    "Pida a los médicos que le expliquen lo que no entienda",
+    "contestar todas sus preguntas",
+    "Hable de sus opciones con su familia y sus amigos",
+    "personas que han tenido su mismo tipo de cáncer",
+    "¿No sabe cuál? La Biblioteca para Pacientes le puede ayudar.",
 ]
 NUMBERS = [
     "(804) 828-7999",
@@ -98,13 +101,17 @@ SCRIPT = [
 ]
 
 
-def read_the_handout(texter: Texter, first: str) -> None:
+SEGMENTS = {"en": 2, "es": 3}
+"""Segments a message may take: English is GSM-7, Spanish UCS-2 (67 characters a segment)."""
+
+
+def read_the_handout(texter: Texter, first: str, lang: str = "en") -> None:
     texter.send(first)
     for body in SCRIPT:
         messages = texter.send(body)
         assert messages, f"no answer to {body!r}"
         for message in messages:
-            assert count_segments(message) <= 4
+            assert count_segments(message) <= SEGMENTS[lang]
 
 
 def test_an_english_texter_reads_every_fact_and_gets_every_number(texter: Texter) -> None:
@@ -122,8 +129,8 @@ def test_a_spanish_texter_starting_with_hola_reads_everything_in_spanish(texter:
     first = texter.reply("HOLA")
     assert "Línea de Segunda Opinión" in first
     assert "Responda STOP para cancelar" in first  # the opt-in notice, in Spanish
-    read_the_handout(texter, "menu")
-    for fact in [*FACTS_ES, *NUMBERS, "Directorio de Especialistas Médicos"]:
+    read_the_handout(texter, "menu", "es")
+    for fact in [*FACTS_ES, *NUMBERS, "Directory of Medical Specialists"]:
         assert fact in texter.everything, fact
     assert "Reply" not in texter.everything  # never English once switched
     last = "\n".join(texter.send("8"))
@@ -134,7 +141,7 @@ def test_a_spanish_texter_starting_with_hola_reads_everything_in_spanish(texter:
 def test_the_first_reply_is_the_main_menu_with_the_opt_in_notice(texter: Texter) -> None:
     first = texter.reply("what is this")
     assert first.startswith("VCU Massey Second Opinion Line")
-    assert "1 Learn why a second opinion helps" in first
+    assert "1 Why a second opinion" in first
     assert "Reply STOP to opt out, HELP for help" in first
     second = texter.reply("1")
     assert "take part in your health care" in second
@@ -147,17 +154,18 @@ def test_digits_navigate_back_and_menu_return_and_nonsense_gets_the_options(
 ) -> None:
     texter.send("hi")
     assert "If your doctor can't recommend a colleague" in texter.reply("2")
-    assert "The patient referral coordinator can help you" in texter.reply("1")
-    assert "1 Call the patient referral coordinator" in texter.reply("#")
-    assert "1 Learn why" in texter.reply("#")
-    assert "1 Learn why" in texter.reply("#")  # up from the main menu stays there
+    assert "The patient referral coordinator at VCU Massey can help you" in texter.reply("1")
+    assert "1 Call the referral coordinator" in texter.reply("#")
+    assert "1 Why a second opinion" in texter.reply("#")
+    assert "1 Why a second opinion" in texter.reply("#")  # up from the main menu stays there
     texter.send("2")
     unknown = texter.reply("purple")
-    assert unknown.startswith("Sorry, we didn't understand that.")
-    assert "1 Call the patient referral coordinator" in unknown  # the current options
-    assert "1 Learn why" in texter.reply("BACK")
+    assert unknown.startswith("Sorry, we didn't understand that. In an emergency, call 911.")
+    assert "1 Call the referral coordinator" in unknown  # the current options
+    assert unknown.endswith("Reply # to go back, 0 for a person.")
+    assert "1 Why a second opinion" in texter.reply("BACK")
     texter.send("3")
-    assert "1 Learn why" in texter.reply("menu")
+    assert "1 Why a second opinion" in texter.reply("menu")
 
 
 def test_zero_gives_the_coordinator_and_call_queues_a_call_back(
@@ -176,12 +184,15 @@ def test_zero_gives_the_coordinator_and_call_queues_a_call_back(
         ("call", TEXTER, LINE, "pending")
     ]
     call = rows[0].body
+    # Before it connects, the call says who is calling and why.
     assert call.startswith(
         '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-US" '
-        'voice="Polly.Joanna-Neural">Connecting you to the patient referral coordinator'
+        'voice="Polly.Joanna-Neural">Hello. This is VCU Massey\'s Second Opinion Line, calling '
+        "because you asked by text to talk with the patient referral coordinator"
     )
     assert '<Dial timeout="25"><Number>+18048287999</Number></Dial>' in call
     assert "You can call the patient referral coordinator" in call  # after the dial ends
+    assert '<prosody rate="85%">8 0 4,<break time="400ms" /> 8 2 8,' in call
 
 
 def test_call_from_the_library_page_calls_back_to_the_library(
@@ -218,9 +229,9 @@ def test_after_24_quiet_hours_it_starts_over_in_the_last_language(
             update(Conversation).values(last_activity_at=utcnow() - timedelta(hours=25))
         )
     again = texter.reply("1")
-    assert again.startswith("Línea de Segunda Opinión, VCU Massey")  # main menu, not option 1
+    assert again.startswith("Línea de Segunda Opinión de VCU Massey")  # main menu, not option 1
     assert "Responda STOP para cancelar" in again
-    assert "Para buscar otro médico" in texter.reply("2")
+    assert "Si su médico no puede recomendarle a un colega" in texter.reply("2")
 
 
 def test_a_conversation_a_day_old_but_not_24_hours_quiet_carries_on(

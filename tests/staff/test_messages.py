@@ -77,7 +77,7 @@ def test_a_conversation_page_shows_its_messages(client: AppClient, conversations
     assert "14:58:00 sent Second Opinion Line 1 Why sent" in text
     assert "1 (my cell •••-•••-7001)" in text  # a number a texter wrote is masked too
     assert "804-555-7001" not in page.text
-    assert "Where they are Learn why a second opinion helps" in text
+    assert "Where they are Hear why it matters" in text
     assert client.get("/staff/messages/999999").status_code == 404
 
 

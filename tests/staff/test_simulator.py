@@ -44,7 +44,7 @@ def test_a_caller_reaches_the_coordinator(client: AppClient, database: Database)
     browser = Browser(client)
     page = browser.submit(start="1", channel="voice", lang="en")
     lines = transcript(page)
-    assert "If this is an emergency, hang up and dial 9 1 1." in lines[0]
+    assert "For emergencies, hang up and dial 9 1 1." in lines[0]
     assert 'value="0"' in page.text and 'name="silence"' in page.text
     browser.submit(key="2")
     browser.submit(key="1")
@@ -82,7 +82,7 @@ def test_a_texter_in_spanish(client: AppClient, database: Database) -> None:
     assert "Línea de Segunda Opinión" in first
     page = browser.submit(text="2")
     assert "You: 2" in transcript(page)
-    assert "Para buscar otro médico:" in "\n".join(transcript(page))
+    assert "Si su médico no puede recomendarle a un colega" in "\n".join(transcript(page))
     page = browser.submit(text="1")
     lines = transcript(page)
     reply = "\n".join(lines[lines.index("You: 1") :])

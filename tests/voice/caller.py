@@ -12,6 +12,8 @@ LINE_NUMBER = "+18045550100"
 CALLER_NUMBER = "+18045550142"
 """A caller's mobile number (From)."""
 VOICES = {"en-US": "Polly.Joanna-Neural", "es-US": "Polly.Lupe-Neural"}
+SSML = {"prosody": {"rate"}, "break": {"time"}}
+"""SSML tags (and attributes) a <Say> may hold: those Polly's neural voices fully support."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,18 @@ def parse(xml: str) -> Heard:
         assert element.tag == "Say", f"unexpected <{element.tag}> in {xml}"
         assert element.get("language") in VOICES, f"<Say> without a known language: {xml}"
         assert element.get("voice") == VOICES[element.get("language", "")], xml
-        assert element.text and element.text.strip(), f"empty <Say>: {xml}"
-        heard.says.append(Said(element.text, element.get("language", ""), element.get("voice", "")))
+        check_ssml(element)
+        text = "".join(element.itertext())
+        assert text.strip(), f"empty <Say>: {xml}"
+        heard.says.append(Said(text, element.get("language", ""), element.get("voice", "")))
+
+    def check_ssml(element: ET.Element) -> None:
+        """Only the SSML Polly's neural voices support in full: `<prosody rate>` and `<break>`."""
+        for inner in element.iter():
+            if inner is element:
+                continue
+            assert inner.tag in SSML, f"<{inner.tag}> in a <Say>: {xml}"
+            assert set(inner.attrib) <= SSML[inner.tag], f"<{inner.tag} {inner.attrib}>: {xml}"
 
     for element in root:
         if element.tag == "Say":

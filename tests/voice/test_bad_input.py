@@ -71,7 +71,7 @@ def test_an_unknown_node_starts_over_at_the_main_menu_in_the_callers_language(
     url = f"{VOICE}?at=removed_in_the_new_flow&lang=es&m=0&s=menu&c=&l=0"
     heard = parse(client.twilio(url, {"CallSid": "CA" + "6" * 32, "Digits": "1"}).text)
     assert heard.gather is not None and "?at=main&lang=es&" in heard.gather["action"]
-    assert heard.words[0].startswith("Gracias por llamar")
+    assert heard.words[0].startswith("Esta es la Línea de Segunda Opinión")
 
 
 def test_a_stale_dialing_position_never_dials_an_unknown_contact(client: AppClient) -> None:

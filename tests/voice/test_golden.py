@@ -6,8 +6,9 @@ Run with UPDATE_GOLDEN=1 to rewrite them after an intended change, and review th
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from xml.dom import minidom
+from xml.sax.saxutils import quoteattr
 
 import pytest
 
@@ -45,12 +46,36 @@ TURNS: dict[str, Callable[[Caller], Heard]] = {
     "transfer-busy": steps("2", "4", "1", "busy"),
     "transfer-answered": steps("0", "completed"),
     "press-8-texts": steps("2", "8"),
+    "call-back-asked": steps("2", "2", "1", "no-answer", "no-answer", "2"),
+    "coordinator-unanswered": steps("0", "no-answer"),
     "fallback": fallback,
 }
 
 
 def pretty(xml: str) -> str:
-    return minidom.parseString(xml).toprettyxml(indent="  ")
+    """The TwiML one verb a line; a `<Say>` (with any SSML in it) kept whole on its line, so
+    the pinned file shows exactly the words and pauses."""
+    root = ET.fromstring(xml)
+    lines = ['<?xml version="1.0" ?>']
+
+    def show(element: ET.Element, depth: int) -> None:
+        pad = "  " * depth
+        attributes = "".join(
+            f" {name}={quoteattr(value)}" for name, value in element.attrib.items()
+        )
+        if element.tag == "Say" or len(element) == 0:
+            alone = ET.Element(element.tag, element.attrib)
+            alone.text, alone[:] = element.text, list(element)
+            body = ET.tostring(alone, encoding="unicode", short_empty_elements=True)
+            lines.append(pad + body)
+            return
+        lines.append(f"{pad}<{element.tag}{attributes}>")
+        for child in element:
+            show(child, depth + 1)
+        lines.append(f"{pad}</{element.tag}>")
+
+    show(root, 0)
+    return "\n".join(lines) + "\n"
 
 
 @pytest.mark.parametrize("name", list(TURNS))

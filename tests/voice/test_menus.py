@@ -9,10 +9,10 @@ from tests.voice.caller import Caller, Heard
 
 COORDINATOR = "+18048287999"
 MAIN_OPTIONS = [
-    "To learn why a second opinion helps, press 1.",
+    "To hear why it matters, press 1.",
     "To find another doctor, press 2.",
     "To get ready for the visit, press 3.",
-    "To know what to do if doctors disagree, press 4.",
+    "To hear what to do if the doctors disagree, press 4.",
     "To get all the phone numbers by text, press 8.",
 ]
 
@@ -27,12 +27,27 @@ def test_the_greeting_warns_about_emergencies_and_offers_spanish_early(caller: C
         i for i, line in enumerate(heard.words) if re.search(r"(press|oprima) \d", line)
     )
     before = " ".join(heard.words[:first_option])
-    assert "emergency" in before and "9 1 1" in before
-    assert len(before.split()) <= 45
+    assert "emergencies" in before and "9 1 1" in before
     assert heard.words[first_option] == "Para español, oprima 9."
     assert heard.says[first_option].language == "es-US"
     assert heard.words[first_option + 1 : first_option + 6] == MAIN_OPTIONS
-    assert "press 0 to talk with a person, star to repeat, or pound to go back" in heard.text
+    # The first "press 1" within 25 words (about 10 seconds at 160 words a minute).
+    up_to_press_1 = heard.text.split("press 1.")[0].split()
+    assert len(up_to_press_1) - 1 <= 25
+    assert heard.words[-1] == (
+        "At any time, press star to repeat, pound to go back, or 0 to talk with a person."
+    )
+
+
+def test_star_and_pound_on_the_first_menu_give_the_menu_not_the_greeting(caller: Caller) -> None:
+    caller.call()
+    for key in ("*", "#"):
+        heard = caller.press(key)
+        assert in_menu(heard, "main")
+        assert heard.words[0] == "Para español, oprima 9."
+        assert "9 1 1" not in heard.text
+        assert heard.words[1:6] == MAIN_OPTIONS
+        assert heard.words[-1] == "To talk with a person, press 0."
 
 
 def test_a_wrong_key_keeps_the_caller_in_the_menu(caller: Caller) -> None:
@@ -60,18 +75,40 @@ def test_star_and_pound_are_keys_not_terminators(caller: Caller) -> None:
 
 
 def test_silence_is_reprompted_twice_then_the_coordinator_is_dialed(caller: Caller) -> None:
+    """A caller who never pressed anything still reaches a person."""
+    caller.call()
+    for _ in range(2):
+        heard = caller.silence()
+        assert heard.words[0] == "Sorry, I didn't hear anything."
+        assert in_menu(heard, "main")
+        assert heard.words[2] == MAIN_OPTIONS[0]
+    heard = caller.silence()
+    assert heard.dial is not None
+    assert heard.numbers == [COORDINATOR]
+    assert heard.words[:2] == [
+        "Sorry, I didn't hear anything.",
+        "Let me connect you with someone who can help.",
+    ]
+    assert "The number is 8 0 4, 8 2 8, 7 9 9 9." in heard.words
+
+
+def test_silence_after_a_part_of_the_handout_ends_with_the_number_and_a_goodbye(
+    caller: Caller,
+) -> None:
     caller.call()
     caller.press("3")
     for _ in range(2):
         heard = caller.silence()
-        assert heard.words[0] == "Sorry, I didn't hear anything."
         assert in_menu(heard, "prepare")
-        assert heard.words[1].startswith("To find another doctor, press 1.")
+        assert heard.words[1] == "To find another doctor, press 2."
     heard = caller.silence()
-    assert heard.dial is not None
-    assert heard.numbers == [COORDINATOR]
-    assert heard.words[0] == "Let me connect you with someone who can help."
-    assert "The number is 8 0 4, 8 2 8, 7 9 9 9." in heard.words
+    assert heard.hangup and not caller.dialed
+    assert heard.words[1:] == [
+        "You can call the patient referral coordinator at VCU Massey Comprehensive Cancer Center.",
+        "The number is 8 0 4, 8 2 8, 7 9 9 9.",
+        "Again, that's 8 0 4, 8 2 8, 7 9 9 9.",
+        "Thank you for calling. Take care. Goodbye.",
+    ]
 
 
 def test_zero_reaches_the_coordinator_from_any_menu(caller: Caller) -> None:
@@ -120,10 +157,20 @@ def test_an_unanswered_transfer_offers_a_retry_the_number_by_text_and_a_person(
     caller.press("3")
     caller.press("1")
     heard = caller.dial_ends("busy")
-    assert heard.words[0] == "The line is busy."
-    assert "To try again, press 1." in heard.words
-    assert "To get the number by text, press 8." in heard.words
-    assert "To talk with a person, press 0." in heard.words
+    assert heard.words[:3] == [
+        "The line is busy.",
+        "The number is 1, 800, 4 2 2, 6 2 3 7.",
+        "Again, that's 1, 800, 4 2 2, 6 2 3 7.",
+    ]
+    assert heard.words[3:] == [
+        "To try again, press 1.",
+        "To get the number by text, press 8.",
+        "To go back, press pound.",
+        "To ask for a call back, press 2.",
+        "To talk with a person, press 0.",
+    ]
+    # The number is read slowly: a pause between its groups.
+    assert '<prosody rate="85%">1,<break time="400ms" /> 800,' in heard.xml
     heard = caller.press("1")
     assert heard.numbers == ["+18004226237"]
     heard = caller.dial_ends("failed")
@@ -172,13 +219,14 @@ def test_spanish_is_spoken_in_a_spanish_voice_and_kept(caller: Caller) -> None:
     heard = caller.press("9")
     assert heard.gather is not None and heard.gather["language"] == "es-US"
     assert "lang=es" in heard.gather["action"]
-    assert heard.words[0].startswith("Gracias por llamar")
+    assert heard.words[0].startswith("Esta es la Línea de Segunda Opinión de VCU Massey.")
+    assert heard.words[1] == "Para saber por qué es importante, oprima 1."
     assert "For English, press 9." in heard.words
     assert {said.language for said in heard.says if said.text != "For English, press 9."} == {
         "es-US"
     }
     heard = caller.press("3")
-    assert heard.words[0].startswith("El segundo médico le preguntará")
+    assert heard.words[0].startswith("Cuando se comunique con el segundo médico, le preguntará")
     assert all(said.voice == "Polly.Lupe-Neural" for said in heard.says)
     heard = caller.press("7")
     assert heard.words[0] == "Lo siento, 7 no es una opción."

@@ -119,7 +119,7 @@ def test_press_8_queues_one_text_to_the_caller(db_caller: Caller, database: Data
     db_caller.call()
     db_caller.press("2")
     heard = db_caller.press("8")
-    assert heard.words[0] == "We will text you these numbers in a moment."
+    assert heard.words[0] == "We will send you a text message in a moment."
     queued = outbox(database)
     assert len(queued) == 1
     text = queued[0]
@@ -130,17 +130,32 @@ def test_press_8_queues_one_text_to_the_caller(db_caller: Caller, database: Data
         LINE_NUMBER,
     )
     assert text.body.splitlines() == [
-        "Second Opinion Line: the numbers you asked for on your call.",
+        "VCU Massey Second Opinion Line: the numbers you asked for. Reply STOP to opt out.",
         "Patient referral coordinator, VCU Massey: (804) 828-7999",
         "Patient Resource Library, VCU Massey: (804) 828-8709 or (804) 828-0450",
         "Cancer Information Service: 1-800-4-CANCER (1-800-422-6237)",
         "Medicare/Medicaid Hotline: (800) 638-6833",
         "At your local library, ask for the Directory of Medical Specialists or the AMA "
         "Medical Directory.",
-        "Msg&data rates may apply. Reply STOP to opt out, HELP for help.",
     ]
     everyone = "coordinator,library,cancer_information_service,medicare_hotline,directories"
     assert ("text_queued", "reach", everyone) in events(database, db_caller.call_sid)
+
+
+def test_a_call_back_asked_for_after_an_unanswered_transfer_is_recorded(
+    db_caller: Caller, database: Database
+) -> None:
+    """Staff build their follow-up list from this event: who did not answer, and where."""
+    db_caller.call()
+    db_caller.press("2")
+    db_caller.press("4")
+    db_caller.press("1")
+    db_caller.dial_ends("no-answer")
+    heard = db_caller.press("2")
+    assert heard.hangup and heard.words[0].startswith("Thank you. A staff member will call")
+    recorded = events(database, db_caller.call_sid)
+    assert ("callback_request", "medicare_hotline", "medicare_hotline") in recorded
+    assert [kind for kind, _, _ in recorded].count("callback_request") == 1
 
 
 def test_a_retried_webhook_does_not_queue_the_text_twice(
@@ -154,7 +169,7 @@ def test_a_retried_webhook_does_not_queue_the_text_twice(
     assert len(outbox(database)) == 1
     db_caller.press("3")
     db_caller.press("8")  # another menu, another text: this caller asked again
-    assert [row.body.count("\n") for row in outbox(database)] == [6, 2]
+    assert [row.body.count("\n") for row in outbox(database)] == [5, 1]
 
 
 def test_a_spanish_caller_gets_the_text_in_spanish(db_caller: Caller, database: Database) -> None:
@@ -163,13 +178,12 @@ def test_a_spanish_caller_gets_the_text_in_spanish(db_caller: Caller, database: 
     db_caller.press("2")
     db_caller.press("3")
     heard = db_caller.press("8")
-    assert heard.words[0] == "En un momento le enviaremos estos números por mensaje de texto."
+    assert heard.words[0] == "En un momento le enviaremos un mensaje de texto."
     (text,) = outbox(database)
     assert text.body.splitlines() == [
-        "Línea de Segunda Opinión: los números que pidió en su llamada.",
+        "Línea de Segunda Opinión de VCU Massey: los números que pidió. Responda STOP para "
+        "cancelar.",
         "Servicio de Información sobre el Cáncer: 1-800-4-CANCER (1-800-422-6237)",
-        "Pueden aplicarse tarifas de mensajes y datos. Responda STOP para cancelar, "
-        "AYUDA para ayuda.",
     ]
 
 
