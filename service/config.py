@@ -31,12 +31,19 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     trusted_proxies: str = "127.0.0.1,::1"
     run_worker_in_server: bool = True
-    # A claimed outbox row whose worker has not finished it after this long is taken over (its
-    # worker died). Keep it well above the sender's 10 s HTTP timeout.
+    # A claimed outbox row is taken over when its worker's heartbeat (every 3 s) is older than
+    # worker_dead_seconds (the worker was killed), or, whatever the heartbeat says, when the
+    # claim is older than outbox_stale_seconds. Keep both above the sender's 10 s timeout.
     outbox_stale_seconds: int = 300
+    worker_dead_seconds: int = 15
+    # A send that failed and may succeed later is tried again after this, then twice as long...
+    outbox_first_retry_seconds: float = 30.0
     # A call is counted in /metrics by outcome once it has ended and its record has not changed
     # for this long (late facts from other processes may still be on their way until then).
     call_settle_seconds: float = 30.0
+    # A call with no final status and nothing heard of it for this long is looked up in
+    # Twilio's Calls resource (by the outbox worker) and settled by what Twilio says.
+    call_reconcile_seconds: int = 900
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
 

@@ -132,6 +132,31 @@ def settle_calls(
     return settled
 
 
+def calls_without_final_status(
+    connection: Connection, *, quiet_since: datetime, checked_before: datetime, limit: int = 20
+) -> list[str]:
+    """CallSids of calls still in progress with nothing heard of them since `quiet_since`, not
+    looked into since `checked_before`, oldest first; they are marked as looked into now (so
+    that several processes share them out)."""
+    rows = connection.execute(
+        select(CALLS.c.id, CALLS.c.call_sid)
+        .where(
+            CALLS.c.settled_at.is_(None),
+            CALLS.c.outcome == CallOutcome.IN_PROGRESS.value,
+            CALLS.c.last_seen_at < quiet_since,
+            (CALLS.c.checked_at.is_(None)) | (CALLS.c.checked_at < checked_before),
+        )
+        .order_by(CALLS.c.last_seen_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if rows:
+        connection.execute(
+            update(CALLS).where(CALLS.c.id.in_([r[0] for r in rows])).values(checked_at=utcnow())
+        )
+    return [row[1] for row in rows]
+
+
 @dataclass
 class Settled:
     """What settling calls found, to count once it is committed."""

@@ -12,6 +12,7 @@ connection errors) or not (any other 4xx: a bad number, a number that cannot rec
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -56,10 +57,28 @@ class Sender(Protocol):
         """Place a call that runs `twiml` when answered; returns its CallSid."""
         ...
 
-    def find_sent(self, to: str, from_: str | None, body: str, since: datetime) -> str | None:
+    def find_sent(
+        self, to: str, from_: str | None, body: str, since: datetime, exclude: frozenset[str]
+    ) -> str | None:
         """The MessageSid of a text with this body Twilio already took for `to` since `since`
-        (an earlier attempt whose answer was lost), or None."""
+        (an earlier attempt whose answer was lost) that is not one of `exclude` (the texts other
+        outbox rows sent), or None."""
         ...
+
+    def fetch_call(self, call_sid: str) -> CallReport | None:
+        """What Twilio knows of a call (its Calls resource), or None when it does not know it."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallReport:
+    """What Twilio's Calls resource says of a call."""
+
+    status: str
+    duration: int | None
+    caller: str | None
+    called: str | None
+    ended_at: datetime | None
 
 
 class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
@@ -109,7 +128,9 @@ class TwilioSender:
             params["status_callback"] = status_callback
         return self._call(lambda: self.client.messages.create(**params))
 
-    def find_sent(self, to: str, from_: str | None, body: str, since: datetime) -> str | None:
+    def find_sent(
+        self, to: str, from_: str | None, body: str, since: datetime, exclude: frozenset[str]
+    ) -> str | None:
         # Newest first. A queued message has no date_sent yet, so match on date_created.
         since = since.replace(tzinfo=since.tzinfo or UTC) - timedelta(minutes=1)
 
@@ -118,12 +139,32 @@ class TwilioSender:
                 created = message.date_created
                 if created is not None and created < since:
                     break
+                if message.sid in exclude:
+                    continue
                 if message.body == body and (not from_ or message.from_ == from_):
                     return message
             return None
 
         found = self._call(lookup, require_sid=False)
         return found or None
+
+    def fetch_call(self, call_sid: str) -> CallReport | None:
+        def fetch() -> Any:
+            return self.client.calls(call_sid).fetch()
+
+        try:
+            call = self._request(fetch)
+        except SendError as error:
+            if error.status == 404:
+                return None
+            raise
+        return CallReport(
+            status=str(call.status or ""),
+            duration=int(call.duration) if call.duration not in (None, "") else None,
+            caller=call.from_ or None,
+            called=call.to or None,
+            ended_at=call.end_time,
+        )
 
     def place_call(self, to: str, from_: str | None, twiml: str) -> str:
         caller_id = from_ or self.settings.twilio_from_number
@@ -133,8 +174,21 @@ class TwilioSender:
 
     @staticmethod
     def _call(create: Any, *, require_sid: bool = True) -> str:
+        """Make the request; Twilio's SID of what it created ("" when none and not required)."""
+        created = TwilioSender._request(create)
+        sid = getattr(created, "sid", None)
+        if not sid and not require_sid:
+            return ""
+        if not sid:
+            raise SendError("Twilio answered without a SID", retryable=True)
+        return str(sid)
+
+    @staticmethod
+    def _request(make: Any) -> Any:
+        """Make a request through the client; any failure as a SendError that says whether
+        trying again later can help."""
         try:
-            created = create()
+            return make()
         except TwilioRestException as error:
             status = int(error.status or 0)
             raise SendError(
@@ -147,19 +201,25 @@ class TwilioSender:
         except requests.RequestException as error:
             raise SendError(f"connection failed: {type(error).__name__}", retryable=True) from error
         except TwilioException as error:
-            raise SendError(f"Twilio client error: {error}"[:500], retryable=False) from error
-        sid = getattr(created, "sid", None)
-        if not sid and not require_sid:
-            return ""
-        if not sid:
-            raise SendError("Twilio answered without a SID", retryable=True)
-        return str(sid)
+            # A page of a list that did not come back: twilio-python raises the bare exception
+            # with the response. What its status says decides, as for any other answer.
+            response = error.args[1] if len(error.args) > 1 else None
+            code = getattr(response, "status_code", None)
+            known = code if isinstance(code, int) else None
+            raise SendError(
+                f"Twilio {known or 'client error'}: {error.args[0] if error.args else ''}"[:500],
+                retryable=known is None or retryable_status(known),
+                status=known,
+            ) from error
 
 
-def status_callback_url(settings: Settings) -> str | None:
-    """Where Twilio reports delivery of texts we send (needs the public URL)."""
+def status_callback_url(settings: Settings, outbox_id: int | None = None) -> str | None:
+    """Where Twilio reports delivery of texts we send (needs the public URL). With the outbox
+    row's id in it, Twilio's report also says which row the text was."""
     base = settings.public_base_url.rstrip("/")
-    return f"{base}/twilio/sms/status" if base else None
+    if not base:
+        return None
+    return f"{base}/twilio/sms/status" + (f"?outbox={outbox_id}" if outbox_id else "")
 
 
 def credentials_configured(settings: Settings) -> bool:

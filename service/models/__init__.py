@@ -4,7 +4,7 @@ from service.models.aggregates import Channel, DailyAggregate, Metric
 from service.models.base import Base, UTCDateTime, utcnow
 from service.models.calls import Call, CallEvent, CallEventKind, CallOutcome, DialOutcome
 from service.models.opt_outs import OptOut
-from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus
+from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
 from service.models.spool import SpoolCheckpoint
 from service.models.staff import AuditEntry, StaffRole, StaffUser
 from service.models.texts import Conversation, Direction, Message
@@ -27,6 +27,7 @@ __all__ = [
     "OutboxKind",
     "OutboxMessage",
     "OutboxStatus",
+    "OutboxWorker",
     "SpoolCheckpoint",
     "StaffRole",
     "StaffUser",

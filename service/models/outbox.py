@@ -56,3 +56,15 @@ class OutboxMessage(Base):
         ),
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
     )
+
+
+class OutboxWorker(Base):
+    """A worker that sends from the outbox, alive as long as it beats: its claims are taken
+    over once its heartbeat is older than WORKER_DEAD_SECONDS (it was killed), not after the
+    long stale-claim timeout."""
+
+    __tablename__ = "outbox_workers"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+

@@ -13,16 +13,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from service.db import upsert
-from service.models import OptOut, OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from service.models import (
+    OptOut,
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
+    OutboxWorker,
+    utcnow,
+)
 from service.phone import to_e164
 from service.spool.codec import register
 from service.texts.optouts import is_opted_out
 
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
+DEFAULT_DEAD_AFTER = timedelta(seconds=15)
+HEARTBEAT_EVERY = timedelta(seconds=3)
+
+
+def beat(session: Session, worker_id: str, now: datetime | None = None) -> None:
+    """Say that `worker_id` is alive (its claims stay its own)."""
+    now = now or utcnow()
+    insert = upsert(session, OutboxWorker).values(worker_id=worker_id[:64], heartbeat_at=now)
+    session.execute(
+        insert.on_conflict_do_update(index_elements=["worker_id"], set_={"heartbeat_at": now})
+    )
+
+
+def retire(session: Session, worker_id: str) -> None:
+    """A worker that stops: its heartbeat goes (it holds no claims after a clean stop)."""
+    session.execute(delete(OutboxWorker).where(OutboxWorker.worker_id == worker_id[:64]))
+
 
 
 @register("outbox_queued")
@@ -128,15 +152,21 @@ def claim_due(
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     *,
     now: datetime | None = None,
+    dead_after: timedelta = DEFAULT_DEAD_AFTER,
 ) -> list[OutboxMessage]:
-    """Claim up to `limit` rows that are due (or whose claim went stale) for `worker_id`.
+    """Claim up to `limit` rows that are due for `worker_id`, or claimed by a worker that is
+    gone (no heartbeat for `dead_after`) or whose claim is older than `stale_after`.
 
     Claimed rows are `sending`, with attempts counted. Texts to numbers that opted out since
     they were queued are suppressed here instead of being handed out.
     """
     now = now or utcnow()
+    alive = exists().where(
+        OutboxWorker.worker_id == OutboxMessage.claimed_by,
+        OutboxWorker.heartbeat_at >= now - dead_after,
+    )
     due = (
-        select(OutboxMessage.id)
+        select(OutboxMessage.id, OutboxMessage.to_number, OutboxMessage.body)
         .where(
             or_(
                 and_(
@@ -145,15 +175,21 @@ def claim_due(
                 ),
                 and_(
                     OutboxMessage.status == OutboxStatus.SENDING.value,
-                    OutboxMessage.claimed_at < now - stale_after,
+                    or_(OutboxMessage.claimed_at < now - stale_after, ~alive),
                 ),
             )
         )
+        .where(~_same_text_in_flight())
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list(session.scalars(due))
+    ids: list[int] = []
+    texts: set[tuple[str, str]] = set()
+    for item, to_number, body in session.execute(due):
+        if (to_number, body) not in texts:  # one of two identical texts at a time (see above)
+            texts.add((to_number, body))
+            ids.append(item)
     if not ids:
         return []
     opted_out = set(
@@ -193,6 +229,18 @@ def claim_due(
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .execution_options(populate_existing=True)
         )
+    )
+
+
+def _same_text_in_flight() -> ColumnElement[bool]:
+    """Another row with the same body to the same number is being sent: this one waits, so
+    that asking Twilio "did you take this text?" can only ever find one row's text."""
+    other = aliased(OutboxMessage)
+    return exists().where(
+        other.id != OutboxMessage.id,
+        other.status == OutboxStatus.SENDING.value,
+        other.to_number == OutboxMessage.to_number,
+        other.body == OutboxMessage.body,
     )
 
 

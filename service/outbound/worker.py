@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,9 +28,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from service.calls.facts import (
+    CALL_STATUS_RANK,
+    FINAL_CALL_RANK,
+    UNKNOWN_STATUS,
+    StatusReported,
+)
+from service.calls.store import calls_without_final_status
 from service.channels.sender import (
     DEFAULT_TIMEOUT_SECONDS,
     Sender,
@@ -44,12 +52,16 @@ from service.flowengine.segments import count_segments, pack
 from service.metrics import TEXTS_FAILED, TEXTS_SENT
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.outbound.outbox import (
+    DEFAULT_DEAD_AFTER,
     DEFAULT_STALE_AFTER,
+    HEARTBEAT_EVERY,
     OutboxSent,
+    beat,
     claim_due,
     enqueue,
     mark_failed,
     mark_retry,
+    retire,
 )
 from service.spool.apply import apply_records
 from service.spool.spool import Spool
@@ -59,10 +71,11 @@ from service.texts.records import MessageSent
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
-MAX_SEGMENTS = 4
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 POLL_SECONDS = 2.0
+RECONCILE_AFTER = timedelta(minutes=15)
+RECONCILE_EVERY_SECONDS = 60.0
 
 
 def backoff(attempt: int, first: timedelta = FIRST_RETRY, cap: timedelta = MAX_RETRY) -> timedelta:
@@ -109,6 +122,9 @@ class Worker:
         max_attempts: int = MAX_ATTEMPTS,
         first_retry: timedelta = FIRST_RETRY,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
+        dead_after: timedelta = DEFAULT_DEAD_AFTER,
+        reconcile_after: timedelta = RECONCILE_AFTER,
+        reconcile_every: float = RECONCILE_EVERY_SECONDS,
         spool: Spool | None = None,
     ) -> None:
         self.sender = sender
@@ -119,6 +135,10 @@ class Worker:
         self.max_attempts = max_attempts
         self.first_retry = first_retry
         self.stale_after = stale_after
+        self.dead_after = dead_after
+        self.reconcile_after = reconcile_after
+        self.reconcile_every = reconcile_every
+        self._next_reconcile = 0.0
         self._own_spool = spool is None
         self.spool = spool or Spool(self.settings.spool_dir, self._database_or_default)
         self._pending_opt_outs: dict[str, bool] = {}
@@ -137,15 +157,60 @@ class Worker:
         self._pending_opt_outs = self.spool.pending_opt_outs()
         try:
             with self.database.session() as session:
+                now = utcnow()
+                beat(session, self.worker_id, now)
                 rows = claim_due(
-                    session, self.worker_id, self.batch_size, self.stale_after, now=utcnow()
+                    session,
+                    self.worker_id,
+                    self.batch_size,
+                    self.stale_after,
+                    now=now,
+                    dead_after=self.dead_after,
                 )
         except DATABASE_ERRORS as error:
             log.warning("outbox claim failed: %s", describe_error(error))
             return report
         for row in rows:
             self._handle(row, report)
+        if time.monotonic() >= self._next_reconcile:
+            self._next_reconcile = time.monotonic() + self.reconcile_every
+            self.reconcile()
         return report
+
+    def reconcile(self) -> int:
+        """Ask Twilio about calls that have had no final status for a while (their status
+        callback was lost, or never sent) and settle them by what it says: its final status,
+        or unknown when it does not know the call. Returns how many it asked about."""
+        now = utcnow()
+        try:
+            with self.database.session() as session:
+                sids = calls_without_final_status(
+                    session.connection(),
+                    quiet_since=now - self.reconcile_after,
+                    checked_before=now - self.reconcile_after,
+                )
+        except DATABASE_ERRORS as error:
+            log.warning("reconciling calls failed: %s", describe_error(error))
+            return 0
+        facts: list[StatusReported] = []
+        for sid in sids:
+            try:
+                call = self.sender.fetch_call(sid)
+            except SendError as error:
+                log.warning("could not ask Twilio about a call: %s", error)
+                continue
+            if call is None:
+                facts.append(StatusReported(sid, now, UNKNOWN_STATUS))
+            elif CALL_STATUS_RANK.get(call.status) == FINAL_CALL_RANK:
+                at = call.ended_at or now
+                facts.append(
+                    StatusReported(sid, at, call.status, call.duration, call.caller, call.called)
+                )
+        if facts and not self._store(apply_records, facts, now=now):
+            self.spool.submit(facts)
+        if sids:
+            log.info("asked Twilio about %d call(s) without a final status", len(sids))
+        return len(sids)
 
     def _handle(self, row: OutboxMessage, report: TickReport) -> None:
         try:
@@ -182,12 +247,13 @@ class Worker:
             self.spool.submit(records, durable=True)
 
     def _split_if_long(self, row: OutboxMessage) -> bool:
-        """A text over 4 segments (a Spanish list of numbers is UCS-2) is split between lines:
+        """A text longer than one message (2 segments of GSM-7, 3 of UCS-2: a Spanish list of
+        numbers is UCS-2; see `segments.MESSAGE_SEGMENTS`) is split between lines:
         this row keeps the first message and each further one becomes a row of its own, queued
         now, so every row is still one send. False when the split could not be stored."""
         if row.kind != OutboxKind.SMS.value:
             return True
-        parts = pack(row.body, max_segments=MAX_SEGMENTS)
+        parts = pack(row.body)
         if len(parts) <= 1:
             return True
         key = row.dedupe_key or f"outbox:{row.id}"
@@ -209,9 +275,7 @@ class Worker:
             log.warning("outbox %d: could not split a long text: %s", row.id, describe_error(error))
             return False
         row.body = parts[0]
-        log.info(
-            "outbox %d split into %d texts of at most %d segments", row.id, len(parts), MAX_SEGMENTS
-        )
+        log.info("outbox %d split into %d texts", row.id, len(parts))
         return True
 
     def _opted_out(self, row: OutboxMessage) -> bool:
@@ -226,14 +290,38 @@ class Worker:
     def _already_sent(self, row: OutboxMessage) -> str | None:
         """Before sending a text again (an earlier attempt timed out, or its worker died between
         Twilio's answer and the `sent` mark), ask Twilio whether it has it already, so a patient
-        never gets it twice. A lookup that fails raises SendError: retried later, not sent."""
+        never gets it twice. A lookup that fails raises SendError: retried later, not sent.
+
+        The text is this row's, not an identical one's: Twilio's status callback names the row
+        (its URL carries the row's id) and puts the SID on it; failing that, Twilio is asked for
+        a text with this body to this number since the row was queued that no other row has
+        (and two rows with the same body to one number are never sent at the same time)."""
         if row.kind != OutboxKind.SMS.value or row.attempts <= 1:
             return None
+        if row.twilio_sid:
+            log.info("outbox %d: Twilio reported it took it (%s)", row.id, row.twilio_sid)
+            return row.twilio_sid
+        try:
+            with self.database.session(read_only=True) as session:
+                others = frozenset(
+                    sid
+                    for sid in session.scalars(
+                        select(OutboxMessage.twilio_sid).where(
+                            OutboxMessage.to_number == row.to_number,
+                            OutboxMessage.id != row.id,
+                            OutboxMessage.twilio_sid.is_not(None),
+                        )
+                    )
+                    if sid
+                )
+        except DATABASE_ERRORS as error:
+            raise SendError(f"cannot tell which texts are sent: {error}", retryable=True) from error
         sid = self.sender.find_sent(
             row.to_number,
             row.from_number or self.settings.twilio_from_number or None,
             row.body,
             row.created_at,
+            others,
         )
         if sid:
             log.info("outbox %d was already taken by Twilio (%s): not sent again", row.id, sid)
@@ -243,7 +331,7 @@ class Worker:
         if row.kind == OutboxKind.CALL.value:
             return self.sender.place_call(row.to_number, row.from_number, row.body)
         return self.sender.send_sms(
-            row.to_number, row.from_number, row.body, status_callback_url(self.settings)
+            row.to_number, row.from_number, row.body, status_callback_url(self.settings, row.id)
         )
 
     def _failed(self, row: OutboxMessage, error: SendError, report: TickReport) -> None:
@@ -282,8 +370,13 @@ class Worker:
     # -- running ------------------------------------------------------------------------------
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
-        """Tick until `stop` is set; a full batch is followed at once by the next tick."""
+        """Tick until `stop` is set; a full batch is followed at once by the next tick. A
+        heartbeat goes on beside it (a slow send must not look like a dead worker)."""
         log.info("outbox worker %s started", self.worker_id)
+        heart = threading.Thread(
+            target=self._beat_until, args=(stop,), name="outbox-heartbeat", daemon=True
+        )
+        heart.start()
         while not stop.is_set():
             try:
                 report = self.run_once()
@@ -292,7 +385,17 @@ class Worker:
                 report = TickReport()
             if report.handled < self.batch_size:
                 stop.wait(poll_seconds)
+        heart.join(timeout=5)
+        self._store(retire, self.worker_id)
         log.info("outbox worker %s stopped", self.worker_id)
+
+    def _beat_until(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_EVERY.total_seconds()):
+            try:
+                with self.database.session() as session:
+                    beat(session, self.worker_id)
+            except DATABASE_ERRORS as error:
+                log.warning("outbox heartbeat failed: %s", describe_error(error))
 
 
 def build_worker(settings: Settings | None = None, spool: Spool | None = None) -> Worker | None:
@@ -308,6 +411,10 @@ def build_worker(settings: Settings | None = None, spool: Spool | None = None) -
         TwilioSender(settings),
         settings,
         stale_after=timedelta(seconds=settings.outbox_stale_seconds),
+        dead_after=timedelta(seconds=settings.worker_dead_seconds),
+        reconcile_after=timedelta(seconds=settings.call_reconcile_seconds),
+        reconcile_every=min(RECONCILE_EVERY_SECONDS, settings.call_reconcile_seconds / 2),
+        first_retry=timedelta(seconds=settings.outbox_first_retry_seconds),
         spool=spool,
     )
 

@@ -40,7 +40,13 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from service.calls.store import SETTLE_QUIET, settle_calls
+from service.calls.facts import UNKNOWN_STATUS, StatusReported
+from service.calls.store import (
+    SETTLE_QUIET,
+    calls_without_final_status,
+    settle_calls,
+    write_call_facts,
+)
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database, is_transient
 from service.metrics import (
     DB_ERRORS,
@@ -74,6 +80,9 @@ RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 SETTLE_EVERY_SECONDS = 5.0
 ORPHANS_EVERY_SECONDS = 5.0
 REJECTED_DIR = "rejected"
+UNKNOWN_AFTER = timedelta(hours=4)
+"""A call nothing was heard of for this long (and that Twilio could not be asked about) ends
+as unknown."""
 
 Periodic = Callable[[Session, datetime], None]
 """Work the spool thread does every few seconds once the database answers (settling calls,
@@ -108,6 +117,7 @@ class Spool:
         settle_every: float = SETTLE_EVERY_SECONDS,
         settle_quiet: timedelta = SETTLE_QUIET,
         orphans_every: float = ORPHANS_EVERY_SECONDS,
+        unknown_after: timedelta = UNKNOWN_AFTER,
         periodic: Sequence[Periodic] = (),
     ) -> None:
         self.directory = Directory(directory)
@@ -120,6 +130,7 @@ class Spool:
         self.settle_every = settle_every
         self.settle_quiet = settle_quiet
         self.orphans_every = orphans_every
+        self.unknown_after = unknown_after
         self.periodic = tuple(periodic)
 
         self._lock = threading.Lock()
@@ -594,6 +605,18 @@ class Spool:
             return
         now = utcnow()
         try:
+            with self._database().session() as session:
+                connection = session.connection()
+                # Calls nobody (Twilio included) said anything of for hours: unknown, so that
+                # no call stays "in progress" for ever.
+                forgotten = calls_without_final_status(
+                    connection,
+                    quiet_since=now - self.unknown_after,
+                    checked_before=now - self.unknown_after,
+                    limit=500,
+                )
+                facts = [StatusReported(sid, now, UNKNOWN_STATUS) for sid in forgotten]
+                write_call_facts(connection, facts, now=now)
             with self._database().session() as session:
                 settled = settle_calls(session.connection(), now, quiet=self.settle_quiet)
         except DATABASE_ERRORS as error:

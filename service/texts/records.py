@@ -12,12 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.db import upsert
 from service.metrics import TEXT_DELIVERY
-from service.models import Conversation, Direction, Message
+from service.models import (
+    Conversation,
+    Direction,
+    Message,
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
+)
 from service.phone import to_e164
 from service.spool.codec import register
 from service.texts.optouts import set_opt_out
@@ -81,6 +88,9 @@ class MessageStatusReported:
     status: str
     error_code: str | None
     at: datetime
+    outbox_id: int | None = None
+    """The outbox row the text was (from the callback URL): Twilio took it, so that row is
+    sent, even if the worker that sent it died before it could say so."""
 
 
 @register("opt_out")
@@ -171,6 +181,21 @@ def _status(session: Session, record: MessageStatusReported) -> bool:
     status = record.status.lower()
     if status not in MESSAGE_STATUS_RANK:
         return False
+    if record.outbox_id is not None:
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == record.outbox_id,
+                OutboxMessage.kind == OutboxKind.SMS.value,
+                OutboxMessage.twilio_sid.is_(None),
+            )
+            .values(
+                twilio_sid=record.sid,
+                status=OutboxStatus.SENT.value,
+                sent_at=func.coalesce(OutboxMessage.sent_at, record.at),
+                last_error=None,
+            )
+        )
     inserted = session.scalar(
         upsert(session, Message)
         .values(

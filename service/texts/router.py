@@ -271,8 +271,10 @@ async def text_status(request: Request) -> Response:
         log.warning("ignoring a message status callback with an unknown MessageStatus")
         return Response(status_code=204)
     error_code = str(form.get("ErrorCode") or "") or None
+    outbox = request.query_params.get("outbox", "")
+    outbox_id = int(outbox) if outbox.isascii() and outbox.isdigit() and len(outbox) < 19 else None
     spool: Spool = request.app.state.spool
-    spool.submit([MessageStatusReported(sid, status, error_code, utcnow())])
+    spool.submit([MessageStatusReported(sid, status, error_code, utcnow(), outbox_id)])
     return Response(status_code=204)
 
 

@@ -25,6 +25,7 @@ TABLES = {
     "messages",
     "opt_outs",
     "outbox",
+    "outbox_workers",
     "spool_checkpoints",
     "staff_users",
 }

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from service.db import Database
 from service.models import OutboxMessage
-from service.outbound.outbox import claim_due, enqueue, mark_failed, mark_retry, mark_sent
+from service.outbound.outbox import beat, claim_due, enqueue, mark_failed, mark_retry, mark_sent
 from service.texts.optouts import is_opted_out, set_opt_out
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -53,6 +53,7 @@ def test_claim_send_retry_and_fail(database: Database) -> None:
         ).id
 
     with database.session() as session:
+        beat(session, "worker-1", NOW + timedelta(seconds=1))
         claimed = claim_due(session, "worker-1", limit=10, now=NOW + timedelta(seconds=1))
     assert [(m.id, m.status, m.attempts, m.claimed_by) for m in claimed] == [
         (a, "sending", 1, "worker-1"),
@@ -77,20 +78,57 @@ def test_claim_send_retry_and_fail(database: Database) -> None:
         assert sent.sent_at is not None
 
 
-def test_a_stale_claim_is_taken_over(database: Database) -> None:
+def test_a_stale_claim_is_taken_over_even_from_a_worker_that_beats(database: Database) -> None:
     with database.session() as session:
         item = enqueue(session, "sms", TEXTER, "a", now=NOW).id
     with database.session() as session:
-        assert len(claim_due(session, "dead-worker", now=NOW + timedelta(seconds=1))) == 1
+        beat(session, "stuck-worker", NOW)
+        assert len(claim_due(session, "stuck-worker", now=NOW + timedelta(seconds=1))) == 1
 
     with database.session() as session:
         too_soon = NOW + timedelta(minutes=4)
+        beat(session, "stuck-worker", too_soon)
         assert claim_due(session, "w2", stale_after=timedelta(minutes=5), now=too_soon) == []
     with database.session() as session:
         late = NOW + timedelta(minutes=6)
+        beat(session, "stuck-worker", late)
         taken = claim_due(session, "w2", stale_after=timedelta(minutes=5), now=late)
 
     assert [(m.id, m.claimed_by, m.attempts) for m in taken] == [(item, "w2", 2)]
+
+
+def test_the_claims_of_a_worker_whose_heart_stopped_are_taken_over_in_seconds(
+    database: Database,
+) -> None:
+    with database.session() as session:
+        item = enqueue(session, "sms", TEXTER, "a", now=NOW).id
+    with database.session() as session:
+        beat(session, "killed", NOW)
+        assert len(claim_due(session, "killed", now=NOW)) == 1
+    alive_at = NOW + timedelta(seconds=14)
+    with database.session() as session:
+        assert claim_due(session, "w2", now=alive_at, dead_after=timedelta(seconds=15)) == []
+    with database.session() as session:
+        taken = claim_due(
+            session, "w2", now=NOW + timedelta(seconds=16), dead_after=timedelta(seconds=15)
+        )
+    assert [(m.id, m.claimed_by, m.attempts) for m in taken] == [(item, "w2", 2)]
+
+
+def test_two_identical_texts_to_one_number_are_never_sent_at_once(database: Database) -> None:
+    """So that asking Twilio "did you take this text?" can only find one row's text."""
+    with database.session() as session:
+        first = enqueue(session, "sms", TEXTER, "numbers", now=NOW).id
+        second = enqueue(session, "sms", TEXTER, "numbers", now=NOW).id
+        other = enqueue(session, "sms", TEXTER, "other numbers", now=NOW).id
+    with database.session() as session:
+        beat(session, "w", NOW)
+        claimed = claim_due(session, "w", now=NOW)
+    assert sorted(m.id for m in claimed) == sorted([first, other])
+    with database.session() as session:
+        mark_sent(session, first, "SM1")
+    with database.session() as session:
+        assert [m.id for m in claim_due(session, "w", now=NOW)] == [second]
 
 
 def test_opted_out_numbers_get_no_texts(database: Database) -> None:
@@ -148,6 +186,7 @@ def test_concurrent_claimers_never_get_the_same_row(migrated_url: str) -> None:
             start.wait()
             while True:
                 with database.session() as session:
+                    beat(session, name)  # as every worker does before it claims
                     batch = claim_due(session, name, limit=7)
                 if not batch:
                     return

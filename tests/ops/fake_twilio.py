@@ -1,9 +1,12 @@
 """A fake Twilio REST API over real HTTP on 127.0.0.1 (a thread), for TWILIO_API_BASE.
 
 It answers the few resources this service uses (IncomingPhoneNumbers list and update, Messages
-and Calls create) with Twilio-shaped JSON, checks HTTP Basic auth, and records every request with
-its decoded form, so tests assert the exact fields the service posted. `hold_sends()` makes
-message creation wait (the request has reached "Twilio") until `release()`.
+create and list, Calls create and fetch) with Twilio-shaped JSON, checks HTTP Basic auth, and
+records every request with its decoded form, so tests assert the exact fields the service
+posted. `hold_sends()` makes message creation wait (the request has reached "Twilio") until
+`release()`; `fail(status)` answers every Messages and Calls request with that HTTP status and
+`hang()` makes them wait without an answer, until `recover()`. `calls` is what the Calls
+resource knows (tests register the calls they made).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 from bench.harness import ACCOUNT_SID, AUTH_TOKEN
 
 __all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FakeTwilio", "running_fake_twilio"]
+
+FINAL_CALL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
 
 @dataclass
@@ -49,6 +54,9 @@ class FakeTwilio:
     lock: threading.Lock = field(default_factory=threading.Lock)
     hold: threading.Event | None = None
     drop_held: bool = False
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failing: int | None = None
+    hanging: threading.Event | None = None
     held: threading.Event = field(default_factory=threading.Event)
     _sids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -76,6 +84,35 @@ class FakeTwilio:
     def release(self) -> None:
         if self.hold is not None:
             self.hold.set()
+
+    def fail(self, status: int = 500) -> None:
+        """From now on, Messages and Calls requests get `status` (until `recover()`)."""
+        self.failing = status
+
+    def hang(self) -> None:
+        """From now on, Messages and Calls requests get no answer (until `recover()`)."""
+        self.hanging = threading.Event()
+
+    def recover(self) -> None:
+        self.failing = None
+        if self.hanging is not None:
+            self.hanging.set()
+            self.hanging = None
+
+    def register_call(
+        self, sid: str, status: str, duration: int | None, caller: str, called: str
+    ) -> None:
+        """What the Calls resource says of a call from now on (as Twilio knows every call)."""
+        with self.lock:
+            self.calls[sid] = {
+                "sid": sid,
+                "account_sid": ACCOUNT_SID,
+                "status": status,
+                "duration": None if duration is None else str(duration),
+                "from": caller,
+                "to": called,
+                "end_time": formatdate(usegmt=True) if status in FINAL_CALL else None,
+            }
 
     def posts(self, path_end: str) -> list[Recorded]:
         with self.lock:
@@ -120,11 +157,37 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return recorded
 
+    def _faulty(self, path: str) -> bool:
+        """Answer (or hang) as the fake's fault says, for Messages and Calls; True if it did."""
+        fake = self.server.fake
+        if "/Messages" not in path and "/Calls" not in path:
+            return False
+        hanging = fake.hanging
+        if hanging is not None:
+            hanging.wait(timeout=120)
+            self.close_connection = True
+            return True
+        if fake.failing is not None:
+            status = fake.failing
+            self._answer(status, {"code": 20500, "message": "Internal error", "status": status})
+            return True
+        return False
+
     def do_GET(self) -> None:
         recorded = self._record()
-        if recorded is None:
+        if recorded is None or self._faulty(recorded.path):
             return
         fake = self.server.fake
+        calls = rf"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/(CA\w+)\.json"
+        call = re.fullmatch(calls, recorded.path)
+        if call:
+            with fake.lock:
+                known = fake.calls.get(call.group(1))
+            if known is None:
+                self._answer(404, {"code": 20404, "message": "Not found", "status": 404})
+            else:
+                self._answer(200, known)
+            return
         if re.fullmatch(
             rf"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers\.json", recorded.path
         ):
@@ -155,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         recorded = self._record()
-        if recorded is None:
+        if recorded is None or self._faulty(recorded.path):
             return
         fake = self.server.fake
         prefix = f"/2010-04-01/Accounts/{ACCOUNT_SID}"
@@ -217,6 +280,7 @@ def running_fake_twilio() -> Iterator[FakeTwilio]:
         yield fake
     finally:
         fake.release()
+        fake.recover()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

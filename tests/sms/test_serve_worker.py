@@ -53,7 +53,11 @@ def test_serve_sends_queued_texts_and_replays_a_spool_left_behind_at_start(
         update={"run_worker_in_server": True, "twilio_api_base": fake_twilio.url}
     )
     run_app_for_a_moment(serving, lambda: texts_sent_via_api() > before)
-    assert [r.form["Body"] for r in fake_twilio.requests] == ["your numbers"]
+    sent = [
+        (r.path.rsplit("/", 1)[-1], r.form.get("To"), r.form.get("Body"))
+        for r in fake_twilio.requests
+    ]
+    assert sent == [("Messages.json", TEXTER, "your numbers")]
     assert texts_sent_via_api() == before + 1
     with database.session() as session:
         assert session.scalars(select(OutboxMessage.status)).all() == ["sent"]
