@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -29,10 +30,16 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Worker processes."),
 ) -> None:
-    """Run the service (migrates the database first)."""
-    if workers > 1:
-        _use_multiprocess_metrics()  # before anything imports prometheus_client
+    """Run the service (migrates the database first).
+
+    The worker processes run under a supervisor that holds the listening socket: `kill -HUP`
+    of this process replaces them one by one (new code, settings from .env, the flow file),
+    each replacement answering before the one it replaces stops, so no caller finds the line
+    closed. A worker that dies is started again.
+    """
+    _use_multiprocess_metrics()  # before anything imports prometheus_client
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from service import migrate
     from service.config import get_settings
@@ -42,16 +49,27 @@ def serve(
     migrate.upgrade()
     _send_from_one_process_on_sqlite(workers)
     _print_addresses(host, port)
-    uvicorn.run(
+    config = uvicorn.Config(
         "service.main:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
+        proxy_headers=False,  # the app reads forwarded headers itself, from TRUSTED_PROXIES
         log_config=log_config,
         access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # A replacement worker starts (imports, migrations checked, the flow) before the one
+        # it replaces stops: give it time on a busy machine.
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
     )
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+GRACEFUL_SHUTDOWN_SECONDS = 20
+WORKER_START_SECONDS = 30
+"""How long a stopping worker lets calls in progress get their answers."""
 
 
 def _send_from_one_process_on_sqlite(workers: int) -> None:
@@ -115,18 +133,23 @@ def worker(
 
 
 def _use_multiprocess_metrics() -> None:
-    """Point PROMETHEUS_MULTIPROC_DIR at a fresh directory under var/ (unless the operator set
-    one), so that /metrics sums the values of every worker process. Directories left by earlier
-    serve processes that are gone are removed."""
+    """Point PROMETHEUS_MULTIPROC_DIR at a fresh directory (unless the operator set one), so
+    that /metrics sums the values of every worker process. Directories left by earlier serve
+    processes that are gone are removed.
+
+    The directory is in memory (/dev/shm), not under var/: prometheus_client keeps its values
+    in memory-mapped files, and a page of a mapped file that a full disk cannot back kills the
+    process with SIGBUS, taking whatever it held with it."""
     import os
     import shutil
-
-    from service.config import get_settings
+    import tempfile
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
-    root = get_settings().var_dir.resolve() / "metrics"
-    root.mkdir(parents=True, exist_ok=True)
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    root = base / f"phoneline-metrics-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
     for old in root.glob("serve-*"):
         pid = old.name.removeprefix("serve-")
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():

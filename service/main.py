@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -21,9 +22,10 @@ from service.config import Settings, get_settings
 from service.db import get_database
 from service.flowengine import FlowError, load_flow
 from service.logs import RequestLog
-from service.middleware import LimitBodySize
+from service.middleware import LimitBodySize, TrustedProxies
 from service.ops import router as ops_router
 from service.outbound.worker import background_sender
+from service.serving import drain_before_shutdown
 from service.spool.spool import Spool
 from service.staff.routes import router as staff_router
 from service.texts.router import WEBHOOKS as sms_webhooks
@@ -32,19 +34,49 @@ log = logging.getLogger(__name__)
 
 
 def load_configured_flow(app: FastAPI) -> None:
-    """(Re)load the flow file; on a broken file keep the last good flow (or none: see fallback)."""
+    """(Re)load the flow file. On a broken file keep the flow this process runs, or, in a
+    process just started (a restart, `kill -HUP` of `phoneline serve`), the last good copy kept
+    under var/; with neither, no flow (every call gets the fallback)."""
     settings: Settings = app.state.settings
+    last_good = settings.var_dir / LAST_GOOD_FLOW
     try:
         app.state.flow = load_flow(settings.flow_path)
         log.info("flow %s loaded (version %s)", settings.flow_path, app.state.flow.content_hash)
+        _keep_a_copy(settings.flow_path, last_good)
+        return
     except FlowError as error:
-        log.error("flow %s has problems, keeping the previous one:\n%s", settings.flow_path, error)
-        if not hasattr(app.state, "flow"):
-            app.state.flow = None
+        log.error("flow %s has problems, keeping the last good one:\n%s", settings.flow_path, error)
+    if getattr(app.state, "flow", None) is not None:
+        return
+    try:
+        app.state.flow = load_flow(last_good) if last_good.exists() else None
+    except FlowError:
+        app.state.flow = None
+    if app.state.flow is not None:
+        version = app.state.flow.content_hash
+        log.error("running the last good copy of the flow (version %s)", version)
+
+
+LAST_GOOD_FLOW = "flow-last-good.yaml"
+
+
+def _keep_a_copy(source: Path, copy: Path) -> None:
+    """Keep the flow file that loaded, for a process that starts while the file is broken."""
+    try:
+        content = source.read_bytes()
+        if copy.exists() and copy.read_bytes() == content:
+            return
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        temporary = copy.with_suffix(".tmp")
+        temporary.write_bytes(content)
+        temporary.replace(copy)
+    except OSError as error:
+        log.warning("could not keep a copy of the flow that loaded: %s", error)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    drain_before_shutdown()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,7 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.text_queue = spooled_text_queue(get_database, lambda: app.state.spool)
     load_configured_flow(app)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestLog)  # outermost: logs and times every answer, 413s included
+    app.add_middleware(RequestLog)  # logs and times every answer, 413s included
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)  # outermost
     # Twilio's webhooks take the raw form and answer TwiML: FastAPI's dependency injection and
     # validation would have nothing to do, yet cost more than the rest of a webhook's answer
     # (bench/README.md). So they are plain Starlette routes on the app, matched first.

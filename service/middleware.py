@@ -1,8 +1,79 @@
-"""ASGI middleware: a cap on request bodies."""
+"""ASGI middleware: the one place that believes forwarded headers, and a cap on request bodies."""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+FORWARDED_HOST = "phoneline.forwarded_host"
+"""Scope key: the Host the client asked a trusted proxy for (X-Forwarded-Host)."""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(setting: str) -> tuple[Network, ...] | None:
+    """TRUSTED_PROXIES ("127.0.0.1,10.0.0.0/8,::1") as networks; None for "*" (every peer)."""
+    entries = [entry.strip() for entry in setting.split(",") if entry.strip()]
+    if "*" in entries:
+        return None
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _is_trusted(address: str, networks: tuple[Network, ...] | None) -> bool:
+    if networks is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+class TrustedProxies:
+    """When the peer is one of TRUSTED_PROXIES, take the client address from X-Forwarded-For
+    (the nearest address that is not itself a trusted proxy), the scheme from
+    X-Forwarded-Proto and the host from X-Forwarded-Host; from anyone else, ignore them.
+
+    One list for everything: the client address staff sign-in throttling counts, the https of
+    the session cookie, and the public URL Twilio's signature is checked against (uvicorn's own
+    proxy handling is off, so that nothing rewrites the peer before this decides).
+    """
+
+    def __init__(self, app: ASGIApp, trusted: str) -> None:
+        self.app = app
+        self.networks = trusted_networks(trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] in ("http", "websocket") and client and _is_trusted(
+            client[0], self.networks
+        ):
+            scope = self._forwarded(scope, client)
+        await self.app(scope, receive, send)
+
+    def _forwarded(self, scope: Scope, client: tuple[str, int]) -> Scope:
+        headers = _headers(scope["headers"])
+        scope = dict(scope)
+        if chain := headers.get(b"x-forwarded-for"):
+            hops = [hop.strip() for hop in chain.split(",") if hop.strip()]
+            nearest = next(
+                (hop for hop in reversed(hops) if not _is_trusted(hop, self.networks)),
+                hops[0] if hops else client[0],
+            )
+            scope["client"] = (nearest, 0)
+        if proto := headers.get(b"x-forwarded-proto"):
+            scheme = proto.split(",")[0].strip().lower()
+            if scheme in ("http", "https"):
+                scope["scheme"] = scheme
+        if host := headers.get(b"x-forwarded-host"):
+            scope[FORWARDED_HOST] = host.split(",")[0].strip()
+        return scope
+
+
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    return {name: value.decode("latin-1") for name, value in raw}
 
 
 class BodyTooLarge(Exception):

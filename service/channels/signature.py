@@ -3,7 +3,7 @@
 Twilio signs the full URL it requested plus the sorted form parameters (HMAC-SHA1 with the account's
 auth token). Behind a proxy the URL we see is not the one Twilio used, so it is rebuilt from
 `PUBLIC_BASE_URL`, or from `X-Forwarded-Proto`/`X-Forwarded-Host` when the request comes from a
-trusted proxy.
+trusted proxy (`service.middleware.TrustedProxies`, the one place that decides).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from service.config import Settings
 from service.logs import note_twilio_request
+from service.middleware import FORWARDED_HOST
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +31,16 @@ MAX_FIELDS = 1000
 
 
 def public_url(request: Request, settings: Settings) -> str:
-    """The URL Twilio requested, as Twilio saw it."""
+    """The URL Twilio requested, as Twilio saw it: PUBLIC_BASE_URL + path + query, or else the
+    request's own URL as a trusted proxy forwarded it (`service.middleware.TrustedProxies`)."""
     scope = request.scope
     path_and_query: str = scope["path"]
     if query := scope.get("query_string", b"").decode("latin-1"):
         path_and_query += "?" + query
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/") + path_and_query
-    scheme, host = request.url.scheme, request.headers.get("host", request.url.netloc)
-    client = request.client.host if request.client else ""
-    trusted = {
-        address.strip() for address in settings.trusted_proxies.split(",") if address.strip()
-    }
-    if client in trusted or "*" in trusted:
-        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
-        host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
-    return f"{scheme}://{host}{path_and_query}"
+    host = scope.get(FORWARDED_HOST) or request.headers.get("host", request.url.netloc)
+    return f"{request.url.scheme}://{host}{path_and_query}"
 
 
 async def verified_form(request: Request) -> FormData:

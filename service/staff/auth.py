@@ -110,7 +110,7 @@ def clock_of(request: Request) -> Clock:
 
 
 def client_address(request: Request) -> str:
-    # uvicorn (proxy_headers) already puts X-Forwarded-For here for trusted proxies.
+    # service.middleware.TrustedProxies puts a trusted proxy's X-Forwarded-For here.
     return request.client.host if request.client else "unknown"
 
 

@@ -86,3 +86,19 @@ def test_sighup_reloads_a_running_server(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_process_started_while_the_flow_is_broken_runs_the_last_good_copy(
+    tmp_path: Path,
+) -> None:
+    """`kill -HUP` of serve starts new workers: a broken edit must not leave them without the
+    menu the old ones ran."""
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows)
+    good = create_app(settings_for(flows, tmp_path)).state.flow
+    assert good is not None
+    path = flows / "second-opinion.yaml"
+    path.write_text(path.read_text().replace("goto: reach", "goto: nowhere", 1))
+    restarted = create_app(settings_for(flows, tmp_path))
+    assert restarted.state.flow is not None
+    assert restarted.state.flow.content_hash == good.content_hash
