@@ -103,12 +103,14 @@ def worker(
     from service import migrate
     from service.config import get_settings
     from service.logs import configure_logging
+    from service.outbound import limits
     from service.outbound.worker import build_worker
     from service.spool.spool import Spool
 
     settings = get_settings()
     configure_logging(settings.log_level)
     migrate.upgrade()
+    limits.configure(limits.Limits.of(settings))  # the spool replays queued texts too
     spool = Spool(settings.spool_dir)
     sender = build_worker(settings, spool)
     if sender is None:

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     # A call with no final status and nothing heard of it for this long is looked up in
     # Twilio's Calls resource (by the outbox worker) and settled by what Twilio says.
     call_reconcile_seconds: int = 900
+    # The outbound policy (service/outbound/limits.py): the countries (calling codes) the line
+    # texts and calls, optionally narrowed to regions ("US,CA"); at most so many texts and
+    # call-backs to one number in 24 hours, and in total in the last hour.
+    outbound_country_codes: str = "1"
+    outbound_regions: str = ""
+    outbound_texts_per_number: int = 5
+    outbound_calls_per_number: int = 2
+    outbound_texts_per_hour: int = 300
+    outbound_calls_per_hour: int = 30
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
 

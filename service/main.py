@@ -24,6 +24,7 @@ from service.flowengine import FlowError, load_flow
 from service.logs import RequestLog
 from service.middleware import LimitBodySize, TrustedProxies
 from service.ops import router as ops_router
+from service.outbound import limits
 from service.outbound.worker import background_sender
 from service.serving import drain_before_shutdown
 from service.spool.spool import Spool
@@ -77,6 +78,14 @@ def _keep_a_copy(source: Path, copy: Path) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     drain_before_shutdown()
+    limits.configure(limits.Limits.of(settings))
+    if settings.twilio_auth_token and not settings.public_base_url:
+        log.warning(
+            "TWILIO_AUTH_TOKEN is set but PUBLIC_BASE_URL is not: webhook signatures are "
+            "checked against the URL this service sees, which behind a proxy or tunnel is not "
+            "the URL Twilio signed (every webhook would get 403). Set PUBLIC_BASE_URL to the "
+            "https:// address Twilio is configured with."
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -23,6 +23,12 @@ DB_ERRORS = Counter(
     ["operation"],
 )
 
+OUTBOUND_REFUSED = Counter(
+    "phoneline_outbound_refused",
+    "Texts and call-backs the outbound policy refused, by kind and reason.",
+    ["kind", "reason"],
+)
+
 # The spool (service.spool): what the line acknowledged and the database does not have yet.
 # Set by each process's spool thread; summed over the live processes of `serve --workers N`.
 SPOOL_PENDING = Gauge(

@@ -148,15 +148,38 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(autouse=True)
+def default_outbound_limits() -> Iterator[None]:
+    """Each test starts with the outbound policy's defaults (an app a test built configures
+    the process's limits from its settings)."""
+    from service.outbound import limits
+
+    limits.configure(limits.Limits())
+    yield
+    limits.configure(limits.Limits())
+
+
+@pytest.fixture
+def unlimited_outbound() -> None:
+    """No caps (destinations still checked): for tests that queue many texts to one number."""
+    from service.outbound import limits
+
+    many = 1_000_000
+    limits.configure(limits.Limits(texts_per_number=many, calls_per_number=many,
+                                   texts_per_hour=many, calls_per_hour=many))  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
 def no_spool_outlives_its_test() -> Iterator[None]:
-    """A spool thread left running would write to whatever database the next test installs."""
+    """A spool or outbox-worker thread left running would write to (or send from) whatever
+    database the next test installs."""
     import threading
 
-    before = {thread for thread in threading.enumerate() if thread.name == "spool"}
+    names = ("spool", "outbox-worker")
+    before = {thread for thread in threading.enumerate() if thread.name in names}
     yield
     left = [
-        thread
+        thread.name
         for thread in threading.enumerate()
-        if thread.name == "spool" and thread not in before and thread.is_alive()
+        if thread.name in names and thread not in before and thread.is_alive()
     ]
-    assert not left, f"{len(left)} spool thread(s) were not closed by the test"
+    assert not left, f"threads not closed by the test: {left}"

@@ -12,6 +12,7 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+TEST_ACCOUNT_SID = "AC" + "0" * 32
 PUBLIC_BASE = "https://line.example.org"
 
 
@@ -63,7 +64,10 @@ class AppClient:
         signed_url: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """POST `params` to `path` signed as Twilio signs it (for `signed_url`, default the URL)."""
+        """POST `params` to `path` signed as Twilio signs it (for `signed_url`, default the URL).
+        Twilio sends its AccountSid with every webhook: the test account's unless `params`
+        names one."""
+        params = {"AccountSid": TEST_ACCOUNT_SID, **params}
         url = path if path.startswith("http") else self.base_url + path
         signature = twilio_signature(signed_url or url, params, token)
         all_headers = {

@@ -37,7 +37,7 @@ COORDINATOR_NUMBER = "+18048287999"
 async def voice_webhook(request: Request) -> Response:
     """`POST /twilio/voice`: a call starts, or a `<Gather>`/`<Dial>` action reports what the
     caller did."""
-    form = await verified_form(request)
+    form = await verified_form(request, "CallSid")
     try:
         flow: Flow | None = request.app.state.flow
         if flow is None:
@@ -58,7 +58,7 @@ async def voice_webhook(request: Request) -> Response:
 async def call_status(request: Request) -> Response:
     """`POST /twilio/voice/status`: Twilio's call status callback (best-effort, may repeat,
     unordered): the call's end and duration. Repeats change nothing (`service.calls.facts`)."""
-    form = await verified_form(request)
+    form = await verified_form(request, "CallSid")
     sid = _field(form, "CallSid")
     status = _field(form, "CallStatus").lower()
     if not sid or not status:
@@ -84,7 +84,7 @@ async def fallback_webhook(request: Request) -> Response:
     """`POST /twilio/fallback`: Twilio's fallback URL, requested when the voice webhook failed
     or timed out. Static: no database, no flow engine; only the coordinator's number from the
     loaded flow."""
-    form = await verified_form(request)
+    form = await verified_form(request, "CallSid")
     return _fallback(request, form)
 
 

@@ -46,6 +46,8 @@ from service.flowengine.position import (
 from service.flowengine.render import VoiceTurn, render_voice, voice_text_body
 from service.metrics import DB_ERRORS
 from service.models import CallEventKind, OutboxKind, utcnow
+from service.outbound import limits
+from service.outbound.limits import destination_refusal, refusal
 from service.outbound.outbox import OutboxQueued
 from service.phone import e164_of, parse_valid
 from service.spool.spool import Spool
@@ -117,7 +119,8 @@ class Turn:
 
 TextOutcome = Literal["queued", "later", "not_textable"]
 """A text the caller asked for: queued; queued, but the database did not answer, so it goes out
-once it does; or not queued (the number cannot take texts, or opted out)."""
+once it does; or not going out (the number cannot take texts, opted out, or the outbound policy
+refuses it): the caller hears the number instead."""
 TextQueue = Callable[[Flow, Webhook, Position, tuple[str, ...]], Awaitable[TextOutcome]]
 """Queues a text of these contacts (of this flow) to the caller."""
 
@@ -259,16 +262,22 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
         pending = spool().pending_opt_outs().get(opt_out_key(to))
         if pending:
             return "not_textable"
-        answered = True
-        if pending is None:
+        answered, refused = True, destination_refusal(to, limits.current()) is not None
+        if not refused:
             try:
                 with database().session(read_only=True) as session:
-                    if is_opted_out(session, to):
+                    if pending is None and is_opted_out(session, to):
                         return "not_textable"
+                    now = utcnow()
+                    refused = (
+                        refusal(session, OutboxKind.SMS, to, now, limits.current()) is not None
+                    )
             except DATABASE_ERRORS as error:
                 DB_ERRORS.labels(operation="voice_text").inc()
                 log.warning("could not check a caller's opt-out: %s", describe_error(error))
                 answered = False
+        # Queued even when refused: the outbox stores it as refused (counted, shown to staff);
+        # the caller hears the number instead of being promised a text.
         text = OutboxQueued(
             OutboxKind.SMS,
             to,
@@ -278,6 +287,8 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
             utcnow(),
         )
         spool().submit([text])
+        if refused:
+            return "not_textable"
         return "queued" if answered else "later"
 
     return queue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from functools import lru_cache
 from typing import cast
 from urllib.parse import parse_qsl
@@ -43,11 +44,37 @@ def public_url(request: Request, settings: Settings) -> str:
     return f"{request.url.scheme}://{host}{path_and_query}"
 
 
-async def verified_form(request: Request) -> FormData:
-    """The request's form parameters, once its Twilio signature is proven; 403 otherwise.
-    Every `/twilio/*` handler starts with it."""
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+IDENTIFIERS = {"CallSid": CALL_SID, "MessageSid": MESSAGE_SID}
+
+
+async def verified_form(request: Request, identifier: str) -> FormData:
+    """The request's form parameters, once its Twilio signature is proven (403 otherwise) and
+    it carries Twilio's identity (400 otherwise). Every `/twilio/*` handler starts with it.
+
+    Twilio always sends the `identifier` of the route (`CallSid`: "CA" and 32 hex digits;
+    `MessageSid`: "SM" or "MM" and 32 hex digits) and the `AccountSid`. Requiring them, and
+    the configured account, is what makes a signed request impossible to re-cut: the signature
+    covers names and values run together, so the same bytes can be split into other names
+    ("MessageSi" = "dSM…NumMedia0…") that lack a well-formed identifier. Every side effect of
+    a webhook (a text, a call-back, an opt-out) is keyed on that identifier, so an exact
+    replay changes nothing either."""
     settings: Settings = request.app.state.settings
     form = await read_form(request)
+    _verify_signature(request, settings, form)
+    if not IDENTIFIERS[identifier].fullmatch(str(form.get(identifier) or "")):
+        log.warning("refusing a Twilio webhook on %s: no valid %s", request.url.path, identifier)
+        raise HTTPException(400, f"{identifier} is missing or malformed")
+    account = settings.twilio_account_sid
+    if account and not hmac.compare_digest(str(form.get("AccountSid") or ""), account):
+        log.warning("refusing a Twilio webhook on %s: another AccountSid", request.url.path)
+        raise HTTPException(400, "AccountSid is not this line's account")
+    note_twilio_request(request, form)
+    return form
+
+
+def _verify_signature(request: Request, settings: Settings, form: FormData) -> None:
     if not settings.twilio_auth_token:
         log.error(
             "refusing a Twilio webhook on %s: TWILIO_AUTH_TOKEN is not set, so its signature "
@@ -64,8 +91,6 @@ async def verified_form(request: Request) -> FormData:
     if not signature_matches(settings.twilio_auth_token, url, form, signature, algorithm):
         log.warning("refusing a Twilio webhook on %s: bad signature", request.url.path)
         raise HTTPException(403, "Invalid X-Twilio-Signature")
-    note_twilio_request(request, form)
-    return form
 
 
 def signature_matches(

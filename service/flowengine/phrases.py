@@ -93,6 +93,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "or reply 0."
         ),
         "sms_calling": "We will call you in a moment and connect you to {name}.",
+        "sms_call_refused": "We can't call this number back. Please call us:",
         # Voice: the text a caller asked for, and the fallback when the menu cannot run
         "voice_text_intro": "{title}: the numbers you asked for. Reply STOP to opt out.",
         "fallback_sorry": (
@@ -181,6 +182,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "{coordinator} o responda 0."
         ),
         "sms_calling": "En un momento le llamaremos para comunicarle con {name}.",
+        "sms_call_refused": "No podemos devolver la llamada a este número. Llámenos, por favor:",
         "voice_text_intro": "{title}: los números que pidió. Responda STOP para cancelar.",
         "fallback_sorry": (
             "Lo sentimos, nuestro menú telefónico no funciona en este momento. "

@@ -55,6 +55,9 @@ class OutboxMessage(Base):
             name="status",
         ),
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        # What the outbound policy counts (service/outbound/limits.py).
+        Index("ix_outbox_to_number_created_at", "to_number", "created_at"),
+        Index("ix_outbox_kind_created_at", "kind", "created_at"),
     )
 
 
@@ -67,4 +70,3 @@ class OutboxWorker(Base):
 
     worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
-

@@ -9,6 +9,7 @@ claim (end the session block) before sending.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,9 +26,12 @@ from service.models import (
     OutboxWorker,
     utcnow,
 )
-from service.phone import to_e164
+from service.outbound.limits import count_refusal, current, refusal
+from service.phone import mask, to_e164
 from service.spool.codec import register
 from service.texts.optouts import is_opted_out
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
 DEFAULT_DEAD_AFTER = timedelta(seconds=15)
@@ -46,7 +50,6 @@ def beat(session: Session, worker_id: str, now: datetime | None = None) -> None:
 def retire(session: Session, worker_id: str) -> None:
     """A worker that stops: its heartbeat goes (it holds no claims after a clean stop)."""
     session.execute(delete(OutboxWorker).where(OutboxWorker.worker_id == worker_id[:64]))
-
 
 
 @register("outbox_queued")
@@ -105,18 +108,25 @@ def enqueue(
     dedupe_key: str | None = None,
     not_before: datetime | None = None,
     now: datetime | None = None,
+    further_part: bool = False,
 ) -> OutboxMessage:
     """Queue a text (body) or a call (TwiML in body) to `to`.
 
     With a `dedupe_key`, queuing the same thing twice returns the first row. A text to a number
-    that opted out is stored as `suppressed` and never sent.
+    that opted out is stored as `suppressed` and never sent; one the outbound policy refuses
+    (service/outbound/limits.py: destination, caps) as `refused`, with the reason. A long
+    text's `further_part` is the same text: the policy took it with its first part.
     """
     kind = OutboxKind(kind)
-    number = to_e164(to)
-    if number is None:
-        raise ValueError("not a phone number")
+    number = to_e164(to) or to.strip()[:20]
     now = now or utcnow()
     suppressed = kind is OutboxKind.SMS and is_opted_out(session, number)
+    refused = None if suppressed or further_part else refusal(session, kind, number, now, current())
+    status, error = OutboxStatus.PENDING, None
+    if suppressed:
+        status, error = OutboxStatus.SUPPRESSED, "opted out"
+    elif refused is not None:
+        status, error = OutboxStatus.REFUSED, f"refused by the outbound policy: {refused}"
     insert = (
         upsert(session, OutboxMessage)
         .values(
@@ -124,8 +134,8 @@ def enqueue(
             to_number=number,
             from_number=to_e164(from_number),
             body=body,
-            status=(OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
-            last_error="opted out" if suppressed else None,
+            status=status.value,
+            last_error=error,
             attempts=0,
             next_attempt_at=not_before or now,
             created_at=now,
@@ -135,6 +145,9 @@ def enqueue(
         .returning(OutboxMessage.id)
     )
     new_id = session.scalar(insert)
+    if new_id is not None and refused is not None:
+        count_refusal(kind, refused)
+        log.warning("outbound %s to %s refused: %s", kind.value, mask(number), refused)
     if new_id is None:
         existing = session.scalars(
             select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
@@ -154,8 +167,9 @@ def claim_due(
     now: datetime | None = None,
     dead_after: timedelta = DEFAULT_DEAD_AFTER,
 ) -> list[OutboxMessage]:
-    """Claim up to `limit` rows that are due for `worker_id`, or claimed by a worker that is
-    gone (no heartbeat for `dead_after`) or whose claim is older than `stale_after`.
+    """Claim up to `limit` rows that are due for `worker_id`, or claimed more than
+    `dead_after` ago by a worker that is gone (no heartbeat for `dead_after`), or claimed more
+    than `stale_after` ago by anyone.
 
     Claimed rows are `sending`, with attempts counted. Texts to numbers that opted out since
     they were queued are suppressed here instead of being handed out.
@@ -175,7 +189,14 @@ def claim_due(
                 ),
                 and_(
                     OutboxMessage.status == OutboxStatus.SENDING.value,
-                    or_(OutboxMessage.claimed_at < now - stale_after, ~alive),
+                    or_(
+                        OutboxMessage.claimed_at < now - stale_after,
+                        # The claim's own age too: on PostgreSQL a row another worker claimed
+                        # while this statement ran is re-checked as it is now, but `alive`
+                        # still sees the statement's snapshot, where that worker's first
+                        # heartbeat may not be yet. A fresh claim is never taken.
+                        and_(OutboxMessage.claimed_at < now - dead_after, ~alive),
+                    ),
                 ),
             )
         )

@@ -51,6 +51,7 @@ from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine.segments import count_segments, pack
 from service.metrics import TEXTS_FAILED, TEXTS_SENT
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from service.outbound.limits import PART_MARK
 from service.outbound.outbox import (
     DEFAULT_DEAD_AFTER,
     DEFAULT_STALE_AFTER,
@@ -269,7 +270,8 @@ class Worker:
                         row.to_number,
                         part,
                         from_number=row.from_number,
-                        dedupe_key=f"{key[:120]}#{number}",
+                        dedupe_key=f"{key[:120]}{PART_MARK}{number}",
+                        further_part=True,
                     )
         except DATABASE_ERRORS as error:
             log.warning("outbox %d: could not split a long text: %s", row.id, describe_error(error))

@@ -15,7 +15,7 @@ spool or the database says) gets nothing. Bodies never reach the log.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from fastapi import HTTPException, Request, Response
@@ -30,8 +30,11 @@ from service.channels.voice import call_back_twiml
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine import Flow, Position
 from service.flowengine.phrases import phrase
+from service.flowengine.render import contact_card
 from service.metrics import OPT_OUT_CHANGES, TEXTS_SENT
-from service.models import Conversation, Direction, Message, OutboxKind, utcnow
+from service.models import Conversation, Direction, Message, OutboxKind, OutboxStatus, utcnow
+from service.outbound import limits
+from service.outbound.limits import destination_refusal
 from service.outbound.outbox import OutboxQueued, enqueue
 from service.spool.apply import apply_records
 from service.spool.codec import Record
@@ -70,7 +73,7 @@ class Inbound:
 async def inbound_text(request: Request) -> Response:
     """`POST /twilio/sms`: the signature is checked here, the conversation (database work) runs
     in a worker thread."""
-    form = await verified_form(request)
+    form = await verified_form(request, "MessageSid")
     return await run_in_threadpool(_reply, request, form)
 
 
@@ -148,7 +151,7 @@ def _converse(database: Database, flow: Flow, inbound: Inbound) -> TextTurn:
             apply_records(session, [_received(inbound, _intent(turn))], now=inbound.at)
         if turn.call_contact is not None:
             contact = flow.contacts[turn.call_contact]
-            enqueue(
+            call_back = enqueue(
                 session,
                 OutboxKind.CALL,
                 inbound.phone,
@@ -157,7 +160,16 @@ def _converse(database: Database, flow: Flow, inbound: Inbound) -> TextTurn:
                 dedupe_key=f"call-back:{inbound.sid}" if inbound.sid else None,
                 now=inbound.at,
             )
+            if call_back.status == OutboxStatus.REFUSED.value:
+                turn = replace(turn, reply=call_refused(flow, turn.position.lang))
     return turn
+
+
+def call_refused(flow: Flow, lang: str) -> str:
+    """What a texter reads when the outbound policy will not call their number back: the
+    coordinator's number to call instead."""
+    card = contact_card(flow.contacts[flow.operator], lang)
+    return "\n".join((phrase(lang, "sms_call_refused"), card, phrase(lang, "sms_footer")))
 
 
 def _intent(turn: TextTurn) -> str | None:
@@ -240,7 +252,9 @@ def _without_conversation(
             f"call-back:{inbound.sid}",
             inbound.at,
         )
-        spool.submit([call_back])
+        spool.submit([call_back])  # a refused one is kept as refused, for staff to see
+        if destination_refusal(inbound.phone, limits.current()) is not None:
+            return messages_for(call_refused(flow, lang)), intent
         reply = "\n".join(
             (phrase(lang, "sms_calling", name=contact.name[lang]), phrase(lang, "sms_footer"))
         )
@@ -262,7 +276,7 @@ def _opted_out(spool: Spool, database: Database, phone: str) -> bool:
 async def text_status(request: Request) -> Response:
     """`POST /twilio/sms/status`: Twilio's delivery report for a text we sent (best-effort,
     may repeat, unordered). Spooled; a status Twilio may add one day is logged and ignored."""
-    form = await verified_form(request)
+    form = await verified_form(request, "MessageSid")
     sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
     status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if not sid or not status:

@@ -6,7 +6,6 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from service.db import Database
@@ -39,9 +38,11 @@ def test_enqueue_normalises_and_dedupes(database: Database) -> None:
     assert first.attempts == 0
 
 
-def test_enqueue_refuses_what_is_not_a_phone_number(database: Database) -> None:
-    with database.session() as session, pytest.raises(ValueError, match="phone number"):
-        enqueue(session, "sms", "911x", "hi")
+def test_what_is_not_a_phone_number_is_kept_as_refused_never_sent(database: Database) -> None:
+    with database.session() as session:
+        junk = enqueue(session, "sms", "911x", "hi")
+        assert (junk.status, junk.to_number) == ("refused", "911x")
+        assert junk.last_error == "refused by the outbound policy: invalid number"
 
 
 def test_claim_send_retry_and_fail(database: Database) -> None:
@@ -165,7 +166,9 @@ def test_an_opt_out_after_queuing_is_caught_at_claim_time(database: Database) ->
     assert statuses(database)[item] == "suppressed"
 
 
-def test_concurrent_claimers_never_get_the_same_row(migrated_url: str) -> None:
+def test_concurrent_claimers_never_get_the_same_row(
+    migrated_url: str, unlimited_outbound: None
+) -> None:
     rows = 300
     setup = Database(migrated_url)
     try:

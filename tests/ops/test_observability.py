@@ -138,7 +138,7 @@ def test_webhook_line_has_the_sid_and_masked_numbers_but_no_body(
 ) -> None:
     @app.post("/twilio/test-echo")
     async def echo(request: Request) -> dict[str, str]:
-        await verified_form(request)
+        await verified_form(request, "MessageSid")
         return {"ok": "yes"}
 
     caplog.set_level(logging.INFO, logger="phoneline.request")

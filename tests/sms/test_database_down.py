@@ -184,3 +184,21 @@ def test_without_a_flow_a_text_still_gets_the_coordinators_number(
         assert "No more messages will be sent" in texter.reply("STOP")
         assert opt_out_state(database) is True  # the database was up: recorded at once
         assert texter.send("hi") == []
+
+
+def test_call_from_a_premium_number_is_refused_while_the_database_is_down(
+    outage: tuple[Outage, Database, Settings],
+) -> None:
+    """The destination rules need no database: the texter is told to call, not promised a
+    call-back (and the refused row is kept for staff once the database answers)."""
+    broken, database, settings = outage
+    app = app_with_a_patient_spool(settings)
+    with app_client(app, wait_for_records=False) as client:
+        broken.corrupt()
+        reply = Texter(client, phone="+19005551234").reply("CALL")
+        assert reply.startswith("We can't call this number back. Please call us:")
+        assert "Patient referral coordinator, VCU Massey: (804) 828-7999" in reply
+        broken.restore()
+        assert app.state.spool.drain(10)
+    with database.session() as session:
+        assert session.scalars(select(OutboxMessage.status)).all() == ["refused"]

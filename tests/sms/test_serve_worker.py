@@ -25,7 +25,7 @@ def run_app_for_a_moment(settings: Settings, until: object) -> None:
 
     async def serve() -> None:
         async with app.router.lifespan_context(app):
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30  # a loaded machine: the first tick may be late
             while time.monotonic() < deadline and not until():  # type: ignore[operator]
                 await asyncio.sleep(0.05)
 
@@ -52,13 +52,18 @@ def test_serve_sends_queued_texts_and_replays_a_spool_left_behind_at_start(
     serving = settings.model_copy(
         update={"run_worker_in_server": True, "twilio_api_base": fake_twilio.url}
     )
-    run_app_for_a_moment(serving, lambda: texts_sent_via_api() > before)
+
+    def sent_marked() -> bool:
+        with database.session() as session:
+            return session.scalars(select(OutboxMessage.status)).all() == ["sent"]
+
+    run_app_for_a_moment(serving, sent_marked)
     sent = [
         (r.path.rsplit("/", 1)[-1], r.form.get("To"), r.form.get("Body"))
         for r in fake_twilio.requests
     ]
     assert sent == [("Messages.json", TEXTER, "your numbers")]
-    assert texts_sent_via_api() == before + 1
+    assert texts_sent_via_api() >= before + 1
     with database.session() as session:
         assert session.scalars(select(OutboxMessage.status)).all() == ["sent"]
         assert session.scalar(select(OptOut.opted_out).where(OptOut.phone == other)) is True

@@ -280,7 +280,8 @@ def test_bodies_and_numbers_never_reach_the_log(
 
 def test_an_unsigned_text_is_refused(client: AppClient) -> None:
     response = client.post(
-        "/twilio/sms", data={"From": TEXTER, "To": LINE, "Body": "hi", "MessageSid": "SM1"}
+        "/twilio/sms",
+        data={"From": TEXTER, "To": LINE, "Body": "hi", "MessageSid": "SM" + "1" * 32},
     )
     assert response.status_code == 403
     forged = client.twilio(
@@ -290,7 +291,7 @@ def test_an_unsigned_text_is_refused(client: AppClient) -> None:
 
 
 def test_a_text_without_a_sender_is_a_clear_400(client: AppClient) -> None:
-    response = client.twilio("/twilio/sms", {"Body": "hi", "MessageSid": "SM1"})
+    response = client.twilio("/twilio/sms", {"Body": "hi", "MessageSid": "SM" + "1" * 32})
     assert response.status_code == 400
     assert "From and To" in response.text
 

@@ -72,7 +72,8 @@ def test_a_text_is_sent_through_the_rest_api(
         "To": TEXTER,
         "From": LINE,
         "Body": "Coordinator: (804) 828-7999",
-        "StatusCallback": "https://line.example.org/twilio/sms/status",
+        # The row's id: the status callback marks this row, whatever else went to the number.
+        "StatusCallback": f"https://line.example.org/twilio/sms/status?outbox={message_id}",
     }
     assert request.authorization.startswith("Basic ")
     sent = row(database, message_id)
@@ -267,7 +268,7 @@ def test_a_long_text_goes_out_as_texts_of_at_most_3_segments_in_ucs_2(
 
 @pytest.mark.postgres
 def test_two_workers_racing_on_postgres_send_each_row_once(
-    postgres_schema_url: str, tmp_path: Path, fake_twilio: FakeTwilio
+    postgres_schema_url: str, tmp_path: Path, fake_twilio: FakeTwilio, unlimited_outbound: None
 ) -> None:
     migrate.upgrade(postgres_schema_url)
     databases = [Database(postgres_schema_url) for _ in range(3)]

@@ -23,19 +23,29 @@ def is_main_menu(heard: Heard) -> bool:
     )
 
 
-def test_a_call_without_a_call_sid_still_hears_the_menu(client: AppClient) -> None:
-    response = client.twilio("/twilio/voice", {"From": CALLER_NUMBER, "To": LINE_NUMBER})
+def test_a_call_without_twilios_call_sid_is_a_400(client: AppClient) -> None:
+    """Twilio sends a CallSid ("CA" and 32 hex digits) with every voice webhook: a request
+    without one is not Twilio's, however it was signed (see tests/ops/test_webhook_identity)."""
+    for fields in (
+        {},
+        {"From": CALLER_NUMBER, "To": LINE_NUMBER},
+        {"CallSid": "CA1", "From": CALLER_NUMBER},
+        {"CallSid": "CA" + "g" * 32},
+        {"CallSid": "SM" + "1" * 32},
+        {"CallSid": "CA" + "1" * 33},
+    ):
+        response = client.twilio("/twilio/voice", fields)
+        assert response.status_code == 400, fields
+        assert "CallSid" in response.text
+
+
+def test_a_call_with_only_its_call_sid_hears_the_menu(client: AppClient) -> None:
+    response = client.twilio("/twilio/voice", {"CallSid": "CA" + "3" * 32})
     assert response.status_code == 200
     heard = parse(response.text)
     assert is_main_menu(heard)
-    response = client.twilio(heard.next_url or "", {"Digits": "0"})
+    response = client.twilio(heard.next_url or "", {"CallSid": "CA" + "3" * 32, "Digits": "0"})
     assert parse(response.text).numbers == ["+18048287999"]
-
-
-def test_a_call_with_no_parameters_at_all_still_hears_the_menu(client: AppClient) -> None:
-    response = client.twilio("/twilio/voice", {})
-    assert response.status_code == 200
-    assert is_main_menu(parse(response.text))
 
 
 def test_junk_digits_repeat_the_menu_the_caller_is_in(caller: Caller) -> None:
@@ -98,7 +108,8 @@ def test_a_100_kb_body_is_refused_with_413(client: AppClient) -> None:
 def test_a_status_callback_without_its_parameters_is_a_400(client: AppClient) -> None:
     assert client.twilio("/twilio/voice/status", {}).status_code == 400
     assert client.twilio("/twilio/voice/status", {"CallSid": "CA1"}).status_code == 400
-    weird = {"CallSid": "CA1", "CallStatus": "sideways", "CallDuration": "-5e9"}
+    assert client.twilio("/twilio/voice/status", {"CallSid": "CA" + "1" * 32}).status_code == 400
+    weird = {"CallSid": "CA" + "1" * 32, "CallStatus": "sideways", "CallDuration": "-5e9"}
     assert client.twilio("/twilio/voice/status", weird).status_code == 204
 
 
@@ -114,9 +125,7 @@ def test_positions_survive_the_round_trip() -> None:
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 FIELDS = st.dictionaries(
-    st.sampled_from(
-        ["CallSid", "From", "To", "Digits", "SpeechResult", "Confidence", "DialCallStatus"]
-    ),
+    st.sampled_from(["From", "To", "Digits", "SpeechResult", "Confidence", "DialCallStatus"]),
     TEXT,
 )
 QUERY = st.dictionaries(st.sampled_from(["at", "lang", "m", "s", "c", "l", "zz"]), TEXT)
@@ -130,7 +139,7 @@ def test_any_parameters_give_valid_twiml(
     client: AppClient, query: dict[str, str], fields: dict[str, str]
 ) -> None:
     url = VOICE + ("?" + urlencode(query, quote_via=quote) if query else "")
-    response = client.twilio(url, fields, signed_url=url)
+    response = client.twilio(url, {"CallSid": "CA" + "5" * 32, **fields}, signed_url=url)
     assert response.status_code == 200, response.text
     heard = parse(response.text)
     assert set(heard.numbers) <= {

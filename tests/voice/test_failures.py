@@ -44,7 +44,7 @@ def a_call_without_a_database(caller: Caller) -> None:
     heard = caller.press("2")
     assert heard.words[0].startswith("If your doctor cannot recommend a colleague")
     heard = caller.press("8")
-    assert heard.words[0] == "We will text you these numbers as soon as we can."
+    assert heard.words[0] == "We will send you a text message as soon as we can."
     heard = caller.press("0")
     assert heard.numbers == [COORDINATOR]
     assert heard.dial is not None and heard.dial["callerId"] == CALLER_NUMBER

@@ -98,7 +98,7 @@ def walks(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         walks = {}
         with app_client(app) as client:
             for lang in ("en", "es"):
-                caller = Caller(client, call_sid=f"CA{lang}" + "0" * 30)
+                caller = Caller(client, call_sid="CA" + lang.encode().hex() + "0" * 28)
                 walk = Walk(caller, lang)
                 first = caller.call()
                 if lang == "es":
