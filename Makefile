@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench fuzz install install-dev clean
+.PHONY: run test lint bench fuzz faults install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: install-dev
 
 fuzz: install-dev
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# The long fault suite: every scenario on SQLite and PostgreSQL, hundreds of calls, a 60 s database
+# outage (needs root for the disk scenarios). `make test` runs a short version of each.
+faults: install-dev
+	FAULT_LOAD=long $(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
