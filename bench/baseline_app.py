@@ -1,7 +1,8 @@
 """The benchmark's yardstick: the least a FastAPI app can do to answer Twilio's webhooks.
 
 It reads the form (as any webhook must) and answers fixed TwiML: a `<Gather>` whose action is
-itself, so the same simulated callers walk it; the status callback gets a 204. No signature
+itself, so the same simulated callers walk it; the status callback gets a 204; a text gets a
+fixed `<Message>` of the menu's length. No signature
 check, no flow, no database. `phoneline serve`'s CPU per webhook is compared with this one's.
 """
 
@@ -35,3 +36,16 @@ async def voice(request: Request) -> Response:
 async def status(request: Request) -> Response:
     await request.form()
     return Response(status_code=204)
+
+
+SMS_TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Message>VCU Massey Second Opinion Line. '
+    "Reply with a number: 1 Why a second opinion 2 Find another doctor 3 Prepare 0 A person. "
+    "Reply STOP to opt out.</Message></Response>"
+)
+
+
+@app.post("/twilio/sms")
+async def sms(request: Request) -> Response:
+    await request.form()
+    return Response(SMS_TWIML, media_type="application/xml")

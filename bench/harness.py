@@ -375,8 +375,14 @@ async def run_callers(
 
 
 async def run_texters(
-    base_url: str, texters: int, concurrency: int, *, first_index: int = 0
+    base_url: str,
+    texters: int,
+    concurrency: int,
+    *,
+    first_index: int = 0,
+    think_seconds: float = 0.0,
 ) -> Timings:
+    """`texters` patients, `concurrency` at a time, each sending DEFAULT_TEXT_SCRIPT."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(first_index, first_index + texters):
         queue.put_nowait(index)
@@ -384,7 +390,7 @@ async def run_texters(
     async with httpx.AsyncClient(timeout=30) as client:
 
         async def one_line() -> None:
-            driver = Driver(client, base_url)
+            driver = Driver(client, base_url, think_seconds)
             while True:
                 try:
                     index = queue.get_nowait()

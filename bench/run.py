@@ -52,6 +52,7 @@ from bench.harness import (
     phoneline_env,
     phoneline_server,
     run_callers,
+    run_texters,
 )
 
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -70,6 +71,8 @@ RECORDS_SETTLE_SECONDS = 1.5
 
 @dataclass
 class RunResult:
+    webhook: str
+    """"voice" (callers walking the menu) or "sms" (texters)."""
     server: str
     database: str
     concurrency: int
@@ -116,12 +119,27 @@ class RunStats:
     cpu_ms_per_webhook: float
 
 
-def saturated_run(server: ServerProcess, calls: int, concurrency: int, first: int) -> RunStats:
-    """`calls` calls with no pause at all; CPU per webhook is read once the server has written
-    their records (the call writer lingers RECORDS_SETTLE_SECONDS at most)."""
+def drive(
+    kind: str, base_url: str, count: int, concurrency: int, first: int, think: float = 0.0
+) -> Timings:
+    """`count` callers walking the menu ("voice") or texters sending five texts ("sms")."""
+    if kind == "sms":
+        return asyncio.run(
+            run_texters(base_url, count, concurrency, first_index=first, think_seconds=think)
+        )
+    return asyncio.run(
+        run_callers(base_url, count, concurrency, first_index=first, think_seconds=think)
+    )
+
+
+def saturated_run(
+    server: ServerProcess, calls: int, concurrency: int, first: int, kind: str = "voice"
+) -> RunStats:
+    """`calls` calls (or texters) with no pause at all; CPU per webhook is read once the server
+    has written their records (the spool lingers RECORDS_SETTLE_SECONDS at most)."""
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
-    timings = asyncio.run(run_callers(server.base_url, calls, concurrency, first_index=first))
+    timings = drive(kind, server.base_url, calls, concurrency, first)
     elapsed = time.perf_counter() - started
     time.sleep(RECORDS_SETTLE_SECONDS)
     cpu = server.cpu_seconds() - cpu_before
@@ -129,7 +147,12 @@ def saturated_run(server: ServerProcess, calls: int, concurrency: int, first: in
 
 
 def measure(
-    contenders: list[Contender], concurrency: int, calls: int, paced_calls: int, rounds: int
+    contenders: list[Contender],
+    concurrency: int,
+    calls: int,
+    paced_calls: int,
+    rounds: int,
+    kind: str = "voice",
 ) -> list[RunResult]:
     """Latency as callers meet it (each caller listens THINK_SECONDS before every webhook; a
     real caller takes several seconds), then `rounds` saturated rounds for CPU and throughput,
@@ -137,14 +160,8 @@ def measure(
     paced: dict[str, Timings] = {}
     for number, contender in enumerate(contenders):
         first = number * 10_000_000 + concurrency * 100_000 + 5_000_000
-        paced[contender.name + contender.database] = asyncio.run(
-            run_callers(
-                contender.server.base_url,
-                paced_calls,
-                concurrency,
-                first_index=first,
-                think_seconds=THINK_SECONDS,
-            )
+        paced[contender.name + contender.database] = drive(
+            kind, contender.server.base_url, paced_calls, concurrency, first, THINK_SECONDS
         )
     runs: dict[str, list[RunStats]] = {c.name + c.database: [] for c in contenders}
     for round_number in range(rounds):
@@ -152,7 +169,7 @@ def measure(
         for contender in contenders[turn:] + contenders[:turn]:
             number = contenders.index(contender)
             first = number * 10_000_000 + concurrency * 100_000 + round_number * calls
-            stats = saturated_run(contender.server, calls, concurrency, first)
+            stats = saturated_run(contender.server, calls, concurrency, first, kind)
             runs[contender.name + contender.database].append(stats)
     baseline_rounds = [stats.cpu_ms_per_webhook for stats in runs["baseline-"]]
     results = []
@@ -168,6 +185,7 @@ def measure(
         cpu_rounds = [round(stats.cpu_ms_per_webhook, 4) for stats in runs[key]]
         seconds = sum(stats.seconds for stats in runs[key])
         result = RunResult(
+            webhook=kind,
             server=contender.name,
             database=contender.database,
             concurrency=concurrency,
@@ -191,7 +209,7 @@ def measure(
         )
         results.append(result)
         print(
-            f"  {result.server:<9} {result.database:<8} c={concurrency:<3} "
+            f"  {kind:<5} {result.server:<9} {result.database:<8} c={concurrency:<3} "
             f"{result.requests_per_second:>7.1f} req/s  "
             f"cpu {result.cpu_ms_per_webhook:.3f} ms/webhook "
             f"({min(cpu_rounds):.3f}-{max(cpu_rounds):.3f}), {result.x_baseline:.2f}x  "
@@ -285,6 +303,10 @@ def run_webhooks(args: argparse.Namespace, work: Path) -> list[RunResult]:
             (40, args.calls_40, args.paced_40),
         ):
             results += measure(contenders, concurrency, calls, paced, args.rounds)
+        # Texters: five texts each (hi, 1, #, 2, menu), 4 at a time.
+        results += measure(
+            contenders, 4, args.texters_4, args.paced_texters, args.rounds, kind="sms"
+        )
     finally:
         for contender in contenders:
             contender.server.stop()
@@ -451,15 +473,16 @@ def run_staff(work: Path) -> dict[str, Any] | None:
 
 def table(results: list[RunResult], staff: dict[str, Any] | None) -> str:
     lines = [
-        "| server | db | calls | req/s (saturated) | CPU ms/webhook (rounds) | x baseline (rounds) "
-        "| p50 / p99 ms paced | p50 / p99 ms saturated | RSS MB | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| webhook | server | db | concurrent | req/s (saturated) | CPU ms/webhook (rounds) "
+        "| x baseline (rounds) | p50 / p99 ms paced | p50 / p99 ms saturated | RSS MB | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         spread = f"{min(r.cpu_ms_per_webhook_rounds):.3f}-{max(r.cpu_ms_per_webhook_rounds):.3f}"
         ratios = f"{min(r.x_baseline_rounds):.2f}-{max(r.x_baseline_rounds):.2f}"
         lines.append(
-            f"| {r.server} | {r.database} | {r.concurrency} | {r.requests_per_second:.0f} "
+            f"| {r.webhook} | {r.server} | {r.database} | {r.concurrency} "
+            f"| {r.requests_per_second:.0f} "
             f"| {r.cpu_ms_per_webhook:.3f} ({spread}) | {r.x_baseline:.2f} ({ratios}) "
             f"| {r.paced_p50_ms:.1f} / {r.paced_p99_ms:.1f} | {r.p50_ms:.1f} / {r.p99_ms:.1f} "
             f"| {r.rss_mb:.0f} | {r.paced_errors + r.errors}/{r.paced_requests + r.requests} |"
@@ -485,15 +508,16 @@ def budgets(results: list[RunResult], staff: dict[str, Any] | None) -> list[tupl
         ratio = r.x_baseline
         checks.append(
             (
-                f"CPU/webhook {r.database} c={r.concurrency}: {ratio:.2f}x the minimal app "
-                f"(<= {CPU_RATIO_BUDGET}x)",
+                f"CPU/{r.webhook} webhook {r.database} c={r.concurrency}: {ratio:.2f}x the "
+                f"minimal app (<= {CPU_RATIO_BUDGET}x)",
                 ratio <= CPU_RATIO_BUDGET,
             )
         )
         if r.concurrency == 4:
             checks.append(
                 (
-                    f"p99 {r.database} 4 concurrent calls: {r.paced_p99_ms} ms (< {P99_BUDGET_MS})",
+                    f"p99 {r.webhook} {r.database} 4 concurrent: {r.paced_p99_ms} ms "
+                    f"(< {P99_BUDGET_MS})",
                     r.paced_p99_ms < P99_BUDGET_MS,
                 )
             )
@@ -520,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="saturated rounds per server")
     parser.add_argument("--paced-4", type=int, default=24, help="paced calls at 4 concurrent")
     parser.add_argument("--paced-40", type=int, default=80, help="paced calls at 40 concurrent")
+    parser.add_argument("--texters-4", type=int, default=60, help="texters a round, 4 at a time")
+    parser.add_argument("--paced-texters", type=int, default=12, help="paced texters, 4 at a time")
     parser.add_argument("--skip-staff", action="store_true")
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args(argv)
