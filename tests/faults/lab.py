@@ -46,6 +46,7 @@ from bench.harness import (
     ServerProcess,
     caller_number,
     free_port,
+    next_action,
     phoneline_env,
     phoneline_server,
     process_group_pids,
@@ -174,7 +175,7 @@ class Twilio:
         entry.started = _answered(response)
         twiml = response.text if entry.started and response is not None else ""
         for kind, value in steps if entry.started else ():
-            action = _next_action(twiml)
+            action = next_action(twiml)
             if action is None:
                 break
             if think:
@@ -228,18 +229,6 @@ class Twilio:
 
 def _answered(response: httpx.Response | None) -> bool:
     return response is not None and response.status_code in (200, 204)
-
-
-def _next_action(twiml: str) -> str | None:
-    try:
-        root = ET.fromstring(twiml)
-    except ET.ParseError:
-        return None
-    for tag in ("Gather", "Dial"):
-        element = root.find(tag)
-        if element is not None and element.get("action"):
-            return element.get("action")
-    return None
 
 
 async def load(
