@@ -156,7 +156,10 @@ async def take_turn(
         before = None  # a stale or bogus position: start over at the main menu
     event = read_input(webhook, before)
     position = before or start(flow, "voice", lang)
-    planned = plan(flow, position, event, now)
+    # "Press 8 for a text" is offered only to a phone that can take one: a landline, a withheld
+    # number or junk hears the numbers in the menus instead.
+    mobile = textable_number(webhook.caller) is not None
+    planned = plan(flow, position, event, now, offer_texts=mobile)
     after, turn = planned.after, planned.voice
     texted: tuple[str, ...] = ()
     if turn.texts:
@@ -170,6 +173,7 @@ async def take_turn(
                 planned.effects,
                 can_text=outcome == "later",
                 text_later=outcome == "later",
+                offer_texts=mobile,
             )
     twiml = voice.render_turn(
         turn,
@@ -194,23 +198,28 @@ class Plan:
     """Words that help the speech recognizer at `after`."""
 
 
-def plan(flow: Flow, position: Position, event: Input, now: datetime) -> Plan:
+def plan(
+    flow: Flow, position: Position, event: Input, now: datetime, *, offer_texts: bool = True
+) -> Plan:
     """One engine step and the words it gives. The engine is pure, so a step is worked out
     once per flow, position and key and remembered; not when the time matters (office hours),
     nor for speech (any words at all)."""
     if flow.keeps_hours or isinstance(event, Speech):
-        return _plan(flow, position, event, now)
-    return _remembered_plan(flow, position, event)
+        return _plan(flow, position, event, now, offer_texts)
+    return _remembered_plan(flow, position, event, offer_texts)
 
 
-def _plan(flow: Flow, position: Position, event: Input, now: datetime | None) -> Plan:
+def _plan(
+    flow: Flow, position: Position, event: Input, now: datetime | None, offer_texts: bool
+) -> Plan:
     after, effects = step(flow, position, event, now)
-    return Plan(after, effects, render_voice(flow, after.lang, effects), hints(flow, after))
+    said = render_voice(flow, after.lang, effects, offer_texts=offer_texts)
+    return Plan(after, effects, said, hints(flow, after))
 
 
 @lru_cache(maxsize=4096)
-def _remembered_plan(flow: Flow, position: Position, event: Input) -> Plan:
-    return _plan(flow, position, event, None)
+def _remembered_plan(flow: Flow, position: Position, event: Input, offer_texts: bool) -> Plan:
+    return _plan(flow, position, event, None, offer_texts)
 
 
 def action_url(base_url: str, position: Position) -> str:

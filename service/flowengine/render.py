@@ -27,6 +27,7 @@ from service.flowengine.effects import (
     Say,
     TextContacts,
 )
+from service.flowengine.engine import TEXT_KEY
 from service.flowengine.model import Contact, Flow
 from service.flowengine.phrases import PERSON_KEY, PHRASES, phrase
 
@@ -88,10 +89,12 @@ def numbers_read_aloud(contact: Contact, lang: str, lead: str, lines: range) -> 
     return sentences
 
 
-def voice_lines_for_menu(menu: Menu, lang: str) -> list[str]:
+def voice_lines_for_menu(menu: Menu, lang: str, *, offer_texts: bool = True) -> list[str]:
     """The menu's choices, then how to go back (at a leaf), then how to reach a person: every
-    menu ends with it (on the first menu, within the line that names star and pound)."""
-    lines = [_voice_choice(choice, lang) for choice in menu.choices]
+    menu ends with it (on the first menu, within the line that names star and pound). Without
+    `offer_texts` (the caller's phone cannot take a text) the text choice is not said."""
+    choices = [c for c in menu.choices if offer_texts or c.key != TEXT_KEY]
+    lines = [_voice_choice(choice, lang) for choice in choices]
     if menu.back:
         lines.append(phrase(lang, "press", label=phrase(lang, "back"), key=spoken_key("#", lang)))
     if menu.announce_keys:
@@ -114,9 +117,11 @@ def render_voice(
     *,
     can_text: bool = True,
     text_later: bool = False,
+    offer_texts: bool = True,
 ) -> VoiceTurn:
     """What these effects say on the phone. `can_text=False`: the caller's phone cannot take
-    the text asked for; `text_later`: it is queued but goes out only once the line can."""
+    the text asked for; `text_later`: it is queued but goes out only once the line can;
+    `offer_texts=False`: menus do not offer a text (the phone cannot take one)."""
     lines: list[str] = []
     texts: list[str] = []
     callback: str | None = None
@@ -131,7 +136,7 @@ def render_voice(
                         numbers_read_aloud(contact, lang, lead, range(len(contact.numbers)))
                     )
             case Menu() as menu:
-                lines.extend(voice_lines_for_menu(menu, lang))
+                lines.extend(voice_lines_for_menu(menu, lang, offer_texts=offer_texts))
                 return VoiceTurn(tuple(lines), "gather", texts=tuple(texts), callback=callback)
             case Connect(contact=contact_id, line=line):
                 contact = flow.contacts[contact_id]

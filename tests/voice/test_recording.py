@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import anyio
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -19,6 +20,8 @@ from service.texts.optouts import set_opt_out
 from service.texts.records import OptOutChanged
 from tests.support import PUBLIC_BASE, AppClient, twilio_signature
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller
+
+CANNOT_TEXT = "Sorry, we can't send a text message to this phone."
 
 
 def the_call(database: Database, call_sid: str) -> Call:
@@ -262,3 +265,28 @@ def test_records_still_waiting_are_written_when_the_app_stops(
     anyio.run(serve_one_webhook)
     call = the_call(database, "CA" + "9" * 32)
     assert (call.caller, call.path) == (CALLER_NUMBER, "main")
+
+
+@pytest.mark.parametrize("landline", ["anonymous", "+18005551234", "266696687"])
+def test_a_phone_that_cannot_take_a_text_is_not_offered_one(
+    db_client: AppClient, database: Database, landline: str
+) -> None:
+    """A withheld number, a toll-free line or junk: the menus do not offer "press 8"; after an
+    unanswered transfer the caller hears the number again, a person and a call back instead."""
+    caller = Caller(db_client, call_sid="CA" + "d" * 32, caller=landline)
+    offered = [line for line in caller.call().words if "press 8" in line]
+    assert offered == []
+    caller.press("2")
+    caller.press("4")
+    caller.press("1")  # the Medicare hotline
+    after = caller.dial_ends("no-answer").words
+    assert not any("press 8" in line for line in after)
+    assert any("1, 800, 6 3 8, 6 8 3 3" in line for line in after), after
+    assert any("press 0" in line for line in after) and any("call back" in w for w in after)
+    heard = caller.press("8")  # pressed anyway: the number, not a promise
+    assert CANNOT_TEXT in heard.words
+    assert outbox(database) == []
+
+
+def test_a_mobile_is_offered_the_text(db_caller: Caller) -> None:
+    assert any("press 8" in line for line in db_caller.call().words)
