@@ -102,6 +102,7 @@ def worker(
 
     from service import migrate
     from service.config import get_settings
+    from service.followups.sweep import run_sweep
     from service.logs import configure_logging
     from service.outbound.worker import build_worker
     from service.spool.spool import Spool
@@ -109,7 +110,7 @@ def worker(
     settings = get_settings()
     configure_logging(settings.log_level)
     migrate.upgrade()
-    spool = Spool(settings.spool_dir)
+    spool = Spool(settings.spool_dir, periodic=[run_sweep])
     sender = build_worker(settings, spool)
     if sender is None:
         typer.echo("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set.", err=True)
