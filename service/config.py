@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # A call with no final status and nothing heard of it for this long is looked up in
     # Twilio's Calls resource (by the outbox worker) and settled by what Twilio says.
     call_reconcile_seconds: int = 900
+    # The clinic's time zone (an IANA name): every time staff see, and every day boundary of
+    # the dashboard's filters and charts, is in it.
+    timezone: str = "America/New_York"
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
 

@@ -35,6 +35,7 @@ from service.staff.auth import (
     sign_in,
 )
 from service.staff.export import calls_csv, messages_csv
+from service.staff.followups import router as follow_ups_router
 from service.staff.queries import (
     OUTCOMES,
     CallFilters,
@@ -65,6 +66,7 @@ from service.staff.web import (
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/staff", route_class=StaffRoute)
+router.include_router(follow_ups_router)
 
 
 def _flow(request: Request) -> Flow | None:
