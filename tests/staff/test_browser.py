@@ -113,6 +113,7 @@ def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        app.state.spool.close()  # lifespan is off: the spool thread started with the first record
         set_database(previous)
         database.dispose()
 
@@ -295,7 +296,7 @@ def test_simulator_reaches_the_coordinator_in_a_browser(chromium: object, server
         page.get_by_label("Language").select_option("en")
         page.get_by_role("button", name="Start").click()
         transcript = page.locator("ol.transcript")
-        expect(transcript).to_contain_text("If this is an emergency, hang up and dial 9 1 1.")
+        expect(transcript).to_contain_text("For emergencies, hang up and dial 9 1 1.")
         for key in ("2", "1", "1"):
             page.get_by_role("button", name=f"Press {key}", exact=True).click()
         expect(transcript).to_contain_text("[connects to +18048287999]")
