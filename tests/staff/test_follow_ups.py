@@ -113,7 +113,7 @@ def test_a_navigator_works_an_item_from_missed_call_to_closed(
 
     page = post_form(client, item_page, f"{item_page}/reveal")
     assert page.status_code == 200
-    assert f'<strong class="revealed">{CALLER}</strong>' in page.text
+    assert f'<strong class="revealed"><a href="tel:{CALLER}">{CALLER}</a></strong>' in page.text
     with database.session() as session:
         audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "reveal")).one()
     assert audit.actor == NAVIGATOR
