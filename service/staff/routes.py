@@ -36,6 +36,7 @@ from service.staff.auth import (
 )
 from service.staff.export import calls_csv, messages_csv
 from service.staff.followups import router as follow_ups_router
+from service.staff.localtime import zone_of
 from service.staff.queries import (
     OUTCOMES,
     CallFilters,
@@ -122,7 +123,9 @@ def _params(request: Request) -> dict[str, str]:
 
 def _call_filters(request: Request, names: FlowNames) -> CallFilters:
     try:
-        return CallFilters.parse(_params(request), names.languages, list(names.contacts))
+        return CallFilters.parse(
+            _params(request), names.languages, list(names.contacts), zone_of(request)
+        )
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
 
@@ -210,8 +213,9 @@ def logout(
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
     names = flow_names(_flow(request))
-    today = clock_of(request)().date()
-    stats = overview(session, today)
+    zone = zone_of(request)
+    today = clock_of(request)().astimezone(zone).date()
+    stats = overview(session, today, zone=zone)
     calls_chart = charts.daily_bars("Calls per day, last 30 days", stats.days, stats.calls_per_day)
     texts_chart = charts.daily_bars(
         "Texts per day, last 30 days", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
@@ -371,7 +375,7 @@ def reveal_caller(
 
 def _message_filters(request: Request) -> MessageFilters:
     try:
-        return MessageFilters.parse(_params(request))
+        return MessageFilters.parse(_params(request), zone_of(request))
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
 
