@@ -36,6 +36,8 @@ from service.staff.auth import (
 )
 from service.staff.export import calls_csv, messages_csv
 from service.staff.followups import router as follow_ups_router
+from service.staff.headlines import MEASURES, headline_numbers, language_name, wait_text
+from service.staff.headlines import Range as HeadlineRange
 from service.staff.localtime import zone_of
 from service.staff.queries import (
     OUTCOMES,
@@ -216,6 +218,10 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
     zone = zone_of(request)
     today = clock_of(request)().astimezone(zone).date()
     stats = overview(session, today, zone=zone)
+    try:
+        chosen = HeadlineRange.parse(_params(request), today, zone)
+    except FilterError as error:
+        raise PageError(400, "Check the dates", str(error)) from None
     calls_chart = charts.daily_bars("Calls per day, last 30 days", stats.days, stats.calls_per_day)
     texts_chart = charts.daily_bars(
         "Texts per day, last 30 days", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
@@ -234,6 +240,10 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         request,
         "overview.html",
         stats=stats,
+        headlines=headline_numbers(session, chosen),
+        measures=MEASURES,
+        language_name=language_name,
+        wait_text=wait_text,
         days=[
             (day, stats.calls_per_day.get(day, 0), stats.texts_per_day.get(day, 0))
             for day in stats.days
