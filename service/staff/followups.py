@@ -19,6 +19,7 @@ from service.models import Call, StaffRole
 from service.phone import mask
 from service.staff.auth import client_address, clock_of
 from service.staff.localtime import local_filter, zone_label
+from service.staff.outcomes import outcome_label, outcome_text
 from service.staff.queries import redact_numbers
 from service.staff.web import (
     TEMPLATES,
@@ -68,6 +69,8 @@ TEMPLATES.globals["may_work_follow_ups"] = may_work_follow_ups
 TEMPLATES.filters["local"] = local_filter
 TEMPLATES.globals["zone_label"] = zone_label
 TEMPLATES.filters["redact"] = redact_numbers
+TEMPLATES.globals["outcome_text"] = outcome_text
+TEMPLATES.globals["outcome_label"] = outcome_label
 
 
 def _names(request: Request) -> Any:

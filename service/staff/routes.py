@@ -39,6 +39,7 @@ from service.staff.followups import router as follow_ups_router
 from service.staff.headlines import MEASURES, headline_numbers, language_name, wait_text
 from service.staff.headlines import Range as HeadlineRange
 from service.staff.localtime import zone_of
+from service.staff.outcomes import DIAL_COLOURS, DIAL_LABELS
 from service.staff.queries import (
     OUTCOMES,
     CallFilters,
@@ -254,13 +255,19 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         options_chart=charts.horizontal_bars("Options chosen, last 30 days", options),
         drop_off=drop_off,
         drop_off_chart=charts.horizontal_bars(
-            "Last menu before hanging up (calls not transferred), last 30 days", drop_off
+            "Where callers hung up: the last menu of calls with no transfer, last 30 days",
+            drop_off,
         ),
         transfer_rows=transfer_rows,
         dial_outcomes=dial_outcomes,
         transfers_chart=charts.stacked_bars(
-            "Transfers by contact and how they ended, last 30 days", transfer_rows, dial_outcomes
+            "Transfers by contact and how they ended, last 30 days",
+            transfer_rows,
+            dial_outcomes,
+            colours=DIAL_COLOURS,
+            labels=DIAL_LABELS,
         ),
+        dial_labels=DIAL_LABELS,
     )
 
 
