@@ -26,6 +26,8 @@ OUTCOMES = (
     "outcome IS NULL OR outcome IN ('reached', 'left-voicemail', 'wrong-number', "
     "'no-longer-needed', 'reached-a-person')"
 )
+CALLBACK_REQUEST = "kind = 'callback_request'"
+PERSON_WANTED = "intent IN ('asked_for_person', 'not_understood')"
 OLD_ROLES = "role IN ('viewer', 'admin')"
 NEW_ROLES = "role IN ('viewer', 'navigator', 'admin')"
 
@@ -97,6 +99,20 @@ def upgrade() -> None:
     op.create_index("ix_follow_up_notes_follow_up_id_at", "follow_up_notes", ["follow_up_id", "at"])
     op.create_index("ix_calls_caller_started_at", "calls", ["caller", "started_at"])
     op.create_index("ix_messages_phone_created_at", "messages", ["phone", "created_at"])
+    op.create_index(
+        "ix_call_events_callback_request_at",
+        "call_events",
+        ["at"],
+        sqlite_where=sa.text(CALLBACK_REQUEST),
+        postgresql_where=sa.text(CALLBACK_REQUEST),
+    )
+    op.create_index(
+        "ix_messages_person_wanted_created_at",
+        "messages",
+        ["created_at"],
+        sqlite_where=sa.text(PERSON_WANTED),
+        postgresql_where=sa.text(PERSON_WANTED),
+    )
     with op.batch_alter_table("staff_users") as batch_op:
         batch_op.drop_constraint(op.f("ck_staff_users_role"), type_="check")
         batch_op.alter_column("role", existing_type=sa.String(length=8), type_=sa.String(length=16))
@@ -109,6 +125,8 @@ def downgrade() -> None:
         batch_op.drop_constraint(op.f("ck_staff_users_role"), type_="check")
         batch_op.alter_column("role", existing_type=sa.String(length=16), type_=sa.String(length=8))
         batch_op.create_check_constraint("role", OLD_ROLES)
+    op.drop_index("ix_messages_person_wanted_created_at", table_name="messages")
+    op.drop_index("ix_call_events_callback_request_at", table_name="call_events")
     op.drop_index("ix_messages_phone_created_at", table_name="messages")
     op.drop_index("ix_calls_caller_started_at", table_name="calls")
     op.drop_index("ix_follow_up_notes_follow_up_id_at", table_name="follow_up_notes")

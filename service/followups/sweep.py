@@ -104,7 +104,7 @@ def _call_back_requests(session: Session, since: datetime) -> Iterator[Trigger]:
         select(CallEvent.id, Call.id, Call.caller, Call.started_at, Call.language)
         .join(Call, Call.id == CallEvent.call_id)
         .where(
-            Call.started_at >= since,
+            CallEvent.at >= since,
             CallEvent.kind == CallEventKind.CALLBACK_REQUEST.value,
             Call.caller.is_not(None),
             _not_filed(FollowUpSourceKind.CALL_EVENT, CallEvent.id),

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.models.base import Base, utcnow
-from service.models.calls import Call
+from service.models.calls import Call, CallEvent
 from service.models.texts import Message
 
 
@@ -124,3 +124,18 @@ class FollowUpNote(Base):
 # worklist is what needs them.
 Index("ix_calls_caller_started_at", Call.caller, Call.started_at)
 Index("ix_messages_phone_created_at", Message.phone, Message.created_at)
+# The sweep's few rows of interest among many, every few seconds: partial indexes.
+_CALLBACK_REQUEST = text("kind = 'callback_request'")
+Index(
+    "ix_call_events_callback_request_at",
+    CallEvent.at,
+    sqlite_where=_CALLBACK_REQUEST,
+    postgresql_where=_CALLBACK_REQUEST,
+)
+_PERSON_WANTED = text("intent IN ('asked_for_person', 'not_understood')")
+Index(
+    "ix_messages_person_wanted_created_at",
+    Message.created_at,
+    sqlite_where=_PERSON_WANTED,
+    postgresql_where=_PERSON_WANTED,
+)
