@@ -91,3 +91,10 @@ def test_a_range_the_overview_cannot_read_is_a_400_page(client: AppClient) -> No
     assert page.status_code == 400
     assert "From must not be after To" in page.text
     assert client.get("/staff/?from=yesterday").status_code == 400
+
+
+def test_no_follow_up_closed_says_so(client: AppClient) -> None:
+    signed_in(client, VIEWER)
+    page = client.get("/staff/")
+    assert "No follow-up was closed in these days." in page.text
+    assert headline(page, "calls") == ["Calls", "0"]
