@@ -312,6 +312,7 @@ EVENT_LABELS = {
     CallEventKind.DIAL_RESULT.value: "Transfer ended",
     CallEventKind.TEXT_QUEUED.value: "Text queued",
     CallEventKind.LANGUAGE.value: "Language",
+    CallEventKind.CALLBACK_REQUEST.value: "Asked for a call back",
     CallEventKind.HANGUP.value: "Call ended",
     CallEventKind.ERROR.value: "Error",
 }
@@ -330,6 +331,8 @@ def _event_text(kind: str, node: str | None, detail: str | None, names: FlowName
     if kind == CallEventKind.DIAL_RESULT.value and detail:
         result, _, dialed = detail.partition(" ")
         return f"{result} ({names.contact(dialed_contact(dialed))})" if dialed else result
+    if kind == CallEventKind.CALLBACK_REQUEST.value:
+        return f"after {names.contact(detail)} did not answer" if detail else ""
     if kind == CallEventKind.TEXT_QUEUED.value and detail:
         return "numbers of " + ", ".join(names.contact(c) for c in detail.split(","))
     return redact_numbers(detail) if detail else (names.menu(node) if node else "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from service.models import CallEventKind
 from service.recording import Recorder
 from tests.staff.conftest import NOW, VIEWER, record_call, signed_in
 from tests.support import AppClient
@@ -58,3 +59,28 @@ def test_transfer_colours_and_drop_off(client: AppClient, recorder: Recorder) ->
     rows = re.findall(r'<tr><th scope="row">([^<]+)</th><td class="num">(\d+)</td></tr>', drop)
     # One call ended in each menu; the three transfers from the main menu are not hang-ups.
     assert sorted(rows) == [("Find another doctor", "1"), ("Main menu", "1")]
+
+
+def test_a_call_page_names_menus_and_the_call_back_request(
+    client: AppClient, recorder: Recorder
+) -> None:
+    sid = "CA" + "9" * 32
+    record_call(
+        recorder,
+        sid,
+        "+18045550009",
+        NOW - timedelta(hours=1),
+        keys=[("main", "2", "reach"), ("reach", "1", "")],
+        transfer=("coordinator", "+18048287999", "no-answer"),
+    )
+    recorder.call_event(
+        sid, CallEventKind.CALLBACK_REQUEST, node="reach", detail="coordinator",
+        at=NOW - timedelta(minutes=59),
+    )  # fmt: skip
+    signed_in(client, VIEWER)
+    page = client.get(f"/staff/calls/{sid}").text
+    assert "<dd>Main menu \u203a Find another doctor</dd>" in page
+    assert '<th scope="row">Asked for a call back</th>' in page
+    assert "after Patient referral coordinator, VCU Massey did not answer" in page
+    listing = client.get("/staff/calls").text
+    assert "<td>Main menu \u203a Find another doctor</td>" in listing
