@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 
 from service.models import (
     Call,
+    Conversation,
     FollowUp,
     FollowUpNote,
     FollowUpOutcome,
     FollowUpSource,
+    FollowUpSourceKind,
     Message,
     OutboxKind,
     OutboxMessage,
@@ -55,6 +57,7 @@ class ItemRow:
     reasons: list[str] = field(default_factory=list)
     attempts: int = 0
     call_ids: list[int] = field(default_factory=list)
+    message_ids: list[int] = field(default_factory=list)
 
 
 def _attempt_key(source: FollowUpSource) -> tuple[str, int]:
@@ -79,6 +82,8 @@ def _rows(session: Session, items: Sequence[FollowUp]) -> list[ItemRow]:
             row.reasons.append(label)
         if source.call_id is not None and source.call_id not in row.call_ids:
             row.call_ids.append(source.call_id)
+        if source.kind == FollowUpSourceKind.MESSAGE.value:
+            row.message_ids.append(source.ref_id)
     for item_id, keys in attempts.items():
         rows[item_id].attempts = len(keys)
     return list(rows.values())
@@ -139,6 +144,18 @@ def history(session: Session, phone: str) -> History:
         .limit(HISTORY_LIMIT)
     ).all()
     return History(calls, messages, call_backs)
+
+
+def text_menus(session: Session, message_ids: Sequence[int]) -> dict[int, str | None]:
+    """Where in the text menu each of these messages' conversations is (message id -> node)."""
+    if not message_ids:
+        return {}
+    query = (
+        select(Message.id, Conversation.node)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.id.in_(list(message_ids)))
+    )
+    return {message_id: node for message_id, node in session.execute(query)}
 
 
 def notes(session: Session, item_id: int) -> Sequence[FollowUpNote]:

@@ -4,6 +4,7 @@ Viewers may read the list (numbers masked) but not act on it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -80,16 +81,18 @@ def _names(request: Request) -> Any:
     return flow_names(flow)
 
 
-def looking_for(calls: list[Call], names: Any) -> list[str]:
+def looking_for(calls: list[Call], names: Any, text_nodes: Iterable[str | None] = ()) -> list[str]:
     """What the calls were looking for, in the menus' names: whom they tried to reach, else
-    the last menu they heard."""
+    the last menu they heard; and the text menu a texter was in."""
     wanted: list[str] = []
-    for call in calls:
-        label = (
-            names.contact(call.transferred_contact)
-            if call.transferred_contact
-            else names.menu(call.last_node)
-        )
+    labels = [
+        names.contact(call.transferred_contact)
+        if call.transferred_contact
+        else names.menu(call.last_node)
+        for call in calls
+    ]
+    labels += [f"{names.menu(node)} (text menu)" for node in text_nodes if node]
+    for label in labels:
         if label and label not in wanted:
             wanted.append(label)
     return wanted
@@ -113,11 +116,16 @@ def follow_ups_page(request: Request, staff: ViewerStaff, session: ReadSessionDe
     rows = worklist.list_items(session, closed=closed)
     names = _names(request)
     calls = _calls_by_id(session, [call_id for row in rows for call_id in row.call_ids])
+    nodes = worklist.text_menus(session, [m for row in rows for m in row.message_ids])
     items = [
         {
             "row": row,
             "phone": mask(row.item.phone),
-            "looking_for": looking_for([calls[c] for c in row.call_ids if c in calls], names),
+            "looking_for": looking_for(
+                [calls[c] for c in row.call_ids if c in calls],
+                names,
+                [nodes.get(m) for m in row.message_ids],
+            ),
         }
         for row in rows
     ]
@@ -157,7 +165,11 @@ def _item_page(
         message=message,
         error=error,
         names=names,
-        looking_for=looking_for([calls[c] for c in row.call_ids if c in calls], names),
+        looking_for=looking_for(
+            [calls[c] for c in row.call_ids if c in calls],
+            names,
+            worklist.text_menus(session, row.message_ids).values(),
+        ),
         notes=worklist.notes(session, item_id),
         calls=past.calls,
         messages=[

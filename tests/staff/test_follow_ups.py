@@ -18,7 +18,9 @@ from service.db import Database
 from service.followups.sweep import run_sweep, sweep_follow_ups
 from service.models import AuditEntry, FollowUp, StaffUser
 from service.recording import Recorder
+from service.texts.conversations import save_conversation
 from tests.staff.conftest import (
+    LINE,
     NOW,
     VIEWER,
     Clock,
@@ -225,3 +227,27 @@ def test_phoneline_staff_add_a_navigator(runner: CliRunner, database: Database) 
             session.scalars(select(StaffUser.role).where(StaffUser.username == "nora")).one()
             == "navigator"
         )
+
+
+def test_a_texter_who_asked_for_a_person_is_on_the_list_with_their_texts(
+    client: AppClient, navigator: str, recorder: Recorder, database: Database, clock: Clock
+) -> None:
+    texter = "+18045557001"
+    with database.session() as session:
+        save_conversation(session, texter, LINE, node="reach", language="es", now=NOW)
+    recorder.message_received(
+        "SM" + "1" * 32, texter, LINE, "Alguien me llama al 804 555 7001?",
+        intent="asked_for_person", at=NOW - timedelta(minutes=5),
+    )  # fmt: skip
+    sweep(database, clock)
+    signed_in(client, navigator)
+    page = client.get("/staff/follow-ups")
+    row = re.findall(r"<tr>\s*<th scope=\"row\".*?</tr>", page.text, re.S)[0]
+    assert "•••-•••-7001" in row
+    assert "Asked for a person by text" in row
+    assert "Find another doctor (text menu)" in row
+    assert '<td data-label="Language">es</td>' in row
+    page = client.get(f"/staff/follow-ups/{item_id(database)}")
+    assert "Alguien me llama al •••-•••-7001?" in page.text  # the texter's words, masked
+    assert "asked for person" in page.text
+    assert texter not in page.text and "555 7001" not in page.text
