@@ -4,6 +4,7 @@ a navigator works them. Screenshots at 1366 and 390 px wide go to test-artifacts
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -29,6 +30,12 @@ CALLER_A = "+18045551234"
 CALLER_B = "+15715550188"
 WAIT_SECONDS = 30.0
 WIDTHS = (1366, 390)
+# axe-core (npm) when it is installed: AXE_CORE_JS, or node_modules/ in the repository.
+AXE_CORE = Path(
+    os.environ.get("AXE_CORE_JS", "")
+    or Path(__file__).resolve().parents[2] / "node_modules/axe-core/axe.min.js"
+)
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @dataclass
@@ -94,7 +101,22 @@ def wait_for(page: object, url: str, text: str) -> None:
         time.sleep(0.5)
 
 
+def accessible(page: object, name: str) -> None:
+    """No WCAG 2.1 A/AA violations axe-core can find (checked when axe-core is installed)."""
+    if not AXE_CORE.is_file():
+        return
+    page.add_script_tag(path=str(AXE_CORE))  # type: ignore[attr-defined]
+    assert page.evaluate("typeof axe.run") == "function"  # type: ignore[attr-defined]
+    violations = page.evaluate(  # type: ignore[attr-defined]
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+        ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target).join(' ')))",
+        AXE_TAGS,
+    )
+    assert violations == [], f"{name}: {violations}"
+
+
 def screenshots(page: object, name: str) -> None:
+    accessible(page, name)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)  # type: ignore[attr-defined]
