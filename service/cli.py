@@ -102,6 +102,7 @@ def worker(
 
     from service import migrate
     from service.config import get_settings
+    from service.followups.sweep import run_sweep
     from service.logs import configure_logging
     from service.outbound import limits
     from service.outbound.worker import build_worker
@@ -111,7 +112,7 @@ def worker(
     configure_logging(settings.log_level)
     migrate.upgrade()
     limits.configure(limits.Limits.of(settings))  # the spool replays queued texts too
-    spool = Spool(settings.spool_dir)
+    spool = Spool(settings.spool_dir, periodic=[run_sweep])
     sender = build_worker(settings, spool)
     if sender is None:
         typer.echo("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set.", err=True)

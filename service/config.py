@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     outbound_calls_per_number: int = 2
     outbound_texts_per_hour: int = 300
     outbound_calls_per_hour: int = 30
+    # The clinic's time zone (an IANA name): every time staff see, and every day boundary of
+    # the dashboard's filters and charts, is in it.
+    timezone: str = "America/New_York"
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
 

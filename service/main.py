@@ -21,6 +21,7 @@ from service.calls.voice_call import spooled_text_queue
 from service.config import Settings, get_settings
 from service.db import get_database
 from service.flowengine import FlowError, load_flow
+from service.followups.sweep import run_sweep
 from service.logs import RequestLog
 from service.middleware import LimitBodySize, TrustedProxies
 from service.ops import router as ops_router
@@ -109,7 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.spool = Spool(
-        settings.spool_dir, settle_quiet=timedelta(seconds=settings.call_settle_seconds)
+        settings.spool_dir,
+        settle_quiet=timedelta(seconds=settings.call_settle_seconds),
+        periodic=[run_sweep],
     )
     app.state.text_queue = spooled_text_queue(get_database, lambda: app.state.spool)
     load_configured_flow(app)

@@ -3,6 +3,14 @@
 from service.models.aggregates import Channel, DailyAggregate, Metric
 from service.models.base import Base, UTCDateTime, utcnow
 from service.models.calls import Call, CallEvent, CallEventKind, CallOutcome, DialOutcome
+from service.models.followups import (
+    FollowUp,
+    FollowUpNote,
+    FollowUpOutcome,
+    FollowUpReason,
+    FollowUpSource,
+    FollowUpSourceKind,
+)
 from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
 from service.models.spool import SpoolCheckpoint
@@ -21,6 +29,12 @@ __all__ = [
     "DailyAggregate",
     "DialOutcome",
     "Direction",
+    "FollowUp",
+    "FollowUpNote",
+    "FollowUpOutcome",
+    "FollowUpReason",
+    "FollowUpSource",
+    "FollowUpSourceKind",
     "Message",
     "Metric",
     "OptOut",

@@ -13,6 +13,9 @@ from service.models.base import Base, utcnow
 
 class StaffRole(StrEnum):
     VIEWER = "viewer"
+    NAVIGATOR = "navigator"
+    """Works the follow-up list (claims, notes, reveals an item's number, closes) without
+    being an administrator."""
     ADMIN = "admin"
 
 
@@ -22,7 +25,7 @@ class StaffUser(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(8), default=StaffRole.VIEWER.value)
+    role: Mapped[str] = mapped_column(String(16), default=StaffRole.VIEWER.value)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
@@ -30,7 +33,7 @@ class StaffUser(Base):
     """Signing out sets this: session cookies issued before it no longer sign anyone in, copies
     included (the cookie itself is stateless)."""
 
-    __table_args__ = (CheckConstraint("role IN ('viewer', 'admin')", name="role"),)
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'navigator', 'admin')", name="role"),)
 
 
 class AuditEntry(Base):

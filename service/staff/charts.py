@@ -114,22 +114,32 @@ def horizontal_bars(title: str, items: Sequence[tuple[str, int]]) -> Markup:
 
 
 def stacked_bars(
-    title: str, rows: Sequence[tuple[str, Mapping[str, int]]], parts: Sequence[str]
+    title: str,
+    rows: Sequence[tuple[str, Mapping[str, int]]],
+    parts: Sequence[str],
+    colours: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Markup:
-    """One bar per row split into `parts` (each its own colour, with a legend)."""
+    """One bar per row split into `parts` (each its own colour, `colours[part]` when given,
+    with a legend naming each part, `labels[part]` when given)."""
+    names = {part: (labels or {}).get(part, part) for part in parts}
     row, label_width, top, legend = 26, 260, 8, 26
     height = top * 2 + legend + row * max(1, len(rows))
     top_value = max((sum(counts.values()) for _, counts in rows), default=0) or 1
     plot = WIDTH - label_width - 60
-    colours = {part: BAR_COLOURS[i % len(BAR_COLOURS)] for i, part in enumerate(parts)}
+    colours = {
+        part: (colours or {}).get(part, BAR_COLOURS[i % len(BAR_COLOURS)])
+        for i, part in enumerate(parts)
+    }
     body = []
     x = 8
     for part in parts:
         body.append(
             f'<rect x="{x}" y="{top}" width="12" height="12" fill="{colours[part]}"/>'
-            f'<text x="{x + 16}" y="{top + 11}" font-size="12" fill="{TEXT}">{escape(part)}</text>'
+            f'<text x="{x + 16}" y="{top + 11}" font-size="12" fill="{TEXT}">'
+            f"{escape(names[part])}</text>"
         )
-        x += 24 + 8 * len(part)
+        x += 24 + 8 * len(names[part])
     if not rows:
         body.append(
             f'<text x="8" y="{top + legend + 16}" font-size="13" fill="{TEXT}">No data yet</text>'
@@ -148,8 +158,8 @@ def stacked_bars(
             width = plot * value / top_value
             body.append(
                 f'<rect x="{x_start:.1f}" y="{y + 4}" width="{width:.1f}" height="{row - 8}" '
-                f'fill="{colours[part]}"><title>{escape(label)}, {escape(part)}: {value}</title>'
-                "</rect>"
+                f'fill="{colours[part]}">'
+                f"<title>{escape(label)}, {escape(names[part])}: {value}</title></rect>"
             )
             x_start += width
         body.append(
@@ -157,7 +167,7 @@ def stacked_bars(
             f"{sum(counts.values())}</text>"
         )
     description = "; ".join(
-        f"{label}: " + ", ".join(f"{part} {counts.get(part, 0)}" for part in parts)
+        f"{label}: " + ", ".join(f"{names[part]} {counts.get(part, 0)}" for part in parts)
         for label, counts in rows
     )
     return _svg(title, description or "no data yet", height, body)

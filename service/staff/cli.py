@@ -25,7 +25,7 @@ def _read_password(from_stdin: bool) -> str:
 @staff_app.command("add")
 def add(
     name: str = typer.Argument(..., help="Username (lower-cased)."),
-    role: str = typer.Option("viewer", help="viewer or admin."),
+    role: str = typer.Option("viewer", help="viewer, navigator (works the follow-ups) or admin."),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from the first line of stdin."
     ),
@@ -36,8 +36,8 @@ def add(
     from service.models import StaffRole
     from service.staff.auth import AccountError, add_staff, check_password_rules
 
-    if role not in (StaffRole.VIEWER.value, StaffRole.ADMIN.value):
-        raise typer.BadParameter("viewer or admin", param_hint="--role")
+    if role not in tuple(StaffRole):
+        raise typer.BadParameter("viewer, navigator or admin", param_hint="--role")
     password = _read_password(password_stdin)
     try:
         check_password_rules(password)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from service.db import Database
@@ -54,16 +54,26 @@ def utc_stamp(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
+def local_stamp(value: datetime | None, zone: tzinfo) -> str:
+    """ISO 8601 in the clinic's zone, with its offset ("2026-11-24T09:00:00-05:00"); UTC as Z."""
+    if value is None:
+        return ""
+    local = value.astimezone(zone)
+    if not local.utcoffset():
+        return utc_stamp(value)
+    return local.isoformat(timespec="seconds")
+
+
 def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def call_row(call: Any, contact_names: Mapping[str, str]) -> list[str]:
+def call_row(call: Any, contact_names: Mapping[str, str], zone: tzinfo = UTC) -> list[str]:
     """A CSV row from a Call or a row of `CSV_CALL_COLUMNS`."""
     contact = call.transferred_contact
     return [
         call.call_sid,
-        utc_stamp(call.started_at),
+        local_stamp(call.started_at, zone),
         "" if call.duration_seconds is None else str(call.duration_seconds),
         mask(call.caller),
         call.language or "",
@@ -75,11 +85,11 @@ def call_row(call: Any, contact_names: Mapping[str, str]) -> list[str]:
     ]
 
 
-def message_row(message: Message, language: str | None) -> list[str]:
+def message_row(message: Message, language: str | None, zone: tzinfo = UTC) -> list[str]:
     body = redact_numbers(message.body) if is_inbound(message) else message.body
     return [
         message.message_sid or "",
-        utc_stamp(message.created_at),
+        local_stamp(message.created_at, zone),
         message.direction,
         mask(message.phone),
         message.line or "",
@@ -110,7 +120,7 @@ def calls_csv(
     yield lines.take()
     with database.session(read_only=True) as session:
         for count, call in enumerate(stream_calls(session, filters), start=1):
-            lines.writer.writerow(call_row(call, contact_names))
+            lines.writer.writerow(call_row(call, contact_names, filters.zone))
             if count % ROWS_PER_CHUNK == 0:
                 yield lines.take()
     yield lines.take()
@@ -122,7 +132,7 @@ def messages_csv(database: Database, filters: MessageFilters) -> Iterator[str]:
     yield lines.take()
     with database.session(read_only=True) as session:
         for count, (message, language) in enumerate(stream_messages(session, filters), start=1):
-            lines.writer.writerow(message_row(message, language))
+            lines.writer.writerow(message_row(message, language, filters.zone))
             if count % ROWS_PER_CHUNK == 0:
                 yield lines.take()
     yield lines.take()

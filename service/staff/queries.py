@@ -7,10 +7,22 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Select, and_, cast, func, literal, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Integer,
+    Select,
+    String,
+    and_,
+    cast,
+    func,
+    literal,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.models import (
@@ -56,12 +68,13 @@ def _choice(params: Mapping[str, str], name: str, allowed: Sequence[str], label:
     return raw
 
 
-def day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def day_start(day: date, zone: tzinfo = UTC) -> datetime:
+    """When `day` begins in `zone` (the clinic's TIMEZONE on staff pages)."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
 
 
 def _date_range(params: Mapping[str, str]) -> tuple[date | None, date | None]:
-    """The `from` and `to` filters: UTC days, both ends included."""
+    """The `from` and `to` filters: days in the clinic's zone, both ends included."""
     date_from, date_to = _date(params, "from", "From"), _date(params, "to", "To")
     if date_from and date_to and date_from > date_to:
         raise FilterError("From must not be after To")
@@ -69,29 +82,38 @@ def _date_range(params: Mapping[str, str]) -> tuple[date | None, date | None]:
 
 
 def _within(
-    column: InstrumentedAttribute[datetime], date_from: date | None, date_to: date | None
+    column: InstrumentedAttribute[datetime],
+    date_from: date | None,
+    date_to: date | None,
+    zone: tzinfo = UTC,
 ) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if date_from:
-        where.append(column >= day_start(date_from))
+        where.append(column >= day_start(date_from, zone))
     if date_to:
-        where.append(column < day_start(date_to + timedelta(days=1)))
+        where.append(column < day_start(date_to + timedelta(days=1), zone))
     return where
 
 
 @dataclass(frozen=True)
 class CallFilters:
-    """Filters of the call list and its CSV; dates are UTC days, both ends included."""
+    """Filters of the call list and its CSV; dates are days in `zone` (the clinic's
+    TIMEZONE), both ends included."""
 
     date_from: date | None = None
     date_to: date | None = None
     outcome: str | None = None
     language: str | None = None
     contact: str | None = None
+    zone: tzinfo = UTC
 
     @classmethod
     def parse(
-        cls, params: Mapping[str, str], languages: Sequence[str], contacts: Sequence[str]
+        cls,
+        params: Mapping[str, str],
+        languages: Sequence[str],
+        contacts: Sequence[str],
+        zone: tzinfo = UTC,
     ) -> CallFilters:
         date_from, date_to = _date_range(params)
         return cls(
@@ -100,10 +122,11 @@ class CallFilters:
             outcome=_choice(params, "outcome", OUTCOMES, "Outcome"),
             language=_choice(params, "language", languages, "Language"),
             contact=_choice(params, "contact", contacts, "Transferred to"),
+            zone=zone,
         )
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        where = _within(Call.started_at, self.date_from, self.date_to)
+        where = _within(Call.started_at, self.date_from, self.date_to, self.zone)
         if self.outcome:
             where.append(Call.outcome == self.outcome)
         if self.language:
@@ -224,9 +247,10 @@ def list_conversations(
         .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
     )
     if filters.date_from:
-        query = query.where(Conversation.last_activity_at >= day_start(filters.date_from))
+        start = day_start(filters.date_from, filters.zone)
+        query = query.where(Conversation.last_activity_at >= start)
     if filters.date_to:
-        end = day_start(filters.date_to + timedelta(days=1))
+        end = day_start(filters.date_to + timedelta(days=1), filters.zone)
         query = query.where(Conversation.last_activity_at < end)
     if after is not None:
         query = query.where(_before(Conversation.last_activity_at, Conversation.id, after))
@@ -273,18 +297,20 @@ class MessageFilters:
     date_from: date | None = None
     date_to: date | None = None
     direction: str | None = None
+    zone: tzinfo = UTC
 
     @classmethod
-    def parse(cls, params: Mapping[str, str]) -> MessageFilters:
+    def parse(cls, params: Mapping[str, str], zone: tzinfo = UTC) -> MessageFilters:
         date_from, date_to = _date_range(params)
         return cls(
             date_from=date_from,
             date_to=date_to,
             direction=_choice(params, "direction", ("in", "out"), "Direction"),
+            zone=zone,
         )
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        where = _within(Message.created_at, self.date_from, self.date_to)
+        where = _within(Message.created_at, self.date_from, self.date_to, self.zone)
         if self.direction:
             where.append(Message.direction == self.direction)
         return where
@@ -344,23 +370,47 @@ class Overview:
     """contact -> dial outcome -> calls."""
 
 
-def overview(session: Session, today: date, days: int = 30) -> Overview:
+def local_day_counts(
+    session: Session,
+    column: InstrumentedAttribute[datetime],
+    since: datetime,
+    zone: tzinfo,
+    *where: ColumnElement[bool],
+) -> Counter[date]:
+    """Rows with `column >= since` (and `where`), counted by their day in `zone`.
+
+    PostgreSQL converts each timestamp to the zone itself. SQLite knows no zones: it counts by
+    UTC quarter-hour (every zone's offset is a whole number of quarter-hours, so each quarter
+    falls on one local day) and the quarters are added up here (at most 96 a day)."""
+    counts: Counter[date] = Counter()
+    if session.get_bind().dialect.name == "postgresql":
+        local = cast(func.timezone(getattr(zone, "key", "UTC"), column), Date)
+        for day, count in session.execute(
+            select(local, func.count()).where(column >= since, *where).group_by(local)
+        ):
+            counts[_as_date(day)] += int(count)
+        return counts
+    quarter = func.strftime("%Y-%m-%d %H:", column) + cast(
+        cast(func.strftime("%M", column), Integer) // 15 * 15, String
+    )
+    for stamp, count in session.execute(
+        select(quarter, func.count()).where(column >= since, *where).group_by(quarter)
+    ):
+        at = datetime.strptime(str(stamp), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+        counts[at.astimezone(zone).date()] += int(count)
+    return counts
+
+
+def overview(session: Session, today: date, days: int = 30, zone: tzinfo = UTC) -> Overview:
+    """The last `days` days up to `today`, days being the clinic's (`zone`)."""
     first = today - timedelta(days=days - 1)
-    since = day_start(first)
+    since = day_start(first, zone)
     result = Overview(days=[first + timedelta(days=n) for n in range(days)])
 
-    call_day = utc_day(session, Call.started_at)
-    for day, count in session.execute(
-        select(call_day, func.count()).where(Call.started_at >= since).group_by(call_day)
-    ):
-        result.calls_per_day[_as_date(day)] = int(count)
-    message_day = utc_day(session, Message.created_at)
-    for day, count in session.execute(
-        select(message_day, func.count())
-        .where(Message.created_at >= since, Message.body != "")
-        .group_by(message_day)
-    ):
-        result.texts_per_day[_as_date(day)] = int(count)
+    result.calls_per_day.update(local_day_counts(session, Call.started_at, since, zone))
+    result.texts_per_day.update(
+        local_day_counts(session, Message.created_at, since, zone, Message.body != "")
+    )
     # Days whose rows were purged live on as daily counts.
     for day, channel, count in session.execute(
         select(DailyAggregate.day, DailyAggregate.channel, func.sum(DailyAggregate.count))

@@ -35,6 +35,11 @@ from service.staff.auth import (
     sign_in,
 )
 from service.staff.export import calls_csv, messages_csv
+from service.staff.followups import router as follow_ups_router
+from service.staff.headlines import MEASURES, headline_numbers, language_name, wait_text
+from service.staff.headlines import Range as HeadlineRange
+from service.staff.localtime import zone_of
+from service.staff.outcomes import DIAL_COLOURS, DIAL_LABELS
 from service.staff.queries import (
     OUTCOMES,
     CallFilters,
@@ -65,6 +70,7 @@ from service.staff.web import (
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/staff", route_class=StaffRoute)
+router.include_router(follow_ups_router)
 
 
 def _flow(request: Request) -> Flow | None:
@@ -120,7 +126,9 @@ def _params(request: Request) -> dict[str, str]:
 
 def _call_filters(request: Request, names: FlowNames) -> CallFilters:
     try:
-        return CallFilters.parse(_params(request), names.languages, list(names.contacts))
+        return CallFilters.parse(
+            _params(request), names.languages, list(names.contacts), zone_of(request)
+        )
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
 
@@ -208,8 +216,13 @@ def logout(
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
     names = flow_names(_flow(request))
-    today = clock_of(request)().date()
-    stats = overview(session, today)
+    zone = zone_of(request)
+    today = clock_of(request)().astimezone(zone).date()
+    stats = overview(session, today, zone=zone)
+    try:
+        chosen = HeadlineRange.parse(_params(request), today, zone)
+    except FilterError as error:
+        raise PageError(400, "Check the dates", str(error)) from None
     calls_chart = charts.daily_bars("Calls per day, last 30 days", stats.days, stats.calls_per_day)
     texts_chart = charts.daily_bars(
         "Texts per day, last 30 days", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
@@ -228,6 +241,10 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         request,
         "overview.html",
         stats=stats,
+        headlines=headline_numbers(session, chosen),
+        measures=MEASURES,
+        language_name=language_name,
+        wait_text=wait_text,
         days=[
             (day, stats.calls_per_day.get(day, 0), stats.texts_per_day.get(day, 0))
             for day in stats.days
@@ -238,13 +255,19 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         options_chart=charts.horizontal_bars("Options chosen, last 30 days", options),
         drop_off=drop_off,
         drop_off_chart=charts.horizontal_bars(
-            "Last menu before hanging up (calls not transferred), last 30 days", drop_off
+            "Where callers hung up: the last menu of calls with no transfer, last 30 days",
+            drop_off,
         ),
         transfer_rows=transfer_rows,
         dial_outcomes=dial_outcomes,
         transfers_chart=charts.stacked_bars(
-            "Transfers by contact and how they ended, last 30 days", transfer_rows, dial_outcomes
+            "Transfers by contact and how they ended, last 30 days",
+            transfer_rows,
+            dial_outcomes,
+            colours=DIAL_COLOURS,
+            labels=DIAL_LABELS,
         ),
+        dial_labels=DIAL_LABELS,
     )
 
 
@@ -289,6 +312,7 @@ EVENT_LABELS = {
     CallEventKind.DIAL_RESULT.value: "Transfer ended",
     CallEventKind.TEXT_QUEUED.value: "Text queued",
     CallEventKind.LANGUAGE.value: "Language",
+    CallEventKind.CALLBACK_REQUEST.value: "Asked for a call back",
     CallEventKind.HANGUP.value: "Call ended",
     CallEventKind.ERROR.value: "Error",
 }
@@ -307,6 +331,8 @@ def _event_text(kind: str, node: str | None, detail: str | None, names: FlowName
     if kind == CallEventKind.DIAL_RESULT.value and detail:
         result, _, dialed = detail.partition(" ")
         return f"{result} ({names.contact(dialed_contact(dialed))})" if dialed else result
+    if kind == CallEventKind.CALLBACK_REQUEST.value:
+        return f"after {names.contact(detail)} did not answer" if detail else ""
     if kind == CallEventKind.TEXT_QUEUED.value and detail:
         return "numbers of " + ", ".join(names.contact(c) for c in detail.split(","))
     return redact_numbers(detail) if detail else (names.menu(node) if node else "")
@@ -369,7 +395,7 @@ def reveal_caller(
 
 def _message_filters(request: Request) -> MessageFilters:
     try:
-        return MessageFilters.parse(_params(request))
+        return MessageFilters.parse(_params(request), zone_of(request))
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
 

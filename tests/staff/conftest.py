@@ -39,6 +39,8 @@ def staff_settings(tmp_path: Path, database_url: str, **overrides: object) -> Se
         "flows_dir": REPO_ROOT / "flows",
         "var_dir": tmp_path / "var",
         "secret_key": "staff-test-secret-key-0123456789",
+        # The tests read times as UTC unless they set the clinic's zone (default New York).
+        "timezone": "UTC",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -211,13 +211,13 @@ def test_staff_review_calls_in_a_browser(chromium: object, server: str) -> None:
         for number in (CALLER_A, CALLER_B, CALLER_C):
             assert number not in content and number[2:] not in content
         expect(rows.nth(0)).to_contain_text("•••-•••-0177")
-        expect(rows.nth(0)).to_contain_text("not-answered")
+        expect(rows.nth(0)).to_contain_text("Transfer not answered (no answer)")
         expect(rows.nth(0)).to_contain_text("Patient Resource Library, VCU Massey (no-answer)")
         expect(rows.nth(1)).to_contain_text("•••-•••-0188")
         expect(rows.nth(1)).to_contain_text("es")
         expect(rows.nth(2)).to_contain_text("•••-•••-1234")
         expect(rows.nth(2)).to_contain_text("95 s")
-        expect(rows.nth(2)).to_contain_text("reached")
+        expect(rows.nth(2)).to_contain_text("Reached a person")
 
         # Filter: calls that reached a person.
         page.get_by_label("Outcome").select_option("reached")

@@ -56,7 +56,7 @@ def test_add_list_and_disable(runner: CliRunner, database: Database) -> None:
         (
             ["staff", "add", "ann", "--role", "owner", "--password-stdin"],
             PASSWORD,
-            "viewer or admin",
+            "viewer, navigator or admin",
         ),
         (["staff", "disable", "nobody"], "", "there is no staff account named 'nobody'"),
     ],

@@ -1,0 +1,205 @@
+"""What staff do with the worklist: list items, read one with its number's history, claim,
+note, close, and count what is open. Services take a session and never commit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.models import (
+    Call,
+    Conversation,
+    FollowUp,
+    FollowUpNote,
+    FollowUpOutcome,
+    FollowUpSource,
+    FollowUpSourceKind,
+    Message,
+    OutboxKind,
+    OutboxMessage,
+)
+
+LIST_LIMIT = 200
+HISTORY_LIMIT = 100
+NOTE_MAX = 2000
+
+CLOSE_OUTCOMES = {
+    FollowUpOutcome.REACHED.value: "Reached",
+    FollowUpOutcome.LEFT_VOICEMAIL.value: "Left voicemail",
+    FollowUpOutcome.WRONG_NUMBER.value: "Wrong number",
+    FollowUpOutcome.NO_LONGER_NEEDED.value: "No longer needed",
+}
+"""What staff may close an item with (the sweep closes with reached-a-person)."""
+OUTCOME_LABELS = CLOSE_OUTCOMES | {
+    FollowUpOutcome.REACHED_A_PERSON.value: "Reached a person on a later call"
+}
+REASON_LABELS = {
+    "missed-transfer": "Transfer not answered",
+    "call-back-asked": "Asked for a call back",
+    "text-asked-person": "Asked for a person by text",
+    "text-not-understood": "Texts not understood twice",
+    "call-back-failed": "Call-back failed",
+}
+
+
+class WorklistError(ValueError):
+    """The action cannot be done on this item (the message says why)."""
+
+
+@dataclass
+class ItemRow:
+    item: FollowUp
+    reasons: list[str] = field(default_factory=list)
+    attempts: int = 0
+    call_ids: list[int] = field(default_factory=list)
+    message_ids: list[int] = field(default_factory=list)
+
+
+def _attempt_key(source: FollowUpSource) -> tuple[str, int]:
+    # A missed transfer and the call-back asked for in the same call are one attempt.
+    return ("call", source.call_id) if source.call_id is not None else (source.kind, source.ref_id)
+
+
+def _rows(session: Session, items: Sequence[FollowUp]) -> list[ItemRow]:
+    rows = {item.id: ItemRow(item) for item in items}
+    if not rows:
+        return []
+    attempts: dict[int, set[tuple[str, int]]] = defaultdict(set)
+    for source in session.scalars(
+        select(FollowUpSource)
+        .where(FollowUpSource.follow_up_id.in_(list(rows)))
+        .order_by(FollowUpSource.at, FollowUpSource.id)
+    ):
+        row = rows[source.follow_up_id]
+        attempts[source.follow_up_id].add(_attempt_key(source))
+        label = REASON_LABELS.get(source.reason, source.reason)
+        if label not in row.reasons:
+            row.reasons.append(label)
+        if source.call_id is not None and source.call_id not in row.call_ids:
+            row.call_ids.append(source.call_id)
+        if source.kind == FollowUpSourceKind.MESSAGE.value:
+            row.message_ids.append(source.ref_id)
+    for item_id, keys in attempts.items():
+        rows[item_id].attempts = len(keys)
+    return list(rows.values())
+
+
+def list_items(session: Session, *, closed: bool = False) -> list[ItemRow]:
+    """Open items, longest waiting first; or the latest closed ones, newest first."""
+    if closed:
+        query = (
+            select(FollowUp)
+            .where(FollowUp.closed_at.is_not(None))
+            .order_by(FollowUp.closed_at.desc(), FollowUp.id.desc())
+        )
+    else:
+        query = (
+            select(FollowUp)
+            .where(FollowUp.open_phone.is_not(None))
+            .order_by(FollowUp.first_attempt_at, FollowUp.id)
+        )
+    return _rows(session, session.scalars(query.limit(LIST_LIMIT)).all())
+
+
+def open_count(session: Session) -> int:
+    return session.scalar(select(func.count()).where(FollowUp.open_phone.is_not(None))) or 0
+
+
+def get_item(session: Session, item_id: int) -> ItemRow | None:
+    item = session.get(FollowUp, item_id)
+    return _rows(session, [item])[0] if item is not None else None
+
+
+@dataclass(frozen=True)
+class History:
+    """Everything the line knows of one number, newest first."""
+
+    calls: Sequence[Call]
+    messages: Sequence[Message]
+    call_backs: Sequence[OutboxMessage]
+
+
+def history(session: Session, phone: str) -> History:
+    calls = session.scalars(
+        select(Call)
+        .where(Call.caller == phone)
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    messages = session.scalars(
+        select(Message)
+        .where(Message.phone == phone, Message.body != "")
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    call_backs = session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.to_number == phone, OutboxMessage.kind == OutboxKind.CALL.value)
+        .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    return History(calls, messages, call_backs)
+
+
+def text_menus(session: Session, message_ids: Sequence[int]) -> dict[int, str | None]:
+    """Where in the text menu each of these messages' conversations is (message id -> node)."""
+    if not message_ids:
+        return {}
+    query = (
+        select(Message.id, Conversation.node)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.id.in_(list(message_ids)))
+    )
+    return {message_id: node for message_id, node in session.execute(query)}
+
+
+def notes(session: Session, item_id: int) -> Sequence[FollowUpNote]:
+    return session.scalars(
+        select(FollowUpNote)
+        .where(FollowUpNote.follow_up_id == item_id)
+        .order_by(FollowUpNote.at, FollowUpNote.id)
+    ).all()
+
+
+def _open_item(session: Session, item_id: int) -> FollowUp:
+    item = session.get(FollowUp, item_id, with_for_update=True)
+    if item is None:
+        raise WorklistError("There is no follow-up with that id.")
+    if item.closed_at is not None:
+        raise WorklistError("This follow-up is closed already.")
+    return item
+
+
+def claim(session: Session, item_id: int, username: str, now: datetime) -> FollowUp:
+    """Take the item on (from whoever had it: the page says who did)."""
+    item = _open_item(session, item_id)
+    item.claimed_by = username
+    item.claimed_at = now
+    return item
+
+
+def add_note(session: Session, item_id: int, username: str, text: str, now: datetime) -> None:
+    text = text.strip()
+    if not text:
+        raise WorklistError("Write the note before adding it.")
+    if len(text) > NOTE_MAX:
+        raise WorklistError(f"A note is at most {NOTE_MAX} characters.")
+    if session.get(FollowUp, item_id) is None:
+        raise WorklistError("There is no follow-up with that id.")
+    session.add(FollowUpNote(follow_up_id=item_id, at=now, author=username, text=text))
+
+
+def close(session: Session, item_id: int, username: str, outcome: str, now: datetime) -> FollowUp:
+    if outcome not in CLOSE_OUTCOMES:
+        raise WorklistError("Choose how the follow-up ended: " + ", ".join(CLOSE_OUTCOMES.values()))
+    item = _open_item(session, item_id)
+    item.open_phone = None
+    item.closed_at = now
+    item.closed_by = username
+    item.outcome = outcome
+    return item

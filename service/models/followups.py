@@ -1,0 +1,141 @@
+"""Follow-ups: the staff's worklist of numbers that tried to reach a person and did not.
+
+One open item per phone number at most (`open_phone` is the number while the item is open and
+NULL once it is closed; a unique constraint, NULLs being distinct on both databases, keeps it
+so across processes). Each thing that put a number on the list (a missed transfer, a call-back
+asked for, a text, a failed call-back) is a source, unique by (kind, ref_id), so the sweep can
+run again and again, in several processes, without counting anything twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.models.base import Base, utcnow
+from service.models.calls import Call, CallEvent
+from service.models.texts import Message
+
+
+class FollowUpReason(StrEnum):
+    MISSED_TRANSFER = "missed-transfer"
+    """A transfer nobody answered (busy, no-answer, failed)."""
+    CALL_BACK_ASKED = "call-back-asked"
+    """The caller asked for a call back from the voice menu."""
+    TEXT_ASKED_FOR_PERSON = "text-asked-person"
+    """A text asked for a person."""
+    TEXT_NOT_UNDERSTOOD = "text-not-understood"
+    """A second text in a day the line did not understand."""
+    CALL_BACK_FAILED = "call-back-failed"
+    """A call-back promised by CALL could not be placed."""
+
+
+class FollowUpOutcome(StrEnum):
+    REACHED = "reached"
+    LEFT_VOICEMAIL = "left-voicemail"
+    WRONG_NUMBER = "wrong-number"
+    NO_LONGER_NEEDED = "no-longer-needed"
+    REACHED_A_PERSON = "reached-a-person"
+    """Closed by the sweep: the number later reached a person on its own."""
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class FollowUp(Base):
+    __tablename__ = "follow_ups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    open_phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    """The phone number while the item is open; NULL once closed (one open item a number)."""
+    reason: Mapped[str] = mapped_column(String(24))
+    """Why the item was opened (the first source's reason)."""
+    language: Mapped[str | None] = mapped_column(String(8))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_attempt_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(24))
+
+    __table_args__ = (
+        CheckConstraint(_in("reason", FollowUpReason), name="reason"),
+        CheckConstraint("outcome IS NULL OR " + _in("outcome", FollowUpOutcome), name="outcome"),
+        CheckConstraint("(open_phone IS NULL) = (closed_at IS NOT NULL)", name="open_until_closed"),
+        Index("ix_follow_ups_phone_opened_at", "phone", "opened_at"),
+        Index("ix_follow_ups_opened_at", "opened_at"),
+        Index("ix_follow_ups_closed_at", "closed_at"),
+    )
+
+
+class FollowUpSourceKind(StrEnum):
+    CALL = "call"
+    """ref_id: calls.id (a transfer not answered)."""
+    CALL_EVENT = "call_event"
+    """ref_id: call_events.id (a call-back request)."""
+    MESSAGE = "message"
+    """ref_id: messages.id."""
+    OUTBOX = "outbox"
+    """ref_id: outbox.id (a CALL call-back that failed)."""
+
+
+class FollowUpSource(Base):
+    """One thing that put a number on the worklist (or kept it there)."""
+
+    __tablename__ = "follow_up_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    follow_up_id: Mapped[int] = mapped_column(ForeignKey("follow_ups.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int]
+    call_id: Mapped[int | None]
+    """The call the source belongs to (a missed transfer and its call-back request are one
+    attempt)."""
+    reason: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("kind", "ref_id"),
+        Index("ix_follow_up_sources_follow_up_id_at", "follow_up_id", "at"),
+    )
+
+
+class FollowUpNote(Base):
+    __tablename__ = "follow_up_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    follow_up_id: Mapped[int] = mapped_column(ForeignKey("follow_ups.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_follow_up_notes_follow_up_id_at", "follow_up_id", "at"),)
+
+
+# A number's whole history (its calls and texts), and whether it later reached a person, are
+# read by phone number: these indexes belong to calls and messages, declared here because the
+# worklist is what needs them.
+Index("ix_calls_caller_started_at", Call.caller, Call.started_at)
+Index("ix_messages_phone_created_at", Message.phone, Message.created_at)
+# The sweep's few rows of interest among many, every few seconds: partial indexes.
+_CALLBACK_REQUEST = text("kind = 'callback_request'")
+Index(
+    "ix_call_events_callback_request_at",
+    CallEvent.at,
+    sqlite_where=_CALLBACK_REQUEST,
+    postgresql_where=_CALLBACK_REQUEST,
+)
+_PERSON_WANTED = text("intent IN ('asked_for_person', 'not_understood')")
+Index(
+    "ix_messages_person_wanted_created_at",
+    Message.created_at,
+    sqlite_where=_PERSON_WANTED,
+    postgresql_where=_PERSON_WANTED,
+)

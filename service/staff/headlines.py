@@ -1,0 +1,207 @@
+"""The overview's headline numbers for a chosen range of the clinic's days, each split by
+language: calls, distinct callers, reached a person, transfers not answered, follow-ups opened /
+closed / still open (and how long the closed ones waited), text conversations and opt-outs.
+
+Every count is one grouped query over a time range that an index answers (calls by
+(outcome, started_at) and started_at, messages by created_at, follow-ups by opened_at and
+closed_at). Services take a session and never commit."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from service.models import (
+    Call,
+    CallOutcome,
+    Conversation,
+    Direction,
+    FollowUp,
+    Message,
+    OptOut,
+)
+from service.staff.queries import FilterError, day_start
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
+UNKNOWN = ""
+"""The language key of rows whose language is not known."""
+
+MEASURES = (
+    ("calls", "Calls"),
+    ("callers", "Distinct callers"),
+    ("reached", "Reached a person"),
+    ("not_answered", "Transfers not answered"),
+    ("follow_ups_opened", "Follow-ups opened"),
+    ("follow_ups_closed", "Follow-ups closed"),
+    ("follow_ups_open", "Follow-ups opened and still open"),
+    ("conversations", "Text conversations"),
+    ("opt_outs", "Opt-outs (STOP)"),
+)
+
+
+@dataclass(frozen=True)
+class Range:
+    """From the start of `first` to the end of `last`, days in `zone`, both included."""
+
+    first: date
+    last: date
+    zone: tzinfo
+
+    @property
+    def start(self) -> datetime:
+        return day_start(self.first, self.zone)
+
+    @property
+    def end(self) -> datetime:
+        return day_start(self.last + timedelta(days=1), self.zone)
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str], today: date, zone: tzinfo) -> Range:
+        def day(name: str, label: str) -> date | None:
+            raw = (params.get(name) or "").strip()
+            if not raw:
+                return None
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                raise FilterError(f"{label} must be a date like 2026-11-24") from None
+
+        last = day("to", "To") or today
+        first = day("from", "From") or last - timedelta(days=DEFAULT_DAYS - 1)
+        if first > last:
+            raise FilterError("From must not be after To")
+        if (last - first).days >= MAX_DAYS:
+            raise FilterError(f"Choose a range of at most {MAX_DAYS} days")
+        return cls(first, last, zone)
+
+
+@dataclass
+class Headlines:
+    range: Range
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    """measure -> language ('' when not known) -> count."""
+    totals: Counter[str] = field(default_factory=Counter)
+    """measure -> count over every language (distinct callers counted once)."""
+    waits: list[timedelta] = field(default_factory=list)
+    """How long each follow-up closed in the range waited (first attempt to closed)."""
+
+    def languages(self) -> list[str]:
+        seen = {lang for counts in self.counts.values() for lang, n in counts.items() if n}
+        known = [lang for lang in LANGUAGE_NAMES if lang in seen]
+        return known + sorted(seen - set(known) - {UNKNOWN}) + ([UNKNOWN] * (UNKNOWN in seen))
+
+    def count(self, measure: str, language: str) -> int:
+        return self.counts.get(measure, Counter())[language]
+
+    @property
+    def median_wait(self) -> timedelta | None:
+        if not self.waits:
+            return None
+        return timedelta(seconds=statistics.median(w.total_seconds() for w in self.waits))
+
+    @property
+    def longest_wait(self) -> timedelta | None:
+        return max(self.waits) if self.waits else None
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code) if code else "Language not known"
+
+
+def _by_language(session: Session, query: Any) -> Counter[str]:
+    return Counter({(lang or UNKNOWN): int(n) for lang, n in session.execute(query)})
+
+
+def headline_numbers(session: Session, chosen: Range) -> Headlines:
+    start, end = chosen.start, chosen.end
+    result = Headlines(chosen)
+    in_range = (Call.started_at >= start, Call.started_at < end)
+
+    def calls(*where: Any, what: Any = None) -> Counter[str]:
+        counted = func.count() if what is None else func.count(distinct(what))
+        return _by_language(
+            session,
+            select(Call.language, counted).where(*in_range, *where).group_by(Call.language),
+        )
+
+    result.counts["calls"] = calls()
+    result.counts["callers"] = calls(what=Call.caller)
+    result.counts["reached"] = calls(Call.outcome == CallOutcome.REACHED.value)
+    result.counts["not_answered"] = calls(Call.outcome == CallOutcome.NOT_ANSWERED.value)
+
+    def follow_ups(column: Any, *where: Any) -> Counter[str]:
+        return _by_language(
+            session,
+            select(FollowUp.language, func.count())
+            .where(column >= start, column < end, *where)
+            .group_by(FollowUp.language),
+        )
+
+    result.counts["follow_ups_opened"] = follow_ups(FollowUp.opened_at)
+    result.counts["follow_ups_closed"] = follow_ups(FollowUp.closed_at)
+    result.counts["follow_ups_open"] = follow_ups(
+        FollowUp.opened_at, FollowUp.open_phone.is_not(None)
+    )
+    result.waits = [
+        closed - first
+        for first, closed in session.execute(
+            select(FollowUp.first_attempt_at, FollowUp.closed_at).where(
+                FollowUp.closed_at >= start, FollowUp.closed_at < end
+            )
+        )
+        if closed is not None
+    ]
+
+    result.counts["conversations"] = _by_language(
+        session,
+        select(Conversation.language, func.count(distinct(Message.conversation_id)))
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.created_at >= start,
+            Message.created_at < end,
+            Message.direction == Direction.IN.value,
+        )
+        .group_by(Conversation.language),
+    )
+    language_of_phone = (
+        select(Conversation.language)
+        .where(Conversation.phone == OptOut.phone)
+        .order_by(Conversation.last_activity_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    result.counts["opt_outs"] = _by_language(
+        session,
+        select(language_of_phone, func.count())
+        .where(OptOut.opted_out.is_(True), OptOut.changed_at >= start, OptOut.changed_at < end)
+        .group_by(language_of_phone),
+    )
+
+    for measure, counts in result.counts.items():
+        result.totals[measure] = sum(counts.values())
+    # A caller who called in both languages is one caller.
+    result.totals["callers"] = int(
+        session.scalar(select(func.count(distinct(Call.caller))).where(*in_range)) or 0
+    )
+    return result
+
+
+def wait_text(wait: timedelta | None) -> str:
+    if wait is None:
+        return "none closed"
+    minutes = int(wait.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    return f"{hours // 24} days {hours % 24} h"

@@ -1,0 +1,216 @@
+"""The follow-up worklist's life in a real browser (Debian's Chromium) against a real server:
+signed Twilio webhooks make the calls, the spool's periodic sweep files and closes items, and
+a navigator works them. Screenshots at 1366 and 390 px wide go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from service.db import Database, set_database
+from service.main import create_app
+from service.models import AuditEntry, StaffUser
+from tests.staff.conftest import PASSWORD, password_hash, staff_settings
+from tests.staff.test_browser import ARTIFACTS, LiveTwilio, _free_port, chromium  # noqa: F401
+from tests.voice.caller import Caller
+
+pytestmark = pytest.mark.browser
+
+NAVIGATOR = "nina"
+CALLER_A = "+18045551234"
+CALLER_B = "+15715550188"
+WAIT_SECONDS = 30.0
+WIDTHS = (1366, 390)
+# axe-core (npm) when it is installed: AXE_CORE_JS, or node_modules/ in the repository.
+AXE_CORE = Path(
+    os.environ.get("AXE_CORE_JS", "")
+    or Path(__file__).resolve().parents[2] / "node_modules/axe-core/axe.min.js"
+)
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+@dataclass
+class Live:
+    url: str
+    database: Database
+
+
+@pytest.fixture
+def live(sqlite_template: Path, tmp_path: Path) -> Iterator[Live]:
+    """The app served by uvicorn in a thread, its spool (and so the sweep) running."""
+    import uvicorn
+
+    path = tmp_path / "browser.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    previous = set_database(database)
+    app = create_app(staff_settings(tmp_path, f"sqlite:///{path}"))
+    with database.session() as session:
+        session.add(StaffUser(username=NAVIGATOR, password_hash=password_hash(), role="navigator"))
+    port = _free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    app.state.spool.start()  # what the lifespan does; the sweep runs in its thread
+    try:
+        yield Live(f"http://127.0.0.1:{port}", database)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        app.state.spool.close()
+        set_database(previous)
+        database.dispose()
+
+
+def transfer(twilio: LiveTwilio, sid: str, caller: str, status: str) -> None:
+    """A call to the coordinator (2, 1, 1) that ends `status`, then hangs up."""
+    call = Caller(twilio, call_sid=sid, caller=caller)  # type: ignore[arg-type]
+    call.call()
+    call.press("2")
+    call.press("1")
+    heard = call.press("1")
+    assert heard.numbers == ["+18048287999"]
+    call.dial_ends(status, "40" if status == "completed" else "0")
+    assert call.hang_up("60") == 204
+
+
+def wait_for(page: object, url: str, text: str) -> None:
+    """Reload `url` until `text` shows (the sweep runs every few seconds)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        page.goto(url)  # type: ignore[attr-defined]
+        if text in page.content():  # type: ignore[attr-defined]
+            return
+        assert time.monotonic() < deadline, f"{text!r} did not appear on {url}"
+        time.sleep(0.5)
+
+
+def accessible(page: object, name: str) -> None:
+    """No WCAG 2.1 A/AA violations axe-core can find (checked when axe-core is installed)."""
+    if not AXE_CORE.is_file():
+        return
+    page.add_script_tag(path=str(AXE_CORE))  # type: ignore[attr-defined]
+    assert page.evaluate("typeof axe.run") == "function"  # type: ignore[attr-defined]
+    violations = page.evaluate(  # type: ignore[attr-defined]
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+        ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target).join(' ')))",
+        AXE_TAGS,
+    )
+    assert violations == [], f"{name}: {violations}"
+
+
+def screenshots(page: object, name: str) -> None:
+    accessible(page, name)
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)  # type: ignore[attr-defined]
+        if width < 500:
+            scroll = page.evaluate(  # type: ignore[attr-defined]
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert scroll <= 0, f"{name} scrolls {scroll} px sideways at {width} px"
+    page.set_viewport_size({"width": WIDTHS[0], "height": 900})  # type: ignore[attr-defined]
+
+
+def audit_reveals(database: Database) -> list[AuditEntry]:
+    with database.session() as session:
+        return list(session.scalars(select(AuditEntry).where(AuditEntry.action == "reveal")))
+
+
+def test_a_follow_up_from_missed_call_to_closed_in_a_browser(chromium: object, live: Live) -> None:  # noqa: F811
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(chromium, Browser)
+    ARTIFACTS.mkdir(exist_ok=True)
+    twilio = LiveTwilio(live.url)
+    context = chromium.new_context(viewport={"width": WIDTHS[0], "height": 900})
+    page = context.new_page()
+    worklist = live.url + "/staff/follow-ups"
+    try:
+        page.goto(worklist)
+        page.get_by_label("Username").fill(NAVIGATOR)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(worklist)
+        expect(page.get_by_role("heading", name="Follow-ups", exact=True)).to_be_visible()
+        expect(page.get_by_role("navigation", name="Dashboard")).to_contain_text(
+            "Follow-ups (0 open)"
+        )
+
+        # A transfer nobody answers: the number appears on the worklist, masked.
+        transfer(twilio, "CA" + "a" * 32, CALLER_A, "busy")
+        wait_for(page, worklist, "•••-•••-1234")
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.nth(0)).to_contain_text("Transfer not answered")
+        expect(rows.nth(0)).to_contain_text("Patient referral coordinator, VCU Massey")
+        expect(rows.nth(0)).to_contain_text("nobody yet")
+        expect(page.get_by_role("navigation", name="Dashboard")).to_contain_text(
+            "Follow-ups (1 open)"
+        )
+        assert CALLER_A not in page.content() and CALLER_A[2:] not in page.content()
+        screenshots(page, "follow-ups")
+
+        # Claimed, a note, the number revealed (audited), closed.
+        rows.nth(0).get_by_role("link").click()
+        expect(page.get_by_role("heading", name="Follow-up: •••-•••-1234")).to_be_visible()
+        page.get_by_role("button", name="Claim").click()
+        expect(page.get_by_role("status")).to_have_text("You have claimed this follow-up.")
+        expect(page.locator("dl.facts")).to_contain_text(f"claimed by {NAVIGATOR}")
+        page.get_by_label("Note").fill("Called at 9:10, line busy; will try after lunch.")
+        page.get_by_role("button", name="Add the note").click()
+        expect(page.locator("ol.notes")).to_contain_text("Called at 9:10, line busy")
+        assert audit_reveals(live.database) == []
+        page.get_by_role("button", name="Reveal the number to call back").click()
+        expect(page.locator("strong.revealed")).to_have_text(CALLER_A)
+        [entry] = audit_reveals(live.database)
+        assert entry.actor == NAVIGATOR
+        assert entry.detail is not None and "•••-•••-1234" in entry.detail
+        assert CALLER_A not in entry.detail
+        screenshots(page, "follow-up-item")
+        page.get_by_label("How did it end?").select_option("reached")
+        page.get_by_role("button", name="Close the follow-up").click()
+        expect(page.get_by_role("status")).to_have_text("The follow-up is closed.")
+        expect(page.locator("dl.facts")).to_contain_text(f"Reached, by {NAVIGATOR}")
+        page.goto(worklist)
+        expect(page.locator("tbody")).to_contain_text("Nobody is waiting for a call back.")
+
+        # Another number: two missed calls are one item with two attempts...
+        transfer(twilio, "CA" + "b" * 32, CALLER_B, "no-answer")
+        wait_for(page, worklist, "•••-•••-0188")
+        transfer(twilio, "CA" + "c" * 32, CALLER_B, "failed")
+        wait_for(page, worklist, '<td data-label="Attempts" class="num">2</td>')
+        expect(page.locator("tbody tr")).to_have_count(1)
+        page.locator("tbody tr").nth(0).get_by_role("link").click()
+        expect(page.locator("table").first.locator("tbody tr")).to_have_count(2)
+
+        # ...and a later transfer that is answered closes it by itself.
+        transfer(twilio, "CA" + "d" * 32, CALLER_B, "completed")
+        wait_for(page, worklist, "Nobody is waiting for a call back.")
+        page.get_by_role("link", name="Recently closed").click()
+        closed = page.locator("tbody tr")
+        expect(closed).to_have_count(2)
+        expect(closed.nth(0)).to_contain_text("•••-•••-0188")
+        expect(closed.nth(0)).to_contain_text("Reached a person on a later call")
+        expect(closed.nth(1)).to_contain_text("•••-•••-1234")
+        expect(closed.nth(1)).to_contain_text(re.compile(f"Reached · {NAVIGATOR}"))
+        screenshots(page, "follow-ups-closed")
+    finally:
+        context.close()
+        twilio.http.close()
