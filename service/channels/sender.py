@@ -161,7 +161,7 @@ class TwilioSender:
         return CallReport(
             status=str(call.status or ""),
             duration=int(call.duration) if call.duration not in (None, "") else None,
-            caller=call.from_ or None,
+            caller=call._from or None,  # twilio names the "from" attribute so
             called=call.to or None,
             ended_at=call.end_time,
         )
