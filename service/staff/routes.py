@@ -4,6 +4,7 @@ the simulator, the audit log and administration."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -157,17 +158,26 @@ def login(request: Request, form: CheckedForm, session: SessionDep) -> Response:
     target = _safe_next(form.get("next"))
     now = clock_of(request)()
     result = sign_in(session, username, form.get("password", ""), client_address(request), now)
-    if result.throttled:
-        log.warning("staff sign-in throttled for a username or address")
-        return render(
+    if result.throttle is not None:
+        throttle = result.throttle
+        log.warning(
+            "staff sign-in throttled (limit %s%s)",
+            throttle.limit,
+            ", during a flood of failed sign-ins" if throttle.flood else "",
+        )
+        minutes = throttle.minutes_left(now)
+        page = render(
             request,
             "login.html",
             status_code=429,
             next=target,
             username=username,
-            error="Too many failed sign-ins. Wait 15 minutes, then try again, or ask an "
-            "administrator to check your account.",
+            error=f"Too many failed sign-ins from here. Wait {minutes} "
+            f"minute{'s' if minutes != 1 else ''}, then try again, or ask an administrator "
+            "to check your account.",
         )
+        page.headers["Retry-After"] = str(math.ceil((throttle.until - now).total_seconds()))
+        return page
     if result.user is None:
         return render(
             request,
