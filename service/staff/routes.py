@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -135,6 +136,21 @@ def _cursor(request: Request) -> Cursor | None:
 
 def _link(path: str, params: dict[str, str]) -> str:
     return path + ("?" + urlencode(params) if params else "")
+
+
+# -- the stylesheet ----------------------------------------------------------------------------
+
+STYLESHEET = (Path(__file__).parent / "static" / "staff.css").read_text()
+
+
+@router.get("/staff.css")
+def stylesheet() -> Response:
+    """The pages' one stylesheet (the Content-Security-Policy allows no inline style)."""
+    return Response(
+        STYLESHEET,
+        media_type="text/css; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 # -- sign-in and sign-out ----------------------------------------------------------------------
@@ -538,3 +554,9 @@ def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Res
     with get_database().session(read_only=True) as session:
         users = list_staff(session)
     return render(request, "admin.html", users=users, message=report.summary().capitalize())
+
+
+# Last, so that it only answers what no route above does: an HTML page, with the staff headers.
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_found(path: str) -> Response:
+    raise PageError(404, "Page not found", "There is no staff page at this address.")
