@@ -50,6 +50,7 @@ from service.staff.queries import (
     list_calls,
     list_conversations,
     overview,
+    parse_id,
     redact_numbers,
 )
 from service.staff.simulator import simulator_page, simulator_step
@@ -456,9 +457,8 @@ def _audited_csv(
 def conversation_page(
     request: Request, conversation_id: str, staff: CurrentStaff, session: ReadSessionDep
 ) -> Response:
-    conversation = (
-        session.get(Conversation, int(conversation_id)) if conversation_id.isdigit() else None
-    )
+    ident = parse_id(conversation_id)
+    conversation = session.get(Conversation, ident) if ident is not None else None
     if conversation is None:
         raise PageError(404, "Conversation not found", "There is no conversation with that id.")
     names = flow_names(_flow(request))
@@ -501,10 +501,13 @@ def simulator_post(request: Request, staff: CurrentStaff, form: CheckedForm) -> 
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> Response:
-    before = request.query_params.get("before", "")
+    raw_before = request.query_params.get("before", "")
+    before = parse_id(raw_before)
+    if raw_before and before is None:
+        raise PageError(400, "Page link not valid", "Start again from the newest entries.")
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(101)
-    if before.isdigit():
-        query = query.where(AuditEntry.id < int(before))
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
     entries = session.scalars(query).all()
     more = len(entries) > 100
     entries = entries[:100]

@@ -77,3 +77,9 @@ def test_a_username_is_taken_once(runner: CliRunner) -> None:
     result = runner.invoke(app, ["staff", "add", "ANN", "--password-stdin"], input=PASSWORD)
     assert result.exit_code == 1
     assert "there is already a staff account named 'ann'" in result.output
+
+
+def test_purge_refuses_an_age_past_a_century(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["purge", "--older-than", "99999999d"])
+    assert result.exit_code == 2
+    assert "at most 36500d" in result.output
