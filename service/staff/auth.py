@@ -101,13 +101,46 @@ def list_staff(session: Session) -> Sequence[StaffUser]:
     return session.scalars(select(StaffUser).order_by(StaffUser.username)).all()
 
 
-def disable_staff(session: Session, username: str) -> StaffUser:
-    user = session.scalars(
-        select(StaffUser).where(StaffUser.username == normalise_username(username))
-    ).one_or_none()
+class NoSuchAccount(AccountError):
+    """There is no staff account by that name."""
+
+
+def _account(session: Session, username: str) -> StaffUser:
+    name = normalise_username(username)
+    user = session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
     if user is None:
-        raise AccountError(f"there is no staff account named {normalise_username(username)!r}")
+        raise NoSuchAccount(f"there is no staff account named {name!r}")
+    return user
+
+
+def disable_staff(session: Session, username: str, *, by: str | None = None) -> StaffUser:
+    """Disable an account (`by`: the admin doing it, None for the command line). Refused for
+    the admin's own account and for the last active admin, so the dashboard always keeps one
+    administrator who can sign in."""
+    user = _account(session, username)
+    if by is not None and user.username == normalise_username(by):
+        raise AccountError("you cannot disable your own account; ask another administrator")
+    if user.role == StaffRole.ADMIN.value and not user.disabled:
+        other_admins = session.scalar(
+            select(func.count()).where(
+                StaffUser.role == StaffRole.ADMIN.value,
+                StaffUser.disabled.is_(False),
+                StaffUser.id != user.id,
+            )
+        )
+        if not other_admins:
+            raise AccountError(
+                f"{user.username} is the last active administrator; add or enable another "
+                "administrator first"
+            )
     user.disabled = True
+    return user
+
+
+def enable_staff(session: Session, username: str) -> StaffUser:
+    """Let a disabled account sign in again (its old sessions stay ended)."""
+    user = _account(session, username)
+    user.disabled = False
     return user
 
 

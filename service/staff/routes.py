@@ -28,6 +28,7 @@ from service.staff import charts
 from service.staff.auth import (
     SIGN_OUT,
     AccountError,
+    NoSuchAccount,
     StaffSession,
     client_address,
     clock_of,
@@ -529,9 +530,11 @@ def disable_account(
     request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     try:
-        user = disable_staff(session, username)
-    except AccountError as error:
+        user = disable_staff(session, username, by=staff.username)
+    except NoSuchAccount as error:
         raise PageError(404, "No such account", str(error)) from None
+    except AccountError as error:
+        raise PageError(409, "Not disabled", f"Not changed: {error}.") from None
     record_audit(
         session,
         staff.username,

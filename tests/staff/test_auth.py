@@ -7,14 +7,15 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from service.db import Database
-from service.models import AuditEntry
-from service.staff.auth import SESSION_COOKIE, disable_staff
+from service.models import AuditEntry, StaffUser
+from service.staff.auth import SESSION_COOKIE, AccountError, disable_staff
 from tests.staff.conftest import (
     ADMIN,
     PASSWORD,
     VIEWER,
     Clock,
     csrf_of,
+    password_hash,
     post_form,
     sign_in,
     signed_in,
@@ -282,6 +283,33 @@ def test_disabling_an_account_ends_its_session_at_once(
         assert f"{VIEWER} is disabled." in response.text
         assert viewer.get("/staff/calls").status_code == 303
         assert [e.detail for e in audit(database, "disable-staff")] == [VIEWER]
+
+
+def test_an_admin_cannot_disable_themselves(client: AppClient, database: Database) -> None:
+    signed_in(client, ADMIN)
+    response = post_form(client, "/staff/admin", f"/staff/admin/staff/{ADMIN}/disable")
+    assert response.status_code == 409
+    assert "you cannot disable your own account; ask another administrator" in response.text
+    assert client.get("/staff/admin").status_code == 200  # still signed in, still an admin
+    assert audit(database, "disable-staff") == []
+
+
+def test_the_last_active_admin_cannot_be_disabled_from_the_dashboard(
+    staff_app: FastAPI, database: Database
+) -> None:
+    with database.session() as session:
+        session.add(StaffUser(username="bea", password_hash=password_hash(), role="admin"))
+    with app_client(staff_app) as ada, app_client(staff_app) as bea:
+        signed_in(ada, ADMIN)
+        signed_in(bea, "bea")
+        response = post_form(ada, "/staff/admin", "/staff/admin/staff/bea/disable")
+        assert response.status_code == 200 and "bea is disabled." in response.text
+        # bea's session has ended; ada is the last active admin and cannot go either.
+        assert bea.get("/staff/admin").status_code == 303
+    # ada is now the last active admin: not even another admin's request may disable her.
+    with database.session() as session, pytest.raises(AccountError, match="last active admin"):
+        disable_staff(session, ADMIN, by="bea")
+    assert [e.detail for e in audit(database, "disable-staff")] == ["bea"]
 
 
 def test_a_forged_session_cookie_is_ignored(client: AppClient) -> None:
