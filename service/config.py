@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     call_reconcile_seconds: int = 900
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
+    # /metrics answers loopback and TRUSTED_PROXIES peers, and anyone sending
+    # `Authorization: Bearer METRICS_TOKEN`; everyone when METRICS_PUBLIC is true; 404 otherwise.
+    metrics_token: str = ""
+    metrics_public: bool = False
 
     @property
     def spool_dir(self) -> Path:

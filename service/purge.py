@@ -40,7 +40,7 @@ AggregateKey = tuple[date, Channel, Metric, str]
 
 
 def parse_age(text: str) -> timedelta:
-    """"90d" -> 90 days, "12h" -> 12 hours (ASCII digits, at most LONGEST_AGE); ValueError,
+    """ "90d" -> 90 days, "12h" -> 12 hours (ASCII digits, at most LONGEST_AGE); ValueError,
     saying why, for anything else."""
     match = _AGE.fullmatch(text)
     if not match:
@@ -88,9 +88,7 @@ def _add_counts(session: Session, counts: Counter[AggregateKey]) -> None:
 
 def _purge_calls(session: Session, cutoff: datetime, batch_size: int) -> tuple[int, int]:
     rows: Sequence[tuple[int, datetime, str, str | None, str | None]] = session.execute(
-        select(
-            Call.id, Call.started_at, Call.outcome, Call.transferred_contact, Call.dial_outcome
-        )
+        select(Call.id, Call.started_at, Call.outcome, Call.transferred_contact, Call.dial_outcome)
         .where(Call.started_at < cutoff)
         .order_by(Call.started_at, Call.id)
         .limit(batch_size)

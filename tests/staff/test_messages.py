@@ -147,7 +147,7 @@ FORMULAS = [
     " =1+1",
     "\n=1+1",
     "\r\n@SUM(A1)",
-    "\t =HYPERLINK(\"http://x\")",
+    '\t =HYPERLINK("http://x")',
     "\uff1d1+1",  # FULLWIDTH EQUALS SIGN
     "\uff0b1",
     "\uff0d1",
