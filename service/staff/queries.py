@@ -38,8 +38,10 @@ class FilterError(ValueError):
 
 
 # What staff links carry, read strictly: ASCII digits only (str.isdigit and int() also take
-# "¹" or "٣"), ids that fit the databases' 64-bit integers, dates in years a record can have.
-MAX_ID = 2**63 - 1
+# "¹" or "٣"), ids that fit the id columns, dates in years a record can have. The ids are
+# INTEGER: 32 bits on PostgreSQL (a larger number is an error there, not "no such row"), 64 on
+# SQLite, whose rowids count up from 1 and so stay below 2**31 too.
+MAX_ID = 2**31 - 1
 EARLIEST_DAY = date(2000, 1, 1)
 LATEST_DAY = date(2099, 12, 31)
 _ASCII_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -52,7 +54,7 @@ _CURSOR = re.compile(  # Cursor.encode's "2026-11-24T15:00:00.123456+00:00~42"
 
 
 def parse_id(raw: str) -> int | None:
-    """A row id as the pages link to it (ASCII digits, 1 to 2**63-1); None for anything else."""
+    """A row id as the pages link to it (ASCII digits, 1 to MAX_ID); None for anything else."""
     if not _ASCII_ID.fullmatch(raw):
         return None
     ident = int(raw)

@@ -563,6 +563,8 @@ def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Res
 
 
 # Last, so that it only answers what no route above does: an HTML page, with the staff headers.
-@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@router.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
 def not_found(path: str) -> Response:
     raise PageError(404, "Page not found", "There is no staff page at this address.")

@@ -1,5 +1,6 @@
 """Odd ids, dates and page links get an HTML 400 or 404 page, never a 500 or a cut stream
-(SPEC section 8): ids are ASCII digits that fit a 64-bit integer, dates lie in 2000-2099."""
+(SPEC section 8): ids are ASCII digits that fit the id columns (32 bits on PostgreSQL), dates
+lie in 2000-2099."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def call_ids(database: Database) -> dict[str, int]:
         ("/staff/messages/%C2%B2", 404, "Conversation not found"),  # ²
         ("/staff/calls/99999999999999999999999", 404, "Call not found"),  # over 2**63-1
         (f"/staff/calls/{2**63}", 404, "Call not found"),
+        (f"/staff/calls/{2**63 - 1}", 404, "Call not found"),  # PostgreSQL: over its INTEGER
+        (f"/staff/calls/{2**31}", 404, "Call not found"),
+        (f"/staff/messages/{2**31}", 404, "Conversation not found"),
+        (f"/staff/audit?before={2**31}", 400, "Page link not valid"),
+        (f"/staff/calls?after=2026-11-24T15:00:00%2B00:00~{2**31}", 400, "Page link not valid"),
         ("/staff/messages/99999999999999999999999", 404, "Conversation not found"),
         ("/staff/calls/0", 404, "Call not found"),
         ("/staff/audit?before=%C2%B9", 400, "Page link not valid"),
