@@ -121,14 +121,15 @@ def disable_staff(session: Session, username: str, *, by: str | None = None) -> 
     if by is not None and user.username == normalise_username(by):
         raise AccountError("you cannot disable your own account; ask another administrator")
     if user.role == StaffRole.ADMIN.value and not user.disabled:
-        other_admins = session.scalar(
-            select(func.count()).where(
-                StaffUser.role == StaffRole.ADMIN.value,
-                StaffUser.disabled.is_(False),
-                StaffUser.id != user.id,
-            )
-        )
-        if not other_admins:
+        # Locked in one order (PostgreSQL; SQLite writes one at a time anyway), so that two
+        # admins disabling each other at once cannot both succeed and leave none.
+        active_admins = session.scalars(
+            select(StaffUser.id)
+            .where(StaffUser.role == StaffRole.ADMIN.value, StaffUser.disabled.is_(False))
+            .order_by(StaffUser.id)
+            .with_for_update()
+        ).all()
+        if not set(active_admins) - {user.id}:
             raise AccountError(
                 f"{user.username} is the last active administrator; add or enable another "
                 "administrator first"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -310,6 +312,33 @@ def test_the_last_active_admin_cannot_be_disabled_from_the_dashboard(
     with database.session() as session, pytest.raises(AccountError, match="last active admin"):
         disable_staff(session, ADMIN, by="bea")
     assert [e.detail for e in audit(database, "disable-staff")] == ["bea"]
+
+
+def test_two_admins_disabling_each_other_at_once_leave_one(database: Database) -> None:
+    with database.session() as session:
+        session.add(StaffUser(username=ADMIN, password_hash=password_hash(), role="admin"))
+        session.add(StaffUser(username="bea", password_hash=password_hash(), role="admin"))
+    outcome: dict[str, str] = {}
+
+    def bea_disables_ada() -> None:
+        try:
+            with database.session() as session:
+                disable_staff(session, ADMIN, by="bea")
+            outcome["bea"] = "disabled ada"
+        except AccountError as error:
+            outcome["bea"] = str(error)
+
+    with database.session() as session:
+        disable_staff(session, "bea", by=ADMIN)  # ada's, not committed yet
+        other = threading.Thread(target=bea_disables_ada)
+        other.start()
+        other.join(timeout=0.5)
+        assert other.is_alive(), "bea's request waits for ada's to end"
+    other.join(timeout=10)
+    assert outcome["bea"].startswith("ada is the last active administrator")
+    with database.session(read_only=True) as session:
+        states = {u.username: u.disabled for u in session.scalars(select(StaffUser))}
+    assert states == {ADMIN: False, "bea": True}
 
 
 def test_a_forged_session_cookie_is_ignored(client: AppClient) -> None:
