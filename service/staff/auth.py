@@ -172,8 +172,11 @@ class Throttle:
     until: datetime
     flood: bool = False
 
+    def seconds_left(self, now: datetime) -> int:
+        return max(1, math.ceil((self.until - now).total_seconds()))
+
     def minutes_left(self, now: datetime) -> int:
-        return max(1, math.ceil((self.until - now).total_seconds() / 60))
+        return math.ceil(self.seconds_left(now) / 60)
 
 
 @dataclass(frozen=True)

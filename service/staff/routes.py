@@ -4,7 +4,6 @@ the simulator, the audit log and administration."""
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -194,7 +193,7 @@ def login(request: Request, form: CheckedForm, session: SessionDep) -> Response:
             f"minute{'s' if minutes != 1 else ''}, then try again, or ask an administrator "
             "to check your account.",
         )
-        page.headers["Retry-After"] = str(math.ceil((throttle.until - now).total_seconds()))
+        page.headers["Retry-After"] = str(throttle.seconds_left(now))
         return page
     if result.user is None:
         return render(
