@@ -72,6 +72,12 @@ def normalise_username(username: str) -> str:
     return username.strip().lower()
 
 
+def is_username(name: str) -> bool:
+    """Whether a (normalised) name can be a username: 1 to 64 printable characters, no spaces.
+    Anything else is never looked up (PostgreSQL refuses text with NUL in it)."""
+    return 0 < len(name) <= 64 and name.isprintable() and not any(c.isspace() for c in name)
+
+
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
@@ -86,8 +92,8 @@ def add_staff(
     session: Session, username: str, password: str, role: StaffRole | str = StaffRole.VIEWER
 ) -> StaffUser:
     name = normalise_username(username)
-    if not name or len(name) > 64 or any(c.isspace() for c in name):
-        raise AccountError("a username is 1 to 64 characters without spaces")
+    if not is_username(name):
+        raise AccountError("a username is 1 to 64 printable characters without spaces")
     role = StaffRole(role)
     if session.scalar(select(StaffUser.id).where(StaffUser.username == name)) is not None:
         raise AccountError(f"there is already a staff account named {name!r}")
@@ -107,9 +113,13 @@ class NoSuchAccount(AccountError):
 
 def _account(session: Session, username: str) -> StaffUser:
     name = normalise_username(username)
-    user = session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
+    user = (
+        session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
+        if is_username(name)
+        else None
+    )
     if user is None:
-        raise NoSuchAccount(f"there is no staff account named {name!r}")
+        raise NoSuchAccount(f"there is no staff account named {name[:64]!r}")
     return user
 
 
@@ -251,12 +261,16 @@ def sign_in(
     `sign-in-failed`, with the reason); a throttled one is refused unchecked and counted in
     /metrics instead, so that a flood cannot fill the audit log faster than the limits allow."""
     name = normalise_username(username)[:64]
-    actor = name or "?"
+    actor = name if is_username(name) else "?"
     throttle = throttle_for(session, actor, address[:64], now)
     if throttle is not None:
         SIGN_INS_THROTTLED.labels(limit=throttle.limit, flood=str(throttle.flood).lower()).inc()
         return SignInResult(None, throttle)
-    user = session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
+    user = (
+        session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
+        if is_username(name)
+        else None
+    )
     stored = user.password_hash if user is not None else _DUMMY_HASH
     try:
         verified = bool(_hasher.verify(stored, password))

@@ -45,6 +45,7 @@ MAX_ID = 2**31 - 1
 EARLIEST_DAY = date(2000, 1, 1)
 LATEST_DAY = date(2099, 12, 31)
 _ASCII_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}", re.ASCII)
 _ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _CURSOR = re.compile(  # Cursor.encode's "2026-11-24T15:00:00.123456+00:00~42"
     r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?\+00:00)"
@@ -219,11 +220,13 @@ def list_calls(
 
 
 def find_call(session: Session, ident: str) -> Call | None:
-    """A call by its id (ASCII digits) or its CallSid."""
+    """A call by its id (ASCII digits) or its CallSid (ASCII letters and digits)."""
     if ident.isdigit():  # any script's digits: an id, read strictly (٣ is not call 3)
         call_id = parse_id(ident)
         return session.get(Call, call_id) if call_id is not None else None
-    return session.scalars(select(Call).where(Call.call_sid == ident[:64])).one_or_none()
+    if not _CALL_SID.fullmatch(ident):
+        return None
+    return session.scalars(select(Call).where(Call.call_sid == ident)).one_or_none()
 
 
 def call_events(session: Session, call_id: int) -> Sequence[CallEvent]:

@@ -199,6 +199,8 @@ ODD_IDS_AND_DATES = [
     "36500d",
     "1d",
     "\uff1d1+1",
+    "CA\x00",  # PostgreSQL refuses NUL in text
+    "v\x00ic",
 ]
 odd_numbers = st.one_of(
     st.integers(min_value=-(2**80), max_value=2**80).map(str),

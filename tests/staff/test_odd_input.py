@@ -16,7 +16,7 @@ from service.db import Database
 from service.models import AuditEntry, Call
 from service.purge import parse_age
 from service.recording import Recorder
-from tests.staff.conftest import ADMIN, NOW, post_form, record_call, signed_in
+from tests.staff.conftest import ADMIN, NOW, csrf_of, post_form, record_call, signed_in
 from tests.support import AppClient
 
 
@@ -118,3 +118,23 @@ def test_the_longest_age_is_a_century() -> None:
     assert parse_age("36500d") == timedelta(days=36500)
     with pytest.raises(ValueError, match="at most 36500d"):
         parse_age("36501d")
+
+
+def test_nul_and_control_characters_never_reach_the_database(
+    admin: AppClient, database: Database
+) -> None:
+    """PostgreSQL refuses text with NUL in it: such a CallSid or username is simply not found."""
+    for path in ("/staff/calls/CAodd0001%00", "/staff/calls/CA%0Aodd"):
+        assert admin.get(path).status_code == 404, path
+    response = post_form(admin, "/staff/admin", "/staff/admin/staff/v%00ic/disable")
+    assert response.status_code == 404
+    assert "No such account" in response.text
+    token = csrf_of(admin.get("/staff/login"))
+    response = admin.post(
+        "/staff/login",
+        data={"username": "ad\x00a", "password": "not it at all", "csrf_token": token},
+    )
+    assert response.status_code == 401
+    with database.session(read_only=True) as session:
+        failed = session.scalars(select(AuditEntry).where(AuditEntry.action == "sign-in-failed"))
+        assert [(entry.actor, entry.detail) for entry in failed] == [("?", "unknown account")]
