@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     timezone: str = "America/New_York"
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
+    # /metrics answers loopback and TRUSTED_PROXIES peers, and anyone sending
+    # `Authorization: Bearer METRICS_TOKEN`; everyone when METRICS_PUBLIC is true; 404 otherwise.
+    metrics_token: str = ""
+    metrics_public: bool = False
 
     @property
     def spool_dir(self) -> Path:

@@ -98,6 +98,15 @@ TEXT_DELIVERY = Counter(
     ["status"],
 )
 
+# Counted by service.staff.auth for each staff sign-in refused unchecked: limit is "pair" (one
+# username from one address) or "address"; flood="true" while failures from all addresses are
+# at the flood ceiling.
+SIGN_INS_THROTTLED = Counter(
+    "phoneline_staff_sign_ins_throttled",
+    "Staff sign-in attempts refused by the throttle, by limit and whether a flood was on.",
+    ["limit", "flood"],
+)
+
 
 def exposition() -> tuple[bytes, str]:
     """The text exposition of every metric and its content type.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from service.config import Settings
 from service.db import get_database
 from service.metrics import exposition
+from service.middleware import trusted_networks
 from service.spool.spool import Spool
 
 router = APIRouter()
@@ -27,8 +32,34 @@ def readyz(request: Request) -> Response:
     return PlainTextResponse("ready\n")
 
 
+def may_read_metrics(request: Request, settings: Settings) -> bool:
+    """Whether this request may read /metrics: METRICS_PUBLIC, or a client (the peer, or the
+    address a trusted proxy forwarded) on loopback or in TRUSTED_PROXIES, or the bearer token."""
+    if settings.metrics_public:
+        return True
+    address = request.client.host if request.client else ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None
+    networks = trusted_networks(settings.trusted_proxies)
+    if ip is not None and (
+        ip.is_loopback or networks is None or any(ip in network for network in networks)
+    ):
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return (
+        bool(settings.metrics_token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode("latin-1"), settings.metrics_token.encode())
+    )
+
+
 @router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text exposition (summed over worker processes in multiprocess mode)."""
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition (summed over worker processes in multiprocess mode), for
+    those `may_read_metrics` lets in; a plain 404 for anyone else."""
+    if not may_read_metrics(request, request.app.state.settings):
+        return PlainTextResponse("Not Found\n", status_code=404)
     body, content_type = exposition()
     return Response(body, media_type=content_type)

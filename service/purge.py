@@ -33,18 +33,25 @@ from service.models import (
 
 DEFAULT_BATCH_SIZE = 1000
 
-_AGE = re.compile(r"^\s*(\d+)\s*([dh])\s*$", re.IGNORECASE)
+_AGE = re.compile(r"\s*([0-9]{1,9})\s*([dh])\s*", re.IGNORECASE | re.ASCII)
+LONGEST_AGE = timedelta(days=36500)  # a century: any longer and the cutoff leaves the calendar
 
 AggregateKey = tuple[date, Channel, Metric, str]
 
 
 def parse_age(text: str) -> timedelta:
-    """"90d" -> 90 days, "12h" -> 12 hours; ValueError for anything else."""
-    match = _AGE.match(text)
+    """ "90d" -> 90 days, "12h" -> 12 hours (ASCII digits, at most LONGEST_AGE); ValueError,
+    saying why, for anything else."""
+    match = _AGE.fullmatch(text)
     if not match:
-        raise ValueError(f"expected a number of days or hours such as 90d or 12h, not {text!r}")
+        raise ValueError(
+            f"expected a number of days or hours such as 90d or 12h, not {text[:20]!r}"
+        )
     amount, unit = int(match.group(1)), match.group(2).lower()
-    return timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
+    age = timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
+    if age > LONGEST_AGE:
+        raise ValueError(f"{text.strip()} is longer than any record can be: at most 36500d")
+    return age
 
 
 @dataclass
@@ -81,9 +88,7 @@ def _add_counts(session: Session, counts: Counter[AggregateKey]) -> None:
 
 def _purge_calls(session: Session, cutoff: datetime, batch_size: int) -> tuple[int, int]:
     rows: Sequence[tuple[int, datetime, str, str | None, str | None]] = session.execute(
-        select(
-            Call.id, Call.started_at, Call.outcome, Call.transferred_contact, Call.dial_outcome
-        )
+        select(Call.id, Call.started_at, Call.outcome, Call.transferred_contact, Call.dial_outcome)
         .where(Call.started_at < cutoff)
         .order_by(Call.started_at, Call.id)
         .limit(batch_size)

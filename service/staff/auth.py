@@ -6,13 +6,20 @@
   request re-reads the account, so a disabled account or a changed role takes effect at once,
   and signing out ends every session of the account issued before it (copied cookies too).
 - CSRF: a random token kept in its own signed cookie and repeated in a hidden form field.
-- Throttling is counted from the audit log (failed sign-ins in the last 15 minutes, per
-  username and per client address), so it holds across processes and restarts.
+- Throttling is counted from the audit log, so it holds across processes and restarts, and it
+  slows guessing without letting a stranger lock the owner out (OWASP's credential-stuffing
+  guidance): a (username, client address) pair with 5 failures in the last hour (since that
+  pair's last success), or an address with 20 failures for any usernames, waits 1 minute after
+  its latest failure, twice as long after each further one, at most 15 minutes. The right
+  password from another address is never refused for what happened elsewhere. During a flood
+  (100 failures from all addresses in 5 minutes) one failure is enough to make a pair wait: every
+  address still gets its first try, and the flood is logged and counted in /metrics.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,20 +30,26 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Request
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
 from service.channels.signature import public_url
 from service.config import Settings
+from service.metrics import SIGN_INS_THROTTLED
 from service.models import AuditEntry, StaffRole, StaffUser, utcnow
 
 MIN_PASSWORD_LENGTH = 12
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
-THROTTLE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_USERNAME = 5
-MAX_FAILURES_PER_ADDRESS = 20
+THROTTLE_WINDOW = timedelta(hours=1)
+FAILURES_PER_PAIR = 5  # for one username from one address
+FAILURES_PER_ADDRESS = 20  # for any usernames from one address
+FIRST_DELAY = timedelta(minutes=1)
+LONGEST_DELAY = timedelta(minutes=15)
+FLOOD_WINDOW = timedelta(minutes=5)
+FLOOD_FAILURES = 100  # from all addresses: then FAILURES_PER_PAIR_IN_A_FLOOD applies
+FAILURES_PER_PAIR_IN_A_FLOOD = 1
 
 SESSION_COOKIE = "phoneline_staff"
 CSRF_COOKIE = "phoneline_csrf"
@@ -59,6 +72,12 @@ def normalise_username(username: str) -> str:
     return username.strip().lower()
 
 
+def is_username(name: str) -> bool:
+    """Whether a (normalised) name can be a username: 1 to 64 printable characters, no spaces.
+    Anything else is never looked up (PostgreSQL refuses text with NUL in it)."""
+    return 0 < len(name) <= 64 and name.isprintable() and not any(c.isspace() for c in name)
+
+
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
@@ -73,8 +92,8 @@ def add_staff(
     session: Session, username: str, password: str, role: StaffRole | str = StaffRole.VIEWER
 ) -> StaffUser:
     name = normalise_username(username)
-    if not name or len(name) > 64 or any(c.isspace() for c in name):
-        raise AccountError("a username is 1 to 64 characters without spaces")
+    if not is_username(name):
+        raise AccountError("a username is 1 to 64 printable characters without spaces")
     role = StaffRole(role)
     if session.scalar(select(StaffUser.id).where(StaffUser.username == name)) is not None:
         raise AccountError(f"there is already a staff account named {name!r}")
@@ -88,13 +107,51 @@ def list_staff(session: Session) -> Sequence[StaffUser]:
     return session.scalars(select(StaffUser).order_by(StaffUser.username)).all()
 
 
-def disable_staff(session: Session, username: str) -> StaffUser:
-    user = session.scalars(
-        select(StaffUser).where(StaffUser.username == normalise_username(username))
-    ).one_or_none()
+class NoSuchAccount(AccountError):
+    """There is no staff account by that name."""
+
+
+def _account(session: Session, username: str) -> StaffUser:
+    name = normalise_username(username)
+    user = (
+        session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
+        if is_username(name)
+        else None
+    )
     if user is None:
-        raise AccountError(f"there is no staff account named {normalise_username(username)!r}")
+        raise NoSuchAccount(f"there is no staff account named {name[:64]!r}")
+    return user
+
+
+def disable_staff(session: Session, username: str, *, by: str | None = None) -> StaffUser:
+    """Disable an account (`by`: the admin doing it, None for the command line). Refused for
+    the admin's own account and for the last active admin, so the dashboard always keeps one
+    administrator who can sign in."""
+    user = _account(session, username)
+    if by is not None and user.username == normalise_username(by):
+        raise AccountError("you cannot disable your own account; ask another administrator")
+    if user.role == StaffRole.ADMIN.value and not user.disabled:
+        # Locked in one order (PostgreSQL; SQLite writes one at a time anyway), so that two
+        # admins disabling each other at once cannot both succeed and leave none.
+        active_admins = session.scalars(
+            select(StaffUser.id)
+            .where(StaffUser.role == StaffRole.ADMIN.value, StaffUser.disabled.is_(False))
+            .order_by(StaffUser.id)
+            .with_for_update()
+        ).all()
+        if not set(active_admins) - {user.id}:
+            raise AccountError(
+                f"{user.username} is the last active administrator; add or enable another "
+                "administrator first"
+            )
     user.disabled = True
+    return user
+
+
+def enable_staff(session: Session, username: str) -> StaffUser:
+    """Let a disabled account sign in again (its old sessions stay ended)."""
+    user = _account(session, username)
+    user.disabled = False
     return user
 
 
@@ -118,43 +175,102 @@ def client_address(request: Request) -> str:
 
 
 @dataclass(frozen=True)
+class Throttle:
+    """Why a sign-in attempt is refused unchecked, and until when."""
+
+    limit: str  # "pair" (this username from this address) or "address"
+    until: datetime
+    flood: bool = False
+
+    def seconds_left(self, now: datetime) -> int:
+        return max(1, math.ceil((self.until - now).total_seconds()))
+
+    def minutes_left(self, now: datetime) -> int:
+        return math.ceil(self.seconds_left(now) / 60)
+
+
+@dataclass(frozen=True)
 class SignInResult:
     user: StaffUser | None
-    throttled: bool = False
+    throttle: Throttle | None = None
 
 
-def _recent_failures(session: Session, since: datetime, **where: Any) -> int:
-    query = select(func.count()).where(
-        AuditEntry.action == SIGN_IN_FAILED,
-        AuditEntry.at >= since,
-        *[getattr(AuditEntry, column) == value for column, value in where.items()],
-    )
-    return session.scalar(query) or 0
+def _failures(
+    session: Session, since: datetime, *where: ColumnElement[bool]
+) -> tuple[int, datetime | None]:
+    """How many failed sign-ins match since `since`, and when the latest was."""
+    count, latest = session.execute(
+        select(func.count(), func.max(AuditEntry.at)).where(
+            AuditEntry.action == SIGN_IN_FAILED, AuditEntry.at >= since, *where
+        )
+    ).one()
+    return int(count or 0), latest
 
 
-def is_throttled(session: Session, username: str, address: str, now: datetime) -> bool:
-    """Too many failed sign-ins in the window for this username (since its last success) or
-    from this address."""
+def wait_after(failures: int, threshold: int) -> timedelta | None:
+    """How long to wait after the latest failure: none below `threshold`, then FIRST_DELAY,
+    doubling with each further failure, at most LONGEST_DELAY."""
+    if failures < threshold:
+        return None
+    doublings = min(failures - threshold, 10)  # 2**10 minutes is past the cap already
+    wait: timedelta = min(FIRST_DELAY * (2**doublings), LONGEST_DELAY)
+    return wait
+
+
+def is_flooded(session: Session, now: datetime) -> bool:
+    """Whether failed sign-ins from everywhere are at the flood ceiling."""
+    count, _ = _failures(session, now - FLOOD_WINDOW)
+    return count >= FLOOD_FAILURES
+
+
+def throttle_for(session: Session, username: str, address: str, now: datetime) -> Throttle | None:
+    """The limit this attempt is under, if any (see the module docstring)."""
     since = now - THROTTLE_WINDOW
-    last_success = session.scalar(
+    pair_success = session.scalar(
         select(func.max(AuditEntry.at)).where(
-            AuditEntry.action == SIGN_IN, AuditEntry.actor == username, AuditEntry.at >= since
+            AuditEntry.action == SIGN_IN,
+            AuditEntry.actor == username,
+            AuditEntry.client_address == address,
+            AuditEntry.at >= since,
         )
     )
-    by_name = _recent_failures(session, max(since, last_success or since), actor=username)
-    if by_name >= MAX_FAILURES_PER_USERNAME:
-        return True
-    return _recent_failures(session, since, client_address=address) >= MAX_FAILURES_PER_ADDRESS
+    flood = is_flooded(session, now)
+    pair_count, pair_latest = _failures(
+        session,
+        max(since, pair_success or since),
+        AuditEntry.actor == username,
+        AuditEntry.client_address == address,
+    )
+    address_count, address_latest = _failures(session, since, AuditEntry.client_address == address)
+    pair_threshold = FAILURES_PER_PAIR_IN_A_FLOOD if flood else FAILURES_PER_PAIR
+    limits = (
+        ("pair", pair_count, pair_latest, pair_threshold),
+        ("address", address_count, address_latest, FAILURES_PER_ADDRESS),
+    )
+    for limit, count, latest, threshold in limits:
+        wait = wait_after(count, threshold)
+        if wait is not None and latest is not None and now < latest + wait:
+            return Throttle(limit, latest + wait, flood=flood)
+    return None
 
 
 def sign_in(
     session: Session, username: str, password: str, address: str, now: datetime
 ) -> SignInResult:
-    """Check a username and password; every attempt that is not throttled is audited."""
+    """Check a username and password. Every attempt that is checked is audited (a failure as
+    `sign-in-failed`, with the reason); a throttled one is refused unchecked and counted in
+    /metrics instead, so that a flood cannot fill the audit log faster than the limits allow."""
     name = normalise_username(username)[:64]
-    if is_throttled(session, name, address, now):
-        return SignInResult(None, throttled=True)
-    user = session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
+    actor = name if is_username(name) else "?"
+    throttle = throttle_for(session, actor, address[:64], now)
+    if throttle is not None:
+        SIGN_INS_THROTTLED.labels(limit=throttle.limit, flood=str(throttle.flood).lower()).inc()
+        return SignInResult(None, throttle)
+    user = (
+        session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
+        if is_username(name)
+        else None
+    )
     stored = user.password_hash if user is not None else _DUMMY_HASH
     try:
         verified = bool(_hasher.verify(stored, password))
@@ -164,7 +280,7 @@ def sign_in(
         reason = "wrong password" if user is not None and not verified else "unknown account"
         if user is not None and verified:
             reason = "account disabled"
-        record_audit(session, name or "?", SIGN_IN_FAILED, reason, client_address=address, at=now)
+        record_audit(session, actor, SIGN_IN_FAILED, reason, client_address=address, at=now)
         return SignInResult(None)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)

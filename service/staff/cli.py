@@ -1,10 +1,17 @@
-"""`phoneline staff add|list|disable`: staff accounts for the dashboard."""
+"""`phoneline staff add|list|disable|enable`: staff accounts for the dashboard."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from service.models import StaffUser
 
 staff_app = typer.Typer(
     help="Staff accounts for the dashboard.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -71,19 +78,37 @@ def list_accounts() -> None:
 
 @staff_app.command("disable")
 def disable(name: str = typer.Argument(..., help="Username.")) -> None:
-    """Disable a staff account: it can no longer sign in, and its sessions end at once."""
+    """Disable a staff account: it can no longer sign in, and its sessions end at once (never
+    the last active admin)."""
+    from service.staff.auth import disable_staff
+
+    _change_account(name, disable_staff, "disable-staff", "Disabled")
+
+
+@staff_app.command("enable")
+def enable(name: str = typer.Argument(..., help="Username.")) -> None:
+    """Let a disabled staff account sign in again."""
+    from service.staff.auth import enable_staff
+
+    _change_account(name, enable_staff, "enable-staff", "Enabled")
+
+
+def _change_account(
+    name: str, change: Callable[[Session, str], StaffUser], action: str, done: str
+) -> None:
+    """Change one account and audit it as the system's doing, or say why not (exit 1)."""
     from service import migrate
     from service.audit import SYSTEM_ACTOR, record_audit
     from service.db import get_database
-    from service.staff.auth import AccountError, disable_staff
+    from service.staff.auth import AccountError
 
     migrate.upgrade()
     try:
         with get_database().session() as session:
-            user = disable_staff(session, name)
-            record_audit(session, SYSTEM_ACTOR, "disable-staff", user.username)
+            user = change(session, name)
+            record_audit(session, SYSTEM_ACTOR, action, user.username)
             username = user.username
     except AccountError as error:
         typer.echo(f"Not changed: {error}.", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"Disabled {username}.")
+    typer.echo(f"{done} {username}.")

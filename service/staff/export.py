@@ -1,7 +1,8 @@
 """CSV exports of calls and texts, streamed a batch at a time from a server-side cursor.
 
 Callers' numbers are masked in every row. Text bodies a patient wrote have phone-number-like
-runs masked too, and any cell that a spreadsheet would read as a formula is prefixed with `'`.
+runs masked too, and any text that came from outside (bodies, Twilio's SIDs) that a
+spreadsheet would read as a formula is prefixed with `'` (`safe_cell`).
 """
 
 from __future__ import annotations
@@ -64,15 +65,24 @@ def local_stamp(value: datetime | None, zone: tzinfo) -> str:
     return local.isoformat(timespec="seconds")
 
 
-def _cell(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection): these characters,
+# their full-width forms (which some spreadsheets fold to them), first or after leading
+# whitespace; and a leading tab or carriage return.
+FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+
+
+def safe_cell(value: str) -> str:
+    """`value`, prefixed with `'` if a spreadsheet could take it for a formula."""
+    if value[:1] in ("\t", "\r") or value.lstrip()[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value
 
 
 def call_row(call: Any, contact_names: Mapping[str, str], zone: tzinfo = UTC) -> list[str]:
     """A CSV row from a Call or a row of `CSV_CALL_COLUMNS`."""
     contact = call.transferred_contact
     return [
-        call.call_sid,
+        safe_cell(call.call_sid),
         local_stamp(call.started_at, zone),
         "" if call.duration_seconds is None else str(call.duration_seconds),
         mask(call.caller),
@@ -88,7 +98,7 @@ def call_row(call: Any, contact_names: Mapping[str, str], zone: tzinfo = UTC) ->
 def message_row(message: Message, language: str | None, zone: tzinfo = UTC) -> list[str]:
     body = redact_numbers(message.body) if is_inbound(message) else message.body
     return [
-        message.message_sid or "",
+        safe_cell(message.message_sid or ""),
         local_stamp(message.created_at, zone),
         message.direction,
         mask(message.phone),
@@ -96,7 +106,7 @@ def message_row(message: Message, language: str | None, zone: tzinfo = UTC) -> l
         language or "",
         message.status or "",
         str(message.segments),
-        _cell(body),
+        safe_cell(body),
     ]
 
 

@@ -21,7 +21,7 @@ from service.phone import mask
 from service.staff.auth import client_address, clock_of
 from service.staff.localtime import local_filter, zone_label
 from service.staff.outcomes import outcome_label, outcome_text
-from service.staff.queries import redact_numbers
+from service.staff.queries import parse_id, redact_numbers
 from service.staff.web import (
     TEMPLATES,
     CheckedForm,
@@ -105,9 +105,10 @@ def _calls_by_id(session: Session, ids: list[int]) -> dict[int, Call]:
 
 
 def _item_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 12:
+    ident = parse_id(raw)
+    if ident is None:
         raise PageError(404, "Follow-up not found", "There is no follow-up with that id.")
-    return int(raw)
+    return ident
 
 
 @router.get("/follow-ups", response_class=HTMLResponse)

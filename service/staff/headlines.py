@@ -27,7 +27,7 @@ from service.models import (
     Message,
     OptOut,
 )
-from service.staff.queries import FilterError, day_start
+from service.staff.queries import FilterError, day_start, parse_day
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -70,10 +70,10 @@ class Range:
             raw = (params.get(name) or "").strip()
             if not raw:
                 return None
-            try:
-                return date.fromisoformat(raw)
-            except ValueError:
-                raise FilterError(f"{label} must be a date like 2026-11-24") from None
+            found = parse_day(raw)  # strict: ASCII digits, a day the dashboard can show
+            if found is None:
+                raise FilterError(f"{label} must be a date like 2026-11-24")
+            return found
 
         last = day("to", "To") or today
         first = day("from", "From") or last - timedelta(days=DEFAULT_DAYS - 1)

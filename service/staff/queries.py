@@ -49,14 +49,53 @@ class FilterError(ValueError):
     """A filter or page link the staff pages cannot read (the message says which)."""
 
 
+# What staff links carry, read strictly: ASCII digits only (str.isdigit and int() also take
+# "¹" or "٣"), ids that fit the id columns, dates in years a record can have. The ids are
+# INTEGER: 32 bits on PostgreSQL (a larger number is an error there, not "no such row"), 64 on
+# SQLite, whose rowids count up from 1 and so stay below 2**31 too.
+MAX_ID = 2**31 - 1
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2099, 12, 31)
+_ASCII_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}", re.ASCII)
+_ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_CURSOR = re.compile(  # Cursor.encode's "2026-11-24T15:00:00.123456+00:00~42"
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?\+00:00)"
+    r"~([0-9]{1,19})",
+    re.ASCII,
+)
+
+
+def parse_id(raw: str) -> int | None:
+    """A row id as the pages link to it (ASCII digits, 1 to MAX_ID); None for anything else."""
+    if not _ASCII_ID.fullmatch(raw):
+        return None
+    ident = int(raw)
+    return ident if 1 <= ident <= MAX_ID else None
+
+
+def parse_day(raw: str) -> date | None:
+    """A day written YYYY-MM-DD (ASCII digits) between EARLIEST_DAY and LATEST_DAY."""
+    if not _ASCII_DATE.fullmatch(raw):
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return None
+    return day if EARLIEST_DAY <= day <= LATEST_DAY else None
+
+
 def _date(params: Mapping[str, str], name: str, label: str) -> date | None:
     raw = (params.get(name) or "").strip()
     if not raw:
         return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise FilterError(f"{label} must be a date like 2026-11-24, not {raw[:20]!r}") from None
+    day = parse_day(raw)
+    if day is None:
+        raise FilterError(
+            f"{label} must be a date like 2026-11-24, from {EARLIEST_DAY} to {LATEST_DAY}, "
+            f"not {raw[:20]!r}"
+        )
+    return day
 
 
 def _choice(params: Mapping[str, str], name: str, allowed: Sequence[str], label: str) -> str | None:
@@ -161,18 +200,21 @@ class Cursor:
 
     @classmethod
     def decode(cls, raw: str | None) -> Cursor | None:
+        """Read what `encode` wrote (and nothing else)."""
         if not raw:
             return None
+        invalid = FilterError("That page link is not valid; start again from the first page.")
+        match = _CURSOR.fullmatch(raw)
+        if match is None:
+            raise invalid
         try:
-            stamp, _, ident = raw.partition("~")
-            at = datetime.fromisoformat(stamp)
-            if at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)
-            return cls(at, int(ident))
+            at = datetime.fromisoformat(match.group(1))
         except ValueError:
-            raise FilterError(
-                "That page link is not valid; start again from the first page."
-            ) from None
+            raise invalid from None
+        ident = parse_id(match.group(2))
+        if ident is None or not EARLIEST_DAY <= at.date() <= LATEST_DAY:
+            raise invalid
+        return cls(at, ident)
 
 
 def _before(column: Any, id_column: Any, cursor: Cursor) -> ColumnElement[bool]:
@@ -201,10 +243,13 @@ def list_calls(
 
 
 def find_call(session: Session, ident: str) -> Call | None:
-    """A call by its id or its CallSid."""
-    if ident.isdigit():
-        return session.get(Call, int(ident))
-    return session.scalars(select(Call).where(Call.call_sid == ident[:64])).one_or_none()
+    """A call by its id (ASCII digits) or its CallSid (ASCII letters and digits)."""
+    if ident.isdigit():  # any script's digits: an id, read strictly (٣ is not call 3)
+        call_id = parse_id(ident)
+        return session.get(Call, call_id) if call_id is not None else None
+    if not _CALL_SID.fullmatch(ident):
+        return None
+    return session.scalars(select(Call).where(Call.call_sid == ident)).one_or_none()
 
 
 def call_events(session: Session, call_id: int) -> Sequence[CallEvent]:

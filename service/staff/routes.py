@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,6 +27,7 @@ from service.staff import charts
 from service.staff.auth import (
     SIGN_OUT,
     AccountError,
+    NoSuchAccount,
     StaffSession,
     client_address,
     clock_of,
@@ -53,6 +55,7 @@ from service.staff.queries import (
     list_calls,
     list_conversations,
     overview,
+    parse_id,
     redact_numbers,
 )
 from service.staff.simulator import simulator_page, simulator_step
@@ -144,6 +147,21 @@ def _link(path: str, params: dict[str, str]) -> str:
     return path + ("?" + urlencode(params) if params else "")
 
 
+# -- the stylesheet ----------------------------------------------------------------------------
+
+STYLESHEET = (Path(__file__).parent / "static" / "staff.css").read_text()
+
+
+@router.get("/staff.css")
+def stylesheet() -> Response:
+    """The pages' one stylesheet (the Content-Security-Policy allows no inline style)."""
+    return Response(
+        STYLESHEET,
+        media_type="text/css; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
 # -- sign-in and sign-out ----------------------------------------------------------------------
 
 
@@ -165,17 +183,26 @@ def login(request: Request, form: CheckedForm, session: SessionDep) -> Response:
     target = _safe_next(form.get("next"))
     now = clock_of(request)()
     result = sign_in(session, username, form.get("password", ""), client_address(request), now)
-    if result.throttled:
-        log.warning("staff sign-in throttled for a username or address")
-        return render(
+    if result.throttle is not None:
+        throttle = result.throttle
+        log.warning(
+            "staff sign-in throttled (limit %s%s)",
+            throttle.limit,
+            ", during a flood of failed sign-ins" if throttle.flood else "",
+        )
+        minutes = throttle.minutes_left(now)
+        page = render(
             request,
             "login.html",
             status_code=429,
             next=target,
             username=username,
-            error="Too many failed sign-ins. Wait 15 minutes, then try again, or ask an "
-            "administrator to check your account.",
+            error=f"Too many failed sign-ins from here. Wait {minutes} "
+            f"minute{'s' if minutes != 1 else ''}, then try again, or ask an administrator "
+            "to check your account.",
         )
+        page.headers["Retry-After"] = str(throttle.seconds_left(now))
+        return page
     if result.user is None:
         return render(
             request,
@@ -456,9 +483,8 @@ def _audited_csv(
 def conversation_page(
     request: Request, conversation_id: str, staff: CurrentStaff, session: ReadSessionDep
 ) -> Response:
-    conversation = (
-        session.get(Conversation, int(conversation_id)) if conversation_id.isdigit() else None
-    )
+    ident = parse_id(conversation_id)
+    conversation = session.get(Conversation, ident) if ident is not None else None
     if conversation is None:
         raise PageError(404, "Conversation not found", "There is no conversation with that id.")
     names = flow_names(_flow(request))
@@ -501,10 +527,13 @@ def simulator_post(request: Request, staff: CurrentStaff, form: CheckedForm) -> 
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> Response:
-    before = request.query_params.get("before", "")
+    raw_before = request.query_params.get("before", "")
+    before = parse_id(raw_before)
+    if raw_before and before is None:
+        raise PageError(400, "Page link not valid", "Start again from the newest entries.")
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(101)
-    if before.isdigit():
-        query = query.where(AuditEntry.id < int(before))
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
     entries = session.scalars(query).all()
     more = len(entries) > 100
     entries = entries[:100]
@@ -526,9 +555,11 @@ def disable_account(
     request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     try:
-        user = disable_staff(session, username)
-    except AccountError as error:
+        user = disable_staff(session, username, by=staff.username)
+    except NoSuchAccount as error:
         raise PageError(404, "No such account", str(error)) from None
+    except AccountError as error:
+        raise PageError(409, "Not disabled", f"Not changed: {error}.") from None
     record_audit(
         session,
         staff.username,
@@ -554,3 +585,11 @@ def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Res
     with get_database().session(read_only=True) as session:
         users = list_staff(session)
     return render(request, "admin.html", users=users, message=report.summary().capitalize())
+
+
+# Last, so that it only answers what no route above does: an HTML page, with the staff headers.
+@router.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+def not_found(path: str) -> Response:
+    raise PageError(404, "Page not found", "There is no staff page at this address.")

@@ -113,7 +113,7 @@ def test_start_order_healthchecks_and_port() -> None:
             all_services[name]["depends_on"]["migrate"]["condition"]
             == "service_completed_successfully"
         )
-    assert "8000:8000" in app["ports"]
+    assert app["ports"] == ["127.0.0.1:8000:8000"]
     assert app["command"][1:6] == ["serve", "--host", "0.0.0.0", "--port", "8000"]
     assert "http://127.0.0.1:8000/healthz" in " ".join(app["healthcheck"]["test"])
     assert "pgdata" in compose()["volumes"]
@@ -137,3 +137,18 @@ def test_dockerfile_builds_a_non_root_image_whose_command_exists() -> None:
     assert cmd[0] in console_scripts()
     assert_cli_accepts(cmd[1:])
     assert "EXPOSE" in dict(instructions) and dict(instructions)["EXPOSE"] == "8000"
+
+
+def test_only_the_hosts_loopback_reaches_the_app_and_metrics_need_the_token() -> None:
+    """README, "Going live": nothing but a proxy on the host reaches port 8000, and /metrics
+    is read with METRICS_TOKEN, never made public."""
+    all_services = services()
+    for name, service in all_services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} to every address"
+    environment = all_services["app"]["environment"]
+    assert environment["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
+    assert "METRICS_PUBLIC" not in environment
+    assert "TRUSTED_PROXIES" in environment
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    assert "reverse proxy" in text and "terminates TLS" in text

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,6 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Mount, Route
 
+from service.db import Database
+from service.models import StaffUser
+from tests.staff.conftest import ADMIN, VIEWER, password_hash, signed_in
 from tests.support import PUBLIC_BASE, AppClient, app_client, twilio_signature
 
 LIMIT = 64 * 1024
@@ -165,11 +170,62 @@ INTERESTING = [
     "a" * 300,
 ]
 
+# What staff links carry, bent: digits of other scripts (str.isdigit takes them, int() reads
+# some), integers past 64 bits, days and cursors far from any record, ages past any calendar.
+ODD_IDS_AND_DATES = [
+    "\u00b9",  # SUPERSCRIPT ONE
+    "\u00b2",
+    "\u0663",  # ARABIC-INDIC DIGIT THREE
+    "\uff13",  # FULLWIDTH DIGIT THREE
+    "\U0001d7d9",  # MATHEMATICAL DOUBLE-STRUCK DIGIT ONE
+    "9" * 23,
+    str(2**63),
+    str(2**63 - 1),
+    str(-(2**63)),
+    "0",
+    "9999-12-31",
+    "0001-01-01",
+    "2026-02-30",
+    "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0664",
+    "20261124",
+    "2026-W48-2",
+    "9999-12-31T23:59:59-23:59~1",
+    "0001-01-01T00:00:00+23:59~1",
+    "2026-11-24T15:00:00+00:00~1",
+    "2026-11-24T15:00:00+00:00~" + "9" * 20,
+    "2026-11-24T15:00:00+00:00~\u00b9",
+    "99999999d",
+    "999999999999h",
+    "36500d",
+    "1d",
+    "\uff1d1+1",
+    "CA\x00",  # PostgreSQL refuses NUL in text
+    "v\x00ic",
+]
+odd_numbers = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80).map(str),
+    st.text(alphabet=st.characters(categories=["Nd"]), min_size=1, max_size=25),
+)
+far_dates = st.dates().map(date.isoformat)
+
+
+def _cursor(at: datetime, offset_minutes: int, ident: str) -> str:
+    """A page link as Cursor.encode writes one, at any time and offset, with any id."""
+    zone = timezone(timedelta(minutes=offset_minutes))
+    return f"{at.replace(tzinfo=zone).isoformat()}~{ident}"
+
+
+cursors = st.builds(
+    _cursor, st.datetimes(), st.integers(min_value=-1439, max_value=1439), odd_numbers
+)
+odd_values = st.one_of(st.sampled_from(ODD_IDS_AND_DATES), odd_numbers, far_dates, cursors)
+
 values = st.one_of(
     st.sampled_from(INTERESTING),
     st.text(max_size=40),
     st.text(min_size=500, max_size=3000),
     st.integers().map(str),
+    odd_values,
 )
 keys = st.one_of(st.sampled_from(TWILIO_KEYS), st.text(max_size=16))
 forms = st.dictionaries(keys, values, max_size=10)
@@ -267,18 +323,17 @@ def hostile_request(
     return method, path, response.status_code
 
 
+# Every fuzzed request's status, by class ("2xx", ...): the deep runs print it at the end.
+SENT: Counter[str] = Counter()
+
+
 def check(client: AppClient, data: st.DataObject, routes: list[tuple[str, str]]) -> None:
     method, path, status = hostile_request(client, data, routes)
+    SENT[f"{status // 100}xx"] += 1
     if path == "/readyz":
         assert status in (200, 503, 405), (method, path, status)
     else:
         assert status < 500, (method, path, status)
-
-
-@pytest.fixture
-def fuzz_client(app: FastAPI) -> Iterator[tuple[AppClient, list[tuple[str, str]]]]:
-    with app_client(app) as client:
-        yield client, app_routes(app)
 
 
 FUZZ_SETTINGS: dict[str, Any] = {
@@ -289,6 +344,108 @@ FUZZ_SETTINGS: dict[str, Any] = {
         HealthCheck.data_too_large,
     ],
 }
+
+
+@pytest.fixture
+def fuzz_client(app: FastAPI) -> Iterator[tuple[AppClient, list[tuple[str, str]]]]:
+    with app_client(app) as client:
+        yield client, app_routes(app)
+
+
+@pytest.fixture
+def tally(
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Counter[str]]:
+    """Counts this test's requests by status class and prints them when it ends."""
+    before = Counter(SENT)
+    yield SENT
+    sent = SENT - before
+    line = ", ".join(f"{key}: {sent[key]}" for key in ("1xx", "2xx", "3xx", "4xx", "5xx"))
+    with capsys.disabled():
+        print(f"\n{request.node.name}: {sent.total()} requests ({line})")
+
+
+STAFF_FORM_KEYS = ["older_than", "username", "password", "next", "mode", "lang", "digits", "text"]
+STAFF_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def staff_fuzz_client(
+    app: FastAPI, database: Database
+) -> Iterator[tuple[AppClient, str, list[tuple[str, str]]]]:
+    """Signed in as an admin, with this browser's CSRF token: the staff routes' own handlers
+    get the hostile input, not the sign-in redirect. (Not /staff/logout, which would end it.)"""
+    with database.session() as session:
+        session.add(StaffUser(username=ADMIN, password_hash=password_hash(), role="admin"))
+        session.add(StaffUser(username=VIEWER, password_hash=password_hash(), role="viewer"))
+    with app_client(app) as client:
+        signed_in(client, ADMIN)
+        match = STAFF_CSRF.search(client.get("/staff/admin").text)
+        assert match is not None
+        routes = [r for r in app_routes(app) if r[1].startswith("/staff/") and "logout" not in r[1]]
+        yield client, match.group(1), routes
+        assert client.get("/staff/admin").status_code == 200, "the requests were signed in"
+
+
+def staff_request(
+    client: AppClient, token: str, data: st.DataObject, routes: list[tuple[str, str]]
+) -> tuple[str, str, int]:
+    method, template = data.draw(st.sampled_from(routes), label="staff route")
+    path = fill_path(template, data.draw(st.one_of(odd_values, values), label="path filler"))
+    query = data.draw(
+        st.dictionaries(st.sampled_from(QUERY_KEYS), st.one_of(odd_values, values), max_size=4),
+        label="query",
+    )
+    url = path + (f"?{urlencode(query)}" if query else "")
+    if method == "GET":
+        response = client.get(url)
+    else:
+        form = data.draw(
+            st.dictionaries(st.sampled_from(STAFF_FORM_KEYS), odd_values, max_size=4), label="form"
+        )
+        response = client.post(url, data={"csrf_token": token, **form})
+    SENT[f"{response.status_code // 100}xx"] += 1
+    return method, url, response.status_code
+
+
+@settings(max_examples=60, **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_signed_in_staff_routes_never_get_a_500(
+    staff_fuzz_client: tuple[AppClient, str, list[tuple[str, str]]], data: st.DataObject
+) -> None:
+    client, token, routes = staff_fuzz_client
+    method, url, status = staff_request(client, token, data, routes)
+    assert status < 500, (method, url, status)
+
+
+@pytest.mark.slow
+@settings(max_examples=5_000, **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_signed_in_staff_routes_never_get_a_500_deep(
+    staff_fuzz_client: tuple[AppClient, str, list[tuple[str, str]]],
+    tally: Counter[str],
+    data: st.DataObject,
+) -> None:
+    client, token, routes = staff_fuzz_client
+    method, url, status = staff_request(client, token, data, routes)
+    assert status < 500, (method, url, status)
+
+
+@pytest.mark.parametrize("odd", ODD_IDS_AND_DATES)
+def test_every_staff_route_takes_each_odd_value_without_a_500(
+    staff_fuzz_client: tuple[AppClient, str, list[tuple[str, str]]], odd: str
+) -> None:
+    """Each listed value in every path parameter, every query key and every form field."""
+    client, token, routes = staff_fuzz_client
+    for method, template in routes:
+        url = fill_path(template, odd) + "?" + urlencode(dict.fromkeys(QUERY_KEYS, odd))
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.post(
+                url, data={"csrf_token": token, **dict.fromkeys(STAFF_FORM_KEYS, odd)}
+            )
+        assert response.status_code < 500, (method, url, response.status_code)
 
 
 @settings(max_examples=60, **FUZZ_SETTINGS)
@@ -304,7 +461,9 @@ def test_hostile_requests_never_get_a_500(
 @settings(max_examples=10_000, **FUZZ_SETTINGS)
 @given(data=st.data())
 def test_hostile_requests_never_get_a_500_deep(
-    fuzz_client: tuple[AppClient, list[tuple[str, str]]], data: st.DataObject
+    fuzz_client: tuple[AppClient, list[tuple[str, str]]],
+    tally: Counter[str],
+    data: st.DataObject,
 ) -> None:
     client, routes = fuzz_client
     check(client, data, routes)

@@ -14,7 +14,7 @@ from service.cli import _use_multiprocess_metrics
 def test_metric_files_live_in_memory_and_only_the_live_are_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # unset, and put back after the test
     root = Path("/dev/shm") / f"phoneline-metrics-{os.getuid()}"
     gone = root / "serve-999999999"  # a pid no process has
     gone.mkdir(parents=True, exist_ok=True)

@@ -209,3 +209,62 @@ def test_log_times_are_utc_iso_with_milliseconds(created: float) -> None:
     record.created = created
     line = json.loads(JsonFormatter().format(record))
     assert line["time"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
+def metrics_app(settings: object, **overrides: object) -> FastAPI:
+    from service.config import Settings
+    from service.main import create_app
+
+    assert isinstance(settings, Settings)
+    return create_app(settings.model_copy(update=overrides))
+
+
+def test_metrics_answer_loopback_which_the_other_tests_use(client: AppClient) -> None:
+    # The test transport's peer is 127.0.0.1: loopback, so let in with nothing else.
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize("forwarded", ["203.0.113.9", "127.0.0.1, 203.0.113.9"])
+def test_metrics_are_a_404_to_a_client_a_trusted_proxy_forwards(
+    client: AppClient, forwarded: str
+) -> None:
+    """An outside client behind the proxy (on loopback), even one that claims to be 127.0.0.1."""
+    response = client.get("/metrics", headers={"X-Forwarded-For": forwarded})
+    assert response.status_code == 404
+    assert "phoneline_" not in response.text
+
+
+def test_metrics_with_the_bearer_token(settings: object) -> None:
+    app = metrics_app(settings, metrics_token="s3cret-metrics-token")
+    outside = {"X-Forwarded-For": "203.0.113.9"}
+    with app_client(app) as client:
+        for authorization, status in [
+            ("Bearer s3cret-metrics-token", 200),
+            ("bearer s3cret-metrics-token", 200),
+            ("Bearer wrong-token", 404),
+            ("Bearer ", 404),
+            ("Basic s3cret-metrics-token", 404),
+        ]:
+            response = client.get("/metrics", headers={**outside, "Authorization": authorization})
+            assert response.status_code == status, authorization
+        latin1 = {**outside, "Authorization": b"Bearer s3cret-metrics-token\xe9"}
+        assert client.get("/metrics", headers=latin1).status_code == 404
+        assert "phoneline_http_request_duration_seconds" in client.get(
+            "/metrics", headers={**outside, "Authorization": "Bearer s3cret-metrics-token"}
+        ).text
+
+
+def test_no_token_configured_lets_no_bearer_in(settings: object) -> None:
+    with app_client(metrics_app(settings, metrics_token="")) as client:
+        response = client.get(
+            "/metrics", headers={"X-Forwarded-For": "203.0.113.9", "Authorization": "Bearer "}
+        )
+        assert response.status_code == 404
+
+
+def test_metrics_answer_peers_in_trusted_proxies_and_anyone_when_public(settings: object) -> None:
+    outside = {"X-Forwarded-For": "203.0.113.9"}
+    with app_client(metrics_app(settings, trusted_proxies="127.0.0.1,203.0.113.0/24")) as client:
+        assert client.get("/metrics", headers=outside).status_code == 200  # a listed network
+    with app_client(metrics_app(settings, metrics_public=True)) as client:
+        assert client.get("/metrics", headers=outside).status_code == 200

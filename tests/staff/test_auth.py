@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from service.db import Database
-from service.models import AuditEntry
-from service.staff.auth import SESSION_COOKIE, disable_staff
+from service.models import AuditEntry, StaffUser
+from service.staff.auth import SESSION_COOKIE, AccountError, disable_staff
 from tests.staff.conftest import (
     ADMIN,
     PASSWORD,
     VIEWER,
     Clock,
     csrf_of,
+    password_hash,
     post_form,
     sign_in,
     signed_in,
@@ -250,36 +253,6 @@ def test_viewers_see_no_admin_links(client: AppClient) -> None:
     assert 'href="/staff/audit"' not in page and 'href="/staff/admin"' not in page
 
 
-def test_throttled_after_five_failures_for_a_username(
-    client: AppClient, clock: Clock, database: Database
-) -> None:
-    for _ in range(5):
-        assert sign_in(client, VIEWER, "wrong password 123").status_code == 401
-    response = sign_in(client, VIEWER)  # even the right password
-    assert response.status_code == 429
-    assert "Too many failed sign-ins. Wait 15 minutes" in response.text
-    assert sign_in(client, ADMIN).status_code == 303  # another account is not locked
-    clock.advance(minutes=15, seconds=1)
-    assert sign_in(client, VIEWER).status_code == 303
-
-
-def test_a_success_clears_the_username_count(client: AppClient, clock: Clock) -> None:
-    for _ in range(4):
-        sign_in(client, VIEWER, "wrong password 123")
-    clock.advance(seconds=1)
-    assert sign_in(client, VIEWER).status_code == 303
-    clock.advance(seconds=1)
-    for _ in range(4):
-        assert sign_in(client, VIEWER, "wrong password 123").status_code == 401
-
-
-def test_throttled_after_twenty_failures_from_one_address(client: AppClient) -> None:
-    for n in range(20):
-        assert sign_in(client, f"guess{n}", "wrong password 123").status_code == 401
-    response = sign_in(client, VIEWER)
-    assert response.status_code == 429
-
-
 def test_session_lapses_after_thirty_idle_minutes(client: AppClient, clock: Clock) -> None:
     signed_in(client, VIEWER)
     clock.advance(minutes=29)
@@ -312,6 +285,60 @@ def test_disabling_an_account_ends_its_session_at_once(
         assert f"{VIEWER} is disabled." in response.text
         assert viewer.get("/staff/calls").status_code == 303
         assert [e.detail for e in audit(database, "disable-staff")] == [VIEWER]
+
+
+def test_an_admin_cannot_disable_themselves(client: AppClient, database: Database) -> None:
+    signed_in(client, ADMIN)
+    response = post_form(client, "/staff/admin", f"/staff/admin/staff/{ADMIN}/disable")
+    assert response.status_code == 409
+    assert "you cannot disable your own account; ask another administrator" in response.text
+    assert client.get("/staff/admin").status_code == 200  # still signed in, still an admin
+    assert audit(database, "disable-staff") == []
+
+
+def test_the_last_active_admin_cannot_be_disabled_from_the_dashboard(
+    staff_app: FastAPI, database: Database
+) -> None:
+    with database.session() as session:
+        session.add(StaffUser(username="bea", password_hash=password_hash(), role="admin"))
+    with app_client(staff_app) as ada, app_client(staff_app) as bea:
+        signed_in(ada, ADMIN)
+        signed_in(bea, "bea")
+        response = post_form(ada, "/staff/admin", "/staff/admin/staff/bea/disable")
+        assert response.status_code == 200 and "bea is disabled." in response.text
+        # bea's session has ended; ada is the last active admin and cannot go either.
+        assert bea.get("/staff/admin").status_code == 303
+    # ada is now the last active admin: not even another admin's request may disable her.
+    with database.session() as session, pytest.raises(AccountError, match="last active admin"):
+        disable_staff(session, ADMIN, by="bea")
+    assert [e.detail for e in audit(database, "disable-staff")] == ["bea"]
+
+
+def test_two_admins_disabling_each_other_at_once_leave_one(database: Database) -> None:
+    with database.session() as session:
+        session.add(StaffUser(username=ADMIN, password_hash=password_hash(), role="admin"))
+        session.add(StaffUser(username="bea", password_hash=password_hash(), role="admin"))
+    outcome: dict[str, str] = {}
+
+    def bea_disables_ada() -> None:
+        try:
+            with database.session() as session:
+                disable_staff(session, ADMIN, by="bea")
+            outcome["bea"] = "disabled ada"
+        except AccountError as error:
+            outcome["bea"] = str(error)
+
+    with database.session() as session:
+        disable_staff(session, "bea", by=ADMIN)  # ada's, not committed yet
+        other = threading.Thread(target=bea_disables_ada)
+        other.start()
+        other.join(timeout=0.5)
+        assert other.is_alive(), "bea's request waits for ada's to end"
+    other.join(timeout=10)
+    assert outcome["bea"].startswith("ada is the last active administrator")
+    with database.session(read_only=True) as session:
+        states = {u.username: u.disabled for u in session.scalars(select(StaffUser))}
+    assert states == {ADMIN: False, "bea": True}
 
 
 def test_a_forged_session_cookie_is_ignored(client: AppClient) -> None:

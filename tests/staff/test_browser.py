@@ -118,6 +118,21 @@ def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
         database.dispose()
 
 
+def csp_violations(page: object) -> list[str]:
+    """What Chromium reports to the console as refused by the Content-Security-Policy."""
+    from playwright.sync_api import ConsoleMessage, Page
+
+    assert isinstance(page, Page)
+    errors: list[str] = []
+
+    def keep(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            errors.append(message.text)
+
+    page.on("console", keep)
+    return errors
+
+
 class LiveTwilio:
     """What `Caller` needs from a client, against the live server: signed webhook posts."""
 
@@ -189,6 +204,7 @@ def test_staff_review_calls_in_a_browser(chromium: object, server: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     context = chromium.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
     page = context.new_page()
+    violations = csp_violations(page)
     try:
         # Signed out: the list sends us to the sign-in form, which brings us back.
         page.goto(server + "/staff/calls")
@@ -275,6 +291,13 @@ def test_staff_review_calls_in_a_browser(chromium: object, server: str) -> None:
         # Keyboard: the first Tab lands on the skip link.
         page.keyboard.press("Tab")
         expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+
+        # The stylesheet applied under the Content-Security-Policy, and nothing was refused.
+        header = page.locator("header.site")
+        assert header.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(15, 23, 42)"
+        page.goto(server + "/staff/no-such-page")
+        expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+        assert violations == [], violations
     finally:
         context.close()
 
@@ -286,6 +309,7 @@ def test_simulator_reaches_the_coordinator_in_a_browser(chromium: object, server
     ARTIFACTS.mkdir(exist_ok=True)
     context = chromium.new_context(viewport={"width": 1000, "height": 900})
     page = context.new_page()
+    violations = csp_violations(page)
     try:
         page.goto(server + "/staff/simulator")
         page.get_by_label("Username").fill(VIEWER)
@@ -302,5 +326,6 @@ def test_simulator_reaches_the_coordinator_in_a_browser(chromium: object, server
         expect(transcript).to_contain_text("[connects to +18048287999]")
         expect(page.get_by_role("button", name="no-answer")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "staff-simulator.png"), full_page=True)
+        assert violations == [], violations
     finally:
         context.close()

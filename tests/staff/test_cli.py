@@ -1,4 +1,4 @@
-"""`phoneline staff add|list|disable`."""
+"""`phoneline staff add|list|disable|enable` (and `purge`'s refusal of an age it cannot use)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.config import get_settings
 from service.db import Database
-from service.models import StaffUser
+from service.models import AuditEntry, StaffUser
 from service.staff.auth import sign_in
 from tests.staff.conftest import NOW
 
@@ -77,3 +77,55 @@ def test_a_username_is_taken_once(runner: CliRunner) -> None:
     result = runner.invoke(app, ["staff", "add", "ANN", "--password-stdin"], input=PASSWORD)
     assert result.exit_code == 1
     assert "there is already a staff account named 'ann'" in result.output
+
+
+def test_purge_refuses_an_age_past_a_century(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["purge", "--older-than", "99999999d"])
+    assert result.exit_code == 2
+    assert "at most 36500d" in result.output
+
+
+def add_account(runner: CliRunner, name: str, role: str = "viewer") -> None:
+    args = ["staff", "add", name, "--role", role, "--password-stdin"]
+    result = runner.invoke(app, args, input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+
+
+def audited(database: Database, action: str) -> list[tuple[str, str | None]]:
+    with database.session(read_only=True) as session:
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == action))
+        return [(entry.actor, entry.detail) for entry in entries]
+
+
+def test_the_last_active_admin_cannot_be_disabled(runner: CliRunner, database: Database) -> None:
+    add_account(runner, "grace", "admin")
+    result = runner.invoke(app, ["staff", "disable", "grace"])
+    assert result.exit_code == 1
+    assert (
+        "Not changed: grace is the last active administrator; add or enable another "
+        "administrator first." in result.output
+    )
+    assert "grace\tadmin\tactive" in runner.invoke(app, ["staff", "list"]).output
+    add_account(runner, "linus", "admin")
+    assert runner.invoke(app, ["staff", "disable", "grace"]).exit_code == 0
+    result = runner.invoke(app, ["staff", "disable", "linus"])  # now linus is the last one
+    assert result.exit_code == 1 and "linus is the last active administrator" in result.output
+    assert audited(database, "disable-staff") == [("system", "grace")]
+
+
+def test_enable_lets_a_disabled_account_sign_in_again(
+    runner: CliRunner, database: Database
+) -> None:
+    add_account(runner, "linus")
+    assert runner.invoke(app, ["staff", "disable", "linus"]).exit_code == 0
+    with database.session() as session:
+        assert sign_in(session, "linus", PASSWORD, "127.0.0.1", NOW).user is None
+    result = runner.invoke(app, ["staff", "enable", "linus"])
+    assert result.exit_code == 0 and "Enabled linus." in result.output
+    assert "linus\tviewer\tactive" in runner.invoke(app, ["staff", "list"]).output
+    with database.session() as session:
+        assert sign_in(session, "linus", PASSWORD, "127.0.0.2", NOW).user is not None
+    assert audited(database, "enable-staff") == [("system", "linus")]
+    result = runner.invoke(app, ["staff", "enable", "nobody"])
+    assert result.exit_code == 1
+    assert "Not changed: there is no staff account named 'nobody'." in result.output

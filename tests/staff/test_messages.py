@@ -141,3 +141,31 @@ def test_a_messages_csv_longer_than_one_chunk_streams_every_row(
     response = client.get("/staff/messages.csv")
     exported = list(csv.reader(io.StringIO(response.text)))
     assert [row[0] for row in exported[1:]] == [f"SMbulk{n:04d}" for n in range(count)]
+
+
+FORMULAS = [
+    " =1+1",
+    "\n=1+1",
+    "\r\n@SUM(A1)",
+    '\t =HYPERLINK("http://x")',
+    "\uff1d1+1",  # FULLWIDTH EQUALS SIGN
+    "\uff0b1",
+    "\uff0d1",
+    "\uff201",
+    "\u3000=1",  # an ideographic space first
+    "\tplain",
+    "\rplain",
+    "+1+1",
+    "-2",
+]
+PLAIN = ["1+1=2", "Hi =)", "a@b.example", "menu", "\nmenu"]
+
+
+@pytest.mark.parametrize("body", FORMULAS + PLAIN)
+def test_a_body_a_spreadsheet_could_take_for_a_formula_is_escaped(
+    client: AppClient, recorder: Recorder, body: str
+) -> None:
+    recorder.message_received("SMf1", TEXTER_A, LINE, body, at=NOW)
+    signed_in(client, VIEWER)
+    rows = list(csv.reader(io.StringIO(client.get("/staff/messages.csv").text)))
+    assert rows[1][-1] == ("'" + body if body in FORMULAS else body)
