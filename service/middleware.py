@@ -31,6 +31,9 @@ def _is_trusted(address: str, networks: tuple[Network, ...] | None) -> bool:
     return any(ip in network for network in networks)
 
 
+PEERS_REMEMBERED = 1024
+
+
 class TrustedProxies:
     """When the peer is one of TRUSTED_PROXIES, take the client address from X-Forwarded-For
     (the nearest address that is not itself a trusted proxy), the scheme from
@@ -44,14 +47,22 @@ class TrustedProxies:
     def __init__(self, app: ASGIApp, trusted: str) -> None:
         self.app = app
         self.networks = trusted_networks(trusted)
+        self._peers: dict[str, bool] = {}
+        """Peer address -> trusted (a proxy's address comes again with every request)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
-        if scope["type"] in ("http", "websocket") and client and _is_trusted(
-            client[0], self.networks
-        ):
+        if scope["type"] in ("http", "websocket") and client and self._trusted(client[0]):
             scope = self._forwarded(scope, client)
         await self.app(scope, receive, send)
+
+    def _trusted(self, peer: str) -> bool:
+        known = self._peers.get(peer)
+        if known is None:
+            known = _is_trusted(peer, self.networks)
+            if len(self._peers) < PEERS_REMEMBERED:
+                self._peers[peer] = known
+        return known
 
     def _forwarded(self, scope: Scope, client: tuple[str, int]) -> Scope:
         headers = _headers(scope["headers"])
