@@ -38,6 +38,7 @@ from service.staff.auth import (
 )
 from service.staff.export import calls_csv, messages_csv
 from service.staff.followups import router as follow_ups_router
+from service.staff.outbound import router as outbound_router
 from service.staff.headlines import MEASURES, headline_numbers, language_name, wait_text
 from service.staff.headlines import Range as HeadlineRange
 from service.staff.localtime import zone_of
@@ -74,6 +75,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/staff", route_class=StaffRoute)
 router.include_router(follow_ups_router)
+router.include_router(outbound_router)
 
 
 def _flow(request: Request) -> Flow | None:

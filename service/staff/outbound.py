@@ -1,0 +1,109 @@
+"""`/staff/outbound`: what the line sent or was asked to send on its own (press-8 texts, a long
+text's further parts, `CALL` call-backs): queued, sending, sent, failed, suppressed (the number
+opted out) and refused (the outbound policy: destination or caps), with Twilio's delivery
+status. Masked numbers; newest first; pages of PAGE_ROWS by id."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.db import ReadSessionDep
+from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from service.phone import mask
+from service.staff.queries import parse_id
+from service.staff.web import CurrentStaff, PageError, StaffRoute, render
+
+router = APIRouter(route_class=StaffRoute)
+
+PAGE_ROWS = 100
+KIND_LABELS = {OutboxKind.SMS.value: "Text", OutboxKind.CALL.value: "Call-back"}
+STATUS_LABELS = {
+    OutboxStatus.PENDING.value: "Queued",
+    OutboxStatus.SENDING.value: "Sending",
+    OutboxStatus.SENT.value: "Sent",
+    OutboxStatus.FAILED.value: "Failed",
+    OutboxStatus.SUPPRESSED.value: "Not sent: opted out",
+    OutboxStatus.REFUSED.value: "Not sent: refused by the outbound policy",
+}
+
+
+@dataclass(frozen=True)
+class OutboundFilters:
+    status: str | None
+    kind: str | None
+    before: int | None
+
+    @classmethod
+    def of(cls, request: Request) -> OutboundFilters:
+        params = request.query_params
+        status = params.get("status") or None
+        kind = params.get("kind") or None
+        raw_before = params.get("before") or ""
+        before = parse_id(raw_before) if raw_before else None
+        if status is not None and status not in STATUS_LABELS:
+            raise PageError(400, "Unknown status", "Choose a status from the list.")
+        if kind is not None and kind not in KIND_LABELS:
+            raise PageError(400, "Unknown kind", "Choose texts or call-backs.")
+        if raw_before and before is None:
+            raise PageError(400, "Bad page link", "That page link is not one this site wrote.")
+        return cls(status, kind, before)
+
+
+def outbound_rows(session: Session, filters: OutboundFilters) -> list[OutboxMessage]:
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(PAGE_ROWS)
+    if filters.status:
+        query = query.where(OutboxMessage.status == filters.status)
+    if filters.kind:
+        query = query.where(OutboxMessage.kind == filters.kind)
+    if filters.before:
+        query = query.where(OutboxMessage.id < filters.before)
+    return list(session.scalars(query))
+
+
+def last_day_counts(session: Session) -> Counter[tuple[str, str]]:
+    """(kind, status) -> rows queued in the last 24 hours."""
+    since = utcnow() - timedelta(hours=24)
+    rows = session.execute(
+        select(OutboxMessage.kind, OutboxMessage.status, func.count())
+        .where(OutboxMessage.created_at >= since)
+        .group_by(OutboxMessage.kind, OutboxMessage.status)
+    )
+    return Counter({(kind, status): int(count) for kind, status, count in rows})
+
+
+def first_line(row: OutboxMessage) -> str:
+    """What a text says (its first line); a call-back's TwiML is not shown."""
+    if row.kind != OutboxKind.SMS.value:
+        return ""
+    return row.body.splitlines()[0] if row.body else ""
+
+
+@router.get("/outbound", response_class=HTMLResponse)
+def outbound_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
+    filters = OutboundFilters.of(request)
+    rows = outbound_rows(session, filters)
+    params = {k: v for k, v in (("status", filters.status), ("kind", filters.kind)) if v}
+    next_page = None
+    if len(rows) == PAGE_ROWS:
+        next_page = "/staff/outbound?" + "&".join(
+            f"{k}={v}" for k, v in (params | {"before": str(rows[-1].id)}).items()
+        )
+    return render(
+        request,
+        "outbound.html",
+        rows=rows,
+        filters=filters,
+        counts=last_day_counts(session),
+        kinds=KIND_LABELS,
+        statuses=STATUS_LABELS,
+        mask=mask,
+        first_line=first_line,
+        next_page=next_page,
+    )
