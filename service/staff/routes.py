@@ -3,6 +3,7 @@ the simulator, the audit log and administration."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,6 +162,17 @@ def stylesheet() -> Response:
         STYLESHEET,
         media_type="text/css; charset=utf-8",
         headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+FAVICON = (Path(__file__).parent / "static" / "favicon.svg").read_text()
+
+
+@router.get("/favicon.svg")
+def favicon() -> Response:
+    """The tab's icon: a white handset on the header's navy."""
+    return Response(
+        FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
     )
 
 
@@ -457,6 +469,9 @@ def messages_export(request: Request, staff: CurrentStaff, session: SessionDep) 
     return _audited_csv(request, staff, session, "messages", filters.describe(), rows)
 
 
+UTF8_BOM = "\ufeff"
+
+
 def _audited_csv(
     request: Request,
     staff: Staff,
@@ -465,17 +480,20 @@ def _audited_csv(
     filters: str,
     rows: Iterator[str],
 ) -> Response:
-    """A streamed CSV download, written to the audit log as an export."""
+    """A streamed CSV download, written to the audit log as an export. `?for=excel` starts it
+    with a UTF-8 byte order mark, without which Excel reads the file as Windows-1252 and
+    garbles every accented letter (the Spanish texts)."""
+    excel = request.query_params.get("for") == "excel"
     record_audit(
         session,
         staff.username,
         "export",
-        f"{name}.csv, filters: {filters}",
+        f"{name}.csv{' (for Excel)' if excel else ''}, filters: {filters}",
         client_address=client_address(request),
     )
     stamp = clock_of(request)().strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        rows,
+        itertools.chain([UTF8_BOM], rows) if excel else rows,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
     )

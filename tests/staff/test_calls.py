@@ -126,6 +126,25 @@ def test_csv_rows_are_exact(client: AppClient, three_calls: None, database: Data
     assert (entry.actor, entry.detail) == (VIEWER, "calls.csv, filters: none")
 
 
+def test_the_excel_csv_starts_with_a_byte_order_mark(
+    client: AppClient, three_calls: None, database: Database
+) -> None:
+    signed_in(client, VIEWER)
+    page = client.get("/staff/calls?language=es")
+    assert 'href="/staff/calls.csv?language=es&amp;for=excel"' in page.text
+    excel = client.get("/staff/calls.csv?language=es&for=excel")
+    assert excel.status_code == 200
+    assert excel.content.startswith("\ufeff".encode())  # Excel then reads it as UTF-8
+    plain = client.get("/staff/calls.csv?language=es")
+    assert excel.content.removeprefix("\ufeff".encode()) == plain.content
+    assert not plain.content.startswith("\ufeff".encode())
+    with database.session(read_only=True) as session:
+        details = session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "export")
+        ).all()
+    assert "calls.csv (for Excel), filters: language=es" in details
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

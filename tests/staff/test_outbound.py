@@ -58,3 +58,12 @@ def test_odd_filters_are_a_400_page(client: AppClient) -> None:
 def test_signed_out_visitors_are_sent_to_sign_in(client: AppClient) -> None:
     response = client.get("/staff/outbound")
     assert response.status_code in (303, 401)
+
+
+def test_pages_name_their_icon_and_it_is_served(client: AppClient) -> None:
+    page = client.get("/staff/login")
+    assert '<link rel="icon" href="/staff/favicon.svg" type="image/svg+xml">' in page.text
+    icon = client.get("/staff/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.text.startswith("<svg")
