@@ -39,10 +39,10 @@ from service.staff.auth import (
 )
 from service.staff.export import calls_csv, messages_csv
 from service.staff.followups import router as follow_ups_router
-from service.staff.outbound import router as outbound_router
 from service.staff.headlines import MEASURES, headline_numbers, language_name, wait_text
 from service.staff.headlines import Range as HeadlineRange
-from service.staff.localtime import zone_of
+from service.staff.localtime import format_local, zone_of
+from service.staff.outbound import router as outbound_router
 from service.staff.outcomes import DIAL_COLOURS, DIAL_LABELS
 from service.staff.queries import (
     OUTCOMES,
@@ -574,6 +574,19 @@ def admin_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> 
 def disable_account(
     request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
+    if form.get("confirm") != "yes":
+        return render(
+            request,
+            "confirm.html",
+            heading=f"Disable {username}?",
+            consequence=(
+                f"{username} is signed out everywhere at once and cannot sign in again until "
+                "an administrator runs `phoneline staff enable`."
+            ),
+            action=f"/staff/admin/staff/{username}/disable",
+            fields={},
+            button=f"Yes, disable {username}",
+        )
     try:
         user = disable_staff(session, username, by=staff.username)
     except NoSuchAccount as error:
@@ -601,6 +614,21 @@ def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Res
         raise PageError(400, "Check the age", str(error)) from None
     if older_than < timedelta(days=1):
         raise PageError(400, "Check the age", "Purge keeps at least one day of records.")
+    if form.get("confirm") != "yes":
+        cutoff = clock_of(request)() - older_than
+        return render(
+            request,
+            "confirm.html",
+            heading="Purge old records?",
+            consequence=(
+                f"Every call and text from before "
+                f"{format_local(cutoff, zone_of(request), '%Y-%m-%d %H:%M %Z')} is deleted for "
+                "good; only the daily counts the charts draw are kept."
+            ),
+            action="/staff/admin/purge",
+            fields={"older_than": form.get("older_than", "")},
+            button="Yes, purge",
+        )
     report = purge(get_database(), older_than, now=clock_of(request)(), actor=staff.username)
     with get_database().session(read_only=True) as session:
         users = list_staff(session)

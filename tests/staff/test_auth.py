@@ -280,7 +280,9 @@ def test_disabling_an_account_ends_its_session_at_once(
     with app_client(staff_app) as viewer, app_client(staff_app) as admin:
         signed_in(viewer, VIEWER)
         signed_in(admin, ADMIN)
-        response = post_form(admin, "/staff/admin", f"/staff/admin/staff/{VIEWER}/disable")
+        response = post_form(
+            admin, "/staff/admin", f"/staff/admin/staff/{VIEWER}/disable", confirm="yes"
+        )
         assert response.status_code == 200
         assert f"{VIEWER} is disabled." in response.text
         assert viewer.get("/staff/calls").status_code == 303
@@ -289,7 +291,9 @@ def test_disabling_an_account_ends_its_session_at_once(
 
 def test_an_admin_cannot_disable_themselves(client: AppClient, database: Database) -> None:
     signed_in(client, ADMIN)
-    response = post_form(client, "/staff/admin", f"/staff/admin/staff/{ADMIN}/disable")
+    response = post_form(
+        client, "/staff/admin", f"/staff/admin/staff/{ADMIN}/disable", confirm="yes"
+    )
     assert response.status_code == 409
     assert "you cannot disable your own account; ask another administrator" in response.text
     assert client.get("/staff/admin").status_code == 200  # still signed in, still an admin
@@ -304,7 +308,7 @@ def test_the_last_active_admin_cannot_be_disabled_from_the_dashboard(
     with app_client(staff_app) as ada, app_client(staff_app) as bea:
         signed_in(ada, ADMIN)
         signed_in(bea, "bea")
-        response = post_form(ada, "/staff/admin", "/staff/admin/staff/bea/disable")
+        response = post_form(ada, "/staff/admin", "/staff/admin/staff/bea/disable", confirm="yes")
         assert response.status_code == 200 and "bea is disabled." in response.text
         # bea's session has ended; ada is the last active admin and cannot go either.
         assert bea.get("/staff/admin").status_code == 303
@@ -363,3 +367,23 @@ def test_odd_ids_get_a_404_page(client: AppClient) -> None:
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("text/html")
+
+
+def test_disable_and_purge_ask_first_and_do_nothing_until_confirmed(
+    client: AppClient, database: Database
+) -> None:
+    signed_in(client, ADMIN)
+    asked = post_form(client, "/staff/admin", f"/staff/admin/staff/{VIEWER}/disable")
+    assert asked.status_code == 200
+    assert f"Disable {VIEWER}?" in asked.text and f"Yes, disable {VIEWER}" in asked.text
+    assert 'name="confirm" value="yes"' in asked.text and 'href="/staff/admin">Cancel' in asked.text
+    assert audit(database, "disable-staff") == []
+    with database.session(read_only=True) as session:
+        user = session.scalars(select(StaffUser).where(StaffUser.username == VIEWER)).one()
+        assert not user.disabled
+    asked = post_form(client, "/staff/admin", "/staff/admin/purge", older_than="30d")
+    assert "Purge old records?" in asked.text and "is deleted for good" in asked.text
+    assert 'name="older_than" value="30d"' in asked.text
+    assert audit(database, "purge") == []
+    done = post_form(client, "/staff/admin", f"/staff/admin/staff/{VIEWER}/disable", confirm="yes")
+    assert f"{VIEWER} is disabled." in done.text

@@ -107,7 +107,7 @@ def test_page_links_the_pages_write_are_read_back(admin: AppClient, recorder: Re
 
 @pytest.mark.parametrize("age", ["99999999d", "9" * 30 + "d", "876001h", "\u0669\u0660d", "-1d"])
 def test_purge_refuses_an_age_it_cannot_use(admin: AppClient, database: Database, age: str) -> None:
-    response = post_form(admin, "/staff/admin", "/staff/admin/purge", older_than=age)
+    response = post_form(admin, "/staff/admin", "/staff/admin/purge", older_than=age, confirm="yes")
     assert response.status_code == 400
     assert "Check the age" in response.text
     assert ("at most 36500d" in response.text) == (age in ("99999999d", "876001h"))
@@ -126,7 +126,7 @@ def test_nul_and_control_characters_never_reach_the_database(
     """PostgreSQL refuses text with NUL in it: such a CallSid or username is simply not found."""
     for path in ("/staff/calls/CAodd0001%00", "/staff/calls/CA%0Aodd"):
         assert admin.get(path).status_code == 404, path
-    response = post_form(admin, "/staff/admin", "/staff/admin/staff/v%00ic/disable")
+    response = post_form(admin, "/staff/admin", "/staff/admin/staff/v%00ic/disable", confirm="yes")
     assert response.status_code == 404
     assert "No such account" in response.text
     token = csrf_of(admin.get("/staff/login"))

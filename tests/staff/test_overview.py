@@ -92,7 +92,9 @@ def test_an_admin_purges_from_the_dashboard_and_it_is_audited(
 ) -> None:
     seed(recorder)
     signed_in(client, ADMIN)
-    response = post_form(client, "/staff/admin", "/staff/admin/purge", older_than="5d")
+    response = post_form(
+        client, "/staff/admin", "/staff/admin/purge", older_than="5d", confirm="yes"
+    )
     assert response.status_code == 200
     assert "2 calls" in response.text
     audit = plain(client.get("/staff/audit").text)
@@ -101,5 +103,7 @@ def test_an_admin_purges_from_the_dashboard_and_it_is_audited(
     # The purged calls are gone from the list, the overview still counts them.
     assert "CAold0" not in client.get("/staff/calls.csv").text
     assert "2026-11-14 2 1" in plain(client.get("/staff/").text)
-    bad = post_form(client, "/staff/admin", "/staff/admin/purge", older_than="forever")
+    bad = post_form(
+        client, "/staff/admin", "/staff/admin/purge", older_than="forever", confirm="yes"
+    )
     assert bad.status_code == 400
