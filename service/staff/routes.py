@@ -42,6 +42,7 @@ from service.staff.followups import router as follow_ups_router
 from service.staff.headlines import MEASURES, headline_numbers, language_name, wait_text
 from service.staff.headlines import Range as HeadlineRange
 from service.staff.localtime import format_local, zone_of
+from service.staff.numbers import router as numbers_router
 from service.staff.outbound import router as outbound_router
 from service.staff.outcomes import DIAL_COLOURS, DIAL_LABELS
 from service.staff.queries import (
@@ -77,6 +78,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/staff", route_class=StaffRoute)
 router.include_router(follow_ups_router)
 router.include_router(outbound_router)
+router.include_router(numbers_router)
 
 
 def _flow(request: Request) -> Flow | None:
