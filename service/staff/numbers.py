@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from service.db import ReadSessionDep
 from service.models import Call, Conversation, Message, OutboxMessage
 from service.phone import mask
+from service.staff.outbound import STATUS_LABELS
 from service.staff.outcomes import outcome_label
 from service.staff.queries import parse_id, redact_numbers
 from service.staff.web import CurrentStaff, PageError, StaffRoute, render
@@ -119,6 +120,7 @@ def number_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) 
         sent=sent,
         outcome_label=outcome_label,
         redact=redact_numbers,
+        statuses=STATUS_LABELS,
     )
 
 

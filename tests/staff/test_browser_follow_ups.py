@@ -214,3 +214,46 @@ def test_a_follow_up_from_missed_call_to_closed_in_a_browser(chromium: object, l
     finally:
         context.close()
         twilio.http.close()
+
+
+def test_outbound_and_one_numbers_page_in_a_browser(chromium: object, live: Live) -> None:  # noqa: F811
+    """Press 8 from a mobile (queued) and from a spoofed Nigerian mobile (refused by the
+    outbound policy); staff find both on /staff/outbound and find the first by its last four
+    digits; every page legible at 390 px."""
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(chromium, Browser)
+    ARTIFACTS.mkdir(exist_ok=True)
+    twilio = LiveTwilio(live.url)
+    for sid, caller in (("CA" + "e" * 32, CALLER_A), ("CA" + "f" * 32, "+2348031234567")):
+        call = Caller(twilio, call_sid=sid, caller=caller)  # type: ignore[arg-type]
+        call.call()
+        call.press("8")
+        assert call.hang_up("30") == 204
+    context = chromium.new_context(viewport={"width": WIDTHS[0], "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(live.url + "/staff/outbound")
+        page.get_by_label("Username").fill(NAVIGATOR)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        wait_for(page, live.url + "/staff/outbound", "country not allowed")
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Texts and call-backs the line sent"
+        )
+        expect(page.locator("tbody").last).to_contain_text(
+            "Not sent: refused by the outbound policy"
+        )
+        expect(page.locator("tbody").last).to_contain_text("Queued")
+        screenshots(page, "outbound")
+
+        page.get_by_role("link", name="Find a number").click()
+        page.get_by_label("Last four digits, CallSid or MessageSid").fill("1234")
+        page.get_by_role("button", name="Find").click()
+        page.get_by_role("link", name="•••-•••-1234").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Everything from •••-•••-1234")
+        assert CALLER_A not in page.content()
+        screenshots(page, "number")
+    finally:
+        context.close()
+        twilio.http.close()

@@ -49,7 +49,7 @@ def test_last_four_digits_find_each_number_and_its_page_has_everything(
     assert PATIENT not in text and "804 555 1001" not in text  # masked; bodies redacted
     assert text.count('href="/staff/calls/') == 2  # its two calls, not the other person's
     assert "call me at" in text
-    assert "Text" in text and "pending" in text  # the text the line queued
+    assert "Text" in text and "Queued" in text  # the text the line queued
 
 
 def test_a_sid_goes_straight_to_its_call_or_conversation(
