@@ -299,3 +299,26 @@ def wait_for(condition: object, what: str, timeout: float = 15) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_call_nothing_more_is_heard_of_ends_unknown_never_in_progress(
+    spools: list[Spool], tmp_path: Path, switch: Switch, database: Database
+) -> None:
+    """The last resort after reconciliation (UNKNOWN_AFTER, 4 h; a second here)."""
+    import time
+
+    from service.models import Call
+
+    spool = new_spool(
+        spools, tmp_path, switch, unknown_after=timedelta(seconds=1), settle_every=0.05
+    )
+    assert spool.submit(a_call(7))
+    assert spool.drain(10)
+    deadline = time.monotonic() + 15
+    while True:
+        with database.session(read_only=True) as session:
+            outcome = session.scalar(select(Call.outcome))
+        if outcome != "in-progress" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert outcome == "unknown"
