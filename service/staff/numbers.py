@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.channels.signature import CALL_SID, MESSAGE_SID
 from service.db import ReadSessionDep
 from service.models import Call, Conversation, Message, OutboxMessage
 from service.phone import mask
@@ -24,8 +25,6 @@ from service.staff.web import CurrentStaff, PageError, StaffRoute, render
 router = APIRouter(route_class=StaffRoute)
 
 LAST_FOUR = re.compile(r"[0-9]{4}")
-CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
-MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
 ROWS = 100
 
 
