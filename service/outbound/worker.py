@@ -8,7 +8,10 @@ One tick (`Worker.run_once`):
    and marks it sent with Twilio's SID (when the database does not take the mark, the spool
    keeps it, fsync'd, and writes it later); a retryable failure (5xx, 429, timeout, connection) is
    tried again after an exponential backoff, up to `max_attempts`; a permanent one (4xx) fails
-   the row at once; either way the error is kept on the row.
+   the row at once; either way the error is kept on the row. Anything unexpected while handling
+   one row (a socket error the HTTP client does not wrap, a bug) is a retryable failure of that
+   row alone: the rest of the batch still goes, and the retry asks Twilio first whether it has
+   the text already.
 
 Background sending on SQLite runs in one process only (see `phoneline serve --workers`).
 Log lines name outbox row ids, never phone numbers or bodies.
@@ -172,7 +175,12 @@ class Worker:
             log.warning("outbox claim failed: %s", describe_error(error))
             return report
         for row in rows:
-            self._handle(row, report)
+            try:
+                self._handle(row, report)
+            except Exception as error:  # a bug or a broken socket: this row waits, no other does
+                log.exception("outbox %d: unexpected failure", row.id)
+                unexpected = SendError(f"unexpected: {type(error).__name__}", retryable=True)
+                self._failed(row, unexpected, report)
         if time.monotonic() >= self._next_reconcile:
             self._next_reconcile = time.monotonic() + self.reconcile_every
             self.reconcile()

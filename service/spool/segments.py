@@ -28,6 +28,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SUFFIX = ".spool"
+CLOSED = -1
+"""The `fd` of a segment that has been let go of."""
 
 
 @dataclass
@@ -67,8 +69,13 @@ class Segment:
             self.synced = size
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        """Let go of the file; once only. A second `os.close` of the same number would close
+        whatever the process opened since under that number: another thread's socket to
+        Twilio or to the database."""
+        fd, self.fd = self.fd, CLOSED
+        if fd != CLOSED:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def remove(self) -> None:
         """Delete the file, then let go of it."""

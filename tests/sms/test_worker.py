@@ -332,3 +332,28 @@ def test_sends_and_failures_are_counted_and_logged_without_numbers_or_bodies(
     assert "secret" not in caplog.text
     assert TEXTER not in caplog.text
     assert "5550123" not in caplog.text
+
+
+def test_an_unexpected_error_on_one_row_retries_that_row_and_sends_the_rest(
+    database: Database, settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    first = queue_text(database, "first")
+    second = queue_text(database, "second", to="+18045550124")
+    worker = worker_for(database, settings, fake_twilio)
+    send = worker.sender.send_sms
+    broken = [True]
+
+    def send_sms(to: str, *args: object) -> str:
+        if broken.pop() if broken else False:
+            raise OSError(9, "Bad file descriptor")  # what a socket closed under it raised
+        return send(to, *args)  # type: ignore[arg-type]
+
+    worker.sender.send_sms = send_sms  # type: ignore[method-assign]
+    report = worker.run_once()
+    assert (report.retried, report.sent) == (1, 1)
+    waiting = row(database, first)
+    assert (waiting.status, waiting.last_error) == ("pending", "unexpected: OSError")
+    assert row(database, second).status == "sent"
+    assert worker.run_once().sent == 1  # asked Twilio first (it had not got it), then sent
+    assert row(database, first).status == "sent"
+    assert [r.form["Body"] for r in fake_twilio.texts()] == ["second", "first"]

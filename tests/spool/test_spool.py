@@ -287,7 +287,7 @@ def die(spool: Spool) -> None:
     if spool._thread is not None:
         spool._thread.join(5)
     for segment in segments:
-        os.close(segment.fd)
+        segment.close()
 
 
 def wait_for(condition: object, what: str, timeout: float = 15) -> None:
