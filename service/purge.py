@@ -10,12 +10,13 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from service.audit import SYSTEM_ACTOR, record_audit
+from service.config import get_settings
 from service.db import Database, upsert
 from service.models import (
     Call,
@@ -30,6 +31,7 @@ from service.models import (
     OutboxStatus,
     utcnow,
 )
+from service.staff.localtime import zone_named
 
 DEFAULT_BATCH_SIZE = 1000
 
@@ -86,7 +88,9 @@ def _add_counts(session: Session, counts: Counter[AggregateKey]) -> None:
         )
 
 
-def _purge_calls(session: Session, cutoff: datetime, batch_size: int) -> tuple[int, int]:
+def _purge_calls(
+    session: Session, cutoff: datetime, batch_size: int, zone: tzinfo
+) -> tuple[int, int]:
     rows: Sequence[tuple[int, datetime, str, str | None, str | None]] = session.execute(
         select(Call.id, Call.started_at, Call.outcome, Call.transferred_contact, Call.dial_outcome)
         .where(Call.started_at < cutoff)
@@ -97,7 +101,7 @@ def _purge_calls(session: Session, cutoff: datetime, batch_size: int) -> tuple[i
         return 0, 0
     counts: Counter[AggregateKey] = Counter()
     for _, started_at, outcome, contact, dial_outcome in rows:
-        day = started_at.date()
+        day = started_at.astimezone(zone).date()
         counts[(day, Channel.VOICE, Metric.CALLS, "")] += 1
         counts[(day, Channel.VOICE, Metric.OUTCOME, outcome)] += 1
         if contact:
@@ -112,7 +116,7 @@ def _purge_calls(session: Session, cutoff: datetime, batch_size: int) -> tuple[i
     return len(ids), events
 
 
-def _purge_messages(session: Session, cutoff: datetime, batch_size: int) -> int:
+def _purge_messages(session: Session, cutoff: datetime, batch_size: int, zone: tzinfo) -> int:
     rows = session.execute(
         select(Message.id, Message.created_at, Message.direction)
         .where(Message.created_at < cutoff)
@@ -124,13 +128,15 @@ def _purge_messages(session: Session, cutoff: datetime, batch_size: int) -> int:
     counts: Counter[AggregateKey] = Counter()
     for _, created_at, direction in rows:
         metric = Metric.MESSAGES_IN if direction == Direction.IN else Metric.MESSAGES_OUT
-        counts[(created_at.date(), Channel.SMS, metric, "")] += 1
+        counts[(created_at.astimezone(zone).date(), Channel.SMS, metric, "")] += 1
     _add_counts(session, counts)
     session.execute(delete(Message).where(Message.id.in_([row[0] for row in rows])))
     return len(rows)
 
 
-def _purge_conversations(session: Session, cutoff: datetime, batch_size: int) -> int:
+def _purge_conversations(
+    session: Session, cutoff: datetime, batch_size: int, zone: tzinfo
+) -> int:
     ids = list(
         session.scalars(
             select(Conversation.id)
@@ -146,7 +152,7 @@ def _purge_conversations(session: Session, cutoff: datetime, batch_size: int) ->
     return len(ids)
 
 
-def _purge_outbox(session: Session, cutoff: datetime, batch_size: int) -> int:
+def _purge_outbox(session: Session, cutoff: datetime, batch_size: int, zone: tzinfo) -> int:
     finished = [OutboxStatus.SENT.value, OutboxStatus.FAILED.value, OutboxStatus.SUPPRESSED.value]
     ids = list(
         session.scalars(
@@ -167,16 +173,20 @@ def purge(
     batch_size: int = DEFAULT_BATCH_SIZE,
     now: datetime | None = None,
     actor: str = SYSTEM_ACTOR,
+    zone: tzinfo | None = None,
 ) -> PurgeReport:
     """Delete calls (with their events), messages, idle conversations and finished outbox rows
     older than `older_than`, `batch_size` rows per transaction, counting calls and texts into
-    daily_aggregates first; then write an audit entry."""
+    daily_aggregates first, by the clinic's day (`zone`, default TIMEZONE: the charts draw
+    the clinic's days); then write an audit entry."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if zone is None:
+        zone = zone_named(get_settings().timezone)
     report = PurgeReport(cutoff=(now or utcnow()) - older_than)
     while True:
         with database.session() as session:
-            calls, events = _purge_calls(session, report.cutoff, batch_size)
+            calls, events = _purge_calls(session, report.cutoff, batch_size, zone)
         if not calls:
             break
         report.calls += calls
@@ -189,7 +199,7 @@ def purge(
     ):
         while True:
             with database.session() as session:
-                count = purge_step(session, report.cutoff, batch_size)
+                count = purge_step(session, report.cutoff, batch_size, zone)
             if not count:
                 break
             setattr(report, field, getattr(report, field) + count)

@@ -631,7 +631,13 @@ def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Res
             fields={"older_than": form.get("older_than", "")},
             button="Yes, purge",
         )
-    report = purge(get_database(), older_than, now=clock_of(request)(), actor=staff.username)
+    report = purge(
+        get_database(),
+        older_than,
+        now=clock_of(request)(),
+        actor=staff.username,
+        zone=zone_of(request),
+    )
     with get_database().session(read_only=True) as session:
         users = list_staff(session)
     return render(request, "admin.html", users=users, message=report.summary().capitalize())

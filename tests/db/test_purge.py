@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, func, select, update
@@ -145,6 +146,24 @@ def test_purge_deletes_old_rows_in_batches_and_keeps_daily_counts(history: Datab
         audit = session.scalars(select(AuditEntry)).one()
     assert (audit.actor, audit.action) == ("system", "purge")
     assert "25 calls" in (audit.detail or "")
+
+
+def test_purged_rows_are_counted_on_the_clinics_day(history: Database) -> None:
+    """The charts draw the clinic's days (TIMEZONE): a purged call or text is counted on the
+    day it happened there, not in UTC. 10:00 UTC on 1 July is already 2 July in Kiribati, and
+    23:30 UTC on 2 July is 3 July; in New York (the default) both stay on their UTC day."""
+    purge(history, timedelta(days=90), now=NOW, zone=ZoneInfo("Pacific/Kiritimati"))
+
+    day_counts = {
+        (day, metric): count
+        for (day, channel, metric, key), count in aggregates(history).items()
+        if metric in ("calls", "messages_in")
+    }
+    assert day_counts == {
+        (date(2026, 7, 2), "calls"): 10,
+        (date(2026, 7, 3), "calls"): 15,
+        (date(2026, 7, 2), "messages_in"): 4,
+    }
 
 
 def test_purging_again_adds_to_the_same_daily_counts(history: Database, recorder: Recorder) -> None:

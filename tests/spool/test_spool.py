@@ -4,7 +4,6 @@ exactly once (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
