@@ -400,10 +400,20 @@ class Spool:
                 log.error("the spool cannot fsync %s: %s", segment.name, error)
 
     def _write_queue(self) -> bool:
-        """Write what waits in memory, a batch at a time; False when the database refused."""
+        """Write what waits in memory, a batch at a time; False when the database refused.
+
+        After the first batch, only full batches (a backlog) are written at once: the few
+        records that came in while a batch was written wait `linger` for more. Chasing them
+        wrote a tail of tiny transactions after every batch (on PostgreSQL, whose round trips
+        let more arrive meanwhile, three times as many as on SQLite: 3 ms of fixed work
+        each, which had made its CPU per webhook 2.3 times the minimal app's)."""
+        first = True
         while True:
             with self._lock:
+                if not first and len(self._queue) < self.max_batch:
+                    return True
                 batch = [self._queue[i] for i in range(min(self.max_batch, len(self._queue)))]
+            first = False
             if not batch:
                 return True
             done = self._write(batch)
