@@ -26,6 +26,7 @@ from service.logs import RequestLog
 from service.middleware import LimitBodySize, TrustedProxies
 from service.ops import router as ops_router
 from service.outbound import limits
+from service.outbound.call_backs import WEBHOOKS as call_back_webhooks
 from service.outbound.worker import background_sender
 from service.serving import drain_before_shutdown
 from service.spool.spool import Spool
@@ -122,7 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Twilio's webhooks take the raw form and answer TwiML: FastAPI's dependency injection and
     # validation would have nothing to do, yet cost more than the rest of a webhook's answer
     # (bench/README.md). So they are plain Starlette routes on the app, matched first.
-    for path, endpoint in (*voice_webhooks.items(), *sms_webhooks.items()):
+    webhooks = (*voice_webhooks.items(), *sms_webhooks.items(), *call_back_webhooks.items())
+    for path, endpoint in webhooks:
         app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
     app.include_router(ops_router)
     app.include_router(staff_router)

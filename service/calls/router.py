@@ -22,6 +22,7 @@ from service.calls import position_url
 from service.calls.facts import TWILIO_CALL_STATUSES, StatusReported, duration_of
 from service.calls.voice_call import TextQueue, Webhook, take_turn, turn_facts
 from service.channels import voice
+from service.channels.form import form_field
 from service.channels.signature import public_url, verified_form
 from service.config import Settings
 from service.flowengine import Flow
@@ -59,8 +60,8 @@ async def call_status(request: Request) -> Response:
     """`POST /twilio/voice/status`: Twilio's call status callback (best-effort, may repeat,
     unordered): the call's end and duration. Repeats change nothing (`service.calls.facts`)."""
     form = await verified_form(request, "CallSid")
-    sid = _field(form, "CallSid")
-    status = _field(form, "CallStatus").lower()
+    sid = form_field(form, "CallSid")
+    status = form_field(form, "CallStatus").lower()
     if not sid or not status:
         raise HTTPException(400, "CallSid and CallStatus are required")
     if status not in TWILIO_CALL_STATUSES:
@@ -72,9 +73,9 @@ async def call_status(request: Request) -> Response:
         sid,
         clock(),
         status,
-        duration=duration_of(_field(form, "CallDuration")),
-        caller=_field(form, "From") or None,
-        called=_field(form, "To") or None,
+        duration=duration_of(form_field(form, "CallDuration")),
+        caller=form_field(form, "From") or None,
+        called=form_field(form, "To") or None,
     )
     _spool(request).submit([report])
     return Response(status_code=204)
@@ -107,11 +108,11 @@ def _spool(request: Request) -> Spool:
 
 
 def _fallback(request: Request, form: FormData) -> Response:
-    caller_id = voice.caller_id_for(_field(form, "From"), _field(form, "To"))
-    return _twiml(voice.fallback(_coordinator_number(request), caller_id))
+    caller_id = voice.caller_id_for(form_field(form, "From"), form_field(form, "To"))
+    return _twiml(voice.fallback(coordinator_number(request), caller_id))
 
 
-def _coordinator_number(request: Request) -> str:
+def coordinator_number(request: Request) -> str:
     flow: Flow | None = getattr(request.app.state, "flow", None)
     if flow is not None:
         operator = flow.contacts.get(flow.operator)
@@ -127,11 +128,6 @@ def _base_url(request: Request) -> str:
         return settings.public_base_url.rstrip("/")
     parts = urlsplit(public_url(request, settings))
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip()[:64] if isinstance(value, str) else ""
 
 
 def _twiml(body: str) -> Response:

@@ -53,8 +53,11 @@ class Sender(Protocol):
         """Send one text; returns its MessageSid."""
         ...
 
-    def place_call(self, to: str, from_: str | None, twiml: str) -> str:
-        """Place a call that runs `twiml` when answered; returns its CallSid."""
+    def place_call(
+        self, to: str, from_: str | None, twiml: str, status_callback: str | None = None
+    ) -> str:
+        """Place a call that runs `twiml` when answered; returns its CallSid. Twilio posts the
+        call's final status to `status_callback`."""
         ...
 
     def find_sent(
@@ -166,11 +169,16 @@ class TwilioSender:
             ended_at=call.end_time,
         )
 
-    def place_call(self, to: str, from_: str | None, twiml: str) -> str:
+    def place_call(
+        self, to: str, from_: str | None, twiml: str, status_callback: str | None = None
+    ) -> str:
         caller_id = from_ or self.settings.twilio_from_number
         if not caller_id:
             raise SendError("no number to call from: set TWILIO_FROM_NUMBER", retryable=False)
-        return self._call(lambda: self.client.calls.create(to=to, from_=caller_id, twiml=twiml))
+        options = {"status_callback": status_callback} if status_callback else {}
+        return self._call(
+            lambda: self.client.calls.create(to=to, from_=caller_id, twiml=twiml, **options)
+        )
 
     @staticmethod
     def _call(create: Any, *, require_sid: bool = True) -> str:
@@ -220,6 +228,23 @@ def status_callback_url(settings: Settings, outbox_id: int | None = None) -> str
     if not base:
         return None
     return f"{base}/twilio/sms/status" + (f"?outbox={outbox_id}" if outbox_id else "")
+
+
+OUTBOX_MARK = "{outbox}"
+"""Where a call-back's TwiML names its outbox row (in the URL of its dial's action): the row's
+id, put in by the worker when it places the call (the TwiML is written before the row has one)."""
+
+
+def call_back_urls(settings: Settings) -> tuple[str | None, str | None]:
+    """(status callback, dial action) of a call-back, each naming its outbox row with
+    OUTBOX_MARK; (None, None) without PUBLIC_BASE_URL (Twilio could not reach them)."""
+    base = settings.public_base_url.rstrip("/")
+    if not base:
+        return None, None
+    return (
+        f"{base}/twilio/call-back/status?outbox={OUTBOX_MARK}",
+        f"{base}/twilio/call-back/dial?outbox={OUTBOX_MARK}",
+    )
 
 
 def credentials_configured(settings: Settings) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from urllib.parse import urlencode
 from xml.sax.saxutils import quoteattr
 
 from twilio.twiml.voice_response import Gather, Say, VoiceResponse
@@ -168,22 +169,44 @@ def fallback(number: str, caller_id: str | None = None) -> str:
     return _xml(response)
 
 
-def call_back_twiml(contact: Contact, lang: str, program: str | None = None) -> str:
+def call_back_twiml(
+    contact: Contact, lang: str, program: str | None = None, *, after_dial: str | None = None
+) -> str:
     """TwiML for a call placed to a texter who asked to be called (CALL): before it connects,
     it says who is calling and why; then it dials that contact's lines at once (the first to
     answer takes it), in the voice line's voices. After the dial (unanswered, or after the
-    conversation) the caller hears the number to call, twice, and a goodbye."""
+    conversation) the caller hears the number to call, twice, and a goodbye: from this
+    document, or, with `after_dial` (the dial's action URL), from the answer to that request,
+    which also tells the line whether the contact answered."""
     response = VoiceResponse()
     name = contact.name[lang]
     intro = phrase(lang, "call_back_intro", program=program or phrase(lang, "program"), name=name)
     say(response, intro, lang)
-    dial = response.dial(timeout=DIAL_TIMEOUT_SECONDS)
+    if after_dial is None:
+        dial = response.dial(timeout=DIAL_TIMEOUT_SECONDS)
+    else:
+        query = urlencode({"contact": contact.id, "lang": lang})
+        dial = response.dial(timeout=DIAL_TIMEOUT_SECONDS, action=f"{after_dial}&{query}")
     for number in contact.numbers:
         dial.number(number)
+    if after_dial is None:
+        _after_call_back_dial(response, contact, lang)
+    return _xml(response)
+
+
+def after_call_back_dial_twiml(contact: Contact, lang: str) -> str:
+    """The answer to a call-back's dial action (see `call_back_twiml`)."""
+    response = VoiceResponse()
+    _after_call_back_dial(response, contact, lang)
+    return _xml(response)
+
+
+def _after_call_back_dial(response: VoiceResponse, contact: Contact, lang: str) -> None:
+    """What a called-back texter hears once the dial is over: the number to call, twice, and
+    a goodbye."""
     for line in numbers_read_aloud(contact, lang, "call_them_at", range(len(contact.numbers))):
         say(response, line, lang)
     say(response, phrase(lang, "goodbye"), lang)
-    return _xml(response)
 
 
 def caller_id_for(caller: str | None, called: str | None) -> str | None:

@@ -7,10 +7,13 @@ created_at) and files each new trigger as a source of the number's open item:
 - a call whose transfer was not answered (outcome not-answered: busy, no-answer, failed);
 - a call-back asked for from the voice menu (a `callback_request` call event);
 - a text that asked for a person, or a second text within a day that was not understood;
-- a `CALL` call-back whose outbox row failed.
+- a `CALL` call-back that could not be placed (its outbox row failed), that the texter did not
+  answer (busy, no-answer, failed, canceled), or whose dial to the person it called was not
+  answered (Twilio's reports on the row: `service/outbound/call_backs.py`).
 
-A trigger followed by a call of the same number that reached a person is not filed; an open
-item whose number reached a person at or after its last attempt is closed (`reached-a-person`).
+A trigger followed by a call of the same number that reached a person (or a call-back whose
+dial was answered) is not filed; an open item whose number reached a person at or after its
+last attempt is closed (`reached-a-person`).
 
 Idempotent and safe with several processes: a source is unique by (kind, ref_id) and a number
 has at most one open item (unique `open_phone`); both are written with INSERT ... ON CONFLICT DO
@@ -25,7 +28,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, exists, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from service.db import upsert
@@ -53,6 +67,10 @@ LOOKBACK = timedelta(days=7)
 NOT_UNDERSTOOD_WITHIN = timedelta(hours=24)
 """A text not understood is a follow-up when another one of the number's came within this."""
 SYSTEM = "system"
+CALL_NOT_ANSWERED = ("busy", "no-answer", "failed", "canceled")
+"""A call-back's final CallStatus when the texter did not pick up."""
+DIAL_ANSWERED = ("completed", "answered")
+"""A call-back's DialCallStatus when the person it put the texter through to picked up."""
 
 
 @dataclass(frozen=True)
@@ -184,12 +202,26 @@ def _failed_call_backs(session: Session, since: datetime) -> Iterator[Trigger]:
         .limit(1)
         .scalar_subquery()
     )
+    not_answered = or_(
+        OutboxMessage.status == OutboxStatus.FAILED.value,
+        and_(
+            OutboxMessage.status == OutboxStatus.SENT.value,
+            or_(
+                OutboxMessage.call_status.in_(CALL_NOT_ANSWERED),
+                and_(
+                    OutboxMessage.call_status == "completed",
+                    OutboxMessage.dial_status.is_not(None),
+                    OutboxMessage.dial_status.not_in(DIAL_ANSWERED),
+                ),
+            ),
+        ),
+    )
     query = select(
         OutboxMessage.id, OutboxMessage.to_number, OutboxMessage.created_at, language
     ).where(
         OutboxMessage.created_at >= since,
         OutboxMessage.kind == OutboxKind.CALL.value,
-        OutboxMessage.status == OutboxStatus.FAILED.value,
+        not_answered,
         _not_filed(FollowUpSourceKind.OUTBOX, OutboxMessage.id),
     )
     for outbox_id, phone, created_at, lang in session.execute(query):
@@ -217,14 +249,26 @@ def find_triggers(session: Session, since: datetime) -> list[Trigger]:
 def reached_a_person_since(session: Session, phone: str, since: datetime) -> bool:
     return bool(
         session.scalar(
-            select(
-                exists().where(
-                    Call.caller == phone,
-                    Call.started_at >= since,
-                    Call.outcome == CallOutcome.REACHED.value,
-                )
-            )
+            select(or_(*_reached_a_person(literal(phone), literal(since, UTCDateTime()))))
         )
+    )
+
+
+def _reached_a_person(phone: Any, since: Any) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """`phone` reached a person at or after `since`: a call of theirs that did, or a call-back
+    whose dial the person it called answered."""
+    return (
+        exists().where(
+            Call.caller == phone,
+            Call.started_at >= since,
+            Call.outcome == CallOutcome.REACHED.value,
+        ),
+        exists().where(
+            OutboxMessage.to_number == phone,
+            OutboxMessage.kind == OutboxKind.CALL.value,
+            OutboxMessage.created_at >= since,
+            OutboxMessage.dial_status.in_(DIAL_ANSWERED),
+        ),
     )
 
 
@@ -287,11 +331,7 @@ def file_trigger(session: Session, trigger: Trigger, now: datetime) -> bool:
 
 def close_reached(session: Session, now: datetime) -> int:
     """Close every open item whose number reached a person at or after its last attempt."""
-    reached = exists().where(
-        Call.caller == FollowUp.phone,
-        Call.outcome == CallOutcome.REACHED.value,
-        Call.started_at >= FollowUp.last_attempt_at,
-    )
+    reached = or_(*_reached_a_person(FollowUp.phone, FollowUp.last_attempt_at))
     closed = session.scalars(
         update(FollowUp)
         .where(FollowUp.open_phone.is_not(None), reached)

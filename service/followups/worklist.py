@@ -43,7 +43,7 @@ REASON_LABELS = {
     "call-back-asked": "Asked for a call back",
     "text-asked-person": "Asked for a person by text",
     "text-not-understood": "Texts not understood twice",
-    "call-back-failed": "Call-back failed",
+    "call-back-failed": "Call-back failed or not answered",
 }
 
 

@@ -30,7 +30,8 @@ class FollowUpReason(StrEnum):
     TEXT_NOT_UNDERSTOOD = "text-not-understood"
     """A second text in a day the line did not understand."""
     CALL_BACK_FAILED = "call-back-failed"
-    """A call-back promised by CALL could not be placed."""
+    """A call-back promised by CALL could not be placed, or nobody answered it (the texter, or
+    the person it put them through to)."""
 
 
 class FollowUpOutcome(StrEnum):

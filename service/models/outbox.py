@@ -47,6 +47,12 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    call_status: Mapped[str | None] = mapped_column(String(16))
+    """A call-back's final CallStatus, from Twilio's status callback: completed (the texter
+    answered), busy, no-answer, failed, canceled. None for texts, and until Twilio says."""
+    dial_status: Mapped[str | None] = mapped_column(String(16))
+    """A call-back's DialCallStatus: whether the person it connected the texter to answered
+    (completed) or not (busy, no-answer, failed, canceled)."""
 
     __table_args__ = (
         CheckConstraint("kind IN ('sms', 'call')", name="kind"),

@@ -75,8 +75,21 @@ class OutboxSent:
     at: datetime
 
 
-OutboxRecord = OutboxQueued | OutboxSent
-OUTBOX_RECORDS = (OutboxQueued, OutboxSent)
+@register("call_back_result")
+@dataclass(frozen=True, slots=True)
+class CallBackReported:
+    """What Twilio said of a call-back (its row's id is in the callback's URL): the call's
+    final status, or the status of the dial to the person it connected the texter to. Each
+    sets its own column, so they may arrive in any order, and more than once."""
+
+    outbox_id: int
+    at: datetime
+    call_status: str | None = None
+    dial_status: str | None = None
+
+
+OutboxRecord = OutboxQueued | OutboxSent | CallBackReported
+OUTBOX_RECORDS = (OutboxQueued, OutboxSent, CallBackReported)
 
 
 def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> None:
@@ -96,6 +109,24 @@ def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> N
                 )
             case OutboxSent():
                 mark_sent(session, record.outbox_id, record.sid, at=record.at)
+            case CallBackReported():
+                reported = {
+                    name: value
+                    for name, value in (
+                        ("call_status", record.call_status),
+                        ("dial_status", record.dial_status),
+                    )
+                    if value
+                }
+                if reported:
+                    session.execute(
+                        update(OutboxMessage)
+                        .where(
+                            OutboxMessage.id == record.outbox_id,
+                            OutboxMessage.kind == OutboxKind.CALL.value,
+                        )
+                        .values(**reported)
+                    )
 
 
 def enqueue(

@@ -43,9 +43,11 @@ from service.calls.facts import (
 from service.calls.store import calls_without_final_status
 from service.channels.sender import (
     DEFAULT_TIMEOUT_SECONDS,
+    OUTBOX_MARK,
     Sender,
     SendError,
     TwilioSender,
+    call_back_urls,
     credentials_configured,
     status_callback_url,
 )
@@ -339,7 +341,13 @@ class Worker:
 
     def _send(self, row: OutboxMessage) -> str:
         if row.kind == OutboxKind.CALL.value:
-            return self.sender.place_call(row.to_number, row.from_number, row.body)
+            status_callback, _ = call_back_urls(self.settings)
+            return self.sender.place_call(
+                row.to_number,
+                row.from_number,
+                row.body.replace(OUTBOX_MARK, str(row.id)),
+                status_callback and status_callback.replace(OUTBOX_MARK, str(row.id)),
+            )
         return self.sender.send_sms(
             row.to_number, row.from_number, row.body, status_callback_url(self.settings, row.id)
         )

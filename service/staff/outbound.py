@@ -78,6 +78,30 @@ def last_day_counts(session: Session) -> Counter[tuple[str, str]]:
     return Counter({(kind, status): int(count) for kind, status, count in rows})
 
 
+CALL_ENDED = {
+    "busy": "the line was busy",
+    "no-answer": "nobody answered",
+    "failed": "the call could not connect",
+    "canceled": "the call was canceled",
+}
+
+
+def call_back_result(row: OutboxMessage) -> str:
+    """What became of a call-back that was placed, as Twilio reported it ("" for a text)."""
+    if row.kind != OutboxKind.CALL.value or row.status != OutboxStatus.SENT.value:
+        return ""
+    if row.call_status in CALL_ENDED:
+        return f"Not answered: {CALL_ENDED[row.call_status]}"
+    if row.dial_status in ("completed", "answered"):
+        return "Answered, and put through to a person"
+    if row.dial_status:
+        ended = CALL_ENDED.get(row.dial_status, row.dial_status)
+        return f"Answered, but the person it called was not reached: {ended}"
+    if row.call_status == "completed":
+        return "Answered"
+    return "Placed; Twilio has not said how it ended yet"
+
+
 def first_line(row: OutboxMessage) -> str:
     """What a text says (its first line); a call-back's TwiML is not shown."""
     if row.kind != OutboxKind.SMS.value:
@@ -105,5 +129,6 @@ def outbound_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         statuses=STATUS_LABELS,
         mask=mask,
         first_line=first_line,
+        call_back_result=call_back_result,
         next_page=next_page,
     )

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from service.channels.form import outbox_id_of
+from service.channels.sender import call_back_urls
 from service.channels.signature import verified_form
 from service.channels.sms import messages_for, segments_of, twiml_response
 from service.channels.voice import call_back_twiml
@@ -90,15 +92,16 @@ def _reply(request: Request, form: FormData) -> Response:
     spool: Spool = request.app.state.spool
     flow: Flow | None = request.app.state.flow
     database = get_database()
+    _, after_dial = call_back_urls(request.app.state.settings)
     turn: TextTurn | None = None
     if flow is not None:
         try:
-            turn = _converse(database, flow, inbound)
+            turn = _converse(database, flow, inbound, after_dial)
         except DATABASE_ERRORS as error:
             log.warning("SMS conversation unavailable: %s", describe_error(error))
     records: list[Record] = []
     if turn is None:
-        messages, intent = _without_conversation(flow, inbound, spool, database)
+        messages, intent = _without_conversation(flow, inbound, spool, database, after_dial)
         if inbound.sid:
             records.append(_received(inbound, intent))
     else:
@@ -126,7 +129,9 @@ def _answer(messages: list[str]) -> Response:
     return twiml_response(messages)
 
 
-def _converse(database: Database, flow: Flow, inbound: Inbound) -> TextTurn:
+def _converse(
+    database: Database, flow: Flow, inbound: Inbound, after_dial: str | None
+) -> TextTurn:
     """Step the conversation, store it and the inbound text (one transaction; a text Twilio
     sends again is recognised by its MessageSid and changes nothing)."""
     with database.session() as session:
@@ -155,7 +160,7 @@ def _converse(database: Database, flow: Flow, inbound: Inbound) -> TextTurn:
                 session,
                 OutboxKind.CALL,
                 inbound.phone,
-                call_back_twiml(contact, turn.position.lang),
+                call_back_twiml(contact, turn.position.lang, after_dial=after_dial),
                 from_number=inbound.line,
                 dedupe_key=f"call-back:{inbound.sid}" if inbound.sid else None,
                 now=inbound.at,
@@ -225,7 +230,7 @@ def _position(
 
 
 def _without_conversation(
-    flow: Flow | None, inbound: Inbound, spool: Spool, database: Database
+    flow: Flow | None, inbound: Inbound, spool: Spool, database: Database, after_dial: str | None
 ) -> tuple[list[str], str | None]:
     """The database is down or no flow is loaded: keep an opt-out or opt-in, answer HELP, queue
     a call-back, obey an opt-out, and otherwise give the coordinator's number. Returns the
@@ -247,7 +252,7 @@ def _without_conversation(
         call_back = OutboxQueued(
             OutboxKind.CALL,
             inbound.phone,
-            call_back_twiml(contact, lang),
+            call_back_twiml(contact, lang, after_dial=after_dial),
             inbound.line,
             f"call-back:{inbound.sid}",
             inbound.at,
@@ -285,8 +290,7 @@ async def text_status(request: Request) -> Response:
         log.warning("ignoring a message status callback with an unknown MessageStatus")
         return Response(status_code=204)
     error_code = str(form.get("ErrorCode") or "") or None
-    outbox = request.query_params.get("outbox", "")
-    outbox_id = int(outbox) if outbox.isascii() and outbox.isdigit() and len(outbox) < 19 else None
+    outbox_id = outbox_id_of(request)
     spool: Spool = request.app.state.spool
     spool.submit([MessageStatusReported(sid, status, error_code, utcnow(), outbox_id)])
     return Response(status_code=204)

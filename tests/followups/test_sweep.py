@@ -172,7 +172,7 @@ def test_a_failed_call_back_opens_an_item(database: Database) -> None:
     sweep(database, T0 + timedelta(minutes=1))
     items = open_items(database)
     assert [row.item.phone for row in items] == [CALLER]
-    assert items[0].reasons == ["Call-back failed"]
+    assert items[0].reasons == ["Call-back failed or not answered"]
 
 
 def test_two_sweeps_at_once_file_each_trigger_once(recorder: Recorder, database: Database) -> None:

@@ -223,7 +223,13 @@ def test_a_call_back_is_placed_with_its_twiml(
         call_id = enqueue(session, OutboxKind.CALL, TEXTER, twiml, from_number=LINE).id
     assert worker_for(database, settings, fake_twilio).run_once().sent == 1
     [request] = fake_twilio.calls()
-    assert request.form == {"To": TEXTER, "From": LINE, "Twiml": twiml}
+    assert request.form == {
+        "To": TEXTER,
+        "From": LINE,
+        "Twiml": twiml,
+        # Twilio says how the call ended, and the URL names this row.
+        "StatusCallback": f"https://line.example.org/twilio/call-back/status?outbox={call_id}",
+    }
     assert (row(database, call_id).twilio_sid or "").startswith("CA")
 
 

@@ -67,3 +67,25 @@ def test_pages_name_their_icon_and_it_is_served(client: AppClient) -> None:
     assert icon.status_code == 200
     assert icon.headers["content-type"] == "image/svg+xml"
     assert icon.text.startswith("<svg")
+
+
+def test_staff_see_whether_a_call_back_was_answered(client: AppClient, database: Database) -> None:
+    results = {
+        "+18045551001": ("no-answer", None),
+        "+18045551002": ("completed", "busy"),
+        "+18045551003": ("completed", "completed"),
+        "+18045551004": (None, None),
+    }
+    with database.session() as session:
+        for number, (call_status, dial_status) in results.items():
+            row = enqueue(session, "call", number, "<Response/>")
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(status="sent", call_status=call_status, dial_status=dial_status)
+            )
+    text = signed_in(client, VIEWER).get("/staff/outbound?kind=call").text
+    assert "Not answered: nobody answered" in text
+    assert "Answered, but the person it called was not reached: the line was busy" in text
+    assert "Answered, and put through to a person" in text
+    assert "Placed; Twilio has not said how it ended yet" in text
