@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -26,8 +26,12 @@ from service.phone import mask
 from service.staff import charts
 from service.staff.admin import router as admin_router
 from service.staff.auth import (
+    MIN_PASSWORD_LENGTH,
+    PASSWORD_CHANGED,
     SIGN_OUT,
+    AccountError,
     StaffSession,
+    change_password,
     client_address,
     clock_of,
     encode_session,
@@ -59,10 +63,12 @@ from service.staff.queries import (
 )
 from service.staff.simulator import simulator_page, simulator_step
 from service.staff.web import (
+    PASSWORD_PAGE,
     AdminStaff,
     CheckedForm,
     CurrentStaff,
     PageError,
+    SignedInStaff,
     Staff,
     StaffRoute,
     render,
@@ -225,18 +231,65 @@ def login(request: Request, form: CheckedForm, session: SessionDep) -> Response:
             username=username,
             error="Wrong username or password.",
         )
-    stamp = now.timestamp()
+    _start_session(request, result.user.id)
+    if result.user.must_change_password:
+        target = f"{PASSWORD_PAGE}?next={quote(target, safe='')}"
+    return RedirectResponse(target, status_code=303)
+
+
+def _start_session(request: Request, user_id: int) -> None:
+    """A new session cookie (and CSRF token) for this browser, issued now."""
+    stamp = clock_of(request)().timestamp()
     settings = request.app.state.settings
-    request.state.session_cookie = encode_session(
-        settings, StaffSession(result.user.id, stamp, stamp)
-    )
+    request.state.session_cookie = encode_session(settings, StaffSession(user_id, stamp, stamp))
     rotate_csrf(request)
+
+
+@router.get("/password", response_class=HTMLResponse)
+def password_form(request: Request, staff: SignedInStaff, next: str = "/staff/") -> Response:
+    return _password_page(request, _safe_next(next))
+
+
+def _password_page(
+    request: Request, next: str, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    return render(
+        request,
+        "password.html",
+        status_code=status_code,
+        next=next,
+        error=error,
+        min_password_length=MIN_PASSWORD_LENGTH,
+    )
+
+
+@router.post("/password", response_class=HTMLResponse)
+def choose_password(
+    request: Request, staff: SignedInStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    """The account's own password, in place of a temporary one (or of its old one): every other
+    session of the account ends; this browser's goes on with a new cookie."""
+    target = _safe_next(form.get("next"))
+    try:
+        change_password(
+            session,
+            staff.id,
+            form.get("current_password", ""),
+            form.get("new_password", ""),
+            form.get("new_password_again", ""),
+            clock_of(request)(),
+        )
+    except AccountError as error:
+        message = str(error)
+        return _password_page(request, target, message[:1].upper() + message[1:] + ".", 400)
+    record_audit(session, staff.username, PASSWORD_CHANGED, client_address=client_address(request))
+    _start_session(request, staff.id)
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
 def logout(
-    request: Request, staff: CurrentStaff, form: CheckedForm, session: SessionDep
+    request: Request, staff: SignedInStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     record_audit(session, staff.username, SIGN_OUT, client_address=client_address(request))
     # Every cookie issued until now stops working, not only this browser's.
