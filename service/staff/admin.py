@@ -1,68 +1,199 @@
-"""`/staff/admin`, for administrators: the staff accounts (disable one) and purging old
-records. Each action asks first, on a page that says what will happen, and is audited."""
+"""`/staff/admin`, for administrators: the staff accounts (add one, disable, enable, set a
+temporary password) and purging old records. Each change to what exists asks first, on a page
+that says what will happen, and every action is audited with the client's address (never a
+password). A temporary password is made here, shown once on the answer to the POST (which no
+cache keeps: every staff answer is `no-store`), and stored only as its hash."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep, get_database
+from service.models import StaffRole
 from service.purge import parse_age, purge
 from service.staff.auth import (
     AccountError,
+    AccountExists,
     NoSuchAccount,
+    add_staff,
     client_address,
     clock_of,
     disable_staff,
+    enable_staff,
     list_staff,
+    set_temporary_password,
+    temporary_password,
 )
 from service.staff.localtime import format_local, zone_of
-from service.staff.web import AdminStaff, CheckedForm, PageError, StaffRoute, render
+from service.staff.web import AdminStaff, CheckedForm, PageError, Staff, StaffRoute, render
 
 router = APIRouter(route_class=StaffRoute)
+
+ROLES = tuple(role.value for role in StaffRole)
+
+
+def _admin_page(
+    request: Request,
+    session: Session,
+    message: str | None = None,
+    *,
+    status_code: int = 200,
+    add_error: str | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The administration page; `add_error` and `form` when an account could not be added."""
+    return render(
+        request,
+        "admin.html",
+        status_code=status_code,
+        users=list_staff(session),
+        message=message,
+        roles=ROLES,
+        add_error=add_error,
+        form=form or {},
+    )
+
+
+def _audit(request: Request, staff: Staff, session: Session, action: str, detail: str) -> None:
+    record_audit(session, staff.username, action, detail, client_address=client_address(request))
+
+
+def _confirmation(
+    request: Request, username: str, verb: str, question: str, consequence: str
+) -> HTMLResponse:
+    """The page that asks before `verb` (disable, enable, ...) is done to `username`'s account:
+    "`question`?", what will happen, and a button "Yes, `question`"."""
+    return render(
+        request,
+        "confirm.html",
+        heading=f"{question[:1].upper()}{question[1:]}?",
+        consequence=consequence,
+        action=f"/staff/admin/staff/{quote(username, safe='')}/{verb}",
+        fields={},
+        button=f"Yes, {question}",
+    )
+
+
+@contextmanager
+def _refused(title: str) -> Iterator[None]:
+    """An AccountError as an error page: 404 for no such account, else 409 (`title`)."""
+    try:
+        yield
+    except NoSuchAccount as error:
+        raise PageError(404, "No such account", str(error)) from None
+    except AccountError as error:
+        raise PageError(409, title, f"Not changed: {error}.") from None
+
+
+def _temporary_password_page(
+    request: Request, heading: str, username: str, password: str
+) -> HTMLResponse:
+    return render(
+        request,
+        "temporary_password.html",
+        heading=heading,
+        username=username,
+        password=password,
+    )
 
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> Response:
-    return render(request, "admin.html", users=list_staff(session), message=None)
+    return _admin_page(request, session)
 
 
-@router.post("/admin/staff/{username}/disable", response_class=HTMLResponse)
+@router.post("/admin/staff", response_class=HTMLResponse)
+def add_account(
+    request: Request, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    """A new account with a temporary password, shown once; it chooses its own at first sign-in."""
+    password = temporary_password()
+    try:
+        user = add_staff(
+            session, form.get("username", ""), password, form.get("role", ""), temporary=True
+        )
+    except AccountError as error:
+        status = 409 if isinstance(error, AccountExists) else 400
+        kept = {"username": form.get("username", "")[:64], "role": form.get("role", "")}
+        return _admin_page(
+            request, session, status_code=status, add_error=f"Not added: {error}.", form=kept
+        )
+    _audit(request, staff, session, "add-staff", f"{user.username} ({user.role})")
+    return _temporary_password_page(
+        request, f"{user.username} is added ({user.role})", user.username, password
+    )
+
+
+@router.post("/admin/staff/{username:path}/disable", response_class=HTMLResponse)
 def disable_account(
     request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     if form.get("confirm") != "yes":
-        return render(
+        return _confirmation(
             request,
-            "confirm.html",
-            heading=f"Disable {username}?",
-            consequence=(
-                f"{username} is signed out everywhere at once and cannot sign in again until "
-                "an administrator runs `phoneline staff enable`."
-            ),
-            action=f"/staff/admin/staff/{username}/disable",
-            fields={},
-            button=f"Yes, disable {username}",
+            username,
+            "disable",
+            f"disable {username}",
+            f"{username} is signed out everywhere at once and cannot sign in again until an "
+            "administrator enables the account.",
         )
-    try:
+    with _refused("Not disabled"):
         user = disable_staff(session, username, by=staff.username)
-    except NoSuchAccount as error:
-        raise PageError(404, "No such account", str(error)) from None
-    except AccountError as error:
-        raise PageError(409, "Not disabled", f"Not changed: {error}.") from None
-    record_audit(
-        session,
-        staff.username,
-        "disable-staff",
-        user.username,
-        client_address=client_address(request),
-    )
+    _audit(request, staff, session, "disable-staff", user.username)
     session.flush()
-    return render(
-        request, "admin.html", users=list_staff(session), message=f"{user.username} is disabled."
+    return _admin_page(request, session, f"{user.username} is disabled.")
+
+
+@router.post("/admin/staff/{username:path}/enable", response_class=HTMLResponse)
+def enable_account(
+    request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    if form.get("confirm") != "yes":
+        return _confirmation(
+            request,
+            username,
+            "enable",
+            f"enable {username}",
+            f"{username} can sign in again with their password (sessions from before they were "
+            "disabled stay ended).",
+        )
+    with _refused("Not enabled"):
+        user = enable_staff(session, username, clock_of(request)())
+    _audit(request, staff, session, "enable-staff", user.username)
+    session.flush()
+    return _admin_page(request, session, f"{user.username} is enabled and can sign in again.")
+
+
+@router.post("/admin/staff/{username:path}/temporary-password", response_class=HTMLResponse)
+def reset_password(
+    request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    """For a forgotten password: a new temporary one, shown once; the account's sessions end."""
+    if form.get("confirm") != "yes":
+        return _confirmation(
+            request,
+            username,
+            "temporary-password",
+            f"set a temporary password for {username}",
+            f"{username}'s password stops working and {username} is signed out everywhere at "
+            "once. You see a new temporary password once, to give to them; they choose their own "
+            "password when they next sign in.",
+        )
+    with _refused("Password not changed"):
+        user, password = set_temporary_password(
+            session, username, clock_of(request)(), by=staff.username
+        )
+    _audit(request, staff, session, "temporary-password", user.username)
+    return _temporary_password_page(
+        request, f"New temporary password for {user.username}", user.username, password
     )
 
 
@@ -97,5 +228,4 @@ def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Res
         zone=zone_of(request),
     )
     with get_database().session(read_only=True) as session:
-        users = list_staff(session)
-    return render(request, "admin.html", users=users, message=report.summary().capitalize())
+        return _admin_page(request, session, report.summary().capitalize())
