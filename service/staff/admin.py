@@ -6,8 +6,9 @@ cache keeps: every staff answer is `no-store`), and stored only as its hash."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep, get_database
-from service.models import StaffRole
+from service.models import StaffRole, StaffUser
 from service.purge import parse_age, purge
 from service.staff.auth import (
     AccountError,
@@ -132,44 +133,75 @@ def add_account(
     )
 
 
+@dataclass(frozen=True)
+class Switch:
+    """Disabling or enabling an account: what the page asking first says, and what is done."""
+
+    verb: str
+    consequence: str  # `{username}` is the account's name
+    refused: str
+    audit_action: str
+    done: str
+
+
+DISABLE = Switch(
+    verb="disable",
+    consequence="{username} is signed out everywhere at once and cannot sign in again until an "
+    "administrator enables the account.",
+    refused="Not disabled",
+    audit_action="disable-staff",
+    done="{username} is disabled.",
+)
+ENABLE = Switch(
+    verb="enable",
+    consequence="{username} can sign in again with their password (sessions from before they "
+    "were disabled stay ended).",
+    refused="Not enabled",
+    audit_action="enable-staff",
+    done="{username} is enabled and can sign in again.",
+)
+
+
+def _switch(
+    request: Request,
+    staff: Staff,
+    form: dict[str, str],
+    session: Session,
+    username: str,
+    switch: Switch,
+    change: Callable[[], StaffUser],
+) -> HTMLResponse:
+    """Ask first; once confirmed, `change` the account, audit it and say it is done."""
+    if form.get("confirm") != "yes":
+        consequence = switch.consequence.format(username=username)
+        return _confirmation(
+            request, username, switch.verb, f"{switch.verb} {username}", consequence
+        )
+    with _refused(switch.refused):
+        user = change()
+    _audit(request, staff, session, switch.audit_action, user.username)
+    session.flush()
+    return _admin_page(request, session, switch.done.format(username=user.username))
+
+
 @router.post("/admin/staff/{username:path}/disable", response_class=HTMLResponse)
 def disable_account(
     request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
-    if form.get("confirm") != "yes":
-        return _confirmation(
-            request,
-            username,
-            "disable",
-            f"disable {username}",
-            f"{username} is signed out everywhere at once and cannot sign in again until an "
-            "administrator enables the account.",
-        )
-    with _refused("Not disabled"):
-        user = disable_staff(session, username, by=staff.username)
-    _audit(request, staff, session, "disable-staff", user.username)
-    session.flush()
-    return _admin_page(request, session, f"{user.username} is disabled.")
+    def change() -> StaffUser:
+        return disable_staff(session, username, by=staff.username)
+
+    return _switch(request, staff, form, session, username, DISABLE, change)
 
 
 @router.post("/admin/staff/{username:path}/enable", response_class=HTMLResponse)
 def enable_account(
     request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
-    if form.get("confirm") != "yes":
-        return _confirmation(
-            request,
-            username,
-            "enable",
-            f"enable {username}",
-            f"{username} can sign in again with their password (sessions from before they were "
-            "disabled stay ended).",
-        )
-    with _refused("Not enabled"):
-        user = enable_staff(session, username, clock_of(request)())
-    _audit(request, staff, session, "enable-staff", user.username)
-    session.flush()
-    return _admin_page(request, session, f"{user.username} is enabled and can sign in again.")
+    def change() -> StaffUser:
+        return enable_staff(session, username, clock_of(request)())
+
+    return _switch(request, staff, form, session, username, ENABLE, change)
 
 
 @router.post("/admin/staff/{username:path}/temporary-password", response_class=HTMLResponse)

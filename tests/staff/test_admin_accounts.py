@@ -23,7 +23,6 @@ from tests.staff.conftest import (
     PASSWORD,
     VIEWER,
     Clock,
-    csrf_of,
     password_hash,
     post_form,
     sign_in,
@@ -128,17 +127,10 @@ def test_a_new_account_chooses_its_password_before_any_other_page(
         password = add_account(signed_in(admin, ADMIN), NAVIGATOR)
 
         # Signing in with the temporary password goes to the choose-password page...
-        redirect = nina.get("/staff/follow-ups")
-        form = nina.get(redirect.headers["location"])
-        response = nina.post(
-            "/staff/login",
-            data={
-                "username": NAVIGATOR,
-                "password": password,
-                "csrf_token": csrf_of(form),
-                "next": "/staff/follow-ups",
-            },
-        )
+        login = nina.get("/staff/follow-ups").headers["location"]
+        assert login == "/staff/login?next=%2Fstaff%2Ffollow-ups"
+        fields = {"username": NAVIGATOR, "password": password, "next": "/staff/follow-ups"}
+        response = post_form(nina, login, "/staff/login", **fields)
         assert response.status_code == 303
         assert response.headers["location"] == "/staff/password?next=%2Fstaff%2Ffollow-ups"
         page = nina.get(response.headers["location"])
