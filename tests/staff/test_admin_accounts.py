@@ -171,7 +171,9 @@ def test_a_new_account_chooses_its_password_before_any_other_page(
         assert "active, has a temporary password" not in admin.get("/staff/admin").text
 
         post_form(nina, "/staff/follow-ups", "/staff/logout")
-        assert sign_in(nina, NAVIGATOR, password).status_code == 401
+        refused = sign_in(nina, NAVIGATOR, password)
+        assert refused.status_code == 401
+        assert "a forgotten password? Ask an administrator" in refused.text
         assert sign_in(nina, NAVIGATOR, NEW_PASSWORD).headers["location"] == "/staff/"
     assert audit_entries(database, "change-password") == [
         (NAVIGATOR, "change-password", None, "127.0.0.1")
