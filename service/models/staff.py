@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Index, String
+from sqlalchemy import CheckConstraint, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.models.base import Base, utcnow
@@ -32,6 +32,9 @@ class StaffUser(Base):
     sessions_valid_after: Mapped[datetime | None]
     """Signing out sets this: session cookies issued before it no longer sign anyone in, copies
     included (the cookie itself is stateless)."""
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """The password is a temporary one an administrator was shown: until the account chooses its
+    own, the choose-password page is the only staff page it reaches."""
 
     __table_args__ = (CheckConstraint("role IN ('viewer', 'navigator', 'admin')", name="role"),)
 

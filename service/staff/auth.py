@@ -1,6 +1,8 @@
 """Staff accounts, sign-in, the session cookie, CSRF tokens and sign-in throttling.
 
-- Passwords: argon2id (argon2-cffi's PasswordHasher), at least 12 characters.
+- Passwords: argon2id (argon2-cffi's PasswordHasher), at least 12 characters. An administrator
+  may give an account a temporary password (`temporary_password`, shown to them once); the
+  account then chooses its own (`change_password`) before it reaches any other staff page.
 - The session is a cookie signed with SECRET_KEY (itsdangerous): the account id, when it was
   issued and when it was last used. It lapses after 30 idle minutes and 12 hours in all; every
   request re-reads the account, so a disabled account or a changed role takes effect at once,
@@ -58,6 +60,13 @@ CSRF_FIELD = "csrf_token"
 SIGN_IN = "sign-in"
 SIGN_IN_FAILED = "sign-in-failed"
 SIGN_OUT = "sign-out"
+PASSWORD_CHANGED = "change-password"
+
+# Temporary passwords are read aloud or copied by hand: lowercase letters and digits without
+# the look-alikes (0 and o, 1, l and i), in groups of four: 16 of 31 characters, about 79 bits.
+TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+TEMPORARY_GROUPS = 4
+TEMPORARY_GROUP_LENGTH = 4
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # Verified when the username is unknown, so that answering takes as long as for a real one.
@@ -66,6 +75,10 @@ _DUMMY_HASH = _hasher.hash("not a password of anyone " + secrets.token_hex(8))
 
 class AccountError(ValueError):
     """A staff account cannot be created or changed as asked (the message says why)."""
+
+
+class AccountExists(AccountError):
+    """There is already a staff account by that name."""
 
 
 def normalise_username(username: str) -> str:
@@ -88,16 +101,44 @@ def hash_password(password: str) -> str:
     return str(_hasher.hash(password))
 
 
+def _verified(stored_hash: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(stored_hash, password))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def temporary_password() -> str:
+    """A new random password for an administrator to hand over, e.g. `k7pe-3mvx-q2ta-hn9c`."""
+    return "-".join(
+        "".join(secrets.choice(TEMPORARY_ALPHABET) for _ in range(TEMPORARY_GROUP_LENGTH))
+        for _ in range(TEMPORARY_GROUPS)
+    )
+
+
 def add_staff(
-    session: Session, username: str, password: str, role: StaffRole | str = StaffRole.VIEWER
+    session: Session,
+    username: str,
+    password: str,
+    role: StaffRole | str = StaffRole.VIEWER,
+    *,
+    temporary: bool = False,
 ) -> StaffUser:
+    """Create an account. `temporary`: the password is one an administrator was shown, and the
+    account must choose its own at its first sign-in."""
     name = normalise_username(username)
     if not is_username(name):
         raise AccountError("a username is 1 to 64 printable characters without spaces")
-    role = StaffRole(role)
+    if role not in tuple(StaffRole):
+        raise AccountError("the role is viewer, navigator or admin")
     if session.scalar(select(StaffUser.id).where(StaffUser.username == name)) is not None:
-        raise AccountError(f"there is already a staff account named {name!r}")
-    user = StaffUser(username=name, password_hash=hash_password(password), role=role.value)
+        raise AccountExists(f"there is already a staff account named {name!r}")
+    user = StaffUser(
+        username=name,
+        password_hash=hash_password(password),
+        role=StaffRole(role).value,
+        must_change_password=temporary,
+    )
     session.add(user)
     session.flush()
     return user
@@ -148,10 +189,53 @@ def disable_staff(session: Session, username: str, *, by: str | None = None) -> 
     return user
 
 
-def enable_staff(session: Session, username: str) -> StaffUser:
-    """Let a disabled account sign in again (its old sessions stay ended)."""
+def enable_staff(session: Session, username: str, now: datetime) -> StaffUser:
+    """Let a disabled account sign in again. Its sessions from before `now` stay ended (a
+    cookie from before it was disabled does not come back to life)."""
     user = _account(session, username)
     user.disabled = False
+    user.sessions_valid_after = now
+    return user
+
+
+def set_temporary_password(
+    session: Session, username: str, now: datetime, *, by: str | None = None
+) -> tuple[StaffUser, str]:
+    """Give an account a new temporary password, returned to be shown once: the account's
+    sessions end everywhere, and it must choose its own password at its next sign-in. Refused
+    for the admin's own account (`by`), which has its current password to change it with."""
+    user = _account(session, username)
+    if by is not None and user.username == normalise_username(by):
+        raise AccountError(
+            "you cannot give your own account a temporary password; change your password at "
+            "/staff/password"
+        )
+    password = temporary_password()
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    user.sessions_valid_after = now
+    return user, password
+
+
+def change_password(
+    session: Session, user_id: int, current: str, new: str, new_again: str, now: datetime
+) -> StaffUser:
+    """An account choosing its own password: `current` is its password now (a temporary one,
+    usually), `new` follows the password rules, is typed twice alike and differs from `current`.
+    Every session of the account issued before `now` ends (whoever else saw a temporary
+    password may have signed in with it too): the caller gives its browser a new one."""
+    user = session.get(StaffUser, user_id)
+    if user is None or user.disabled:
+        raise NoSuchAccount("this account no longer exists or is disabled")
+    if not _verified(user.password_hash, current):
+        raise AccountError("the current password is not right")
+    if new != new_again:
+        raise AccountError("the two new passwords differ")
+    if new == current:
+        raise AccountError("the new password must differ from the current one")
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    user.sessions_valid_after = now
     return user
 
 
@@ -271,11 +355,7 @@ def sign_in(
         if is_username(name)
         else None
     )
-    stored = user.password_hash if user is not None else _DUMMY_HASH
-    try:
-        verified = bool(_hasher.verify(stored, password))
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        verified = False
+    verified = _verified(user.password_hash if user is not None else _DUMMY_HASH, password)
     if user is None or not verified or user.disabled:
         reason = "wrong password" if user is not None and not verified else "unknown account"
         if user is not None and verified:

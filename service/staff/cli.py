@@ -87,10 +87,16 @@ def disable(name: str = typer.Argument(..., help="Username.")) -> None:
 
 @staff_app.command("enable")
 def enable(name: str = typer.Argument(..., help="Username.")) -> None:
-    """Let a disabled staff account sign in again."""
+    """Let a disabled staff account sign in again (its sessions from before stay ended)."""
+    from service.models import utcnow
     from service.staff.auth import enable_staff
 
-    _change_account(name, enable_staff, "enable-staff", "Enabled")
+    _change_account(
+        name,
+        lambda session, username: enable_staff(session, username, utcnow()),
+        "enable-staff",
+        "Enabled",
+    )
 
 
 def _change_account(

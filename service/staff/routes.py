@@ -1,5 +1,5 @@
 """The staff dashboard's pages (SPEC section 6): sign-in, overview, calls, texts, exports,
-the simulator, the audit log and administration."""
+the simulator and the audit log (administration is in `admin.py`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -23,25 +23,25 @@ from service.db import ReadSessionDep, SessionDep, get_database
 from service.flowengine import Flow
 from service.models import AuditEntry, CallEventKind, Conversation, StaffUser
 from service.phone import mask
-from service.purge import parse_age, purge
 from service.staff import charts
+from service.staff.admin import router as admin_router
 from service.staff.auth import (
+    MIN_PASSWORD_LENGTH,
+    PASSWORD_CHANGED,
     SIGN_OUT,
     AccountError,
-    NoSuchAccount,
     StaffSession,
+    change_password,
     client_address,
     clock_of,
-    disable_staff,
     encode_session,
-    list_staff,
     sign_in,
 )
 from service.staff.export import calls_csv, messages_csv
 from service.staff.followups import router as follow_ups_router
 from service.staff.headlines import MEASURES, headline_numbers, language_name, wait_text
 from service.staff.headlines import Range as HeadlineRange
-from service.staff.localtime import format_local, zone_of
+from service.staff.localtime import zone_of
 from service.staff.numbers import router as numbers_router
 from service.staff.outbound import router as outbound_router
 from service.staff.outcomes import DIAL_COLOURS, DIAL_LABELS
@@ -63,10 +63,12 @@ from service.staff.queries import (
 )
 from service.staff.simulator import simulator_page, simulator_step
 from service.staff.web import (
+    PASSWORD_PAGE,
     AdminStaff,
     CheckedForm,
     CurrentStaff,
     PageError,
+    SignedInStaff,
     Staff,
     StaffRoute,
     render,
@@ -79,6 +81,7 @@ router = APIRouter(prefix="/staff", route_class=StaffRoute)
 router.include_router(follow_ups_router)
 router.include_router(outbound_router)
 router.include_router(numbers_router)
+router.include_router(admin_router)
 
 
 def _flow(request: Request) -> Flow | None:
@@ -228,18 +231,65 @@ def login(request: Request, form: CheckedForm, session: SessionDep) -> Response:
             username=username,
             error="Wrong username or password.",
         )
-    stamp = now.timestamp()
+    _start_session(request, result.user.id)
+    if result.user.must_change_password:
+        target = f"{PASSWORD_PAGE}?next={quote(target, safe='')}"
+    return RedirectResponse(target, status_code=303)
+
+
+def _start_session(request: Request, user_id: int) -> None:
+    """A new session cookie (and CSRF token) for this browser, issued now."""
+    stamp = clock_of(request)().timestamp()
     settings = request.app.state.settings
-    request.state.session_cookie = encode_session(
-        settings, StaffSession(result.user.id, stamp, stamp)
-    )
+    request.state.session_cookie = encode_session(settings, StaffSession(user_id, stamp, stamp))
     rotate_csrf(request)
+
+
+@router.get("/password", response_class=HTMLResponse)
+def password_form(request: Request, staff: SignedInStaff, next: str = "/staff/") -> Response:
+    return _password_page(request, _safe_next(next))
+
+
+def _password_page(
+    request: Request, next: str, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    return render(
+        request,
+        "password.html",
+        status_code=status_code,
+        next=next,
+        error=error,
+        min_password_length=MIN_PASSWORD_LENGTH,
+    )
+
+
+@router.post("/password", response_class=HTMLResponse)
+def choose_password(
+    request: Request, staff: SignedInStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    """The account's own password, in place of a temporary one (or of its old one): every other
+    session of the account ends; this browser's goes on with a new cookie."""
+    target = _safe_next(form.get("next"))
+    try:
+        change_password(
+            session,
+            staff.id,
+            form.get("current_password", ""),
+            form.get("new_password", ""),
+            form.get("new_password_again", ""),
+            clock_of(request)(),
+        )
+    except AccountError as error:
+        message = str(error)
+        return _password_page(request, target, message[:1].upper() + message[1:] + ".", 400)
+    record_audit(session, staff.username, PASSWORD_CHANGED, client_address=client_address(request))
+    _start_session(request, staff.id)
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
 def logout(
-    request: Request, staff: CurrentStaff, form: CheckedForm, session: SessionDep
+    request: Request, staff: SignedInStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     record_audit(session, staff.username, SIGN_OUT, client_address=client_address(request))
     # Every cookie issued until now stops working, not only this browser's.
@@ -565,82 +615,6 @@ def audit_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> 
         entries=entries,
         next_page=f"/staff/audit?before={entries[-1].id}" if more and entries else None,
     )
-
-
-@router.get("/admin", response_class=HTMLResponse)
-def admin_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> Response:
-    return render(request, "admin.html", users=list_staff(session), message=None)
-
-
-@router.post("/admin/staff/{username}/disable", response_class=HTMLResponse)
-def disable_account(
-    request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
-) -> Response:
-    if form.get("confirm") != "yes":
-        return render(
-            request,
-            "confirm.html",
-            heading=f"Disable {username}?",
-            consequence=(
-                f"{username} is signed out everywhere at once and cannot sign in again until "
-                "an administrator runs `phoneline staff enable`."
-            ),
-            action=f"/staff/admin/staff/{username}/disable",
-            fields={},
-            button=f"Yes, disable {username}",
-        )
-    try:
-        user = disable_staff(session, username, by=staff.username)
-    except NoSuchAccount as error:
-        raise PageError(404, "No such account", str(error)) from None
-    except AccountError as error:
-        raise PageError(409, "Not disabled", f"Not changed: {error}.") from None
-    record_audit(
-        session,
-        staff.username,
-        "disable-staff",
-        user.username,
-        client_address=client_address(request),
-    )
-    session.flush()
-    return render(
-        request, "admin.html", users=list_staff(session), message=f"{user.username} is disabled."
-    )
-
-
-@router.post("/admin/purge", response_class=HTMLResponse)
-def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Response:
-    try:
-        older_than = parse_age(form.get("older_than", ""))
-    except ValueError as error:
-        raise PageError(400, "Check the age", str(error)) from None
-    if older_than < timedelta(days=1):
-        raise PageError(400, "Check the age", "Purge keeps at least one day of records.")
-    if form.get("confirm") != "yes":
-        cutoff = clock_of(request)() - older_than
-        return render(
-            request,
-            "confirm.html",
-            heading="Purge old records?",
-            consequence=(
-                f"Every call and text from before "
-                f"{format_local(cutoff, zone_of(request), '%Y-%m-%d %H:%M %Z')} is deleted for "
-                "good; only the daily counts the charts draw are kept."
-            ),
-            action="/staff/admin/purge",
-            fields={"older_than": form.get("older_than", "")},
-            button="Yes, purge",
-        )
-    report = purge(
-        get_database(),
-        older_than,
-        now=clock_of(request)(),
-        actor=staff.username,
-        zone=zone_of(request),
-    )
-    with get_database().session(read_only=True) as session:
-        users = list_staff(session)
-    return render(request, "admin.html", users=users, message=report.summary().capitalize())
 
 
 # Last, so that it only answers what no route above does: an HTML page, with the staff headers.

@@ -1,10 +1,10 @@
 """The staff pages' plumbing: templates, the signed-in staff member, CSRF, and error pages.
 
-Every staff route uses `StaffRoute`, which turns "not signed in" into a 303 to the sign-in page,
-a refused role or a bad form into an HTML error page (never a 500), keeps the session cookie
-fresh (idle expiry counts from the last request), marks every answer `no-store` (but the
-stylesheet) and sends the security headers (`CONTENT_SECURITY_POLICY`, nosniff, no framing, HSTS
-over https).
+Every staff route uses `StaffRoute`, which turns "not signed in" into a 303 to the sign-in page
+(and "signed in with a temporary password" into a 303 to the choose-password page), a refused
+role or a bad form into an HTML error page (never a 500), keeps the session cookie fresh (idle
+expiry counts from the last request), marks every answer `no-store` (but the stylesheet) and
+sends the security headers (`CONTENT_SECURITY_POLICY`, nosniff, no framing, HSTS over https).
 """
 
 from __future__ import annotations
@@ -67,6 +67,13 @@ class SignInRequired(Exception):
     pass
 
 
+class PasswordChangeRequired(Exception):
+    """Signed in with a temporary password: every page but choosing one's own is refused."""
+
+
+PASSWORD_PAGE = "/staff/password"
+
+
 class PageError(Exception):
     """Answer with an error page: `status`, a title and a sentence saying what to do."""
 
@@ -82,6 +89,7 @@ class Staff:
     id: int
     username: str
     role: str
+    must_change_password: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -125,11 +133,12 @@ def error_page(request: Request, status: int, title: str, message: str) -> HTMLR
     return render(request, "error.html", status_code=status, title=title, message=message)
 
 
-def _login_redirect(request: Request) -> RedirectResponse:
+def _redirect_returning_here(request: Request, page: str) -> RedirectResponse:
+    """A 303 to `page` (sign-in, choosing a password), which comes back here once it is done."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
-        target = "/staff/"  # a form posted after the session lapsed: nothing to go back to
-    return RedirectResponse(f"/staff/login?next={quote(target, safe='')}", status_code=303)
+        target = "/staff/"  # a form posted, not accepted: nothing to go back to
+    return RedirectResponse(f"{page}?next={quote(target, safe='')}", status_code=303)
 
 
 def _finish(request: Request, response: Response) -> None:
@@ -160,7 +169,9 @@ class StaffRoute(APIRoute):
             try:
                 response = await handler(request)
             except SignInRequired:
-                response = _login_redirect(request)
+                response = _redirect_returning_here(request, "/staff/login")
+            except PasswordChangeRequired:
+                response = _redirect_returning_here(request, PASSWORD_PAGE)
             except PageError as error:
                 response = error_page(request, error.status, error.title, error.message)
             _finish(request, response)
@@ -172,8 +183,9 @@ class StaffRoute(APIRoute):
 # -- dependencies ----------------------------------------------------------------------------
 
 
-def current_staff(request: Request) -> Staff:
-    """The signed-in staff member; otherwise SignInRequired (a 303 to the sign-in page)."""
+def signed_in_staff(request: Request) -> Staff:
+    """The signed-in staff member, a temporary password or not; otherwise SignInRequired (a 303
+    to the sign-in page). Only signing out and choosing a password take this one."""
     settings = settings_of(request)
     now = clock_of(request)()
     staff_session = decode_session(settings, request.cookies.get(SESSION_COOKIE))
@@ -193,7 +205,7 @@ def current_staff(request: Request) -> Staff:
         staff = (
             None
             if user is None or user.disabled or ended
-            else Staff(user.id, user.username, user.role)
+            else Staff(user.id, user.username, user.role, user.must_change_password)
         )
     if staff is None:
         request.state.session_cookie = ""
@@ -201,6 +213,14 @@ def current_staff(request: Request) -> Staff:
     refreshed = StaffSession(staff_session.user_id, staff_session.issued, now.timestamp())
     request.state.session_cookie = encode_session(settings, refreshed)
     request.state.staff = staff
+    return staff
+
+
+def current_staff(staff: Annotated[Staff, Depends(signed_in_staff)]) -> Staff:
+    """The signed-in staff member who has chosen their own password; one still holding a
+    temporary password gets PasswordChangeRequired (a 303 to the choose-password page)."""
+    if staff.must_change_password:
+        raise PasswordChangeRequired
     return staff
 
 
@@ -229,6 +249,7 @@ async def checked_form(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+SignedInStaff = Annotated[Staff, Depends(signed_in_staff)]
 CurrentStaff = Annotated[Staff, Depends(current_staff)]
 AdminStaff = Annotated[Staff, Depends(admin_staff)]
 CheckedForm = Annotated[dict[str, str], Depends(checked_form)]

@@ -143,3 +143,22 @@ def test_two_processes_migrating_at_once_both_succeed(database_url: str) -> None
 
     assert [process.exitcode for process in processes] == [0, 0, 0]
     assert migrate.current(database_url) == head()
+
+
+def test_accounts_from_before_temporary_passwords_keep_their_own(database_url: str) -> None:
+    migrate.upgrade(database_url, "e8f14a2c7d35")
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO staff_users (username, password_hash, role, disabled, created_at) "
+                "VALUES ('ada', 'hash', 'admin', false, CURRENT_TIMESTAMP)"
+            )
+        migrate.upgrade(database_url)
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT username, must_change_password FROM staff_users"
+            ).all()
+    finally:
+        engine.dispose()
+    assert [(name, bool(must)) for name, must in rows] == [("ada", False)]

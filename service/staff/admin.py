@@ -1,0 +1,263 @@
+"""`/staff/admin`, for administrators: the staff accounts (add one, disable, enable, set a
+temporary password) and purging old records. Each change to what exists asks first, on a page
+that says what will happen, and every action is audited with the client's address (never a
+password). A temporary password is made here, shown once on the answer to the POST (which no
+cache keeps: every staff answer is `no-store`), and stored only as its hash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from service.audit import record_audit
+from service.db import ReadSessionDep, SessionDep, get_database
+from service.models import StaffRole, StaffUser
+from service.purge import parse_age, purge
+from service.staff.auth import (
+    AccountError,
+    AccountExists,
+    NoSuchAccount,
+    add_staff,
+    client_address,
+    clock_of,
+    disable_staff,
+    enable_staff,
+    list_staff,
+    set_temporary_password,
+    temporary_password,
+)
+from service.staff.localtime import format_local, zone_of
+from service.staff.web import AdminStaff, CheckedForm, PageError, Staff, StaffRoute, render
+
+router = APIRouter(route_class=StaffRoute)
+
+ROLES = tuple(role.value for role in StaffRole)
+
+
+def _admin_page(
+    request: Request,
+    session: Session,
+    message: str | None = None,
+    *,
+    status_code: int = 200,
+    add_error: str | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The administration page; `add_error` and `form` when an account could not be added."""
+    return render(
+        request,
+        "admin.html",
+        status_code=status_code,
+        users=list_staff(session),
+        message=message,
+        roles=ROLES,
+        add_error=add_error,
+        form=form or {},
+    )
+
+
+def _audit(request: Request, staff: Staff, session: Session, action: str, detail: str) -> None:
+    record_audit(session, staff.username, action, detail, client_address=client_address(request))
+
+
+def _confirmation(
+    request: Request, username: str, verb: str, question: str, consequence: str
+) -> HTMLResponse:
+    """The page that asks before `verb` (disable, enable, ...) is done to `username`'s account:
+    "`question`?", what will happen, and a button "Yes, `question`"."""
+    return render(
+        request,
+        "confirm.html",
+        heading=f"{question[:1].upper()}{question[1:]}?",
+        consequence=consequence,
+        action=f"/staff/admin/staff/{quote(username, safe='')}/{verb}",
+        fields={},
+        button=f"Yes, {question}",
+    )
+
+
+@contextmanager
+def _refused(title: str) -> Iterator[None]:
+    """An AccountError as an error page: 404 for no such account, else 409 (`title`)."""
+    try:
+        yield
+    except NoSuchAccount as error:
+        raise PageError(404, "No such account", str(error)) from None
+    except AccountError as error:
+        raise PageError(409, title, f"Not changed: {error}.") from None
+
+
+def _temporary_password_page(
+    request: Request, heading: str, username: str, password: str
+) -> HTMLResponse:
+    return render(
+        request,
+        "temporary_password.html",
+        heading=heading,
+        username=username,
+        password=password,
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> Response:
+    return _admin_page(request, session)
+
+
+@router.post("/admin/staff", response_class=HTMLResponse)
+def add_account(
+    request: Request, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    """A new account with a temporary password, shown once; it chooses its own at first sign-in."""
+    password = temporary_password()
+    try:
+        user = add_staff(
+            session, form.get("username", ""), password, form.get("role", ""), temporary=True
+        )
+    except AccountError as error:
+        status = 409 if isinstance(error, AccountExists) else 400
+        kept = {"username": form.get("username", "")[:64], "role": form.get("role", "")}
+        return _admin_page(
+            request, session, status_code=status, add_error=f"Not added: {error}.", form=kept
+        )
+    _audit(request, staff, session, "add-staff", f"{user.username} ({user.role})")
+    return _temporary_password_page(
+        request, f"{user.username} is added ({user.role})", user.username, password
+    )
+
+
+@dataclass(frozen=True)
+class Switch:
+    """Disabling or enabling an account: what the page asking first says, and what is done."""
+
+    verb: str
+    consequence: str  # `{username}` is the account's name
+    refused: str
+    audit_action: str
+    done: str
+
+
+DISABLE = Switch(
+    verb="disable",
+    consequence="{username} is signed out everywhere at once and cannot sign in again until an "
+    "administrator enables the account.",
+    refused="Not disabled",
+    audit_action="disable-staff",
+    done="{username} is disabled.",
+)
+ENABLE = Switch(
+    verb="enable",
+    consequence="{username} can sign in again with their password (sessions from before they "
+    "were disabled stay ended).",
+    refused="Not enabled",
+    audit_action="enable-staff",
+    done="{username} is enabled and can sign in again.",
+)
+
+
+def _switch(
+    request: Request,
+    staff: Staff,
+    form: dict[str, str],
+    session: Session,
+    username: str,
+    switch: Switch,
+    change: Callable[[], StaffUser],
+) -> HTMLResponse:
+    """Ask first; once confirmed, `change` the account, audit it and say it is done."""
+    if form.get("confirm") != "yes":
+        consequence = switch.consequence.format(username=username)
+        return _confirmation(
+            request, username, switch.verb, f"{switch.verb} {username}", consequence
+        )
+    with _refused(switch.refused):
+        user = change()
+    _audit(request, staff, session, switch.audit_action, user.username)
+    session.flush()
+    return _admin_page(request, session, switch.done.format(username=user.username))
+
+
+@router.post("/admin/staff/{username:path}/disable", response_class=HTMLResponse)
+def disable_account(
+    request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    def change() -> StaffUser:
+        return disable_staff(session, username, by=staff.username)
+
+    return _switch(request, staff, form, session, username, DISABLE, change)
+
+
+@router.post("/admin/staff/{username:path}/enable", response_class=HTMLResponse)
+def enable_account(
+    request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    def change() -> StaffUser:
+        return enable_staff(session, username, clock_of(request)())
+
+    return _switch(request, staff, form, session, username, ENABLE, change)
+
+
+@router.post("/admin/staff/{username:path}/temporary-password", response_class=HTMLResponse)
+def reset_password(
+    request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    """For a forgotten password: a new temporary one, shown once; the account's sessions end."""
+    if form.get("confirm") != "yes":
+        return _confirmation(
+            request,
+            username,
+            "temporary-password",
+            f"set a temporary password for {username}",
+            f"{username}'s password stops working and {username} is signed out everywhere at "
+            "once. You see a new temporary password once, to give to them; they choose their own "
+            "password when they next sign in.",
+        )
+    with _refused("Password not changed"):
+        user, password = set_temporary_password(
+            session, username, clock_of(request)(), by=staff.username
+        )
+    _audit(request, staff, session, "temporary-password", user.username)
+    return _temporary_password_page(
+        request, f"New temporary password for {user.username}", user.username, password
+    )
+
+
+@router.post("/admin/purge", response_class=HTMLResponse)
+def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Response:
+    try:
+        older_than = parse_age(form.get("older_than", ""))
+    except ValueError as error:
+        raise PageError(400, "Check the age", str(error)) from None
+    if older_than < timedelta(days=1):
+        raise PageError(400, "Check the age", "Purge keeps at least one day of records.")
+    if form.get("confirm") != "yes":
+        cutoff = clock_of(request)() - older_than
+        return render(
+            request,
+            "confirm.html",
+            heading="Purge old records?",
+            consequence=(
+                f"Every call and text from before "
+                f"{format_local(cutoff, zone_of(request), '%Y-%m-%d %H:%M %Z')} is deleted for "
+                "good; only the daily counts the charts draw are kept."
+            ),
+            action="/staff/admin/purge",
+            fields={"older_than": form.get("older_than", "")},
+            button="Yes, purge",
+        )
+    report = purge(
+        get_database(),
+        older_than,
+        now=clock_of(request)(),
+        actor=staff.username,
+        zone=zone_of(request),
+    )
+    with get_database().session(read_only=True) as session:
+        return _admin_page(request, session, report.summary().capitalize())
