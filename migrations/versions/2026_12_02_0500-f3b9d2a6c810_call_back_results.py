@@ -2,8 +2,8 @@
 person it connected them to)
 
 Revision ID: f3b9d2a6c810
-Revises: e8f14a2c7d35
-Create Date: 2026-12-02 04:00:00+00:00
+Revises: 8df280d6d933
+Create Date: 2026-12-02 05:00:00+00:00
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f3b9d2a6c810"
-down_revision: str | None = "e8f14a2c7d35"
+down_revision: str | None = "8df280d6d933"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
