@@ -1,6 +1,7 @@
 """`make bench`: server CPU per webhook, throughput, latency and memory of `phoneline serve`
 beside a minimal FastAPI app (bench/baseline_app.py), on SQLite and PostgreSQL, at 4 and 40
-concurrent calls; and the staff call list's first page with 1,000,000 calls stored in PostgreSQL.
+concurrent calls; and the staff pages (the call list, the follow-ups, the overview) with
+1,000,000 calls stored in PostgreSQL (bench/staff_data.py).
 
 Every server runs as its own process group on 127.0.0.1 (one uvicorn process each), all three
 at once, with their production defaults (log level info: one JSON line per webhook); simulated
@@ -14,8 +15,8 @@ spread of both is reported. Results go to bench/results/bench-<time>.json and a 
 Budgets (SPEC.md section 8) are checked and the exit status is 1 when one is missed.
 
 Options: --calls-4 N --calls-40 N (calls per saturated run), --rounds N, --skip-staff,
---skip-postgres. PostgreSQL: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else the local `test`
-database.
+--skip-postgres, --staff-only. PostgreSQL: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else the
+local `test` database.
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,6 @@ from sqlalchemy.pool import NullPool
 
 from bench.harness import (
     DEFAULT_CALL_SCRIPT,
-    PHONELINE,
     REPO_ROOT,
     ServerProcess,
     Timings,
@@ -54,12 +53,17 @@ from bench.harness import (
     run_callers,
     run_texters,
 )
+from bench.staff_data import (
+    STAFF_CALLS,
+    STAFF_PASSWORD,
+    STAFF_USER,
+    prepare_staff_schema,
+    schema_url,
+)
+from service.staff.headlines import MAX_DAYS
 
 RESULTS = REPO_ROOT / "bench" / "results"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-STAFF_SCHEMA = "bench_staff_1m"
-STAFF_CALLS = 1_000_000
-STAFF_USER, STAFF_PASSWORD = "benchadmin", "bench-password-long-enough"
 CPU_RATIO_BUDGET = 2.0
 P99_BUDGET_MS = 25.0
 STAFF_BUDGET_MS = 100.0
@@ -248,11 +252,6 @@ def postgres_reachable(url: str) -> bool:
         engine.dispose()
 
 
-def schema_url(base: str, schema: str) -> str:
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
-
-
 def run_webhooks(args: argparse.Namespace, work: Path) -> list[RunResult]:
     contenders = [Contender("baseline", "-", baseline_server(work))]
     contenders.append(
@@ -316,67 +315,7 @@ def run_webhooks(args: argparse.Namespace, work: Path) -> list[RunResult]:
     return results
 
 
-# -- the staff call list with a million calls ---------------------------------------------------
-
-LOAD_CALLS = f"""
-INSERT INTO calls (call_sid, caller, called, started_at, answered_at, ended_at, duration_seconds,
-                   language, status, outcome, transferred_contact, transferred_number,
-                   dial_outcome, last_node, flow_hash, path)
-SELECT 'CA' || lpad(to_hex(g), 32, '0'),
-       '+1804555' || lpad((g % 10000)::text, 4, '0'),
-       '+18045550100',
-       now() - g * interval '30 seconds',
-       now() - g * interval '30 seconds' + interval '2 seconds',
-       now() - g * interval '30 seconds' + interval '95 seconds',
-       95,
-       CASE WHEN g % 5 = 0 THEN 'es' ELSE 'en' END,
-       'completed',
-       (ARRAY['transferred', 'completed', 'abandoned'])[1 + g % 3],
-       CASE WHEN g % 3 = 0 THEN (ARRAY['coordinator', 'library', 'cancer_information_service',
-                                        'medicare_hotline'])[1 + (g / 3) % 4] END,
-       CASE WHEN g % 3 = 0 THEN '+18048287999' END,
-       CASE WHEN g % 3 = 0 THEN 'completed' END,
-       'main',
-       'benchflowhash',
-       'main>1>#>2>1'
-FROM generate_series(1, {STAFF_CALLS}) AS g
-"""
-
-
-def prepare_staff_schema(base: str, work: Path) -> tuple[str, float]:
-    """A schema holding STAFF_CALLS calls and a staff admin (kept between runs: loading takes a
-    while); returns its URL and the seconds spent loading (0 when it was already there)."""
-    url = schema_url(base, STAFF_SCHEMA)
-    admin = create_engine(base, poolclass=NullPool)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{STAFF_SCHEMA}"'))
-    admin.dispose()
-    env = phoneline_env(url, work / "var-staff")
-    subprocess.run([PHONELINE, "db", "upgrade"], env=env, check=True, capture_output=True)
-    engine = create_engine(url, poolclass=NullPool)
-    loaded = 0.0
-    with engine.begin() as connection:
-        count = connection.execute(text("SELECT count(*) FROM calls")).scalar_one()
-    if count != STAFF_CALLS:
-        print(f"  loading {STAFF_CALLS:,} calls into schema {STAFF_SCHEMA} (once)...", flush=True)
-        started = time.perf_counter()
-        with engine.begin() as connection:
-            connection.execute(text("TRUNCATE calls CASCADE"))
-            connection.execute(text(LOAD_CALLS))
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("VACUUM ANALYZE calls"))
-        loaded = time.perf_counter() - started
-    engine.dispose()
-    add = subprocess.run(
-        [PHONELINE, "staff", "add", STAFF_USER, "--role", "admin", "--password-stdin"],
-        env=env,
-        input=STAFF_PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-    )
-    if add.returncode != 0 and "already" not in (add.stdout + add.stderr):
-        raise RuntimeError(f"phoneline staff add failed: {add.stdout}{add.stderr}")
-    return url, loaded
+# -- the staff pages with a million calls -------------------------------------------------------
 
 
 def cookies_of(response: httpx.Response, jar: dict[str, str]) -> None:
@@ -408,11 +347,19 @@ def sign_in(client: httpx.Client, base: str) -> dict[str, str]:
     return jar
 
 
-def time_pages(client: httpx.Client, url: str, jar: dict[str, str], rounds: int) -> dict[str, Any]:
+NAVIGATION_COUNT = " open)</span>"
+"""What the navigation shows on every page: "Follow-ups (N open)"."""
+
+
+def time_pages(
+    client: httpx.Client, url: str, jar: dict[str, str], rounds: int, expect: str = "<table"
+) -> dict[str, Any]:
+    """`rounds` requests of `url` after one to warm up; the page must hold `expect` and the
+    navigation's count of open follow-ups."""
     headers = {"Cookie": cookie_header(jar)}
     first = client.get(url, headers=headers)
-    if first.status_code != 200 or "<table" not in first.text:
-        raise RuntimeError(f"{url}: HTTP {first.status_code}")
+    if first.status_code != 200 or expect not in first.text or NAVIGATION_COUNT not in first.text:
+        raise RuntimeError(f"{url}: HTTP {first.status_code}, or not the page expected")
     rows = first.text.count("<tr") - 1
     times = []
     for _ in range(rounds):
@@ -429,54 +376,103 @@ def time_pages(client: httpx.Client, url: str, jar: dict[str, str], rounds: int)
     }
 
 
+STAFF_PAGES = {
+    "first_page": "call list, first page",
+    "filtered_page": "call list, filtered",
+    "second_page": "call list, second page",
+    "follow_ups_open": "follow-ups, open (first page)",
+    "follow_ups_closed": "follow-ups, recently closed",
+    "follow_up_item": "a follow-up's page",
+    "overview": "overview, default range (30 days)",
+    "overview_90_days": "overview, 90 days",
+    "overview_longest": f"overview, {MAX_DAYS} days (the longest it offers)",
+    "navigation_count": "navigation count (a page with no other query)",
+}
+"""The pages timed (the keys of the results), and what the table calls them."""
+STAFF_ROUNDS = 30
+
+
+def item_to_time(url: str) -> int:
+    """The open item longest waiting among the claimed ones (notes, a number with history)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT id FROM follow_ups WHERE open_phone IS NOT NULL "
+                        "AND claimed_by IS NOT NULL ORDER BY first_attempt_at, id LIMIT 1"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def run_staff(work: Path) -> dict[str, Any] | None:
     base = postgres_base()
     if not postgres_reachable(base):
-        print("PostgreSQL is not reachable: the staff list timing is skipped")
+        print("PostgreSQL is not reachable: the staff pages' timing is skipped")
         return None
-    url, loaded = prepare_staff_schema(base, work)
+    url, loaded, rows = prepare_staff_schema(base, work)
+    item = item_to_time(url)
     env = phoneline_env(url, work / "var-staff", PUBLIC_BASE_URL="", RUN_WORKER_IN_SERVER="false")
     server = phoneline_server(env, work / "serve-staff.log")
     server.start()
+    pages: dict[str, Any] = {}
     try:
         with httpx.Client(timeout=30, follow_redirects=False) as client:
             jar = sign_in(client, server.base_url)
-            first = time_pages(client, server.base_url + "/staff/calls", jar, 20)
-            filtered = time_pages(
-                client,
-                server.base_url + "/staff/calls?outcome=transferred&language=es&contact=library",
-                jar,
-                20,
-            )
+
+            def timed(key: str, path: str, expect: str = "<table") -> None:
+                pages[key] = time_pages(client, server.base_url + path, jar, STAFF_ROUNDS, expect)
+
+            timed("first_page", "/staff/calls")
+            timed("filtered_page", "/staff/calls?outcome=reached&language=es&contact=library")
             # A later page: the keyset cursor of page one, followed.
             page = client.get(
                 server.base_url + "/staff/calls", headers={"Cookie": cookie_header(jar)}
             )
             next_link = page.text.split('href="/staff/calls?after=', 1)
-            later = None
             if len(next_link) == 2:
                 after = next_link[1].split('"', 1)[0].replace("&amp;", "&")
-                later = time_pages(client, server.base_url + "/staff/calls?after=" + after, jar, 20)
+                timed("second_page", "/staff/calls?after=" + after)
+            timed("follow_ups_open", "/staff/follow-ups", "/staff/follow-ups/")
+            timed("follow_ups_closed", "/staff/follow-ups?show=closed", "/staff/follow-ups/")
+            timed("follow_up_item", f"/staff/follow-ups/{item}", "<h1")
+            timed("overview", "/staff/", 'id="headline-calls"')
+            overview = client.get(
+                server.base_url + "/staff/", headers={"Cookie": cookie_header(jar)}
+            )
+            today = date.fromisoformat(
+                overview.text.split('name="to" value="', 1)[1].split('"', 1)[0]
+            )
+            for key, days in (("overview_90_days", 90), ("overview_longest", MAX_DAYS)):
+                first = today - timedelta(days=days - 1)
+                timed(key, f"/staff/?from={first}&to={today}", 'id="headline-calls"')
+            timed("navigation_count", "/staff/search", "<h1")
     finally:
         server.stop()
     return {
         "calls_stored": STAFF_CALLS,
+        "rows_stored": rows,
         "load_seconds": round(loaded, 1),
-        "first_page": first,
-        "filtered_page": filtered,
-        "second_page": later,
+        **pages,
     }
 
 
 # -- report ---------------------------------------------------------------------------------------
 
 
+WEBHOOK_HEADER = [
+    "| webhook | server | db | concurrent | req/s (saturated) | CPU ms/webhook (rounds) "
+    "| x baseline (rounds) | p50 / p99 ms paced | p50 / p99 ms saturated | RSS MB | errors |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
 def table(results: list[RunResult], staff: dict[str, Any] | None) -> str:
-    lines = [
-        "| webhook | server | db | concurrent | req/s (saturated) | CPU ms/webhook (rounds) "
-        "| x baseline (rounds) | p50 / p99 ms paced | p50 / p99 ms saturated | RSS MB | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = WEBHOOK_HEADER.copy() if results else []
     for r in results:
         spread = f"{min(r.cpu_ms_per_webhook_rounds):.3f}-{max(r.cpu_ms_per_webhook_rounds):.3f}"
         ratios = f"{min(r.x_baseline_rounds):.2f}-{max(r.x_baseline_rounds):.2f}"
@@ -488,14 +484,19 @@ def table(results: list[RunResult], staff: dict[str, Any] | None) -> str:
             f"| {r.rss_mb:.0f} | {r.paced_errors + r.errors}/{r.paced_requests + r.requests} |"
         )
     if staff:
-        lines.append("")
-        lines.append(f"Staff call list, {staff['calls_stored']:,} calls in PostgreSQL:")
-        for key in ("first_page", "filtered_page", "second_page"):
+        lines += [""] * bool(results)
+        lines.append(
+            f"Staff pages, {staff['calls_stored']:,} calls in PostgreSQL "
+            f"({staff['rows_stored']['follow_ups_open']:,} follow-ups open):"
+        )
+        lines.append("| page | GET | p50 ms | max ms | runs |")
+        lines.append("|---|---|---|---|---|")
+        for key, label in STAFF_PAGES.items():
             page = staff.get(key)
             if page:
                 lines.append(
-                    f"  {key.replace('_', ' ')}: GET /staff{page['url']}  p50 {page['p50_ms']} ms,"
-                    f" max {page['max_ms']} ms ({page['rows_on_page']} rows, {page['rounds']} runs)"
+                    f"| {label} | /staff{page['url']} | {page['p50_ms']} | {page['max_ms']} "
+                    f"| {page['rounds']} |"
                 )
     return "\n".join(lines)
 
@@ -525,15 +526,16 @@ def budgets(results: list[RunResult], staff: dict[str, Any] | None) -> list[tupl
             errors = r.errors + r.paced_errors
             checks.append((f"errors {r.database} 40 concurrent: {errors} (none)", errors == 0))
     if staff:
-        for key in ("first_page", "filtered_page"):
-            page = staff[key]
-            checks.append(
-                (
-                    f"staff {key.replace('_', ' ')} with 1M calls: p50 {page['p50_ms']} ms "
-                    f"(< {STAFF_BUDGET_MS})",
-                    page["p50_ms"] < STAFF_BUDGET_MS,
+        for key, label in STAFF_PAGES.items():
+            page = staff.get(key)
+            if page:
+                checks.append(
+                    (
+                        f"staff {label} with 1M calls: p50 {page['p50_ms']} ms "
+                        f"(< {STAFF_BUDGET_MS})",
+                        page["p50_ms"] < STAFF_BUDGET_MS,
+                    )
                 )
-            )
     return checks
 
 
@@ -548,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced-texters", type=int, default=12, help="paced texters, 4 at a time")
     parser.add_argument("--skip-staff", action="store_true")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--staff-only", action="store_true", help="only the staff pages (no webhook servers)"
+    )
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(
@@ -558,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="phoneline-bench-") as tmp:
         work = Path(tmp)
-        results = run_webhooks(args, work)
+        results = [] if args.staff_only else run_webhooks(args, work)
         staff = None if args.skip_staff or args.skip_postgres else run_staff(work)
     checks = budgets(results, staff)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -100,8 +100,22 @@ class Call(Base):
             "dial_outcome IS NULL OR " + _in("dial_outcome", DialOutcome), name="dial_outcome"
         ),
         # The staff list: newest first, paged by the keyset (started_at, id), optionally
-        # filtered (both databases scan these indexes backwards for ORDER BY ... DESC).
-        Index("ix_calls_started_at_id", "started_at", "id"),
+        # filtered (both databases scan these indexes backwards for ORDER BY ... DESC). On
+        # PostgreSQL the first also holds what the overview counts calls by, so that a range
+        # of days is counted from the index alone, without reading the rows.
+        Index(
+            "ix_calls_started_at_id",
+            "started_at",
+            "id",
+            postgresql_include=[
+                "language",
+                "outcome",
+                "caller",
+                "last_node",
+                "transferred_contact",
+                "dial_outcome",
+            ],
+        ),
         Index("ix_calls_outcome_started_at_id", "outcome", "started_at", "id"),
         Index("ix_calls_language_started_at_id", "language", "started_at", "id"),
         Index(
@@ -131,4 +145,15 @@ class CallEvent(Base):
 
     call: Mapped[Call] = relationship(back_populates="events")
 
-    __table_args__ = (Index("ix_call_events_call_id_at", "call_id", "at"),)
+    __table_args__ = (
+        Index("ix_call_events_call_id_at", "call_id", "at"),
+        # The overview's "options chosen": the keys pressed in the last 30 days, a few among
+        # the menus, dials and their results.
+        Index(
+            "ix_call_events_key_at",
+            "at",
+            postgresql_include=["node", "detail"],
+            sqlite_where=text("kind = 'key'"),
+            postgresql_where=text("kind = 'key'"),
+        ),
+    )
