@@ -7,7 +7,7 @@ index. `ix_call_events_key_at` holds the keys pressed by time (the "options chos
 every call event of the last 30 days).
 
 Revision ID: a7d2c91e4b58
-Revises: e8f14a2c7d35
+Revises: f3b9d2a6c810
 Create Date: 2026-12-02 04:00:00+00:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "a7d2c91e4b58"
-down_revision: str | None = "e8f14a2c7d35"
+down_revision: str | None = "f3b9d2a6c810"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
