@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench fuzz faults install install-dev clean
+.PHONY: run test lint bench fuzz faults install install-dev axe-core clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,20 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# axe-core (package.json) for the browser tests' accessibility checks. Without npm, or when npm
+# cannot install it, those checks skip and say why (they fail instead under REQUIRE_BROWSER=1).
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --no-audit --no-fund --loglevel=error || echo "npm ci failed: the axe-core checks will skip"; \
+	else echo "npm is not installed: the browser tests' axe-core checks will skip"; fi
+
+axe-core: node_modules/.package-lock.json
+
 run: install
 	$(BIN)/phoneline serve --host $(HOST) --port $(PORT)
 
 # The engine must stay fully covered: the coverage gate measures service/flowengine only.
-test: install-dev
+test: install-dev axe-core
 	$(BIN)/python -m pytest --cov=service.flowengine --cov-report=term --cov-fail-under=100 $(PYTEST_ARGS)
 
 lint: install-dev
@@ -47,4 +56,4 @@ faults: install-dev
 	FAULT_LOAD=long $(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var node_modules .pytest_cache .mypy_cache .ruff_cache
