@@ -1,7 +1,11 @@
-"""Inline SVG charts for the overview: no JavaScript, no CDN, every label escaped.
+"""The overview's charts, drawn inline (no JavaScript, no CDN, every label escaped), legible at
+any width: their text is never scaled.
 
-Each chart is an `<svg role="img">` with a title and description; the page puts a table with the
-same numbers beside it for screen readers and for anyone who wants the exact figures.
+`daily_bars` is an `<svg role="img">` with a title and a description, laid out in percentages of
+its width rather than scaled from a viewBox, so its 12 px labels stay 12 px on a phone.
+`horizontal_bars` and `stacked_bars` are HTML figures whose labels are text that wraps, one row
+per item, with bars drawn as decorative SVG rectangles (the CSP allows no inline style to size
+them). The page puts a table with the same numbers beside each chart.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH = 720
 BAR_COLOURS = ("#1d4ed8", "#b45309", "#047857", "#b91c1c", "#6d28d9", "#374151")
 TEXT = "#1f2937"
 GRID = "#d1d5db"
+FONT_SIZE = 12
+"""CSS px: the smallest chart text (the browser test holds it to that at phone width)."""
 
 _ids = itertools.count(1)
 
@@ -25,12 +30,36 @@ def _svg(title: str, description: str, height: int, body: list[str]) -> Markup:
     ident = f"chart-{next(_ids)}"
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'viewBox="0 0 {WIDTH} {height}" width="100%" '
+        f'width="100%" height="{height}" '
         f'aria-labelledby="{ident}-title {ident}-desc">'
         f'<title id="{ident}-title">{escape(title)}</title>'
         f'<desc id="{ident}-desc">{escape(description)}</desc>'
     )
     return Markup(head + "".join(body) + "</svg>")
+
+
+def _bar(rects: list[str]) -> str:
+    """A row's bar: rectangles (x and width in % of the row) in a decorative SVG."""
+    return (
+        '<svg class="bar" width="100%" height="16" aria-hidden="true" focusable="false">'
+        + "".join(rects)
+        + "</svg>"
+    )
+
+
+def _figure(title: str, rows: list[str], before: str = "") -> Markup:
+    """A chart of labelled rows: its title as the caption, then `before` (a legend)."""
+    return Markup(
+        f'<figure class="chart bars"><figcaption>{escape(title)}</figcaption>{before}'
+        f"<ul>{''.join(rows)}</ul></figure>"
+    )
+
+
+def _row(label: str, value: int, rects: list[str]) -> str:
+    return (
+        f'<li><span class="label">{escape(label)}</span>'
+        f'<span class="value num">{value}</span>{_bar(rects)}</li>'
+    )
 
 
 def _nice_max(value: int) -> int:
@@ -48,17 +77,20 @@ def _nice_max(value: int) -> int:
 def daily_bars(
     title: str, days: Sequence[date], counts: Mapping[date, int], colour: str = BAR_COLOURS[0]
 ) -> Markup:
-    """One bar per day, dates under every seventh bar."""
-    height, left, bottom, top = 220, 44, 36, 12
+    """One bar per day, dates under every seventh bar. Across, in % of the width: the axis
+    labels end at 9, the bars fill 10 to 94 (the last date label, centred under its bar, needs
+    room on the right)."""
+    height, bottom, top = 220, 36, 12
+    left, right = 10.0, 94.0
     plot_height = height - bottom - top
     top_value = _nice_max(max((counts.get(day, 0) for day in days), default=0))
-    slot = (WIDTH - left - 8) / max(1, len(days))
+    slot = (right - left) / max(1, len(days))
     body = []
     for fraction in (0, 0.5, 1):
         y = top + plot_height * (1 - fraction)
         body.append(
-            f'<line x1="{left}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+            f'<line x1="{left}%" x2="{right}%" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
+            f'<text x="{left - 1}%" y="{y + 4:.1f}" text-anchor="end" font-size="{FONT_SIZE}" '
             f'fill="{TEXT}">{top_value * fraction:g}</text>'
         )
     for index, day in enumerate(days):
@@ -66,18 +98,18 @@ def daily_bars(
         bar = plot_height * value / top_value
         x = left + index * slot + slot * 0.15
         body.append(
-            f'<rect x="{x:.1f}" y="{top + plot_height - bar:.1f}" width="{slot * 0.7:.1f}" '
+            f'<rect x="{x:.2f}%" y="{top + plot_height - bar:.1f}" width="{slot * 0.7:.2f}%" '
             f'height="{bar:.1f}" fill="{colour}"><title>{day.isoformat()}: {value}</title></rect>'
         )
         if (len(days) - 1 - index) % 7 == 0:  # the last day, then every week back
             body.append(
-                f'<text x="{x + slot * 0.35:.1f}" y="{height - bottom + 16}" font-size="11" '
-                f'text-anchor="middle" fill="{TEXT}">{day:%b %d}</text>'
+                f'<text x="{x + slot * 0.35:.2f}%" y="{height - bottom + 18}" '
+                f'font-size="{FONT_SIZE}" text-anchor="middle" fill="{TEXT}">{day:%b %d}</text>'
             )
     total = sum(counts.get(day, 0) for day in days)
     if not total:
         body.append(
-            f'<text x="{WIDTH / 2:.0f}" y="{top + plot_height / 2:.0f}" font-size="14" '
+            f'<text x="{(left + right) / 2}%" y="{top + plot_height / 2:.0f}" font-size="14" '
             f'text-anchor="middle" fill="{TEXT}">None in these days</text>'
         )
     description = (
@@ -90,27 +122,19 @@ def daily_bars(
 
 def horizontal_bars(title: str, items: Sequence[tuple[str, int]]) -> Markup:
     """One labelled bar per item, longest first as given."""
-    row, label_width, top = 24, 380, 8
-    height = top * 2 + row * max(1, len(items))
     top_value = max((value for _, value in items), default=0) or 1
-    plot = WIDTH - label_width - 60
-    body = []
-    if not items:
-        body.append(f'<text x="8" y="{top + 16}" font-size="13" fill="{TEXT}">No data yet</text>')
-    for index, (label, value) in enumerate(items):
-        y = top + index * row
-        width = plot * value / top_value
-        shown = label if len(label) <= 58 else label[:57] + "…"
-        body.append(
-            f'<text x="{label_width - 8}" y="{y + 16}" font-size="12" text-anchor="end" '
-            f'fill="{TEXT}">{escape(shown)}</text>'
-            f'<rect x="{label_width}" y="{y + 4}" width="{width:.1f}" height="{row - 8}" '
-            f'fill="{BAR_COLOURS[0]}"><title>{escape(label)}: {value}</title></rect>'
-            f'<text x="{label_width + width + 6:.1f}" y="{y + 16}" font-size="12" '
-            f'fill="{TEXT}">{value}</text>'
+    rows = [
+        _row(
+            label,
+            value,
+            [
+                f'<rect width="{100 * value / top_value:.1f}%" height="16" '
+                f'fill="{BAR_COLOURS[0]}"><title>{escape(label)}: {value}</title></rect>'
+            ],
         )
-    description = "; ".join(f"{label}: {value}" for label, value in items) or "no data yet"
-    return _svg(title, description, height, body)
+        for label, value in items
+    ]
+    return _figure(title, rows or ['<li class="empty">No data yet</li>'])
 
 
 def stacked_bars(
@@ -123,51 +147,32 @@ def stacked_bars(
     """One bar per row split into `parts` (each its own colour, `colours[part]` when given,
     with a legend naming each part, `labels[part]` when given)."""
     names = {part: (labels or {}).get(part, part) for part in parts}
-    row, label_width, top, legend = 26, 260, 8, 26
-    height = top * 2 + legend + row * max(1, len(rows))
     top_value = max((sum(counts.values()) for _, counts in rows), default=0) or 1
-    plot = WIDTH - label_width - 60
     colours = {
         part: (colours or {}).get(part, BAR_COLOURS[i % len(BAR_COLOURS)])
         for i, part in enumerate(parts)
     }
-    body = []
-    x = 8
-    for part in parts:
-        body.append(
-            f'<rect x="{x}" y="{top}" width="12" height="12" fill="{colours[part]}"/>'
-            f'<text x="{x + 16}" y="{top + 11}" font-size="12" fill="{TEXT}">'
-            f"{escape(names[part])}</text>"
-        )
-        x += 24 + 8 * len(names[part])
-    if not rows:
-        body.append(
-            f'<text x="8" y="{top + legend + 16}" font-size="13" fill="{TEXT}">No data yet</text>'
-        )
-    for index, (label, counts) in enumerate(rows):
-        y = top + legend + index * row
-        body.append(
-            f'<text x="{label_width - 8}" y="{y + 17}" font-size="12" text-anchor="end" '
-            f'fill="{TEXT}">{escape(label)}</text>'
-        )
-        x_start = float(label_width)
+    legend = "".join(
+        f'<li><svg class="swatch" width="12" height="12" aria-hidden="true" focusable="false">'
+        f'<rect width="12" height="12" fill="{colours[part]}"/></svg>{escape(names[part])}</li>'
+        for part in parts
+    )
+    drawn = []
+    for label, counts in rows:
+        rects, x = [], 0.0
         for part in parts:
             value = counts.get(part, 0)
             if not value:
                 continue
-            width = plot * value / top_value
-            body.append(
-                f'<rect x="{x_start:.1f}" y="{y + 4}" width="{width:.1f}" height="{row - 8}" '
-                f'fill="{colours[part]}">'
+            width = 100 * value / top_value
+            rects.append(
+                f'<rect x="{x:.1f}%" width="{width:.1f}%" height="16" fill="{colours[part]}">'
                 f"<title>{escape(label)}, {escape(names[part])}: {value}</title></rect>"
             )
-            x_start += width
-        body.append(
-            f'<text x="{x_start + 6:.1f}" y="{y + 17}" font-size="12" fill="{TEXT}">'
-            f"{sum(counts.values())}</text>"
-        )
-    description = "; ".join(
-        f"{label}: " + ", ".join(f"{names[part]} {counts.get(part, 0)}" for part in parts)
-        for label, counts in rows
+            x += width
+        drawn.append(_row(label, sum(counts.values()), rects))
+    return _figure(
+        title,
+        drawn or ['<li class="empty">No data yet</li>'],
+        before=f'<ul class="legend" aria-hidden="true">{legend}</ul>',
     )
-    return _svg(title, description or "no data yet", height, body)
