@@ -83,4 +83,4 @@ def test_a_call_page_names_menus_and_the_call_back_request(
     assert '<th scope="row">Asked for a call back</th>' in page
     assert "after Patient referral coordinator, VCU Massey did not answer" in page
     listing = client.get("/staff/calls").text
-    assert "<td>Main menu \u203a Find another doctor</td>" in listing
+    assert '<td data-label="Path">Main menu \u203a Find another doctor</td>' in listing
