@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 TWIML_MEDIA_TYPE = "application/xml"
 DIAL_CALL_STATUSES = frozenset({"completed", "answered", "busy", "no-answer", "failed", "canceled"})
 """The DialCallStatus values Twilio documents for a `<Dial>` action."""
-ANSWERED = frozenset({"completed", "answered"})
-"""A dial status that means the person dialled picked up."""
 
 
 async def call_back_status(request: Request) -> Response:

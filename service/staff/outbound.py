@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db import ReadSessionDep
+from service.followups.sweep import DIAL_ANSWERED
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.phone import mask
 from service.staff.queries import parse_id
@@ -92,7 +93,7 @@ def call_back_result(row: OutboxMessage) -> str:
         return ""
     if row.call_status in CALL_ENDED:
         return f"Not answered: {CALL_ENDED[row.call_status]}"
-    if row.dial_status in ("completed", "answered"):
+    if row.dial_status in DIAL_ANSWERED:
         return "Answered, and put through to a person"
     if row.dial_status:
         ended = CALL_ENDED.get(row.dial_status, row.dial_status)
