@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from functools import partial
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
@@ -134,9 +135,7 @@ def _purge_messages(session: Session, cutoff: datetime, batch_size: int, zone: t
     return len(rows)
 
 
-def _purge_conversations(
-    session: Session, cutoff: datetime, batch_size: int, zone: tzinfo
-) -> int:
+def _purge_conversations(session: Session, cutoff: datetime, batch_size: int) -> int:
     ids = list(
         session.scalars(
             select(Conversation.id)
@@ -152,7 +151,7 @@ def _purge_conversations(
     return len(ids)
 
 
-def _purge_outbox(session: Session, cutoff: datetime, batch_size: int, zone: tzinfo) -> int:
+def _purge_outbox(session: Session, cutoff: datetime, batch_size: int) -> int:
     finished = [OutboxStatus.SENT.value, OutboxStatus.FAILED.value, OutboxStatus.SUPPRESSED.value]
     ids = list(
         session.scalars(
@@ -192,14 +191,15 @@ def purge(
         report.calls += calls
         report.call_events += events
         report.batches += 1
+    purge_messages = partial(_purge_messages, zone=zone)
     for purge_step, field in (
-        (_purge_messages, "messages"),
+        (purge_messages, "messages"),
         (_purge_conversations, "conversations"),
         (_purge_outbox, "outbox"),
     ):
         while True:
             with database.session() as session:
-                count = purge_step(session, report.cutoff, batch_size, zone)
+                count = purge_step(session, report.cutoff, batch_size)
             if not count:
                 break
             setattr(report, field, getattr(report, field) + count)
