@@ -32,6 +32,7 @@ from service.serving import drain_before_shutdown
 from service.spool.spool import Spool
 from service.staff.routes import router as staff_router
 from service.texts.router import WEBHOOKS as sms_webhooks
+from service.webhooks import PhoneLineApp, short_path
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # stays on disk for the next start, when the database is away).
             await anyio.to_thread.run_sync(app.state.spool.close)
 
-    app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = PhoneLineApp(
+        title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.state.settings = settings
     app.state.spool = Spool(
         settings.spool_dir,
@@ -120,12 +123,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # logs and times every answer, 413s included
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)  # outermost
-    # Twilio's webhooks take the raw form and answer TwiML: FastAPI's dependency injection and
-    # validation would have nothing to do, yet cost more than the rest of a webhook's answer
-    # (bench/README.md). So they are plain Starlette routes on the app, matched first.
-    webhooks = (*voice_webhooks.items(), *sms_webhooks.items(), *call_back_webhooks.items())
-    for path, endpoint in webhooks:
-        app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
+    # Twilio's webhooks take the raw form and answer TwiML: their POSTs skip FastAPI's stack.
+    short_path(
+        app,
+        {**voice_webhooks, **sms_webhooks, **call_back_webhooks},
+        trusted=settings.trusted_proxies,
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.include_router(ops_router)
     app.include_router(staff_router)
 

@@ -65,7 +65,7 @@ class TrustedProxies:
         return known
 
     def _forwarded(self, scope: Scope, client: tuple[str, int]) -> Scope:
-        headers = _headers(scope["headers"])
+        headers = _forwarding_headers(scope["headers"])
         scope = dict(scope)
         if chain := headers.get(b"x-forwarded-for"):
             hops = [hop.strip() for hop in chain.split(",") if hop.strip()]
@@ -83,8 +83,12 @@ class TrustedProxies:
         return scope
 
 
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
-    return {name: value.decode("latin-1") for name, value in raw}
+_FORWARDING = frozenset((b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"))
+
+
+def _forwarding_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """The X-Forwarded-* headers (the last of each name), decoded; no other header."""
+    return {name: value.decode("latin-1") for name, value in raw if name in _FORWARDING}
 
 
 class BodyTooLarge(Exception):

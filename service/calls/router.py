@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, Response
-from starlette.datastructures import FormData
 
 from service.calls import position_url
 from service.calls.facts import TWILIO_CALL_STATUSES, StatusReported, duration_of
 from service.calls.voice_call import TextQueue, Webhook, take_turn, turn_facts
 from service.channels import voice
-from service.channels.form import form_field
+from service.channels.form import TwilioForm, form_field
 from service.channels.signature import public_url, verified_form
 from service.config import Settings
 from service.flowengine import Flow
@@ -107,7 +106,7 @@ def _spool(request: Request) -> Spool:
     return spool
 
 
-def _fallback(request: Request, form: FormData) -> Response:
+def _fallback(request: Request, form: TwilioForm) -> Response:
     caller_id = voice.caller_id_for(form_field(form, "From"), form_field(form, "To"))
     return _twiml(voice.fallback(coordinator_number(request), caller_id))
 

@@ -22,9 +22,8 @@ from fastapi import HTTPException, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 
-from service.channels.form import outbox_id_of
+from service.channels.form import TwilioForm, outbox_id_of
 from service.channels.sender import call_back_urls
 from service.channels.signature import verified_form
 from service.channels.sms import messages_for, segments_of, twiml_response
@@ -79,7 +78,7 @@ async def inbound_text(request: Request) -> Response:
     return await run_in_threadpool(_reply, request, form)
 
 
-def _reply(request: Request, form: FormData) -> Response:
+def _reply(request: Request, form: TwilioForm) -> Response:
     inbound = Inbound(
         sid=str(form.get("MessageSid") or form.get("SmsSid") or ""),
         phone=str(form.get("From") or "").strip(),

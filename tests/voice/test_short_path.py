@@ -1,0 +1,82 @@
+"""Twilio's webhooks skip FastAPI's middleware stack, and answer as they would through it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.db import Database
+from service.main import create_app
+from service.webhooks import PhoneLineApp
+from tests.support import app_client
+from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER
+from tests.voice.conftest import voice_settings
+
+CALL = {"CallSid": "CA" + "3" * 32, "From": CALLER_NUMBER, "To": LINE_NUMBER}
+
+
+class Seen:
+    """A middleware in FastAPI's own stack: the paths that went through it."""
+
+    paths: list[str] = []
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            Seen.paths.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def app(sqlite_database: Database, tmp_path: Path) -> PhoneLineApp:
+    app = create_app(voice_settings(tmp_path, sqlite_database.url.render_as_string(False)))
+    assert isinstance(app, PhoneLineApp)
+    Seen.paths = []
+    app.add_middleware(Seen)
+    return app
+
+
+def test_a_webhook_is_answered_outside_fastapis_stack_with_the_apps_own_middlewares(
+    app: PhoneLineApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    with app_client(app) as client, caplog.at_level(logging.INFO, "phoneline.request"):
+        answer = client.twilio("/twilio/voice", {**CALL, "CallStatus": "ringing"})
+        assert client.get("/healthz").status_code == 200
+        not_allowed = client.get("/twilio/voice")
+    assert answer.status_code == 200 and "<Gather" in answer.text
+    assert answer.headers["x-request-id"]  # RequestLog ran
+    assert Seen.paths == ["GET /healthz", "GET /twilio/voice"]
+    assert not_allowed.status_code == 405  # other methods: FastAPI's answer
+    lines = [r for r in caplog.records if r.name == "phoneline.request"]
+    assert [(r.route, r.status) for r in lines][0] == ("/twilio/voice", 200)  # type: ignore[attr-defined]
+    assert lines[0].call_sid == CALL["CallSid"]  # type: ignore[attr-defined]
+
+
+def test_a_refused_webhook_gets_fastapis_json_detail(app: PhoneLineApp) -> None:
+    with app_client(app) as client:
+        forged = client.twilio("/twilio/voice", CALL, token="not-the-token")
+        unsigned = client.post("/twilio/voice", data=CALL)
+    assert forged.status_code == 403
+    assert forged.json() == {"detail": "Invalid X-Twilio-Signature"}
+    assert unsigned.json() == {"detail": "Missing X-Twilio-Signature"}
+
+
+def test_a_handler_that_raises_gets_a_500_and_an_error_line(
+    app: PhoneLineApp, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(request: object) -> None:
+        raise RuntimeError("boom")
+
+    assert app.twilio_webhooks is not None
+    monkeypatch.setitem(app.twilio_webhooks.routes, "/twilio/sms/status", broken)
+    with app_client(app) as client:
+        answer = client.twilio("/twilio/sms/status", {"MessageSid": "SM" + "4" * 32})
+    assert (answer.status_code, answer.text) == (500, "Internal Server Error")
+    failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("boom" in str(r.exc_info) for r in failed)
+    assert any(getattr(r, "status", None) == 500 for r in failed)  # the request's own line
