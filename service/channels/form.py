@@ -33,23 +33,27 @@ class TwilioForm(dict[str, str]):
 
 def parse_urlencoded(body: str, max_fields: int) -> list[tuple[str, str]]:
     """`urllib.parse.parse_qsl(body, keep_blank_values=True, max_num_fields=max_fields)`, pair
-    for pair (a property test holds it to that), in about half its time: a name or value with
+    for pair (a property test holds it to that), in a third of its time: a name or value with
     no "+" and no "%" is taken as it is. Over `max_fields` fields: ValueError, as parse_qsl."""
     if body.count("&") >= max_fields:
         raise ValueError("Max number of fields exceeded")
     pairs = []
     for part in body.split("&"):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        pairs.append((_unquote(name), _unquote(value)))
+        if part:
+            name, _, value = part.partition("=")
+            if "%" in value or "+" in value:
+                value = _unquote(value)
+            if "%" in name or "+" in name:
+                name = _unquote(name)
+            pairs.append((name, value))
     return pairs
 
 
 def _unquote(text: str) -> str:
-    if "+" in text:
-        text = text.replace("+", " ")
-    return unquote(text, errors="replace") if "%" in text else text
+    text = text.replace("+", " ")
+    if text.count("%") == text.count("%2B"):  # a phone number's "+": most of what Twilio sends
+        return text.replace("%2B", "+")
+    return unquote(text, errors="replace")
 
 
 def form_field(form: TwilioForm, name: str) -> str:
