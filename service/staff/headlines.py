@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -184,12 +184,16 @@ def count_the_rest(session: Session, result: Headlines) -> None:
 
     result.counts["conversations"] = _by_language(
         session,
-        select(Conversation.language, func.count(distinct(Message.conversation_id)))
-        .join(Conversation, Conversation.id == Message.conversation_id)
+        select(Conversation.language, func.count())
         .where(
-            Message.created_at >= start,
-            Message.created_at < end,
-            Message.direction == Direction.IN.value,
+            Conversation.id.in_(
+                select(Message.conversation_id).where(
+                    Message.created_at >= start,
+                    Message.created_at < end,
+                    # A literal, which the partial index ix_messages_inbound_created_at matches.
+                    Message.direction == literal_column(f"'{Direction.IN.value}'"),
+                )
+            )
         )
         .group_by(Conversation.language),
     )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     select,
     tuple_,
 )
@@ -452,7 +453,10 @@ def add_texts_and_purged(session: Session, result: Overview, zone: tzinfo) -> No
     first = result.days[0]
     since = day_start(first, zone)
     result.texts_per_day.update(
-        local_day_counts(session, Message.created_at, since, zone, Message.body != "")
+        # A literal, which the partial index ix_messages_texts_created_at matches.
+        local_day_counts(
+            session, Message.created_at, since, zone, Message.body != literal_column("''")
+        )
     )
     for day, channel, count in session.execute(
         select(DailyAggregate.day, DailyAggregate.channel, func.sum(DailyAggregate.count))
