@@ -262,7 +262,7 @@ def day_counts(
     today: date,
     *,
     open_ended: bool = False,
-) -> list[tuple[date, DayCounts]]:
+) -> dict[date, DayCounts]:
     """The counts of the days `first` to `last` (and, when `open_ended`, of everything after
     `last`): rolled-up days where they are current, the others counted live."""
     rollup = session.get(OverviewRollup, _zone_name(zone))
@@ -271,11 +271,11 @@ def day_counts(
         rolled = _read_rolled(session, _zone_name(zone), first, min(last, today - timedelta(1)))
         stale = changed_days(session, zone, rollup.checked_through - MARGIN)
         usable = {day: counts for day, counts in rolled.items() if day not in stale}
-    found = list(usable.items())
+    found = dict(usable)
     wanted = (first + timedelta(days=n) for n in range((last - first).days + 1))
     for run_first, run_last in _runs(day for day in wanted if day not in usable):
         end = None if open_ended and run_last == last else day_start(run_last + timedelta(1), zone)
-        found.extend(count_days(session, zone, day_start(run_first, zone), end).items())
+        found.update(count_days(session, zone, day_start(run_first, zone), end))
     return found
 
 
@@ -392,12 +392,23 @@ def periodic_roll_up(timezone: str) -> Callable[[Session, datetime], None]:
 # -- the overview from the rollup ------------------------------------------------------------------
 
 
-def rolled_overview(session: Session, today: date, zone: tzinfo, days: int = 30) -> Overview:
-    """`service.staff.queries.overview`, its calls and keys read from the rollup."""
+def rolled_overview(
+    session: Session,
+    today: date,
+    zone: tzinfo,
+    days: int = 30,
+    counted: dict[date, DayCounts] | None = None,
+) -> Overview:
+    """`service.staff.queries.overview`, its calls and keys read from the rollup (or from
+    `counted`, the day counts of its days and every one after, as `page_numbers` shares)."""
     first = today - timedelta(days=days - 1)
     result = Overview(days=[first + timedelta(days=n) for n in range(days)])
-    # Like the live count, everything from the first day on (a clock behind the line's too).
-    for day, counts in day_counts(session, zone, first, today, today, open_ended=True):
+    if counted is None:
+        # Like the live count, everything from the first day on (a clock behind the line's too).
+        counted = day_counts(session, zone, first, today, today, open_ended=True)
+    for day, counts in counted.items():
+        if day < first:
+            continue
         for (measure, key, detail), count in counts.counts.items():
             if measure == CALLS:
                 result.calls_per_day[day] = result.calls_per_day.get(day, 0) + count
@@ -411,13 +422,23 @@ def rolled_overview(session: Session, today: date, zone: tzinfo, days: int = 30)
     return result
 
 
-def rolled_headlines(session: Session, chosen: Range, today: date) -> Headlines:
-    """`service.staff.headlines.headline_numbers`, its four call measures read from the rollup."""
+def rolled_headlines(
+    session: Session,
+    chosen: Range,
+    today: date,
+    counted: dict[date, DayCounts] | None = None,
+) -> Headlines:
+    """`service.staff.headlines.headline_numbers`, its four call measures read from the rollup
+    (or from `counted`, day counts that include the range's)."""
     result = Headlines(chosen)
     for measure in (CALLS, CALLERS, REACHED, NOT_ANSWERED):
         result.counts[measure] = Counter()
+    if counted is None:
+        counted = day_counts(session, chosen.zone, chosen.first, chosen.last, today)
     callers: dict[str, set[str]] = defaultdict(set)
-    for _, counts in day_counts(session, chosen.zone, chosen.first, chosen.last, today):
+    for day, counts in counted.items():
+        if not chosen.first <= day <= chosen.last:
+            continue
         for (measure, key, _detail), count in counts.counts.items():
             if measure in (CALLS, REACHED, NOT_ANSWERED):
                 result.counts[measure][key] += count
@@ -430,3 +451,20 @@ def rolled_headlines(session: Session, chosen: Range, today: date) -> Headlines:
         result.totals[measure] = sum(by_language.values())
     result.totals[CALLERS] = len(set().union(*callers.values()))
     return result
+
+
+def page_numbers(
+    session: Session, today: date, chosen: Range, days: int = 30
+) -> tuple[Overview, Headlines]:
+    """The overview's charts (the last `days` days) and the headline numbers of `chosen`,
+    the day counts read once when the two ranges meet."""
+    zone, first = chosen.zone, today - timedelta(days=days - 1)
+    if chosen.first > today + timedelta(days=1) or chosen.last < first - timedelta(days=1):
+        return rolled_overview(session, today, zone, days), rolled_headlines(session, chosen, today)
+    counted = day_counts(
+        session, zone, min(first, chosen.first), max(today, chosen.last), today, open_ended=True
+    )
+    return (
+        rolled_overview(session, today, zone, days, counted),
+        rolled_headlines(session, chosen, today, counted),
+    )

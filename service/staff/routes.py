@@ -60,7 +60,7 @@ from service.staff.queries import (
     parse_id,
     redact_numbers,
 )
-from service.staff.rollup import rolled_headlines, rolled_overview
+from service.staff.rollup import page_numbers
 from service.staff.simulator import simulator_page, simulator_step
 from service.staff.web import (
     PASSWORD_PAGE,
@@ -311,11 +311,11 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
     names = flow_names(_flow(request))
     zone = zone_of(request)
     today = clock_of(request)().astimezone(zone).date()
-    stats = rolled_overview(session, today, zone)
     try:
         chosen = HeadlineRange.parse(_params(request), today, zone)
     except FilterError as error:
         raise PageError(400, "Check the dates", str(error)) from None
+    stats, headlines = page_numbers(session, today, chosen)
     calls_chart = charts.daily_bars("Calls per day, last 30 days", stats.days, stats.calls_per_day)
     texts_chart = charts.daily_bars(
         "Texts per day, last 30 days", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
@@ -334,7 +334,7 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         request,
         "overview.html",
         stats=stats,
-        headlines=rolled_headlines(session, chosen, today),
+        headlines=headlines,
         measures=MEASURES,
         language_name=language_name,
         wait_text=wait_text,

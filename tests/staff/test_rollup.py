@@ -22,7 +22,7 @@ from service.purge import purge
 from service.recording import Recorder
 from service.staff.headlines import Range, headline_numbers
 from service.staff.queries import overview
-from service.staff.rollup import roll_up, rolled_headlines, rolled_overview
+from service.staff.rollup import page_numbers, roll_up, rolled_headlines, rolled_overview
 from service.texts.conversations import save_conversation
 from tests.staff.conftest import LINE, NOW, VIEWER, record_call, signed_in
 from tests.support import AppClient
@@ -97,6 +97,7 @@ def ranges(zone: tzinfo) -> Iterator[Range]:
         (today - timedelta(days=20), today - timedelta(days=3)),
         (today - timedelta(days=4), today + timedelta(days=30)),
         (today - timedelta(days=4), today - timedelta(days=4)),
+        (today - timedelta(days=200), today - timedelta(days=100)),
     ]:
         yield Range(first, last, zone)
 
@@ -105,9 +106,14 @@ def assert_as_counted(database: Database, zone: tzinfo = NEW_YORK) -> None:
     """The overview and every range's headline numbers are those of counting the rows."""
     today = NOW.astimezone(zone).date()
     with database.session() as session:
-        assert rolled_overview(session, today, zone) == overview(session, today, zone=zone)
+        counted = overview(session, today, zone=zone)
+        assert rolled_overview(session, today, zone) == counted
         for chosen in ranges(zone):
             assert rolled_headlines(session, chosen, today) == headline_numbers(session, chosen)
+            assert page_numbers(session, today, chosen) == (
+                counted,
+                headline_numbers(session, chosen),
+            )
 
 
 def rolled_days(database: Database, zone: tzinfo = NEW_YORK) -> set[date]:
