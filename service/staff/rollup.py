@@ -82,7 +82,14 @@ class DayCounts:
     counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(measure, key, detail) -> count; keys and details '' when NULL."""
     callers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    """language ('' when not known) -> the numbers that called."""
+    """language ('' when not known) -> the numbers that called (counted live)."""
+    rolled_callers: dict[str, list[str]] = field(default_factory=dict)
+    """language -> the numbers that called, as the rollup keeps them (no set made per day:
+    a range's days are joined into one set)."""
+
+    def callers_of(self) -> Iterator[tuple[str, Iterable[str]]]:
+        yield from self.callers.items()
+        yield from self.rolled_callers.items()
 
     def rows(self) -> Iterator[tuple[str, str, str, int, str | None]]:
         yield DAY, "", "", 0, None
@@ -236,7 +243,7 @@ def _read_rolled(session: Session, zone: str, first: date, last: date) -> dict[d
     for day, measure, key, detail, count, members in rows:
         counts = days.setdefault(day, DayCounts())
         if measure == CALLERS:
-            counts.callers[key] = set(members.split("\n")) if members else set()
+            counts.rolled_callers[key] = members.split("\n") if members else []
         elif measure != DAY:
             counts.counts[(measure, key, detail)] = count
     return days
@@ -442,8 +449,8 @@ def rolled_headlines(
         for (measure, key, _detail), count in counts.counts.items():
             if measure in (CALLS, REACHED, NOT_ANSWERED):
                 result.counts[measure][key] += count
-        for language, numbers in counts.callers.items():
-            callers[language] |= numbers
+        for language, numbers in counts.callers_of():
+            callers[language].update(numbers)
     for language, numbers in callers.items():
         result.counts[CALLERS][language] = len(numbers)
     count_the_rest(session, result)
