@@ -16,15 +16,16 @@ The numbers are those of counting the rows (`service.staff.queries.overview` and
   (`service/calls/store.py`), and a call's events and any earlier start time it had lie between
   its `started_at` and `last_seen_at`, so the days a changed call touches are known. The rollup
   of a zone is known current for changes before `checked_through - MARGIN` (MARGIN covers a
-  write that committed a while after it took its time); a request counts the days of calls
-  changed since then live, and so does the periodic job, which writes them back;
+  write that committed a while after it took its time: one that commits more than MARGIN after
+  it would not be seen); a request counts the days of calls changed since then live, and the
+  periodic job counts them again and writes them back;
 - `phoneline purge` forgets the rolled-up days of the calls it deletes (`forget_days`), in the
   transaction that deletes them;
 - a day not rolled up (today, a changed day, a new zone, a job that has not run) is counted
   live, with the same grouped queries the job uses.
 
 `roll_up` (the spool thread's periodic job, and `phoneline staff rollup`) counts the changed
-days again and adds days not rolled up yet, oldest last, a few at a time.
+days again and adds days not rolled up yet, newest first, DAYS_PER_RUN at a time.
 """
 
 from __future__ import annotations
