@@ -30,6 +30,7 @@ from service.outbound.call_backs import WEBHOOKS as call_back_webhooks
 from service.outbound.worker import background_sender
 from service.serving import drain_before_shutdown
 from service.spool.spool import Spool
+from service.staff.rollup import periodic_roll_up
 from service.staff.routes import router as staff_router
 from service.texts.router import WEBHOOKS as sms_webhooks
 from service.webhooks import PhoneLineApp, short_path
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.spool = Spool(
         settings.spool_dir,
         settle_quiet=timedelta(seconds=settings.call_settle_seconds),
-        periodic=[run_sweep],
+        periodic=[run_sweep, periodic_roll_up(settings.timezone)],
     )
     app.state.text_queue = spooled_text_queue(get_database, lambda: app.state.spool)
     load_configured_flow(app)

@@ -33,6 +33,7 @@ from service.models import (
     utcnow,
 )
 from service.staff.localtime import zone_named
+from service.staff.rollup import forget_days
 
 DEFAULT_BATCH_SIZE = 1000
 
@@ -111,6 +112,7 @@ def _purge_calls(
             counts[(day, Channel.VOICE, Metric.DIAL_OUTCOME, dial_outcome)] += 1
     _add_counts(session, counts)
     ids = [row[0] for row in rows]
+    forget_days(session, rows[0][1], rows[-1][1])
     events = session.scalar(select(func.count()).where(CallEvent.call_id.in_(ids))) or 0
     # Events go with their call (ON DELETE CASCADE).
     session.execute(delete(Call).where(Call.id.in_(ids)))

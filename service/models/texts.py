@@ -6,7 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.models.base import Base, utcnow
@@ -73,4 +82,19 @@ class Message(Base):
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
         Index("ix_messages_created_at_id", "created_at", "id"),
+        # The overview's texts per day (texts with a body) and text conversations (those with
+        # an inbound text), each a range of an index of its own.
+        Index(
+            "ix_messages_texts_created_at",
+            "created_at",
+            sqlite_where=text("body <> ''"),
+            postgresql_where=text("body <> ''"),
+        ),
+        Index(
+            "ix_messages_inbound_created_at",
+            "created_at",
+            "conversation_id",
+            sqlite_where=text("direction = 'in'"),
+            postgresql_where=text("direction = 'in'"),
+        ),
     )

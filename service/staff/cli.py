@@ -118,3 +118,25 @@ def _change_account(
         typer.echo(f"Not changed: {error}.", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{done} {username}.")
+
+
+@staff_app.command("rollup")
+def rollup() -> None:
+    """Roll up the overview's counts of every day over (in TIMEZONE) now; the server keeps
+    them current by itself, a month of days at a time."""
+    from service import migrate
+    from service.config import get_settings
+    from service.db import get_database
+    from service.staff.localtime import zone_named
+    from service.staff.rollup import roll_up
+
+    migrate.upgrade()
+    zone = zone_named(get_settings().timezone)
+    recounted = added = 0
+    while True:
+        with get_database().session() as session:
+            report = roll_up(session, zone)
+        recounted, added = recounted + report.recounted, added + report.added
+        if not report.to_add:
+            break
+    typer.echo(f"Overview rollup ({zone.key}): {added} days added, {recounted} counted again.")

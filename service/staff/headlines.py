@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -93,8 +93,10 @@ class Headlines:
     """measure -> language ('' when not known) -> count."""
     totals: Counter[str] = field(default_factory=Counter)
     """measure -> count over every language (distinct callers counted once)."""
-    waits: list[timedelta] = field(default_factory=list)
-    """How long each follow-up closed in the range waited (first attempt to closed)."""
+    median_wait: timedelta | None = None
+    longest_wait: timedelta | None = None
+    """How long the follow-ups closed in the range waited (first attempt to closed); None when
+    none closed."""
 
     def languages(self) -> list[str]:
         seen = {lang for counts in self.counts.values() for lang, n in counts.items() if n}
@@ -103,16 +105,6 @@ class Headlines:
 
     def count(self, measure: str, language: str) -> int:
         return self.counts.get(measure, Counter())[language]
-
-    @property
-    def median_wait(self) -> timedelta | None:
-        if not self.waits:
-            return None
-        return timedelta(seconds=statistics.median(w.total_seconds() for w in self.waits))
-
-    @property
-    def longest_wait(self) -> timedelta | None:
-        return max(self.waits) if self.waits else None
 
 
 def language_name(code: str) -> str:
@@ -161,6 +153,20 @@ def headline_numbers(session: Session, chosen: Range) -> Headlines:
         result.counts["reached"][lang] += int(reached)
         result.counts["not_answered"][lang] += int(not_answered)
 
+    count_the_rest(session, result)
+    for measure, counts in result.counts.items():
+        result.totals[measure] = sum(counts.values())
+    # A caller who called in both languages is one caller.
+    # (DISTINCT in a subquery: PostgreSQL hashes it; count(DISTINCT ...) sorts every call.)
+    callers = select(Call.caller).where(*in_range, Call.caller.is_not(None)).distinct().subquery()
+    result.totals["callers"] = int(session.scalar(select(func.count()).select_from(callers)) or 0)
+    return result
+
+
+def count_the_rest(session: Session, result: Headlines) -> None:
+    """Every measure but the four of calls: follow-ups, their waits, texts and opt-outs."""
+    start, end = result.range.start, result.range.end
+
     def follow_ups(column: Any, *where: Any) -> Counter[str]:
         return _by_language(
             session,
@@ -174,24 +180,20 @@ def headline_numbers(session: Session, chosen: Range) -> Headlines:
     result.counts["follow_ups_open"] = follow_ups(
         FollowUp.opened_at, FollowUp.open_phone.is_not(None)
     )
-    result.waits = [
-        closed - first
-        for first, closed in session.execute(
-            select(FollowUp.first_attempt_at, FollowUp.closed_at).where(
-                FollowUp.closed_at >= start, FollowUp.closed_at < end
-            )
-        )
-        if closed is not None
-    ]
+    result.median_wait, result.longest_wait = _waits(session, start, end)
 
     result.counts["conversations"] = _by_language(
         session,
-        select(Conversation.language, func.count(distinct(Message.conversation_id)))
-        .join(Conversation, Conversation.id == Message.conversation_id)
+        select(Conversation.language, func.count())
         .where(
-            Message.created_at >= start,
-            Message.created_at < end,
-            Message.direction == Direction.IN.value,
+            Conversation.id.in_(
+                select(Message.conversation_id).where(
+                    Message.created_at >= start,
+                    Message.created_at < end,
+                    # A literal, which the partial index ix_messages_inbound_created_at matches.
+                    Message.direction == literal_column(f"'{Direction.IN.value}'"),
+                )
+            )
         )
         .group_by(Conversation.language),
     )
@@ -209,13 +211,34 @@ def headline_numbers(session: Session, chosen: Range) -> Headlines:
         .group_by(language_of_phone),
     )
 
-    for measure, counts in result.counts.items():
-        result.totals[measure] = sum(counts.values())
-    # A caller who called in both languages is one caller.
-    # (DISTINCT in a subquery: PostgreSQL hashes it; count(DISTINCT ...) sorts every call.)
-    callers = select(Call.caller).where(*in_range, Call.caller.is_not(None)).distinct().subquery()
-    result.totals["callers"] = int(session.scalar(select(func.count()).select_from(callers)) or 0)
-    return result
+
+def _waits(
+    session: Session, start: datetime, end: datetime
+) -> tuple[timedelta | None, timedelta | None]:
+    """The median and the longest wait of the follow-ups closed from `start` to `end`.
+    PostgreSQL computes both (the median interpolated, as `statistics.median` does); SQLite's
+    rows are few, and their times come back to be subtracted here."""
+    closed_in_range = (FollowUp.closed_at >= start, FollowUp.closed_at < end)
+    if session.get_bind().dialect.name == "postgresql":
+        seconds = func.extract("epoch", FollowUp.closed_at - FollowUp.first_attempt_at)
+        median, longest = session.execute(
+            select(func.percentile_cont(0.5).within_group(seconds), func.max(seconds)).where(
+                *closed_in_range
+            )
+        ).one()
+        if median is None:
+            return None, None
+        return timedelta(seconds=float(median)), timedelta(seconds=float(longest))
+    waits = [
+        (closed - first).total_seconds()
+        for first, closed in session.execute(
+            select(FollowUp.first_attempt_at, FollowUp.closed_at).where(*closed_in_range)
+        )
+        if closed is not None
+    ]
+    if not waits:
+        return None, None
+    return timedelta(seconds=statistics.median(waits)), timedelta(seconds=max(waits))
 
 
 def wait_text(wait: timedelta | None) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     select,
     tuple_,
 )
@@ -446,17 +447,17 @@ def local_day_counts(
     return counts
 
 
-def overview(session: Session, today: date, days: int = 30, zone: tzinfo = UTC) -> Overview:
-    """The last `days` days up to `today`, days being the clinic's (`zone`)."""
-    first = today - timedelta(days=days - 1)
+def add_texts_and_purged(session: Session, result: Overview, zone: tzinfo) -> None:
+    """The texts of each day of `result` (from its first day on), and the calls and texts of
+    days whose rows were purged (kept as daily counts)."""
+    first = result.days[0]
     since = day_start(first, zone)
-    result = Overview(days=[first + timedelta(days=n) for n in range(days)])
-
-    result.calls_per_day.update(local_day_counts(session, Call.started_at, since, zone))
     result.texts_per_day.update(
-        local_day_counts(session, Message.created_at, since, zone, Message.body != "")
+        # A literal, which the partial index ix_messages_texts_created_at matches.
+        local_day_counts(
+            session, Message.created_at, since, zone, Message.body != literal_column("''")
+        )
     )
-    # Days whose rows were purged live on as daily counts.
     for day, channel, count in session.execute(
         select(DailyAggregate.day, DailyAggregate.channel, func.sum(DailyAggregate.count))
         .where(
@@ -475,12 +476,22 @@ def overview(session: Session, today: date, days: int = 30, zone: tzinfo = UTC) 
         target = result.calls_per_day if channel == Channel.VOICE.value else result.texts_per_day
         target[_as_date(day)] = target.get(_as_date(day), 0) + int(count)
 
+
+def overview(session: Session, today: date, days: int = 30, zone: tzinfo = UTC) -> Overview:
+    """The last `days` days up to `today`, days being the clinic's (`zone`)."""
+    first = today - timedelta(days=days - 1)
+    since = day_start(first, zone)
+    result = Overview(days=[first + timedelta(days=n) for n in range(days)])
+
+    result.calls_per_day.update(local_day_counts(session, Call.started_at, since, zone))
+    add_texts_and_purged(session, result, zone)
+
     for node, key, count in session.execute(
         select(CallEvent.node, CallEvent.detail, func.count())
         .where(CallEvent.kind == CallEventKind.KEY.value, CallEvent.at >= since)
         .group_by(CallEvent.node, CallEvent.detail)
     ):
-        result.options[(node or "?", key or "?")] = int(count)
+        result.options[(node or "?", key or "?")] += int(count)
 
     for node, count in session.execute(
         select(Call.last_node, func.count())

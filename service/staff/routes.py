@@ -39,7 +39,7 @@ from service.staff.auth import (
 )
 from service.staff.export import calls_csv, messages_csv
 from service.staff.followups import router as follow_ups_router
-from service.staff.headlines import MEASURES, headline_numbers, language_name, wait_text
+from service.staff.headlines import MEASURES, language_name, wait_text
 from service.staff.headlines import Range as HeadlineRange
 from service.staff.localtime import zone_of
 from service.staff.numbers import router as numbers_router
@@ -57,10 +57,10 @@ from service.staff.queries import (
     is_opted_out,
     list_calls,
     list_conversations,
-    overview,
     parse_id,
     redact_numbers,
 )
+from service.staff.rollup import page_numbers
 from service.staff.simulator import simulator_page, simulator_step
 from service.staff.web import (
     PASSWORD_PAGE,
@@ -311,11 +311,11 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
     names = flow_names(_flow(request))
     zone = zone_of(request)
     today = clock_of(request)().astimezone(zone).date()
-    stats = overview(session, today, zone=zone)
     try:
         chosen = HeadlineRange.parse(_params(request), today, zone)
     except FilterError as error:
         raise PageError(400, "Check the dates", str(error)) from None
+    stats, headlines = page_numbers(session, today, chosen)
     calls_chart = charts.daily_bars("Calls per day, last 30 days", stats.days, stats.calls_per_day)
     texts_chart = charts.daily_bars(
         "Texts per day, last 30 days", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
@@ -334,7 +334,7 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         request,
         "overview.html",
         stats=stats,
-        headlines=headline_numbers(session, chosen),
+        headlines=headlines,
         measures=MEASURES,
         language_name=language_name,
         wait_text=wait_text,

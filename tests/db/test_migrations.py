@@ -29,6 +29,8 @@ TABLES = {
     "opt_outs",
     "outbox",
     "outbox_workers",
+    "overview_day_counts",
+    "overview_rollups",
     "spool_checkpoints",
     "staff_users",
 }
