@@ -210,12 +210,17 @@ def _zone_name(zone: tzinfo) -> str:
     return str(getattr(zone, "key", "UTC"))
 
 
-def changed_days(session: Session, zone: tzinfo, since: datetime) -> set[date]:
-    """The days (in `zone`) of the calls changed at or after `since`: from the day each started
-    to the day it was last heard of (its events, and any start it had before, lie between)."""
+def changed_days(session: Session, zone: tzinfo, since: datetime, today: date) -> set[date]:
+    """The days (in `zone`) before `today` of the calls changed at or after `since`: from the
+    day each started to the day it was last heard of (its events, and any start it had before,
+    lie between). A call that started today touches no day before it (today is never rolled
+    up), so only calls that started earlier are read: under a busy line's load, the few late
+    facts of older calls rather than every call of the last minutes."""
     days: set[date] = set()
     for started_at, last_seen_at in session.execute(
-        select(Call.started_at, Call.last_seen_at).where(Call.updated_at >= since)
+        select(Call.started_at, Call.last_seen_at).where(
+            Call.updated_at >= since, Call.started_at < day_start(today, zone)
+        )
     ):
         day = started_at.astimezone(zone).date()
         last = max(started_at, last_seen_at or started_at).astimezone(zone).date()
@@ -277,7 +282,7 @@ def day_counts(
     usable: dict[date, DayCounts] = {}
     if rollup is not None and first < today:
         rolled = _read_rolled(session, _zone_name(zone), first, min(last, today - timedelta(1)))
-        stale = changed_days(session, zone, rollup.checked_through - MARGIN)
+        stale = changed_days(session, zone, rollup.checked_through - MARGIN, today)
         usable = {day: counts for day, counts in rolled.items() if day not in stale}
     found = dict(usable)
     wanted = (first + timedelta(days=n) for n in range((last - first).days + 1))
@@ -346,7 +351,7 @@ def roll_up(
     )
     stale = set()
     if rollup is not None:
-        stale = changed_days(session, zone, rollup.checked_through - MARGIN) & rolled
+        stale = changed_days(session, zone, rollup.checked_through - MARGIN, today) & rolled
     first_call = session.scalar(select(func.min(Call.started_at)))
     missing: list[date] = []
     if first_call is not None:

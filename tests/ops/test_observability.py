@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from starlette.requests import Request
 
 from service.channels.signature import verified_form
 from service.db import Database, set_database
-from service.logs import JsonFormatter, logging_config
+from service.logs import JsonFormatter, LineHandler, logging_config
 from tests.support import AppClient, app_client
 
 CALLER = "+18045551234"
@@ -268,3 +269,46 @@ def test_metrics_answer_peers_in_trusted_proxies_and_anyone_when_public(settings
         assert client.get("/metrics", headers=outside).status_code == 200  # a listed network
     with app_client(metrics_app(settings, metrics_public=True)) as client:
         assert client.get("/metrics", headers=outside).status_code == 200
+
+
+class CountingStream:
+    """A stream that says what reached it and how often it was flushed."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+        self.flushes = 0
+
+    def write(self, text: str) -> int:
+        self.written.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_log_lines_are_flushed_together_and_warnings_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(LineHandler, "FLUSH_SECONDS", 0.2)
+    stream = CountingStream()
+    handler = LineHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.line-handler")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        for n in range(50):
+            logger.warning("w") if n == 49 else logger.info("request %s", n)
+        assert stream.flushes == 1  # 49 info lines, no flush; the warning flushed them all
+        assert len(stream.written) == 50
+        logger.info("a quiet moment")
+        assert stream.flushes == 1
+        deadline = time.monotonic() + 5
+        while stream.flushes == 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stream.flushes == 2  # within FLUSH_SECONDS, with nothing more logged
+        assert json.loads(stream.written[-1])["message"] == "a quiet moment"
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
