@@ -66,7 +66,7 @@ class JsonFormatter(logging.Formatter):
         return self._encoder.encode(entry)
 
     def _time(self, created: float) -> str:
-        """ "2026-11-25T06:12:39.123+00:00" (UTC, milliseconds); the part up to the second is
+        """"2026-11-25T06:12:39.123+00:00" (UTC, milliseconds); the part up to the second is
         worked out once a second."""
         second = int(created)
         micros = round((created - second) * 1e6)  # as datetime.fromtimestamp rounds

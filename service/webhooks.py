@@ -4,9 +4,10 @@ A webhook takes a raw form and answers TwiML; FastAPI's dependency injection, va
 telemetry have nothing to do for it, and its middleware stack (the error and exception
 middlewares, telemetry, a body limit, an exit stack, the router's scan of every route) cost a
 voice webhook about as much as its own work (bench/README.md). So `PhoneLineApp` hands a POST to
-a webhook's path to `WebhookStack`: the same three middlewares as every other request (forwarded
-headers from TRUSTED_PROXIES, the request log, the body cap) around the handler, and the answers
-FastAPI would give to an `HTTPException` (JSON `{"detail": ...}`) or to anything unexpected (500).
+a webhook's path to `WebhookStack`: the app's own middlewares, as on every other request
+(forwarded headers from TRUSTED_PROXIES, the request log, the body cap), around the handler, and
+the answers FastAPI would give to an `HTTPException` (JSON `{"detail": ...}`) or to anything
+unexpected (500).
 
 The webhooks stay registered as routes of the app too, so its route table lists them and other
 methods get FastAPI's 405; only their POSTs take the short path.
@@ -23,8 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.logs import RequestLog
-from service.middleware import BodyTooLarge, LimitBodySize, TrustedProxies
+from service.middleware import BodyTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,17 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class WebhookStack:
-    """ASGI: the webhook whose path the request names, inside TrustedProxies, RequestLog and
-    LimitBodySize (in that order, outermost first, as on the rest of the app)."""
+    """ASGI: the webhook whose path the request names, inside the app's own middlewares (those
+    added with `add_middleware` before it is made: TrustedProxies, RequestLog, LimitBodySize),
+    in the same order as on the rest of the app."""
 
-    def __init__(
-        self, app: FastAPI, routes: Mapping[str, Endpoint], *, trusted: str, max_body_bytes: int
-    ) -> None:
+    def __init__(self, app: FastAPI, routes: Mapping[str, Endpoint]) -> None:
         self.app = app
         self.routes = dict(routes)
-        inner: ASGIApp = LimitBodySize(self._answer, max_bytes=max_body_bytes)
-        self._stack: ASGIApp = TrustedProxies(RequestLog(inner), trusted=trusted)
+        stack: ASGIApp = self._answer
+        for middleware in reversed(app.user_middleware):
+            stack = middleware.cls(stack, *middleware.args, **middleware.kwargs)
+        self._stack = stack
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self.app  # what `request.app` is in a handler
@@ -82,10 +83,9 @@ class PhoneLineApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def short_path(
-    app: PhoneLineApp, routes: Mapping[str, Endpoint], *, trusted: str, max_body_bytes: int
-) -> None:
-    """Register `routes` (path -> handler) on `app` and answer their POSTs by the short path."""
+def short_path(app: PhoneLineApp, routes: Mapping[str, Endpoint]) -> None:
+    """Register `routes` (path -> handler) on `app` and answer their POSTs by the short path,
+    through the middlewares the app has been given so far."""
     for path, endpoint in routes.items():
         app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
-    app.twilio_webhooks = WebhookStack(app, routes, trusted=trusted, max_body_bytes=max_body_bytes)
+    app.twilio_webhooks = WebhookStack(app, routes)
