@@ -86,6 +86,11 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
 
 
 def _configure_sqlite(engine: Engine, path: Path | None, foreign_keys: bool) -> None:
+    @event.listens_for(engine, "do_connect")
+    def before_connect(dialect: Any, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> None:
+        if path is not None:
+            record.info["file_identity_before"] = _file_identity(path)
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
         # Hand transaction control to SQLAlchemy (the documented pysqlite recipe), so that
@@ -101,7 +106,10 @@ def _configure_sqlite(engine: Engine, path: Path | None, foreign_keys: bool) -> 
         finally:
             cursor.close()
         if path is not None:
-            record.info["file_identity"] = _file_identity(path)
+            # The file this connection opened is the one `stat` saw before and after the open
+            # (a file replaced while it was opened leaves no identity: never checked out).
+            before, after = record.info.pop("file_identity_before", None), _file_identity(path)
+            record.info["file_identity"] = after if before in (None, after) else None
 
     @event.listens_for(engine, "checkout")
     def on_checkout(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import DatabaseError
 
 from service import migrate
 from service.calls.facts import CallEventHappened, CallStarted
@@ -83,6 +84,32 @@ def test_recording_survives_the_sqlite_file_being_replaced_by_garbage(
         record_a_whole_call(recorder, "CA-after")
 
         assert db_errors() >= before + 7
+    finally:
+        database.dispose()
+
+
+def test_a_file_replaced_while_a_connection_opens_is_not_written_through_it(
+    live_sqlite: tuple[Database, Path],
+) -> None:
+    """A connection opened on the old file just as it was replaced (another thread connecting
+    at that moment) must not pass for one of the new file: it would read and write a file no
+    one else sees."""
+    database, path = live_sqlite
+    replaced: list[bool] = []
+
+    def replace_once_opened(dbapi_connection: object, record: object) -> None:
+        if not replaced:  # after SQLite opened the old file, before the service looks at it
+            replaced.append(True)
+            replace_with_garbage(path, b"this is not a database, it was replaced\n" * 200)
+
+    event.listen(database.engine, "connect", replace_once_opened, insert=True)
+    try:
+        with (
+            pytest.raises(DatabaseError, match="not a database"),
+            database.session(read_only=True) as session,
+        ):
+            session.execute(text("SELECT count(*) FROM calls")).scalar_one()
+        assert replaced
     finally:
         database.dispose()
 
@@ -184,4 +211,3 @@ def replace_with_garbage(path: Path, garbage: bytes) -> None:
     replacement = path.with_name(path.name + ".new")
     replacement.write_bytes(garbage)
     replacement.replace(path)
-
