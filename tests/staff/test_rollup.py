@@ -11,6 +11,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import update
 
 from service import recording
@@ -22,7 +24,13 @@ from service.purge import purge
 from service.recording import Recorder
 from service.staff.headlines import Range, headline_numbers
 from service.staff.queries import overview
-from service.staff.rollup import page_numbers, roll_up, rolled_headlines, rolled_overview
+from service.staff.rollup import (
+    Callers,
+    page_numbers,
+    roll_up,
+    rolled_headlines,
+    rolled_overview,
+)
 from service.texts.conversations import save_conversation
 from tests.staff.conftest import LINE, NOW, VIEWER, record_call, signed_in
 from tests.support import AppClient
@@ -30,6 +38,7 @@ from tests.support import AppClient
 NEW_YORK = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")  # +05:30: its days and New York's differ at every hour
 CALLERS = [f"+1804555{n:04d}" for n in range(12)]
+ODD_CALLERS = ["anonymous", CALLERS[1][1:], "client:nina", "+0123", "+\uff11\uff18", "anonymous"]
 CONTACTS = [("coordinator", "+18048287999"), ("library", "+18048280000")]
 DIALS = ["completed", "busy", "no-answer", "failed"]
 
@@ -86,6 +95,10 @@ def record_history(recorder: Recorder, database: Database, *, unfinished: bool =
     for n, phone in enumerate(CALLERS[:4]):
         recorder.message_received(f"SM{n:032d}", phone, LINE, "hi", at=NOW - timedelta(days=n * 3))
     recorder.opt_out(CALLERS[1], True, "STOP", at=NOW - timedelta(days=3))
+    # Callers that are not E.164 numbers, one of them the digits of one that is.
+    for n, caller in enumerate(ODD_CALLERS):
+        record_call(recorder, f"CE{n:032d}", caller, NOW - timedelta(days=2 + n % 3, hours=n),
+                    language="es" if n % 2 else "en")  # fmt: skip
 
 
 def ranges(zone: tzinfo) -> Iterator[Range]:
@@ -216,3 +229,35 @@ def test_the_page_reads_the_days_rolled_up(
         )
     after = client.get(url)
     assert calls_in_all(after.text) == expected.totals["calls"] + 1000
+
+
+CALLER_STRINGS = st.one_of(
+    st.integers(min_value=1, max_value=10**15 - 1).map(lambda n: f"+{n}"),
+    st.from_regex(r"\A\+?[0-9]{0,17}\Z"),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(st.lists(CALLER_STRINGS, max_size=12), max_size=6))
+def test_callers_are_the_set_of_their_strings(days: list[list[str]]) -> None:
+    """However callers are spelled, a day's `Callers` stored and read back, and the union of
+    days, count what sets of the strings count: E.164 numbers and anything else, never one
+    for another."""
+    read_back = []
+    for callers in days:
+        of_the_day = Callers()
+        for caller in callers:
+            of_the_day.add(caller)
+        assert len(of_the_day) == len(set(callers))
+        read_back.append(Callers.read(*of_the_day.stored()))
+        assert len(read_back[-1]) == len(set(callers))
+    assert len(Callers.union(read_back)) == len(set().union(*map(set, days)))
+
+
+def test_a_day_rolled_up_before_the_bitmap_reads_as_its_numbers() -> None:
+    """Rows of the form before `member_ids` (every caller in `members`) read the same."""
+    numbers = ["+18045550001", "+18045550002", "anonymous", "18045550001", "+18045550002"]
+    old_form = Callers.read(None, "\n".join(numbers))
+    assert len(old_form) == 4
+    assert len(Callers.union([old_form, Callers.read(None, "+18045550003")])) == 5
+    assert len(Callers.union([old_form, Callers.read(*old_form.stored())])) == 4
