@@ -220,7 +220,8 @@ def _waits(
     rows are few, and their times come back to be subtracted here."""
     closed_in_range = (FollowUp.closed_at >= start, FollowUp.closed_at < end)
     if session.get_bind().dialect.name == "postgresql":
-        seconds = func.extract("epoch", FollowUp.closed_at - FollowUp.first_attempt_at)
+        # date_part is double precision (extract's numeric sorts at half the speed).
+        seconds = func.date_part("epoch", FollowUp.closed_at - FollowUp.first_attempt_at)
         median, longest = session.execute(
             select(func.percentile_cont(0.5).within_group(seconds), func.max(seconds)).where(
                 *closed_in_range

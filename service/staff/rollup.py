@@ -282,8 +282,20 @@ def changed_days(session: Session, zone: tzinfo, since: datetime, today: date) -
     return days
 
 
-def _read_rolled(session: Session, zone: str, first: date, last: date) -> dict[date, DayCounts]:
+def _read_rolled(
+    session: Session, zone: str, first: date, last: date, headlines_only_before: date | None
+) -> dict[date, DayCounts]:
     days: dict[date, DayCounts] = {}
+    wanted = [
+        OverviewDayCount.zone == zone,
+        OverviewDayCount.day >= first,
+        OverviewDayCount.day <= last,
+    ]
+    if headlines_only_before is not None:
+        wanted.append(
+            (OverviewDayCount.day >= headlines_only_before)
+            | OverviewDayCount.measure.in_([DAY, CALLS, REACHED, NOT_ANSWERED, CALLERS])
+        )
     rows = session.execute(
         select(
             OverviewDayCount.day,
@@ -293,11 +305,7 @@ def _read_rolled(session: Session, zone: str, first: date, last: date) -> dict[d
             OverviewDayCount.count,
             OverviewDayCount.member_ids,
             OverviewDayCount.members,
-        ).where(
-            OverviewDayCount.zone == zone,
-            OverviewDayCount.day >= first,
-            OverviewDayCount.day <= last,
-        )
+        ).where(*wanted)
     )
     for day, measure, key, detail, count, member_ids, members in rows:
         counts = days.setdefault(day, DayCounts())
@@ -328,13 +336,18 @@ def day_counts(
     today: date,
     *,
     open_ended: bool = False,
+    headlines_only_before: date | None = None,
 ) -> dict[date, DayCounts]:
     """The counts of the days `first` to `last` (and, when `open_ended`, of everything after
-    `last`): rolled-up days where they are current, the others counted live."""
+    `last`): rolled-up days where they are current, the others counted live. Rolled-up days
+    before `headlines_only_before` are read for the headline measures alone (calls, reached,
+    not answered, callers), without the charts' (a year of days: a fifth of the rows)."""
     rollup = session.get(OverviewRollup, _zone_name(zone))
     usable: dict[date, DayCounts] = {}
     if rollup is not None and first < today:
-        rolled = _read_rolled(session, _zone_name(zone), first, min(last, today - timedelta(1)))
+        rolled = _read_rolled(
+            session, _zone_name(zone), first, min(last, today - timedelta(1)), headlines_only_before
+        )
         stale = changed_days(session, zone, rollup.checked_through - MARGIN, today)
         usable = {day: counts for day, counts in rolled.items() if day not in stale}
     found = dict(usable)
@@ -501,7 +514,14 @@ def rolled_headlines(
     for measure in (CALLS, CALLERS, REACHED, NOT_ANSWERED):
         result.counts[measure] = Counter()
     if counted is None:
-        counted = day_counts(session, chosen.zone, chosen.first, chosen.last, today)
+        counted = day_counts(
+            session,
+            chosen.zone,
+            chosen.first,
+            chosen.last,
+            today,
+            headlines_only_before=today,  # no chart
+        )
     callers: dict[str, list[Callers]] = defaultdict(list)
     for day, counts in counted.items():
         if not chosen.first <= day <= chosen.last:
@@ -530,7 +550,13 @@ def page_numbers(
     if chosen.first > today + timedelta(days=1) or chosen.last < first - timedelta(days=1):
         return rolled_overview(session, today, zone, days), rolled_headlines(session, chosen, today)
     counted = day_counts(
-        session, zone, min(first, chosen.first), max(today, chosen.last), today, open_ended=True
+        session,
+        zone,
+        min(first, chosen.first),
+        max(today, chosen.last),
+        today,
+        open_ended=True,
+        headlines_only_before=first,
     )
     return (
         rolled_overview(session, today, zone, days, counted),
