@@ -217,17 +217,47 @@ def set_temporary_password(
     return user, password
 
 
+class PasswordThrottled(AccountError):
+    """Too many wrong passwords: the form is refused unchecked until `throttle.until`."""
+
+    def __init__(self, throttle: Throttle) -> None:
+        super().__init__("too many wrong passwords from here")
+        self.throttle = throttle
+
+
 def change_password(
-    session: Session, user_id: int, current: str, new: str, new_again: str, now: datetime
+    session: Session,
+    user_id: int,
+    current: str,
+    new: str,
+    new_again: str,
+    now: datetime,
+    address: str,
 ) -> StaffUser:
     """An account choosing its own password: `current` is its password now (a temporary one,
     usually), `new` follows the password rules, is typed twice alike and differs from `current`.
     Every session of the account issued before `now` ends (whoever else saw a temporary
-    password may have signed in with it too): the caller gives its browser a new one."""
+    password may have signed in with it too): the caller gives its browser a new one.
+
+    A wrong `current` is a failed sign-in (audited, `sign-in-failed`), and the sign-in limits
+    apply to the form as to sign-in, so that a browser holding someone's session cannot guess
+    their password here faster than at the sign-in page."""
     user = session.get(StaffUser, user_id)
     if user is None or user.disabled:
         raise NoSuchAccount("this account no longer exists or is disabled")
+    throttle = throttle_for(session, user.username, address[:64], now)
+    if throttle is not None:
+        SIGN_INS_THROTTLED.labels(limit=throttle.limit, flood=str(throttle.flood).lower()).inc()
+        raise PasswordThrottled(throttle)
     if not _verified(user.password_hash, current):
+        record_audit(
+            session,
+            user.username,
+            SIGN_IN_FAILED,
+            "wrong current password",
+            client_address=address,
+            at=now,
+        )
         raise AccountError("the current password is not right")
     if new != new_again:
         raise AccountError("the two new passwords differ")

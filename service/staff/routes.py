@@ -30,6 +30,7 @@ from service.staff.auth import (
     PASSWORD_CHANGED,
     SIGN_OUT,
     AccountError,
+    PasswordThrottled,
     StaffSession,
     change_password,
     client_address,
@@ -270,6 +271,7 @@ def choose_password(
     """The account's own password, in place of a temporary one (or of its old one): every other
     session of the account ends; this browser's goes on with a new cookie."""
     target = _safe_next(form.get("next"))
+    now = clock_of(request)()
     try:
         change_password(
             session,
@@ -277,8 +279,20 @@ def choose_password(
             form.get("current_password", ""),
             form.get("new_password", ""),
             form.get("new_password_again", ""),
-            clock_of(request)(),
+            now,
+            client_address(request),
         )
+    except PasswordThrottled as refused:
+        minutes = refused.throttle.minutes_left(now)
+        page = _password_page(
+            request,
+            target,
+            f"Too many wrong passwords from here. Wait {minutes} "
+            f"minute{'s' if minutes != 1 else ''}, then try again.",
+            429,
+        )
+        page.headers["Retry-After"] = str(refused.throttle.seconds_left(now))
+        return page
     except AccountError as error:
         message = str(error)
         return _password_page(request, target, message[:1].upper() + message[1:] + ".", 400)

@@ -214,6 +214,33 @@ def test_an_account_may_change_its_own_password(client: AppClient, database: Dat
     assert sign_in(client, ADMIN, NEW_PASSWORD).status_code == 303
 
 
+def test_the_password_form_is_no_faster_a_way_to_guess_a_password(
+    client: AppClient, database: Database, clock: Clock
+) -> None:
+    """A browser holding someone's session (left signed in, a copied cookie) cannot try their
+    password at /staff/password faster than at sign-in: each wrong current password is a
+    failed sign-in, audited, and the sign-in limits refuse the form, right password or not."""
+    signed_in(client, ADMIN)
+    for n in range(5):
+        wrong = choose_password(client, f"a guess number {n}", NEW_PASSWORD)
+        assert wrong.status_code == 400
+        assert "The current password is not right." in wrong.text
+    assert (
+        audit_entries(database, "sign-in-failed")
+        == [(ADMIN, "sign-in-failed", "wrong current password", "127.0.0.1")] * 5
+    )
+    refused = choose_password(client, PASSWORD, NEW_PASSWORD)
+    assert refused.status_code == 429
+    assert "Too many wrong passwords from here. Wait 1 minute, then try again." in refused.text
+    assert refused.headers["Retry-After"] == "60"
+    assert len(audit_entries(database, "sign-in-failed")) == 5, "refused unchecked"
+    clock.advance(seconds=61)
+    assert choose_password(client, PASSWORD, NEW_PASSWORD).status_code == 303
+    assert audit_entries(database, "change-password") == [
+        (ADMIN, "change-password", None, "127.0.0.1")
+    ]
+
+
 def test_enable_asks_first_then_lets_the_account_sign_in_again(
     staff_app: FastAPI, client: AppClient, database: Database
 ) -> None:
