@@ -3,10 +3,10 @@ a range of a year reads a few thousand rows instead of counting a million calls.
 
 What is rolled up, per day in the zone (TIMEZONE) and kept in `overview_day_counts`: calls,
 calls that reached a person and transfers not answered, each by language; the day's distinct
-callers of each language (the numbers themselves, so that a range counts each caller once);
-calls with no transfer by their last menu (drop-off); transfers by contact and dial outcome; and
-keys pressed by menu and key (by the time the key was pressed). Everything else on the overview
-(texts, follow-ups, opt-outs) is counted live from indexes.
+callers of each language (the numbers themselves, as a bitmap: `Callers`, so that a range
+counts each caller once); calls with no transfer by their last menu (drop-off); transfers by
+contact and dial outcome; and keys pressed by menu and key (by the time the key was pressed).
+Everything else on the overview (texts, follow-ups, opt-outs) is counted live from indexes.
 
 The numbers are those of counting the rows (`service.staff.queries.overview` and
 `service.staff.headlines.headline_numbers`, which stay the definition), because:
