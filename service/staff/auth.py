@@ -8,14 +8,16 @@
   request re-reads the account, so a disabled account or a changed role takes effect at once,
   and signing out ends every session of the account issued before it (copied cookies too).
 - CSRF: a random token kept in its own signed cookie and repeated in a hidden form field.
-- Throttling is counted from the audit log, so it holds across processes and restarts, and it
-  slows guessing without letting a stranger lock the owner out (OWASP's credential-stuffing
-  guidance): a (username, client address) pair with 5 failures in the last hour (since that
-  pair's last success), or an address with 20 failures for any usernames, waits 1 minute after
-  its latest failure, twice as long after each further one, at most 15 minutes. The right
-  password from another address is never refused for what happened elsewhere. During a flood
-  (100 failures from all addresses in 5 minutes) one failure is enough to make a pair wait: every
-  address still gets its first try, and the flood is logged and counted in /metrics.
+- Throttling is counted from the audit log, so it holds across processes and restarts (the
+  attempts of one address are checked one at a time, so that many sent at once cannot all pass
+  before their failures are written), and it slows guessing without letting a stranger lock the
+  owner out (OWASP's credential-stuffing guidance): a (username, client address) pair with 5
+  failures in the last hour (since that pair's last success), or an address with 20 failures for
+  any usernames, waits 1 minute after its latest failure, twice as long after each further one,
+  at most 15 minutes. The right password from another address is never refused for what happened
+  elsewhere. During a flood (100 failures from all addresses in 5 minutes) one failure is enough
+  to make a pair wait: every address still gets its first try, and the flood is logged and
+  counted in /metrics.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Request
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
@@ -337,8 +339,26 @@ def is_flooded(session: Session, now: datetime) -> bool:
     return count >= FLOOD_FAILURES
 
 
+_ATTEMPTS_LOCK = 728_140  # pg_advisory_xact_lock namespace: one checked attempt per address
+
+
+def _one_attempt_at_a_time(session: Session, address: str) -> None:
+    """Hold the attempts of one client address to one at a time until this transaction ends,
+    so that concurrent attempts cannot all pass the limits before any of their failures is
+    written. PostgreSQL: an advisory lock on the address; SQLite: a write transaction already
+    begins with BEGIN IMMEDIATE, one at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:address))"),
+            {"namespace": _ATTEMPTS_LOCK, "address": address},
+        )
+
+
 def throttle_for(session: Session, username: str, address: str, now: datetime) -> Throttle | None:
-    """The limit this attempt is under, if any (see the module docstring)."""
+    """The limit this attempt is under, if any (see the module docstring). The attempts of one
+    address are checked one at a time: until the caller's transaction ends (and writes its
+    failure, if any), the next waits here."""
+    _one_attempt_at_a_time(session, address)
     since = now - THROTTLE_WINDOW
     pair_success = session.scalar(
         select(func.max(AuditEntry.at)).where(

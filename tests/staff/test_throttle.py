@@ -4,6 +4,7 @@ live")."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from service.audit import record_audit
 from service.db import Database
 from service.main import create_app
 from service.models import AuditEntry
-from service.staff.auth import FLOOD_FAILURES, SIGN_IN_FAILED
+from service.staff.auth import FLOOD_FAILURES, SIGN_IN_FAILED, SignInResult, sign_in
 from tests.staff.conftest import ADMIN, PASSWORD, VIEWER, Clock, csrf_of, staff_settings
 from tests.support import AppClient, app_client
 
@@ -66,6 +67,30 @@ def test_five_failures_make_that_address_wait_for_that_username(
     clock.advance(minutes=1, seconds=1)
     assert sign_in_from(client, None, VIEWER).status_code == 303
     assert len(failures(database)) == 5  # the refused attempt was not checked, nor audited
+
+
+def test_concurrent_attempts_from_one_address_are_checked_one_at_a_time(
+    staff_app: FastAPI, database: Database, clock: Clock
+) -> None:
+    """Twelve wrong passwords sent at the same moment (as a script would) from one address: five
+    are checked and audited, the rest refused by the limit. Checked all at once, every one of
+    them would have passed the limit before any failure was written."""
+    start = threading.Barrier(12)
+    results: list[SignInResult] = []
+
+    def attempt() -> None:
+        start.wait()
+        with database.session() as session:
+            results.append(sign_in(session, VIEWER, WRONG, "203.0.113.9", clock()))
+
+    threads = [threading.Thread(target=attempt) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(failures(database)) == 5
+    assert sum(result.throttle is not None for result in results) == 7
+    assert all(result.user is None for result in results)
 
 
 def test_the_wait_doubles_with_each_further_failure_up_to_fifteen_minutes(
