@@ -249,7 +249,6 @@ def change_password(
         raise NoSuchAccount("this account no longer exists or is disabled")
     throttle = throttle_for(session, user.username, address[:64], now)
     if throttle is not None:
-        SIGN_INS_THROTTLED.labels(limit=throttle.limit, flood=str(throttle.flood).lower()).inc()
         raise PasswordThrottled(throttle)
     if not _verified(user.password_hash, current):
         record_audit(
@@ -355,9 +354,10 @@ def _one_attempt_at_a_time(session: Session, address: str) -> None:
 
 
 def throttle_for(session: Session, username: str, address: str, now: datetime) -> Throttle | None:
-    """The limit this attempt is under, if any (see the module docstring). The attempts of one
-    address are checked one at a time: until the caller's transaction ends (and writes its
-    failure, if any), the next waits here."""
+    """The limit this attempt is under, if any (see the module docstring), counted in /metrics:
+    the caller refuses the attempt unchecked. The attempts of one address are checked one at a
+    time: until the caller's transaction ends (and writes its failure, if any), the next waits
+    here."""
     _one_attempt_at_a_time(session, address)
     since = now - THROTTLE_WINDOW
     pair_success = session.scalar(
@@ -384,6 +384,7 @@ def throttle_for(session: Session, username: str, address: str, now: datetime) -
     for limit, count, latest, threshold in limits:
         wait = wait_after(count, threshold)
         if wait is not None and latest is not None and now < latest + wait:
+            SIGN_INS_THROTTLED.labels(limit=limit, flood=str(flood).lower()).inc()
             return Throttle(limit, latest + wait, flood=flood)
     return None
 
@@ -398,7 +399,6 @@ def sign_in(
     actor = name if is_username(name) else "?"
     throttle = throttle_for(session, actor, address[:64], now)
     if throttle is not None:
-        SIGN_INS_THROTTLED.labels(limit=throttle.limit, flood=str(throttle.flood).lower()).inc()
         return SignInResult(None, throttle)
     user = (
         session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()

@@ -128,7 +128,9 @@ class Callers:
     def read(cls, member_ids: bytes | None, members: str | None) -> Callers:
         if member_ids is not None:
             return cls(BitMap64.deserialize(member_ids), set(json.loads(members or "[]")))
-        # A row rolled up before member_ids: every number in members, one a line.
+        # A row of the form before member_ids, every number in members, one a line: the
+        # migration drops them, but a worker still running the old code during a SIGHUP
+        # restart may write one after it.
         found = cls()
         for caller in members.split("\n") if members else ():
             found.add(caller)
