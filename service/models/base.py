@@ -23,6 +23,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def written_now() -> datetime:
+    """The server's clock as a row is written: its `stored_at`, by which the overview's rollup
+    finds the days that a late write changed (`service.staff.rollup`). Not the time the row
+    tells of (a record the spool replays after an outage tells of hours before)."""
+    return utcnow()
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every database.
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.models.base import Base, utcnow
+from service.models.base import Base, utcnow, written_now
 from service.models.calls import Call, CallEvent
 from service.models.texts import Message
 
@@ -65,6 +65,8 @@ class FollowUp(Base):
     closed_at: Mapped[datetime | None]
     closed_by: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str | None] = mapped_column(String(24))
+    stored_at: Mapped[datetime | None] = mapped_column(default=written_now, onupdate=written_now)
+    """When the row was last written, by the server's clock (NULL: before 2026-12-04)."""
 
     __table_args__ = (
         CheckConstraint(_in("reason", FollowUpReason), name="reason"),
@@ -78,6 +80,15 @@ class FollowUp(Base):
             "closed_at",
             postgresql_include=["language", "first_attempt_at"],
         ),
+        # The headline "opened and still open": the few open items of a range.
+        Index(
+            "ix_follow_ups_open_opened_at",
+            "opened_at",
+            sqlite_where=text("open_phone IS NOT NULL"),
+            postgresql_where=text("open_phone IS NOT NULL"),
+            postgresql_include=["language"],
+        ),
+        Index("ix_follow_ups_stored_at", "stored_at"),
     )
 
 

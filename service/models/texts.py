@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.models.base import Base, utcnow
+from service.models.base import Base, utcnow, written_now
 
 
 class Direction(StrEnum):
@@ -39,6 +39,8 @@ class Conversation(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime | None] = mapped_column(default=written_now, onupdate=written_now)
+    """When the row was last written, by the server's clock (NULL: before 2026-12-04)."""
     flow_hash: Mapped[str | None] = mapped_column(String(64))
 
     messages: Mapped[list[Message]] = relationship(
@@ -50,6 +52,7 @@ class Conversation(Base):
     __table_args__ = (
         UniqueConstraint("phone", "line"),
         Index("ix_conversations_last_activity_at", "last_activity_at"),
+        Index("ix_conversations_stored_at", "stored_at"),
     )
 
 
@@ -75,6 +78,9 @@ class Message(Base):
     not_understood, emergency, call_back, opt_out, opt_in, help (None: a menu choice)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime | None] = mapped_column(default=written_now, onupdate=written_now)
+    """When the row was last written, by the server's clock (NULL: before 2026-12-04);
+    `updated_at` is the time of the last status it tells of."""
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
 
@@ -82,6 +88,7 @@ class Message(Base):
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
         Index("ix_messages_created_at_id", "created_at", "id"),
+        Index("ix_messages_stored_at", "stored_at"),
         # The overview's texts per day (texts with a body) and text conversations (those with
         # an inbound text), each a range of an index of its own.
         Index(

@@ -78,6 +78,7 @@ def save_conversation(
                 "state": insert.excluded.state,
                 "flow_hash": insert.excluded.flow_hash,
                 "last_activity_at": insert.excluded.last_activity_at,
+                "stored_at": insert.excluded.stored_at,
                 "started_at": case(
                     (table.c.last_activity_at < now - ttl, insert.excluded.started_at),
                     else_=table.c.started_at,

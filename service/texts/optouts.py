@@ -48,7 +48,12 @@ def set_opt_out(
     session.execute(
         insert.on_conflict_do_update(
             index_elements=["phone"],
-            set_={"opted_out": opted_out, "keyword": keyword, "changed_at": at},
+            set_={
+                "opted_out": opted_out,
+                "keyword": keyword,
+                "changed_at": at,
+                "stored_at": insert.excluded.stored_at,
+            },
             where=OptOut.__table__.c.changed_at <= at,
         )
     )

@@ -169,7 +169,15 @@ def _message(
             # Only a row a status callback created first (empty body) is filled in.
             set_={
                 name: insert.excluded[name]
-                for name in ("conversation_id", "phone", "line", "body", "segments", "intent")
+                for name in (
+                    "conversation_id",
+                    "phone",
+                    "line",
+                    "body",
+                    "segments",
+                    "intent",
+                    "stored_at",
+                )
             },
             where=(table.c.body == "") & (table.c.direction == direction.value),
         )
