@@ -133,6 +133,7 @@ def _purge_messages(session: Session, cutoff: datetime, batch_size: int, zone: t
         metric = Metric.MESSAGES_IN if direction == Direction.IN else Metric.MESSAGES_OUT
         counts[(created_at.astimezone(zone).date(), Channel.SMS, metric, "")] += 1
     _add_counts(session, counts)
+    forget_days(session, rows[0][1], rows[-1][1])
     session.execute(delete(Message).where(Message.id.in_([row[0] for row in rows])))
     return len(rows)
 

@@ -139,4 +139,9 @@ def rollup() -> None:
         recounted, added = recounted + report.recounted, added + report.added
         if not report.to_add:
             break
-    typer.echo(f"Overview rollup ({zone.key}): {added} days added, {recounted} counted again.")
+    today = ""
+    if report.part_until is not None:
+        today = f" Today up to {report.part_until.astimezone(zone):%H:%M}."
+    typer.echo(
+        f"Overview rollup ({zone.key}): {added} days added, {recounted} counted again.{today}"
+    )

@@ -164,22 +164,20 @@ def headline_numbers(session: Session, chosen: Range) -> Headlines:
 
 
 def count_the_rest(session: Session, result: Headlines) -> None:
-    """Every measure but the four of calls: follow-ups, their waits, texts and opt-outs."""
+    """Every measure but the four of calls: follow-ups, their waits, texts and opt-outs (the
+    definition the rollup keeps: `service.staff.rollup.rolled_headlines`)."""
     start, end = result.range.start, result.range.end
 
-    def follow_ups(column: Any, *where: Any) -> Counter[str]:
+    def follow_ups(column: Any) -> Counter[str]:
         return _by_language(
             session,
             select(FollowUp.language, func.count())
-            .where(column >= start, column < end, *where)
+            .where(column >= start, column < end)
             .group_by(FollowUp.language),
         )
 
     result.counts["follow_ups_opened"] = follow_ups(FollowUp.opened_at)
     result.counts["follow_ups_closed"] = follow_ups(FollowUp.closed_at)
-    result.counts["follow_ups_open"] = follow_ups(
-        FollowUp.opened_at, FollowUp.open_phone.is_not(None)
-    )
     result.median_wait, result.longest_wait = _waits(session, start, end)
 
     result.counts["conversations"] = _by_language(
@@ -197,18 +195,40 @@ def count_the_rest(session: Session, result: Headlines) -> None:
         )
         .group_by(Conversation.language),
     )
-    language_of_phone = (
-        select(Conversation.language)
-        .where(Conversation.phone == OptOut.phone)
-        .order_by(Conversation.last_activity_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    language = language_of_phone()
     result.counts["opt_outs"] = _by_language(
         session,
-        select(language_of_phone, func.count())
+        select(language, func.count())
         .where(OptOut.opted_out.is_(True), OptOut.changed_at >= start, OptOut.changed_at < end)
-        .group_by(language_of_phone),
+        .group_by(language),
+    )
+    count_still_open(session, result)
+
+
+def count_still_open(session: Session, result: Headlines) -> None:
+    """The follow-ups opened in the range and still open: the one measure the rollup does not
+    keep (any item closed changes it), counted from the few open items."""
+    start, end = result.range.start, result.range.end
+    result.counts["follow_ups_open"] = _by_language(
+        session,
+        select(FollowUp.language, func.count())
+        .where(
+            FollowUp.opened_at >= start,
+            FollowUp.opened_at < end,
+            FollowUp.open_phone.is_not(None),  # the partial index ix_follow_ups_open_opened_at
+        )
+        .group_by(FollowUp.language),
+    )
+
+
+def language_of_phone() -> Any:
+    """An opt-out's language: that of its number's latest conversation."""
+    return (
+        select(Conversation.language)
+        .where(Conversation.phone == OptOut.phone)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
 
 

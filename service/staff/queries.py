@@ -450,14 +450,20 @@ def local_day_counts(
 def add_texts_and_purged(session: Session, result: Overview, zone: tzinfo) -> None:
     """The texts of each day of `result` (from its first day on), and the calls and texts of
     days whose rows were purged (kept as daily counts)."""
-    first = result.days[0]
-    since = day_start(first, zone)
+    since = day_start(result.days[0], zone)
     result.texts_per_day.update(
         # A literal, which the partial index ix_messages_texts_created_at matches.
         local_day_counts(
             session, Message.created_at, since, zone, Message.body != literal_column("''")
         )
     )
+    add_purged(session, result)
+
+
+def add_purged(session: Session, result: Overview) -> None:
+    """The calls and texts of days whose rows were purged (kept as daily counts), from the
+    first day of `result` on."""
+    first = result.days[0]
     for day, channel, count in session.execute(
         select(DailyAggregate.day, DailyAggregate.channel, func.sum(DailyAggregate.count))
         .where(

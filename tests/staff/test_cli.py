@@ -1,6 +1,11 @@
-"""`phoneline staff add|list|disable|enable` (and `purge`'s refusal of an age it cannot use)."""
+"""`phoneline staff add|list|disable|enable|rollup` (and `purge`'s refusal of an age it cannot
+use)."""
 
 from __future__ import annotations
+
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -9,9 +14,12 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.config import get_settings
 from service.db import Database
-from service.models import AuditEntry, StaffUser
+from service.models import AuditEntry, StaffUser, utcnow
+from service.recording import Recorder
 from service.staff.auth import sign_in
-from tests.staff.conftest import NOW
+from service.staff.headlines import MAX_DAYS
+from service.staff.rollup import PART_BEHIND
+from tests.staff.conftest import NOW, record_call
 
 PASSWORD = "a long enough passphrase"
 
@@ -129,3 +137,29 @@ def test_enable_lets_a_disabled_account_sign_in_again(
     result = runner.invoke(app, ["staff", "enable", "nobody"])
     assert result.exit_code == 1
     assert "Not changed: there is no staff account named 'nobody'." in result.output
+
+
+def test_rollup_rolls_up_the_year_and_today_so_far(
+    runner: CliRunner, database: Database, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`phoneline staff rollup` rolls up every day of the longest range, and today up to a
+    whole hour at least an hour ago (in TIMEZONE), at once."""
+    monkeypatch.setenv("TIMEZONE", "Asia/Kolkata")
+    get_settings.cache_clear()
+    zone = ZoneInfo("Asia/Kolkata")
+    now = utcnow()
+    record_call(recorder, "CA" + "1" * 32, "+18045550101", now - timedelta(days=3))
+    result = runner.invoke(app, ["staff", "rollup"])
+    assert result.exit_code == 0, result.output
+    until = (now - PART_BEHIND).replace(minute=0, second=0, microsecond=0).astimezone(zone)
+    today = f" Today up to {until:%H:%M}." if until.date() == now.astimezone(zone).date() else ""
+    # (The day of the call, written just now, is counted again at each run: one changed less
+    # than MARGIN before a run may have committed after it.)
+    assert re.fullmatch(
+        rf"Overview rollup \(Asia/Kolkata\): {MAX_DAYS} days added, [0-9]+ counted again\."
+        + re.escape(today)
+        + "\n",
+        result.output,
+    )
+    result = runner.invoke(app, ["staff", "rollup"])
+    assert result.output.startswith("Overview rollup (Asia/Kolkata): 0 days added")
