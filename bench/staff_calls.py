@@ -51,7 +51,7 @@ SELECT 'CA' || lpad(to_hex(n), 32, '0'),
        30 + n % 600,
        CASE WHEN n % 7 = 0 THEN 'es' ELSE 'en' END,
        'completed',
-       (ARRAY['transferred', 'completed', 'abandoned', 'completed', 'failed'])[1 + n % 5],
+       (ARRAY['reached', 'listened', 'hung-up', 'listened', 'failed'])[1 + n % 5],
        CASE n % 5 WHEN 0 THEN (ARRAY['coordinator', 'library', 'cancer_information_service',
                                      'medicare_hotline'])[1 + (n / 5) % 4] END,
        CASE n % 5 WHEN 0 THEN '+18048287999' END,
@@ -62,12 +62,12 @@ FROM generate_series(1, :calls) AS n
 
 PAGES = {
     "first page": "/staff/calls",
-    "outcome=transferred": "/staff/calls?outcome=transferred",
+    "outcome=reached": "/staff/calls?outcome=reached",
     "language=es": "/staff/calls?language=es",
     "contact=library": "/staff/calls?contact=library",
     "one day": "/staff/calls?from=2026-11-10&to=2026-11-10",
     "outcome+language+dates": (
-        "/staff/calls?outcome=completed&language=es&from=2026-10-01&to=2026-11-15"
+        "/staff/calls?outcome=listened&language=es&from=2026-10-01&to=2026-11-15"
     ),
 }
 
@@ -160,11 +160,11 @@ def report(name: str, samples: list[float], rows: int) -> None:
 def explain(database: Database) -> None:
     from service.staff.queries import CallFilters, calls_query
 
-    query = calls_query(CallFilters(outcome="transferred")).limit(51)
+    query = calls_query(CallFilters(outcome="reached")).limit(51)
     compiled = query.compile(database.engine, compile_kwargs={"literal_binds": True})
     with database.engine.connect() as connection:
         plan = connection.execute(text(f"EXPLAIN ANALYZE {compiled}")).scalars().all()
-    print("plan (outcome=transferred):\n  " + "\n  ".join(plan[:4]))
+    print("plan (outcome=reached):\n  " + "\n  ".join(plan[:4]))
 
 
 def stream_csv(app: object) -> None:

@@ -154,6 +154,13 @@ def rolled_days(database: Database, zone: tzinfo = NEW_YORK) -> set[date]:
         }
 
 
+def rolled_up_then_counted(database: Database, now: datetime) -> None:
+    """The periodic job runs at `now`; the numbers are still those of counting the rows."""
+    with database.session() as session:
+        roll_up(session, NEW_YORK, now)
+    assert_as_counted(database)
+
+
 def part_until(database: Database, zone: tzinfo = NEW_YORK) -> datetime | None:
     """The end of the part of today (at NOW) rolled up."""
     today = NOW.astimezone(zone).date()
@@ -202,9 +209,7 @@ def test_the_rollup_gives_the_counted_numbers_whatever_changes(
                           at=nine_days - timedelta(minutes=5))  # fmt: skip
     recorder.call_status(f"CA{22:032d}", "completed", duration=40, at=NOW - timedelta(days=22))
     assert_as_counted(database)
-    with database.session() as session:
-        roll_up(session, NEW_YORK, write_clock.now + timedelta(minutes=30))
-    assert_as_counted(database)
+    rolled_up_then_counted(database, write_clock.now + timedelta(minutes=30))
 
     # Follow-ups open and close, on days rolled up: the days they opened and closed on change.
     write_clock.now += timedelta(hours=1)
@@ -215,8 +220,8 @@ def test_the_rollup_gives_the_counted_numbers_whatever_changes(
             closed = NOW + timedelta(hours=6) if n else NOW - timedelta(days=2)
             worklist.close(session, row.item.id, "nina", "reached", closed)
     assert_as_counted(database)
-    # A text of eight days ago replayed only now, on a conversation of its own, and a texter
-    # of six days ago who now texts in another language: the conversations' days change.
+    # A text of eight days ago replayed only now, and a texter of three days ago who now texts
+    # in another language: the conversations' days change.
     recorder.message_received("SM" + "8" * 32, CALLERS[0], LINE, "hola", at=NOW - timedelta(8))
     with database.session() as session:
         save_conversation(session, CALLERS[1], LINE, node="main", language="en",
@@ -232,18 +237,14 @@ def test_the_rollup_gives_the_counted_numbers_whatever_changes(
     assert_as_counted(database)
     recorder.opt_out(CALLERS[3], True, "STOP", at=NOW - timedelta(days=7))
     assert_as_counted(database)
-    with database.session() as session:
-        roll_up(session, NEW_YORK, write_clock.now + timedelta(minutes=30))
-    assert_as_counted(database)
+    rolled_up_then_counted(database, write_clock.now + timedelta(minutes=30))
     # That texter (who texted nine days ago) now texts in English: their opt-out's language.
     write_clock.now += timedelta(hours=1)
     with database.session() as session:
         save_conversation(session, CALLERS[3], LINE, node="main", language="en",
                           now=NOW + timedelta(hours=6))  # fmt: skip
     assert_as_counted(database)
-    with database.session() as session:
-        roll_up(session, NEW_YORK, write_clock.now + timedelta(minutes=30))
-    assert_as_counted(database)
+    rolled_up_then_counted(database, write_clock.now + timedelta(minutes=30))
     # A transfer not answered four days ago, recorded now, and a sweep whose clock is behind:
     # an item opened on a day rolled up.
     four_days = NOW - timedelta(days=4)
@@ -255,9 +256,7 @@ def test_the_rollup_gives_the_counted_numbers_whatever_changes(
     with database.session() as session:
         sweep_follow_ups(session, four_days + timedelta(hours=1))
     assert_as_counted(database)
-    with database.session() as session:
-        roll_up(session, NEW_YORK, write_clock.now + timedelta(minutes=30))
-    assert_as_counted(database)
+    rolled_up_then_counted(database, write_clock.now + timedelta(minutes=30))
 
     # A call of this morning (in the part of today rolled up) recorded only now; the roll-up
     # an hour later counts the part again, up to a later hour.
