@@ -168,6 +168,14 @@ class Callers:
         )
 
 
+def _part_until(form: str) -> datetime | None:
+    """The end of the part of a day that a day row of `form` (its detail) holds; None when it
+    holds no part (a whole day, or a row of another form)."""
+    if not form.startswith(FORMAT + UNTIL):
+        return None
+    return datetime.fromisoformat(form.removeprefix(FORMAT + UNTIL))
+
+
 def _waits_stored(waits: Iterable[int]) -> bytes:
     """Waits in microseconds, sorted, as little-endian int64s."""
     stored = array("q", sorted(waits))
@@ -450,20 +458,18 @@ def changed_days(session: Session, zone: tzinfo, since: datetime, before: dateti
     # was on before it changed, and those of a number whose language changed, are the days
     # that hold the number (`changed_opt_outs`).
     changed_conversations = select(Conversation.id).where(Conversation.stored_at >= since)
-    for at, query in (
-        (Message.created_at, select(Message.created_at).where(Message.stored_at >= since)),
+    for at, changed in (
+        (Message.created_at, Message.stored_at >= since),
         (
             Message.created_at,
-            select(Message.created_at).where(
-                Message.conversation_id.in_(changed_conversations),
-                Message.direction == Direction.IN.value,
-            ),
+            Message.conversation_id.in_(changed_conversations)
+            & (Message.direction == Direction.IN.value),
         ),
-        (FollowUp.opened_at, select(FollowUp.opened_at).where(FollowUp.stored_at >= since)),
-        (FollowUp.closed_at, select(FollowUp.closed_at).where(FollowUp.stored_at >= since)),
-        (OptOut.changed_at, select(OptOut.changed_at).where(OptOut.stored_at >= since)),
+        (FollowUp.opened_at, FollowUp.stored_at >= since),
+        (FollowUp.closed_at, FollowUp.stored_at >= since),
+        (OptOut.changed_at, OptOut.stored_at >= since),
     ):
-        for (time,) in session.execute(query.where(at < before)):
+        for (time,) in session.execute(select(at).where(changed, at < before)):
             if time is not None:  # (closed_at: NULL is never before)
                 days.add(time.astimezone(zone).date())
     return days
@@ -540,8 +546,7 @@ def _read_rolled(
         ):
             counts = DayCounts()
             counts.unpack(blob or b"", packed or "{}")
-            if form != FORMAT:
-                counts.until = datetime.fromisoformat(form.removeprefix(FORMAT + UNTIL))
+            counts.until = _part_until(form)
             _DECODED[(zone, day)] = _Decoded(written, counts)
             days[day] = counts
     charts_from = max(first, headlines_only_before or first)
@@ -693,9 +698,7 @@ def roll_up(
         ).all()
     )
     rolled = {day for day, form in forms.items() if form == FORMAT}
-    part_until = None  # of today's part rolled up
-    if forms.get(today, "").startswith(FORMAT + UNTIL):
-        part_until = datetime.fromisoformat(forms[today].removeprefix(FORMAT + UNTIL))
+    part_until = _part_until(forms.get(today, ""))  # of today's part rolled up
     stale = set()
     if rollup is not None and forms:
         since = rollup.checked_through - MARGIN
