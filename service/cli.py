@@ -41,12 +41,13 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from service import migrate
     from service.config import get_settings
     from service.logs import configure_logging
 
-    log_config = configure_logging(get_settings().log_level)
-    migrate.upgrade()
+    settings = get_settings()
+    log_config = configure_logging(settings.log_level)
+    _require_writable(settings.var_dir)
+    _migrate_unless_away()
     _send_from_one_process_on_sqlite(workers)
     _print_addresses(host, port)
     config = uvicorn.Config(
@@ -107,12 +108,20 @@ def worker(
     from service.outbound import limits
     from service.outbound.worker import build_worker
     from service.spool.spool import Spool
+    from service.stores import STORES
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    migrate.upgrade()
+    _require_writable(settings.var_dir)
+    _migrate_unless_away()
     limits.configure(limits.Limits.of(settings))  # the spool replays queued texts too
-    spool = Spool(settings.spool_dir, periodic=[run_sweep])
+    spool = Spool(
+        settings.spool_dir,
+        stores=STORES,
+        periodic=[run_sweep],
+        ready=migrate.upgrade_if_reachable,
+        fence_give_up=settings.fence_give_up_seconds,
+    )
     sender = build_worker(settings, spool)
     if sender is None:
         typer.echo("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set.", err=True)
@@ -133,6 +142,45 @@ def worker(
         sender.run_forever(stop, poll_seconds=poll)
     finally:
         spool.close()
+
+
+def _require_writable(var_dir: Path) -> None:
+    """Refuse to start where the spool cannot keep what the line acknowledges: a process that
+    could not would answer callers and texters with promises it then loses."""
+    import os
+    import secrets
+
+    spool = var_dir / "spool"
+    probe = spool / f".writable-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        spool.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"ok\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        probe.unlink()
+    except OSError as error:
+        typer.echo(
+            f"cannot write to {spool} ({error.strerror or error}): the line keeps what it "
+            "acknowledges there until the database has it. Make VAR_DIR writable (and "
+            "persistent, shared by every process of this host) and start again.",
+            err=True,
+        )
+        raise typer.Exit(1) from error
+
+
+def _migrate_unless_away() -> None:
+    """Migrate the database; when it does not answer, start anyway (calls are answered from
+    the menu on disk, and the spool writes nothing until the migrations have run)."""
+    from service import migrate
+
+    if not migrate.upgrade_if_reachable():
+        typer.echo(
+            "  the database does not answer: serving anyway; migrations run when it is back",
+            err=True,
+        )
 
 
 def _use_multiprocess_metrics() -> None:

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     # A call with no final status and nothing heard of it for this long is looked up in
     # Twilio's Calls resource (by the outbox worker) and settled by what Twilio says.
     call_reconcile_seconds: int = 900
+    # Hosts that share the database but not var/ (service/spool/fence.py): replies and texts
+    # wait while another host's spool may hold opt-outs the database lacks; a host silent for
+    # this long is no longer waited for.
+    fence_give_up_seconds: float = 120.0
+    # An SMS webhook waits at most this long for that fence before it answers with nothing and
+    # queues its reply, to be sent once the fence is clear.
+    fence_wait_seconds: float = 5.0
     # The outbound policy (service/outbound/limits.py): the countries (calling codes) the line
     # texts and calls, optionally narrowed to regions ("US,CA"); at most so many texts and
     # call-backs to one number in 24 hours, and in total in the last hour.

@@ -16,6 +16,8 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
+from service import migrate
+from service.calls.jobs import end_forgotten_calls, settle_quiet_calls
 from service.calls.router import WEBHOOKS as voice_webhooks
 from service.calls.voice_call import spooled_text_queue
 from service.config import Settings, get_settings
@@ -32,6 +34,7 @@ from service.serving import drain_before_shutdown
 from service.spool.spool import Spool
 from service.staff.rollup import periodic_roll_up
 from service.staff.routes import router as staff_router
+from service.stores import STORES
 from service.texts.router import WEBHOOKS as sms_webhooks
 from service.webhooks import PhoneLineApp, short_path
 
@@ -116,8 +119,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.spool = Spool(
         settings.spool_dir,
-        settle_quiet=timedelta(seconds=settings.call_settle_seconds),
-        periodic=[run_sweep, periodic_roll_up(settings.timezone)],
+        stores=STORES,
+        periodic=[
+            end_forgotten_calls(),
+            settle_quiet_calls(timedelta(seconds=settings.call_settle_seconds)),
+            run_sweep,
+            periodic_roll_up(settings.timezone),
+        ],
+        ready=lambda: migrate.upgrade_if_reachable(get_database().url),
+        fence_give_up=settings.fence_give_up_seconds,
     )
     app.state.text_queue = spooled_text_queue(get_database, lambda: app.state.spool)
     load_configured_flow(app)

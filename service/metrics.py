@@ -44,6 +44,17 @@ SPOOL_REJECTED = Counter(
     "phoneline_spool_rejected",
     "Spooled records the database refused while it answered, moved to var/spool/rejected/.",
 )
+FENCE_GIVEN_UP = Counter(
+    "phoneline_fence_given_up",
+    "Spool directories of other hosts that stayed silent so long that replies and texts no "
+    "longer wait for them.",
+)
+FENCE_HELD = Counter(
+    "phoneline_fence_held",
+    "Replies and texts held back because another host's spool may hold opt-outs the database "
+    "lacks.",
+    ["what"],
+)
 SPOOL_DROPPED = Counter(
     "phoneline_spool_dropped",
     "Records lost because the disk and the spool's memory were both full.",

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from service.config import get_settings
-from service.db import make_engine
+from service.db import DATABASE_ERRORS, describe_error, make_engine
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
@@ -58,3 +63,22 @@ def current(url: str | URL | None = None) -> str:
     finally:
         engine.dispose()
     return ",".join(heads)
+
+
+@lru_cache(maxsize=1)
+def head() -> str:
+    """The revision the code expects (the migrations' head)."""
+    return ",".join(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def upgrade_if_reachable(url: str | URL | None = None) -> bool:
+    """Bring the database to head if it answers; False (logged) when it does not. A process
+    that starts while the database is away serves anyway, and its spool writes nothing until
+    this has succeeded."""
+    try:
+        if current(url) != head():
+            upgrade(url)
+    except DATABASE_ERRORS as error:
+        log.warning("the database cannot be migrated now: %s", describe_error(error))
+        return False
+    return True

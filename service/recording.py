@@ -26,14 +26,10 @@ from service.calls.store import Settled, settle_calls
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.metrics import DB_ERRORS
 from service.models import CallEventKind, utcnow
-from service.spool.apply import apply_records
+from service.optouts.store import OptOutChanged
 from service.spool.codec import Record
-from service.texts.records import (
-    MessageReceived,
-    MessageSent,
-    MessageStatusReported,
-    OptOutChanged,
-)
+from service.stores import write_records
+from service.texts.records import MessageReceived, MessageSent, MessageStatusReported
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +50,7 @@ class Recorder:
         """Write these records in one transaction; False (logged, counted) when that failed."""
         try:
             with self.database.session() as session:
-                applied = apply_records(session, records, now=utcnow())
+                applied = write_records(session, records, now=utcnow())
         except DATABASE_ERRORS as error:
             self.failed = True
             operation = type(records[0]).__name__ if records else "record"

@@ -15,10 +15,11 @@ import logging
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 from fastapi import HTTPException, Request, Response
 
 from service.calls import position_url
-from service.calls.facts import TWILIO_CALL_STATUSES, StatusReported, duration_of
+from service.calls.facts import TWILIO_CALL_STATUSES, CallFact, StatusReported, duration_of
 from service.calls.voice_call import TextQueue, Webhook, take_turn, turn_facts
 from service.channels import voice
 from service.channels.form import TwilioForm, form_field
@@ -48,7 +49,11 @@ async def voice_webhook(request: Request) -> Response:
         now = clock()
         texts: TextQueue = request.app.state.text_queue
         turn = await take_turn(flow, webhook, before, _base_url(request), now, texts)
-        _spool(request).submit(turn_facts(flow, webhook, turn, now))
+        if not await _kept(request, turn_facts(flow, webhook, turn, now)):
+            # Neither the disk nor the database keeps this call's record: promise nothing
+            # (no menu whose choices would be lost), put the caller through to a person.
+            log.error("nothing keeps this call's record: answering with the fallback")
+            return _fallback(request, form)
         return _twiml(turn.twiml)
     except Exception:
         log.exception("the voice webhook failed: answering with the fallback")
@@ -99,6 +104,17 @@ WEBHOOKS = {
 def clock() -> datetime:
     """Now, for office hours (a function so tests can set the time)."""
     return datetime.now(UTC)
+
+
+async def _kept(request: Request, records: list[CallFact]) -> bool:
+    """Spool the turn's record; when the disk refuses it, it is written to the database at once
+    (in a worker thread, not on the event loop). True when one of them has it."""
+    spool = _spool(request)
+    if spool.disk_failing:
+        kept = await anyio.to_thread.run_sync(lambda: spool.submit(records, hold=False))
+    else:
+        kept = spool.submit(records, hold=False)
+    return kept.promised
 
 
 def _spool(request: Request) -> Spool:

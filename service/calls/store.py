@@ -31,9 +31,11 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
 
 from service import metrics
 from service.calls.facts import (
+    CALL_FACTS,
     CALL_STATUS_RANK,
     STORY_KINDS,
     CallFact,
@@ -46,6 +48,8 @@ from service.calls.facts import (
 )
 from service.models import Call, CallEvent, CallOutcome, utcnow
 from service.phone import to_e164
+from service.spool.codec import Record
+from service.spool.stores import AfterCommit, Store
 
 CALLS = cast(Table, Call.__table__)
 EVENTS = cast(Table, CallEvent.__table__)
@@ -91,6 +95,16 @@ def write_call_facts(
             retell(state, stories.get(call_id, ()))
     touched = {event.call_id for event in new_events}
     _update_changed(connection, states, before, touched, now or utcnow())
+
+
+def _write(session: Session, facts: Sequence[Record], now: datetime) -> AfterCommit | None:
+    write_call_facts(session.connection(), facts, now=now)
+    return None
+
+
+CALL_STORE = Store("calls", CALL_FACTS, _write, order_free=True)
+"""Call facts: merged by rules that do not depend on their order, so all of a batch's are
+written together, in the handful of statements above."""
 
 
 def settle_calls(

@@ -46,12 +46,12 @@ from service.flowengine.position import (
 from service.flowengine.render import VoiceTurn, render_voice, voice_text_body
 from service.metrics import DB_ERRORS
 from service.models import CallEventKind, OutboxKind, utcnow
+from service.optouts.store import opted_out_now, pending_changes
 from service.outbound import limits
 from service.outbound.limits import destination_refusal, refusal
 from service.outbound.outbox import OutboxQueued
 from service.phone import e164_of, parse_valid
-from service.spool.spool import Spool
-from service.texts.optouts import is_opted_out, opt_out_key
+from service.spool.spool import Kept, Spool
 
 log = logging.getLogger(__name__)
 
@@ -270,14 +270,14 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
         to = textable_number(webhook.caller)
         if to is None or not webhook.call_sid:
             return "not_textable"
-        pending = spool().pending_opt_outs().get(opt_out_key(to))
-        if pending:
+        pending = pending_changes(spool().pending_records())
+        if opted_out_now(None, to, pending):
             return "not_textable"
         answered, refused = True, destination_refusal(to, limits.current()) is not None
         if not refused:
             try:
                 with database().session(read_only=True) as session:
-                    if pending is None and is_opted_out(session, to):
+                    if opted_out_now(session, to, pending):
                         return "not_textable"
                     now = utcnow()
                     refused = (
@@ -297,10 +297,10 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
             text_dedupe_key(webhook.call_sid, position.node, contacts),
             utcnow(),
         )
-        spool().submit([text])
-        if refused:
-            return "not_textable"
-        return "queued" if answered else "later"
+        kept = spool().submit([text], hold=False)
+        if refused or not kept.promised:
+            return "not_textable"  # nothing keeps a promise of it: the caller hears the number
+        return "queued" if answered or kept is Kept.DATABASE else "later"
 
     return queue
 

@@ -14,7 +14,7 @@ from service.models.followups import (
 from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
 from service.models.rollups import OverviewDayCount, OverviewRollup
-from service.models.spool import SpoolCheckpoint
+from service.models.spool import SpoolCheckpoint, SpoolFence
 from service.models.staff import AuditEntry, StaffRole, StaffUser
 from service.models.texts import Conversation, Direction, Message
 
@@ -46,6 +46,7 @@ __all__ = [
     "OverviewDayCount",
     "OverviewRollup",
     "SpoolCheckpoint",
+    "SpoolFence",
     "StaffRole",
     "StaffUser",
     "UTCDateTime",

@@ -26,10 +26,11 @@ from service.models import (
     OutboxWorker,
     utcnow,
 )
+from service.optouts.store import is_opted_out
 from service.outbound.limits import count_refusal, current, refusal
 from service.phone import mask, to_e164
-from service.spool.codec import register
-from service.texts.optouts import is_opted_out
+from service.spool.codec import Record, register
+from service.spool.stores import AfterCommit, Store
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,14 @@ def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> N
                         )
                         .values(**reported)
                     )
+
+
+def _write(session: Session, records: Sequence[Record], now: datetime) -> AfterCommit | None:
+    write_outbox_records(session, records)
+    return None
+
+
+OUTBOX_STORE = Store("outbox", OUTBOX_RECORDS, _write)
 
 
 def enqueue(

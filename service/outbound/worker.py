@@ -1,10 +1,13 @@
 """The outbox worker: sends queued texts and places queued call-backs through a `Sender`.
 
 One tick (`Worker.run_once`):
-1. reads the opt-outs this machine's spool holds that the database may not have yet;
+1. waits while the spool's fence is held (another host's spool may hold opt-outs the database
+   lacks: `service.spool.fence`);
 2. claims due rows (`claim_due`: FOR UPDATE SKIP LOCKED on PostgreSQL, so several workers never
    get the same row; a claim is taken over only when it went stale and the row is still not sent);
-3. for each row, checks the opt-out again right before sending (suppressed, never sent), sends,
+3. for each row, checks the opt-out right before sending, in the database and among the
+   opt-outs this host's spool holds that the database may not have yet (suppressed, never
+   sent), sends,
    and marks it sent with Twilio's SID (when the database does not take the mark, the spool
    keeps it, fsync'd, and writes it later); a retryable failure (5xx, 429, timeout, connection) is
    tried again after an exponential backoff, up to `max_attempts`; a permanent one (4xx) fails
@@ -54,8 +57,9 @@ from service.channels.sender import (
 from service.config import Settings, get_settings
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine.segments import count_segments, pack
-from service.metrics import TEXTS_FAILED, TEXTS_SENT
+from service.metrics import FENCE_HELD, TEXTS_FAILED, TEXTS_SENT
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from service.optouts.store import opted_out_now, pending_changes
 from service.outbound.limits import PART_MARK
 from service.outbound.outbox import (
     DEFAULT_DEAD_AFTER,
@@ -69,9 +73,8 @@ from service.outbound.outbox import (
     mark_retry,
     retire,
 )
-from service.spool.apply import apply_records
 from service.spool.spool import Spool
-from service.texts.optouts import is_opted_out, opt_out_key
+from service.stores import STORES, write_records
 from service.texts.records import MessageSent
 
 log = logging.getLogger(__name__)
@@ -146,8 +149,10 @@ class Worker:
         self.reconcile_every = reconcile_every
         self._next_reconcile = 0.0
         self._own_spool = spool is None
-        self.spool = spool or Spool(self.settings.spool_dir, self._database_or_default)
-        self._pending_opt_outs: dict[str, bool] = {}
+        self.spool = spool or Spool(
+            self.settings.spool_dir, self._database_or_default, stores=STORES
+        )
+        self._held = False
 
     @property
     def database(self) -> Database:
@@ -160,11 +165,12 @@ class Worker:
 
     def run_once(self) -> TickReport:
         report = TickReport()
-        self._pending_opt_outs = self.spool.pending_opt_outs()
         try:
             with self.database.session() as session:
                 now = utcnow()
                 beat(session, self.worker_id, now)
+                if self._fence_held(session):
+                    return report
                 rows = claim_due(
                     session,
                     self.worker_id,
@@ -187,6 +193,22 @@ class Worker:
             self._next_reconcile = time.monotonic() + self.reconcile_every
             self.reconcile()
         return report
+
+    def _fence_held(self, session: Session) -> bool:
+        """Whether another host's spool may hold opt-outs the database lacks (then nothing is
+        sent this tick)."""
+        holders = self.spool.fence().holding(session)
+        if holders and not self._held:
+            log.warning(
+                "sending waits: the spool of %s may hold opt-outs the database lacks",
+                ", ".join(holder.host for holder in holders),
+            )
+        if holders:
+            FENCE_HELD.labels(what="send").inc()
+        elif self._held:
+            log.info("sending goes on: every host's opt-outs are in the database")
+        self._held = bool(holders)
+        return self._held
 
     def reconcile(self) -> int:
         """Ask Twilio about calls that have had no final status for a while (their status
@@ -217,7 +239,7 @@ class Worker:
                 facts.append(
                     StatusReported(sid, at, call.status, call.duration, call.caller, call.called)
                 )
-        if facts and not self._store(apply_records, facts, now=now):
+        if facts and not self._store(write_records, facts, now=now):
             self.spool.submit(facts)
         if sids:
             log.info("asked Twilio about %d call(s) without a final status", len(sids))
@@ -253,7 +275,7 @@ class Worker:
             records.append(
                 MessageSent(sid, row.to_number, line, row.body, segments, "queued", utcnow())
             )
-        if not self._store(apply_records, records, now=utcnow()):
+        if not self._store(write_records, records, now=utcnow()):
             # Twilio has it: keep the mark (fsync'd) so that no worker sends it again.
             self.spool.submit(records, durable=True)
 
@@ -291,13 +313,13 @@ class Worker:
         return True
 
     def _opted_out(self, row: OutboxMessage) -> bool:
+        """Whether the row's number is opted out now, as the database and this host's spool
+        say (read right before the send)."""
         if row.kind != OutboxKind.SMS.value:
             return False
-        pending = self._pending_opt_outs.get(opt_out_key(row.to_number))
-        if pending is not None:
-            return pending
+        pending = pending_changes(self.spool.pending_records())
         with self.database.session(read_only=True) as session:
-            return is_opted_out(session, row.to_number)
+            return opted_out_now(session, row.to_number, pending)
 
     def _already_sent(self, row: OutboxMessage) -> str | None:
         """Before sending a text again (an earlier attempt timed out, or its worker died between

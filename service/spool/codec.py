@@ -49,9 +49,7 @@ def register(tag: str) -> Callable[[type], type]:
         fields = dataclasses.fields(cls)
         times = frozenset(i for i, f in enumerate(fields) if _is(hints[f.name], datetime))
         enums = tuple(
-            (i, enum)
-            for i, f in enumerate(fields)
-            if (enum := _enum_of(hints[f.name])) is not None
+            (i, enum) for i, f in enumerate(fields) if (enum := _enum_of(hints[f.name])) is not None
         )
         if tag in _BY_TAG and _BY_TAG[tag].build is not cls:
             raise ValueError(f"spool tag {tag!r} is taken")

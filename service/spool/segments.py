@@ -119,10 +119,11 @@ class Directory:
             names = [name for name in names if name.startswith(f"{stream}-")]
         return sorted((self.path / name for name in names), key=_age)
 
-    def take_orphans(self, own: set[str]) -> list[Segment]:
-        """Lock and open every segment whose owner is gone (not one of `own`), oldest first."""
+    def take_orphans(self, own: set[str], stream: str | None = None) -> list[Segment]:
+        """Lock and open every segment (of `stream`) whose owner is gone (not one of `own`),
+        oldest first."""
         taken = []
-        for path in self.segments():
+        for path in self.segments(stream):
             if path.name in own:
                 continue
             try:

@@ -15,14 +15,27 @@ Segments of processes that are gone (`kill -9`, a crash, a restart while the dat
 are found by the periodic scan of every live process and replayed in order.
 
 Opt-outs (and sent marks) go to a stream of their own (`durable`), fsync'd at once and removed
-as soon as the database has them: every process on the machine reads the opt-outs pending there
-before it sends (`pending_opt_outs`). If the disk will not take a record either, it is kept in
-memory only, retried, and the spool is not `healthy` (/readyz answers 503) until the database
-has it.
+as soon as the database has them: every process on the machine reads the records pending there
+before it replies or sends (`pending_records`). If neither the disk nor the database takes such
+a record, it is kept in memory only, retried, and the spool is not `healthy` (/readyz answers
+503) until the database has it.
+
+When the disk will not take records but the database answers, `submit` writes them to the
+database at once instead (`Kept.DATABASE`); when neither takes them it says so (`Kept.MEMORY`,
+`Kept.DROPPED`), and the caller makes no promise it cannot keep (a caller hears the fallback, a
+texter the coordinator's number).
+
+When the database comes back, the durable stream goes first (this process's, then what
+processes that are gone left in it), and the spool's fence row (`service.spool.fence`) says
+so, so that other hosts may reply and send again. Records are written only once the database
+holds the schema the code expects (`ready`), so a process that started while the database was
+away writes nothing into an old schema.
 
 A record that the database refuses while it answers (a bug, not an outage) is moved to
 `rejected/` beside the segments, logged and counted, so that it cannot stop the records after
-it. `drain()` waits until what was submitted is written; `close()` drains and stops the thread.
+it. Each record type is written by the store its domain declared (`service.spool.stores`);
+the spool imports no domain. `drain()` waits until what was submitted is written; `close()`
+drains and stops the thread.
 """
 
 from __future__ import annotations
@@ -35,18 +48,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from service.calls.facts import UNKNOWN_STATUS, StatusReported
-from service.calls.store import (
-    SETTLE_QUIET,
-    calls_without_final_status,
-    settle_calls,
-    write_call_facts,
-)
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database, is_transient
 from service.metrics import (
     DB_ERRORS,
@@ -56,16 +63,11 @@ from service.metrics import (
     SPOOL_WRITE_ERRORS,
 )
 from service.models import utcnow
-from service.spool.apply import (
-    apply_records,
-    forget_checkpoints,
-    load_checkpoint,
-    save_checkpoints,
-)
+from service.spool import fence
+from service.spool.checkpoints import forget_checkpoints, load_checkpoint, save_checkpoints
 from service.spool.codec import DecodeError, Record, decode, encode_payload
 from service.spool.segments import Directory, Segment, read_lines
-from service.texts.optouts import opt_out_key
-from service.texts.records import OptOutChanged
+from service.spool.stores import AfterCommit, Store, apply_records
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +79,32 @@ MAX_BATCH = 500
 MAX_IN_MEMORY = 50_000
 SEGMENT_BYTES = 4 * 1024 * 1024
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
-SETTLE_EVERY_SECONDS = 5.0
+PERIODIC_EVERY_SECONDS = 5.0
 ORPHANS_EVERY_SECONDS = 5.0
 REJECTED_DIR = "rejected"
-UNKNOWN_AFTER = timedelta(hours=4)
-"""A call nothing was heard of for this long (and that Twilio could not be asked about) ends
-as unknown."""
 
-Periodic = Callable[[Session, datetime], None]
-"""Work the spool thread does every few seconds once the database answers (settling calls,
-the follow-up sweep), each in a transaction of its own."""
+Periodic = Callable[[Session, datetime], AfterCommit | None]
+"""Work the spool thread does every few seconds once the database answers and nothing waits
+in the spool (settling calls, the follow-up sweep), each in a transaction of its own; it may
+return what to do once that transaction has committed."""
+
+
+class Kept(StrEnum):
+    """Where `submit` put the records."""
+
+    DISK = "disk"
+    """In a segment (fsync'd for the durable stream): written to the database soon."""
+    DATABASE = "database"
+    """The disk refused them; they are in the database already."""
+    MEMORY = "memory"
+    """Neither took them: held in this process's memory, retried, lost if it stops."""
+    DROPPED = "dropped"
+    """Neither took them and they were not held."""
+
+    @property
+    def promised(self) -> bool:
+        """Whether the line may answer as if the records were kept."""
+        return self in (Kept.DISK, Kept.DATABASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +113,7 @@ class Entry:
     """The segment holding it; None when the disk would not take it (memory only)."""
     seq: int
     records: Sequence[Record]
+    durable: bool = False
 
 
 class _Stop(Exception):
@@ -109,29 +128,35 @@ class Spool:
         directory: Path,
         database: Callable[[], Database] = get_database,
         *,
+        stores: Sequence[Store],
         linger: float = LINGER_SECONDS,
         max_batch: int = MAX_BATCH,
         max_in_memory: int = MAX_IN_MEMORY,
         segment_bytes: int = SEGMENT_BYTES,
         retry_delays: Sequence[float] = RETRY_DELAYS,
-        settle_every: float = SETTLE_EVERY_SECONDS,
-        settle_quiet: timedelta = SETTLE_QUIET,
+        periodic_every: float = PERIODIC_EVERY_SECONDS,
         orphans_every: float = ORPHANS_EVERY_SECONDS,
-        unknown_after: timedelta = UNKNOWN_AFTER,
         periodic: Sequence[Periodic] = (),
+        ready: Callable[[], bool] | None = None,
+        fence_give_up: float = fence.GIVE_UP_SECONDS,
     ) -> None:
         self.directory = Directory(directory)
         self._database = database
+        self.stores = tuple(stores)
         self.linger = linger
         self.max_batch = max_batch
         self.max_in_memory = max_in_memory
         self.segment_bytes = segment_bytes
         self.retry_delays = tuple(retry_delays)
-        self.settle_every = settle_every
-        self.settle_quiet = settle_quiet
+        self.periodic_every = periodic_every
         self.orphans_every = orphans_every
-        self.unknown_after = unknown_after
         self.periodic = tuple(periodic)
+        self._ready = ready
+        """The database holds the schema this code writes (None: assume so)."""
+        self._fence_give_up = fence_give_up
+        self._fence: fence.Fence | None = None
+        self._next_beat = 0.0
+        self._schema_known = False
 
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -159,38 +184,74 @@ class Spool:
 
     # -- what webhooks and the app call -----------------------------------------------------
 
-    def submit(self, records: Sequence[Record], *, durable: bool = False) -> bool:
+    def submit(
+        self, records: Sequence[Record], *, durable: bool = False, hold: bool = True
+    ) -> Kept:
         """Keep these records (one webhook's, one text's) and have them written to the
-        database soon. Never blocks on the database, never raises. Returns True once they are
-        on local disk (`durable`: fsync'd too), False when the disk refused them and they are
-        only in memory (or, with memory full as well, dropped and counted)."""
+        database soon. Never raises. On local disk (`durable`: fsync'd too) it never waits for
+        the database. When the disk refuses them they are written to the database at once, in
+        the caller's thread; when that fails too, they are held in memory and retried (`hold`,
+        as an opt-out must be: this process still obeys it), or not held at all (`hold=False`:
+        the caller answers as if they had never come). See `Kept`."""
         if not records:
-            return True
+            return Kept.DISK
         stream = DURABLE if durable else MAIN
         payload = encode_payload(records)
         with self._lock:
             self._seq += 1
             seq = self._seq
             segment = self._append(stream, b"%d\t%s" % (seq, payload), seq)
-            kept = True
-            if segment is not None and self._from_files:
-                pass  # read back from the file by the thread
-            elif len(self._queue) < self.max_in_memory:
-                self._queue.append(Entry(segment.name if segment else None, seq, records))
-            elif segment is not None:
-                self._read_back_from_files()
-            else:
-                kept = False
-            if kept:
+            if segment is not None:
+                if self._from_files:
+                    pass  # read back from the file by the thread
+                elif len(self._queue) < self.max_in_memory:
+                    self._queue.append(Entry(segment.name, seq, records, durable))
+                else:
+                    self._read_back_from_files()
                 self._submitted += 1
-                if len(self._queue) == 1 or len(self._queue) >= self.max_batch or segment is None:
+                if len(self._queue) == 1 or len(self._queue) >= self.max_batch:
                     self._wake.notify()
-        if not kept:
-            SPOOL_DROPPED.inc()
-            log.error("a record was dropped: the disk and the spool's memory are both full")
         if self._thread is None:
             self.start()
-        return segment is not None
+        if segment is not None:
+            return Kept.DISK
+        entry = Entry(None, seq, records, durable)
+        if self._write_through(entry):
+            return Kept.DATABASE
+        if not hold:
+            return Kept.DROPPED
+        with self._lock:
+            held = len(self._queue) < self.max_in_memory
+            if held:
+                self._queue.append(entry)
+                self._submitted += 1
+                self._wake.notify()
+        if not held:
+            SPOOL_DROPPED.inc()
+            log.error("a record was dropped: the disk and the spool's memory are both full")
+            return Kept.DROPPED
+        return Kept.MEMORY
+
+    @property
+    def disk_failing(self) -> bool:
+        """The disk refused the last record: `submit` may write to the database (and wait)."""
+        return self.unwritable_since is not None
+
+    def _write_through(self, entry: Entry) -> bool:
+        """The disk refused `entry`: write it to the database now, if it answers."""
+        if not self._schema_ready():
+            return False
+        try:
+            self._transaction([entry])
+        except Exception as error:
+            DB_ERRORS.labels(operation="spool").inc()
+            log.warning(
+                "neither the disk nor the database takes a record: %s", describe_error(error)
+            )
+            return False
+        with self._lock:
+            self._wake.notify_all()
+        return True
 
     def start(self) -> None:
         """Start the spool thread (it also starts with the first record)."""
@@ -261,27 +322,43 @@ class Spool:
             memory_only = any(entry.segment is None for entry in self._queue)
         return self.unwritable_since is None and not memory_only
 
-    def pending_opt_outs(self) -> dict[str, bool]:
-        """Number -> opted out, for every opt-out or opt-in on this machine that the database
-        may not have yet (the `durable` stream of every process, and this process's memory)."""
-        latest: dict[str, OptOutChanged] = {}
-
-        def keep(record: Record) -> None:
-            if isinstance(record, OptOutChanged):
-                key = opt_out_key(record.phone)
-                if key not in latest or latest[key].at <= record.at:
-                    latest[key] = record
-
+    def pending_records(self) -> list[Record]:
+        """The records of the durable stream that the database may not have yet: those in the
+        durable segments of every process that shares this directory (this host's), and those
+        this process holds in memory only. Opt-outs are read from here before every reply and
+        every send."""
+        pending: list[Record] = []
         for path in self.directory.segments(DURABLE):
             for _, line in read_lines(path):
                 with contextlib.suppress(DecodeError):
-                    for record in decode(line)[1]:
-                        keep(record)
+                    pending.extend(decode(line)[1])
         with self._lock:
-            held = [record for e in self._queue if e.segment is None for record in e.records]
-        for record in held:
-            keep(record)
-        return {phone: record.opted_out for phone, record in latest.items()}
+            pending.extend(
+                record
+                for entry in self._queue
+                if entry.segment is None and entry.durable
+                for record in entry.records
+            )
+        return pending
+
+    def _durable_clear(self) -> bool:
+        """Whether everything in this directory's durable stream is in the database: no durable
+        segment left (each is removed once written) and nothing durable held in memory."""
+        with self._lock:
+            if any(entry.durable and entry.segment is None for entry in self._queue):
+                return False
+            own = {
+                segment.path.name
+                for segment in (*self._active.values(), *self._sealed)
+                if self._applied.get(segment.name, 0) >= segment.last_seq
+            }
+        return all(path.name in own for path in self.directory.segments(DURABLE))
+
+    def fence(self) -> fence.Fence:
+        """This directory's view of the other hosts' fence rows."""
+        if self._fence is None:
+            self._fence = fence.Fence(self.directory.path, give_up=self._fence_give_up)
+        return self._fence
 
     # -- appending (under the lock) ------------------------------------------------------------
 
@@ -340,9 +417,17 @@ class Spool:
                 with self._lock:
                     if self._stopping:
                         return
-                    self._wait_for_work(min(next_periodic, next_orphans))
+                    self._wait_for_work(min(next_periodic, next_orphans, self._next_beat))
                 self._sync()
-                written = self._write_queue()
+                # Opt-outs first: this host's, then any a process that is gone left behind;
+                # then the fence may say this directory is clear.
+                written = self._schema_ready() and self._write_queue(durable_only=True)
+                if written and self._orphans(DURABLE):
+                    written = self._replay_orphans(DURABLE)
+                if written and time.monotonic() >= self._next_beat:
+                    self._beat()
+                if written:
+                    written = self._write_queue()
                 if written and self._from_files:
                     written = self._write_from_files()
                 if written:
@@ -358,7 +443,7 @@ class Spool:
                     next_orphans = now + self.orphans_every
                 if written and now >= next_periodic:
                     self._run_periodic()
-                    next_periodic = now + self.settle_every
+                    next_periodic = now + self.periodic_every
                 SPOOL_PENDING.set(self.pending)
             except _Stop:
                 return
@@ -368,6 +453,28 @@ class Spool:
             finally:
                 with self._lock:
                     self._wake.notify_all()
+
+    def _schema_ready(self) -> bool:
+        """Whether the database holds the schema this code writes (asked until it does)."""
+        if self._ready is None or self._schema_known:
+            return True
+        try:
+            self._schema_known = self._ready()
+        except Exception as error:
+            log.warning("the database's schema is not ready: %s", describe_error(error))
+            self._schema_known = False
+        return self._schema_known
+
+    def _beat(self) -> None:
+        """Tell the other hosts whether this directory's opt-outs are in the database."""
+        self._next_beat = time.monotonic() + fence.BEAT_SECONDS
+        clear = self._durable_clear()
+        try:
+            with self._database().session() as session:
+                fence.beat(session, self.fence().directory, clear)
+        except DATABASE_ERRORS as error:
+            DB_ERRORS.labels(operation="fence").inc()
+            log.debug("fence beat failed: %s", describe_error(error))
 
     def _wait_for_work(self, until: float) -> None:
         """(Lock held.) Until there is something to write and it had `linger` to gather, or
@@ -399,8 +506,9 @@ class Spool:
                 SPOOL_WRITE_ERRORS.inc()
                 log.error("the spool cannot fsync %s: %s", segment.name, error)
 
-    def _write_queue(self) -> bool:
+    def _write_queue(self, *, durable_only: bool = False) -> bool:
         """Write what waits in memory, a batch at a time; False when the database refused.
+        `durable_only`: only the durable stream's records (opt-outs go before the rest).
 
         After the first batch, only full batches (a backlog) are written at once: the few
         records that came in while a batch was written wait `linger` for more. Chasing them
@@ -410,9 +518,12 @@ class Spool:
         first = True
         while True:
             with self._lock:
-                if not first and len(self._queue) < self.max_batch:
+                if durable_only:
+                    batch = [entry for entry in self._queue if entry.durable][: self.max_batch]
+                elif not first and len(self._queue) < self.max_batch:
                     return True
-                batch = [self._queue[i] for i in range(min(self.max_batch, len(self._queue)))]
+                else:
+                    batch = [self._queue[i] for i in range(min(self.max_batch, len(self._queue)))]
             first = False
             if not batch:
                 return True
@@ -424,8 +535,11 @@ class Spool:
                             entry.seq, self._applied.get(entry.segment, 0)
                         )
                     # The queue may have been cut to what is not on disk meanwhile.
-                    if self._queue and self._queue[0] is entry:
+                    if not durable_only and self._queue and self._queue[0] is entry:
                         self._queue.popleft()
+                if durable_only:
+                    gone = {id(entry) for entry in batch[:done]}
+                    self._queue = deque(e for e in self._queue if id(e) not in gone)
                 self._written += done
                 self._wake.notify_all()
             if done < len(batch):
@@ -435,7 +549,9 @@ class Spool:
         """Read this process's segments back from disk and write what is not written yet."""
         while True:
             with self._lock:
-                segments = [*self._sealed, *self._active.values()]
+                segments = sorted(
+                    [*self._sealed, *self._active.values()], key=lambda s: s.stream != DURABLE
+                )
                 caught_up = all(self._offsets.get(s.name, 0) >= s.size for s in segments)
                 if caught_up:
                     self._from_files = False
@@ -531,7 +647,10 @@ class Spool:
                 checkpoints[entry.segment] = max(entry.seq, checkpoints.get(entry.segment, 0))
         with self._database().session() as session:
             applied = apply_records(
-                session, [record for entry in entries for record in entry.records], now=now
+                session,
+                [record for entry in entries for record in entry.records],
+                self.stores,
+                now=now,
             )
             save_checkpoints(session, checkpoints, now)
         applied.count()
@@ -585,58 +704,53 @@ class Spool:
             with contextlib.suppress(*DATABASE_ERRORS), self._database().session() as session:
                 forget_checkpoints(session, (segment.name for segment in done))
 
-    def _replay_orphans(self) -> None:
-        """Replay the segments of processes that are gone, oldest first, then remove them."""
+    def _orphans(self, stream: str) -> bool:
+        """Whether segments of `stream` that are not this process's lie in the directory (of
+        processes that are gone, or of other live ones)."""
         with self._lock:
             own = {s.name for s in (*self._active.values(), *self._sealed)}
-        for segment in self.directory.take_orphans(own):
-            try:
+        return any(path.name not in own for path in self.directory.segments(stream))
+
+    def _replay_orphans(self, stream: str | None = None) -> bool:
+        """Replay the segments (of `stream`) of processes that are gone, oldest first, then
+        remove them. False when the database did not take them all."""
+        with self._lock:
+            own = {s.name for s in (*self._active.values(), *self._sealed)}
+        taken = self.directory.take_orphans(own, stream)
+        try:
+            for segment in taken:
                 try:
                     with self._database().session(read_only=True) as session:
                         applied = load_checkpoint(session, segment.name)
                 except DATABASE_ERRORS:
-                    return
+                    return False
                 self._orphan_backlog = sum(1 for _ in read_lines(segment.path))
                 written, _, count, _ = self._write_lines(segment, 0, applied)
                 self._orphan_backlog = 0
                 if not written:
-                    return
+                    return False
                 segment.remove()
                 with contextlib.suppress(*DATABASE_ERRORS), self._database().session() as s:
                     forget_checkpoints(s, [segment.name])
                 log.info("replayed %d record(s) left by a process that is gone", count)
-            finally:
+        finally:
+            for segment in taken:
                 segment.close()
+        return True
 
     def _run_periodic(self) -> None:
-        """Settle quiet calls (and count them), then the other periodic work, each in its own
-        transaction. Not while records wait here: their calls are not quiet yet."""
+        """The periodic work, each in its own transaction. Not while records wait here: the
+        calls they tell of are not quiet yet, and the sweep would read a past that is still
+        being written."""
         if self.pending:
             return
         now = utcnow()
-        try:
-            with self._database().session() as session:
-                connection = session.connection()
-                # Calls nobody (Twilio included) said anything of for hours: unknown, so that
-                # no call stays "in progress" for ever.
-                forgotten = calls_without_final_status(
-                    connection,
-                    quiet_since=now - self.unknown_after,
-                    checked_before=now - self.unknown_after,
-                    limit=500,
-                )
-                facts = [StatusReported(sid, now, UNKNOWN_STATUS) for sid in forgotten]
-                write_call_facts(connection, facts, now=now)
-            with self._database().session() as session:
-                settled = settle_calls(session.connection(), now, quiet=self.settle_quiet)
-        except DATABASE_ERRORS as error:
-            log.warning("settling calls failed: %s", describe_error(error))
-            return
-        settled.count()
         for work in self.periodic:
             try:
                 with self._database().session() as session:
-                    work(session, now)
+                    after = work(session, now)
             except DATABASE_ERRORS as error:
                 log.warning("periodic work failed: %s", describe_error(error))
-
+                continue
+            if after is not None:
+                after()

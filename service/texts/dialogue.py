@@ -3,7 +3,8 @@ stores the state around it, the simulator keeps it in memory.
 
 Order of precedence: an opt-out (a keyword, or a plain request in words) always wins (confirmed
 once: a second STOP from a number already opted out gets nothing); START/YES from a number that
-opted out opts it back in, and from any other number is just a way to say hello (the menu); a
+opted out opts it back in, and from any other number is a way to say hello (the menu), recorded
+as an opt-in all the same (it must win over a STOP the database may not have yet); a
 number that opted out gets nothing at all until then; then HELP, the Spanish switch, MENU and
 CALL; everything else is a reply for the flow engine (which also answers words that sound like
 an emergency with the 911 line).
@@ -99,8 +100,11 @@ def respond(
         speak = language_of(word, here)
         at_start = replace(current, lang=speak).at(flow.start)
         if not opted_out:
-            # Nothing to undo: YES or START from a number that never stopped says hello.
-            return _engine(flow, at_start, StartInput(), keyword, word, new)
+            # Nothing to undo that we know of: YES or START says hello (the menu). It is
+            # recorded all the same, so that it wins over a STOP acknowledged before it that
+            # the database does not have yet (one spooled on another host while it was away).
+            turn = _engine(flow, at_start, StartInput(), keyword, word, new)
+            return replace(turn, opted_out=False)
         reply = keyword_reply(flow, speak, "sms_started")
         return TextTurn(at_start, reply, keyword, word, opted_out=False, new_conversation=new)
     if opted_out:

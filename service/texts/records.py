@@ -1,9 +1,9 @@
 """What the text line leaves behind, as plain values, and how they are written.
 
 The SMS webhooks and the outbox worker spool these (`service.spool`); the spool writes them in
-batches with `write_text_records`. Every record is safe to write again (Twilio retries webhooks
+batches through `TEXT_STORE`. Every record is safe to write again (Twilio retries webhooks
 and repeats callbacks, unordered): a message with a MessageSid is written once, a status never
-moves back, an opt-out older than the change already stored for that number changes nothing.
+moves back.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from service.models import (
     OutboxStatus,
 )
 from service.phone import to_e164
-from service.spool.codec import register
-from service.texts.optouts import set_opt_out
+from service.spool.codec import Record, register
+from service.spool.stores import AfterCommit, Store
 
 # Twilio MessageStatus, in order; a status never moves back to an earlier one. Every value of
 # Twilio's Message status enum is here (a status callback may carry any of them).
@@ -93,19 +93,8 @@ class MessageStatusReported:
     sent, even if the worker that sent it died before it could say so."""
 
 
-@register("opt_out")
-@dataclass(frozen=True, slots=True)
-class OptOutChanged:
-    """STOP (opted_out True) or START from `phone`."""
-
-    phone: str
-    opted_out: bool
-    keyword: str | None
-    at: datetime
-
-
-TextRecord = MessageReceived | MessageSent | MessageStatusReported | OptOutChanged
-TEXT_RECORDS = (MessageReceived, MessageSent, MessageStatusReported, OptOutChanged)
+TextRecord = MessageReceived | MessageSent | MessageStatusReported
+TEXT_RECORDS = (MessageReceived, MessageSent, MessageStatusReported)
 
 
 def write_text_records(session: Session, records: Sequence[TextRecord]) -> list[str]:
@@ -121,9 +110,14 @@ def write_text_records(session: Session, records: Sequence[TextRecord]) -> list[
             case MessageStatusReported():
                 if _status(session, record):
                     delivered.append(record.status.lower())
-            case OptOutChanged():
-                set_opt_out(session, record.phone, record.opted_out, record.keyword, at=record.at)
     return delivered
+
+
+def _write(session: Session, records: Sequence[Record], now: datetime) -> AfterCommit | None:
+    delivered = write_text_records(session, records)
+    if not delivered:
+        return None
+    return lambda: count_delivered(delivered)
 
 
 def count_delivered(statuses: Sequence[str]) -> None:
@@ -232,3 +226,6 @@ def _status(session: Session, record: MessageStatusReported) -> bool:
         message.error_code = record.error_code[:16]
     session.flush()
     return first_final
+
+
+TEXT_STORE = Store("texts", TEXT_RECORDS, _write)

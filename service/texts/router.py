@@ -3,18 +3,30 @@
 The conversation (where the texter is, their language, the flow version) is kept per (From, To)
 in `conversations`; after 24 quiet hours the next text starts over at the main menu in the
 language last used, with the opt-in notice. The text and its conversation step are one
-transaction; the replies, status callbacks and opt-outs go to the spool before the answer does
-(an opt-out fsync'd, and written to the database at once as well when it answers).
+transaction; the replies and status callbacks go to the spool before the answer does.
+
+Opt-outs are obeyed by every reply: a number is opted out when the database says so or an
+opt-out this host's spool holds says so (the newer wins, `service.optouts`). A STOP or START is
+kept before it is confirmed: fsync'd in the spool's durable stream and written to the database
+at once when it answers; a START is always recorded, so that it wins over a STOP acknowledged
+before it, whichever reaches the database first. While another host's spool may hold opt-outs
+the database lacks (the spool's fence), a reply waits up to FENCE_WAIT_SECONDS; then it is
+queued in the outbox instead (sent once the fence is clear, the opt-out checked again) and the
+texter's answer is empty for now.
 
 While the database is down a texter still gets an answer: STOP and START are confirmed and
 kept, HELP answered, CALL queued (the call-back is placed once the database answers), and any
-other text gets a fixed reply with the coordinator's number; a number that opted out (as the
-spool or the database says) gets nothing. Bodies never reach the log.
+other text gets a fixed reply with the coordinator's number; a number that opted out (as this
+host's spool says) gets nothing. When other hosts share the database, whose opt-outs cannot be
+known while it is away, replies other than STOP and START confirmations are queued as above.
+Nothing is promised that cannot be kept: a call-back that neither the disk nor the database
+takes is not promised. Bodies never reach the log.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -28,28 +40,33 @@ from service.channels.sender import call_back_urls
 from service.channels.signature import verified_form
 from service.channels.sms import messages_for, segments_of, twiml_response
 from service.channels.voice import call_back_twiml
+from service.config import Settings
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine import Flow, Position
 from service.flowengine.phrases import phrase
 from service.flowengine.render import contact_card
-from service.metrics import OPT_OUT_CHANGES, TEXTS_SENT
+from service.metrics import FENCE_HELD, OPT_OUT_CHANGES, TEXTS_SENT
 from service.models import Conversation, Direction, Message, OutboxKind, OutboxStatus, utcnow
+from service.optouts.store import (
+    OptOutChanged,
+    opt_out_key,
+    opted_out_now,
+    pending_changes,
+)
 from service.outbound import limits
 from service.outbound.limits import destination_refusal
 from service.outbound.outbox import OutboxQueued, enqueue
-from service.spool.apply import apply_records
 from service.spool.codec import Record
-from service.spool.spool import Spool
+from service.spool.spool import Kept, Spool
+from service.stores import write_records
 from service.texts.conversations import CONVERSATION_TTL, save_conversation
 from service.texts.dialogue import TextTurn, respond
 from service.texts.keywords import Keyword, classify, keyword_reply, language_of
-from service.texts.optouts import is_opted_out, opt_out_key
 from service.texts.records import (
     MESSAGE_STATUS_RANK,
     MessageReceived,
     MessageSent,
     MessageStatusReported,
-    OptOutChanged,
 )
 
 log = logging.getLogger(__name__)
@@ -60,6 +77,7 @@ INTENTS = {
     Keyword.HELP: "help",
     Keyword.CALL: "call_back",
 }
+FENCE_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,10 @@ class Inbound:
     line: str
     body: str
     at: datetime
+
+
+class _FenceHeld(Exception):
+    """Another host's spool may hold opt-outs the database lacks: wait before replying."""
 
 
 async def inbound_text(request: Request) -> Response:
@@ -90,14 +112,23 @@ def _reply(request: Request, form: TwilioForm) -> Response:
         raise HTTPException(400, "From and To are required")
     spool: Spool = request.app.state.spool
     flow: Flow | None = request.app.state.flow
+    settings: Settings = request.app.state.settings
     database = get_database()
-    _, after_dial = call_back_urls(request.app.state.settings)
+    _, after_dial = call_back_urls(settings)
     turn: TextTurn | None = None
     if flow is not None:
-        try:
-            turn = _converse(database, flow, inbound, after_dial)
-        except DATABASE_ERRORS as error:
-            log.warning("SMS conversation unavailable: %s", describe_error(error))
+        deadline = time.monotonic() + settings.fence_wait_seconds
+        while True:
+            try:
+                turn = _converse(
+                    database, spool, flow, inbound, after_dial, hold=time.monotonic() >= deadline
+                )
+            except _FenceHeld:
+                time.sleep(FENCE_POLL_SECONDS)
+                continue
+            except DATABASE_ERRORS as error:
+                log.warning("SMS conversation unavailable: %s", describe_error(error))
+            break
     records: list[Record] = []
     if turn is None:
         messages, intent = _without_conversation(flow, inbound, spool, database, after_dial)
@@ -129,18 +160,31 @@ def _answer(messages: list[str]) -> Response:
 
 
 def _converse(
-    database: Database, flow: Flow, inbound: Inbound, after_dial: str | None
+    database: Database,
+    spool: Spool,
+    flow: Flow,
+    inbound: Inbound,
+    after_dial: str | None,
+    *,
+    hold: bool,
 ) -> TextTurn:
     """Step the conversation, store it and the inbound text (one transaction; a text Twilio
-    sends again is recognised by its MessageSid and changes nothing)."""
+    sends again is recognised by its MessageSid and changes nothing). Raises `_FenceHeld`
+    before anything is written while another host's spool may hold opt-outs the database
+    lacks, unless `hold`: then the reply (other than a STOP or START confirmation) is queued in
+    the outbox, for when the fence is clear, and the turn answers nothing now."""
     with database.session() as session:
+        held = bool(spool.fence().holding(session))
+        if held and not hold:
+            raise _FenceHeld
         repeat = bool(inbound.sid) and _already_received(session, inbound.sid)
-        opted_out = is_opted_out(session, inbound.phone)
+        pending = pending_changes(spool.pending_records())
+        opted_out = opted_out_now(session, inbound.phone, pending)
         position, lang = _position(session, flow, inbound, inbound.at)
         turn = respond(flow, inbound.body, position, opted_out=opted_out, lang=lang, repeat=repeat)
         if repeat and turn.opted_out is not None:
             # Twilio retried a STOP/START we already recorded: answer it again, record it once.
-            turn = TextTurn(turn.position, turn.reply, turn.keyword, turn.word)
+            turn = replace(turn, opted_out=None)
         if turn.reply is not None:
             save_conversation(
                 session,
@@ -152,7 +196,7 @@ def _converse(
                 now=inbound.at,
             )
         if inbound.sid and not repeat:
-            apply_records(session, [_received(inbound, _intent(turn))], now=inbound.at)
+            write_records(session, [_received(inbound, _intent(turn))], now=inbound.at)
         if turn.call_contact is not None:
             contact = flow.contacts[turn.call_contact]
             call_back = enqueue(
@@ -166,6 +210,19 @@ def _converse(
             )
             if call_back.status == OutboxStatus.REFUSED.value:
                 turn = replace(turn, reply=call_refused(flow, turn.position.lang))
+        if held and turn.keyword not in (Keyword.OPT_OUT, Keyword.OPT_IN) and turn.reply:
+            FENCE_HELD.labels(what="reply").inc()
+            for number, message in enumerate(messages_for(turn.reply)):
+                enqueue(
+                    session,
+                    OutboxKind.SMS,
+                    inbound.phone,
+                    message,
+                    from_number=inbound.line,
+                    dedupe_key=f"reply:{inbound.sid}:{number}" if inbound.sid else None,
+                    now=inbound.at,
+                )
+            turn = replace(turn, reply=None)
     return turn
 
 
@@ -178,9 +235,8 @@ def call_refused(flow: Flow, lang: str) -> str:
 
 def _intent(turn: TextTurn) -> str | None:
     """What the text asked for, for the staff's worklist."""
-    flag: str | None = getattr(turn, "flag", None)
-    if flag:
-        return flag
+    if turn.flag:
+        return turn.flag
     return INTENTS.get(turn.keyword) if turn.keyword is not None else None
 
 
@@ -188,15 +244,16 @@ def _record_opt_out(
     spool: Spool, database: Database, inbound: Inbound, opted_out: bool, word: str | None
 ) -> None:
     """An opt-out (or opt-in) is kept before it is confirmed: fsync'd in the spool (where every
-    process on this machine sees it at once), and written to the database now too when it
-    answers (where every process sees it). If neither takes it, the spool holds it in memory,
-    retries, and /readyz says so."""
+    process on this host sees it at once), and written to the database now too when it answers
+    (where every process sees it). If neither takes it, this process holds it in memory,
+    obeys it, retries, and /readyz says so."""
     OPT_OUT_CHANGES.labels(change="stop" if opted_out else "start").inc()
     change = OptOutChanged(inbound.phone, opted_out, word or None, inbound.at)
-    spool.submit([change], durable=True)
+    if spool.submit([change], durable=True) is not Kept.DISK:
+        return  # already in the database, or held in memory (the database did not answer)
     try:
         with database.session() as session:
-            apply_records(session, [change], now=inbound.at)
+            write_records(session, [change], now=inbound.at)
     except DATABASE_ERRORS as error:
         log.warning("an opt-out waits in the spool for the database: %s", describe_error(error))
 
@@ -244,8 +301,6 @@ def _without_conversation(
         return messages_for(keyword_reply(flow, lang, reply)), intent
     if _opted_out(spool, database, inbound.phone):
         return [], intent
-    if keyword is Keyword.HELP:
-        return messages_for(keyword_reply(flow, lang, "sms_help")), intent
     if keyword is Keyword.CALL and flow is not None and inbound.sid:
         contact = flow.contacts[flow.operator]
         call_back = OutboxQueued(
@@ -256,25 +311,54 @@ def _without_conversation(
             f"call-back:{inbound.sid}",
             inbound.at,
         )
-        spool.submit([call_back])  # a refused one is kept as refused, for staff to see
-        if destination_refusal(inbound.phone, limits.current()) is not None:
-            return messages_for(call_refused(flow, lang)), intent
-        reply = "\n".join(
-            (phrase(lang, "sms_calling", name=contact.name[lang]), phrase(lang, "sms_footer"))
+        # A refused one is kept as refused, for staff to see; one nothing keeps is not promised.
+        if spool.submit([call_back], hold=False).promised:
+            if destination_refusal(inbound.phone, limits.current()) is not None:
+                reply = call_refused(flow, lang)
+            else:
+                reply = "\n".join(
+                    (
+                        phrase(lang, "sms_calling", name=contact.name[lang]),
+                        phrase(lang, "sms_footer"),
+                    )
+                )
+            return _unless_held(spool, inbound, messages_for(reply)), intent
+    elif keyword is Keyword.HELP:
+        return _unless_held(
+            spool, inbound, messages_for(keyword_reply(flow, lang, "sms_help"))
+        ), intent
+    unavailable = messages_for(keyword_reply(flow, lang, "sms_unavailable"))
+    return _unless_held(spool, inbound, unavailable), intent
+
+
+def _unless_held(spool: Spool, inbound: Inbound, messages: list[str]) -> list[str]:
+    """The database is away: with other hosts sharing it (their opt-outs are out of sight
+    until it is back), the reply is queued for the outbox instead of sent now."""
+    if not spool.fence().others or not inbound.sid:
+        return messages
+    FENCE_HELD.labels(what="reply").inc()
+    queued = [
+        OutboxQueued(
+            OutboxKind.SMS,
+            inbound.phone,
+            message,
+            inbound.line,
+            f"reply:{inbound.sid}:{n}",
+            inbound.at,
         )
-        return messages_for(reply), intent
-    return messages_for(keyword_reply(flow, lang, "sms_unavailable")), intent
+        for n, message in enumerate(messages)
+    ]
+    spool.submit(queued)
+    return []
 
 
 def _opted_out(spool: Spool, database: Database, phone: str) -> bool:
-    pending = spool.pending_opt_outs().get(opt_out_key(phone))
-    if pending is not None:
-        return pending
+    pending = pending_changes(spool.pending_records())
     try:
         with database.session(read_only=True) as session:
-            return is_opted_out(session, phone)
+            return opted_out_now(session, phone, pending)
     except DATABASE_ERRORS:
-        return False
+        return opted_out_now(None, phone, pending)
 
 
 async def text_status(request: Request) -> Response:

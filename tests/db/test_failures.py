@@ -132,20 +132,22 @@ def test_an_opt_out_taken_while_the_database_is_down_is_applied_later(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from service.spool.spool import Spool
-    from service.texts.optouts import is_opted_out
-    from service.texts.records import OptOutChanged
+    from service.optouts.store import OptOutChanged, is_opted_out
+    from service.spool.spool import Kept, Spool
+    from service.stores import STORES
 
     database = Database(migrated_url)
     down = Database(
         "postgresql+psycopg://postgres@127.0.0.1:1/nothing", connect_args={"connect_timeout": 2}
     )
     is_down = True
-    spool = Spool(tmp_path / "spool", lambda: down if is_down else database, linger=0.01)
+    spool = Spool(
+        tmp_path / "spool", lambda: down if is_down else database, linger=0.01, stores=STORES
+    )
     t0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
     try:
         for phone in ("(804) 555-0100", "+18045550101", "+18045550102"):
-            assert spool.submit([OptOutChanged(phone, True, "STOP", t0)], durable=True)
+            assert spool.submit([OptOutChanged(phone, True, "STOP", t0)], durable=True) is Kept.DISK
         [segment] = spool.directory.segments()
         assert segment.stat().st_mode & 0o077 == 0  # it holds phone numbers: owner only
         # A START stored after the spooled STOP wins over it.

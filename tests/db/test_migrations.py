@@ -29,6 +29,7 @@ TABLES = {
     "opt_outs",
     "outbox",
     "outbox_workers",
+    "spool_fences",
     "overview_day_counts",
     "overview_rollups",
     "spool_checkpoints",

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from service.db import Database
 from service.models import OutboxMessage
+from service.optouts.store import is_opted_out, set_opt_out
 from service.outbound.outbox import beat, claim_due, enqueue, mark_failed, mark_retry, mark_sent
-from service.texts.optouts import is_opted_out, set_opt_out
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 TEXTER = "+18045550100"

@@ -16,11 +16,12 @@ from service.config import Settings
 from service.db import Database, set_database
 from service.main import create_app
 from service.models import OptOut, OutboxKind, OutboxMessage
+from service.optouts.store import OptOutChanged
 from service.outbound.outbox import enqueue
 from service.spool.codec import decode
 from service.spool.segments import read_lines
 from service.spool.spool import Spool
-from service.texts.records import OptOutChanged
+from service.stores import STORES
 from tests.db.test_failures import replace_with_garbage
 from tests.sms.conftest import LINE, TEXTER, FakeTwilio, Texter, make_settings
 from tests.sms.test_worker import worker_for
@@ -74,7 +75,7 @@ def app_with_a_patient_spool(settings: Settings) -> FastAPI:
     """The app, its spool trying the database again only when drained (so that a test can look
     at what waits)."""
     app = create_app(settings)
-    app.state.spool = Spool(settings.spool_dir, retry_delays=(60,), linger=0)
+    app.state.spool = Spool(settings.spool_dir, retry_delays=(60,), linger=0, stores=STORES)
     return app
 
 

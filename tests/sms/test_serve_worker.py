@@ -13,9 +13,10 @@ from service.config import Settings
 from service.db import Database
 from service.main import create_app
 from service.models import OptOut, OutboxKind, OutboxMessage
+from service.optouts.store import OptOutChanged
 from service.outbound.outbox import enqueue
-from service.spool.spool import Spool
-from service.texts.records import OptOutChanged
+from service.spool.spool import Kept, Spool
+from service.stores import STORES
 from tests.sms.conftest import LINE, TEXTER, FakeTwilio
 from tests.spool.test_spool import die
 
@@ -42,8 +43,11 @@ def test_serve_sends_queued_texts_and_replays_a_spool_left_behind_at_start(
     # A process that took a STOP while the database was away, and then died.
     other = "+18045550124"
     down = Database("postgresql+psycopg://postgres@127.0.0.1:1/down")
-    gone = Spool(settings.spool_dir, lambda: down)
-    assert gone.submit([OptOutChanged(other, True, "STOP", datetime.now(UTC))], durable=True)
+    gone = Spool(settings.spool_dir, lambda: down, stores=STORES)
+    assert (
+        gone.submit([OptOutChanged(other, True, "STOP", datetime.now(UTC))], durable=True)
+        is Kept.DISK
+    )
     die(gone)
     down.dispose()
     with database.session() as session:

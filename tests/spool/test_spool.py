@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.calls.facts import CallEventHappened, CallStarted
+from service.calls.jobs import end_forgotten_calls
 from service.db import Database
 from service.models import (
     Call,
@@ -23,11 +24,13 @@ from service.models import (
     OutboxMessage,
     SpoolCheckpoint,
 )
+from service.optouts.store import OptOutChanged, pending_changes
 from service.outbound.outbox import OutboxQueued
 from service.spool.codec import decode, encode
 from service.spool.segments import read_lines
-from service.spool.spool import Spool
-from service.texts.records import MessageReceived, OptOutChanged
+from service.spool.spool import Kept, Spool
+from service.stores import STORES
+from service.texts.records import MessageReceived
 
 T0 = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 DOWN = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
@@ -64,7 +67,7 @@ def new_spool(spools: list[Spool], tmp_path: Path, switch: Switch, **options: ob
     options.setdefault("linger", 0.01)
     options.setdefault("retry_delays", (0.05,))
     options.setdefault("orphans_every", 0.1)
-    spool = Spool(tmp_path / "spool", switch, **options)  # type: ignore[arg-type]
+    spool = Spool(tmp_path / "spool", switch, stores=STORES, **options)  # type: ignore[arg-type]
     spools.append(spool)
     return spool
 
@@ -102,7 +105,7 @@ def test_records_reach_the_database_once_with_the_checkpoint(
 ) -> None:
     spool = new_spool(spools, tmp_path, switch)
     for n in range(20):
-        assert spool.submit(a_call(n))
+        assert spool.submit(a_call(n)) is Kept.DISK
     assert spool.drain(10)
     assert count(database, Call) == 20
     assert count(database, CallEvent) == 20
@@ -119,7 +122,7 @@ def test_an_outage_loses_nothing_and_doubles_nothing(
     spool = new_spool(spools, tmp_path, switch)
     switch.is_down = True
     for n in range(50):
-        assert spool.submit(a_call(n)), "on disk at once, database or not"
+        assert spool.submit(a_call(n)) is Kept.DISK, "on disk at once, database or not"
     assert not spool.drain(0.5)
     assert spool.pending == 50
     assert spool.database_down_since is not None
@@ -177,7 +180,7 @@ def test_a_full_memory_queue_reads_the_rest_back_from_disk(
     spool = new_spool(spools, tmp_path, switch, max_in_memory=10, max_batch=7)
     switch.is_down = True
     for n in range(60):
-        assert spool.submit(a_call(n))
+        assert spool.submit(a_call(n)) is Kept.DISK
     switch.is_down = False
     assert spool.drain(20)
     assert count(database, Call) == 60
@@ -209,15 +212,17 @@ def test_opt_outs_are_fsynced_and_seen_by_every_process_until_the_database_has_t
     switch.is_down = True
     server = new_spool(spools, tmp_path, switch)
     worker = new_spool(spools, tmp_path, switch)
-    assert server.submit([OptOutChanged("+18045550111", True, "STOP", T0)], durable=True)
-    assert worker.pending_opt_outs() == {"+18045550111": True}
-    server.submit(
-        [OptOutChanged("(804) 555-0111", False, "START", T0 + timedelta(seconds=1))], durable=True
+    stop = OptOutChanged("+18045550111", True, "STOP", T0)
+    assert server.submit([stop], durable=True) is Kept.DISK
+    assert pending_changes(worker.pending_records()) == {"+18045550111": stop}
+    start = OptOutChanged("(804) 555-0111", False, "START", T0 + timedelta(seconds=1))
+    server.submit([start], durable=True)
+    assert pending_changes(worker.pending_records()) == {"+18045550111": start}, (
+        "the latest change wins"
     )
-    assert worker.pending_opt_outs() == {"+18045550111": False}, "the latest change wins"
     switch.is_down = False
     assert server.drain(10)
-    wait_for(lambda: worker.pending_opt_outs() == {}, "the written opt-outs to leave the spool")
+    wait_for(lambda: worker.pending_records() == [], "the written opt-outs to leave the spool")
     with database.session(read_only=True) as session:
         assert session.get(OptOut, "+18045550111").opted_out is False  # type: ignore[union-attr]
 
@@ -237,14 +242,17 @@ def test_with_the_disk_refusing_a_record_waits_in_memory_and_the_spool_is_not_he
     switch.is_down = True
     spool = new_spool(spools, tmp_path, switch)
     monkeypatch.setattr(segments, "_write_all", full)
-    assert not spool.submit([OptOutChanged("+18045550111", True, "STOP", T0)], durable=True)
+    stop = OptOutChanged("+18045550111", True, "STOP", T0)
+    assert spool.submit([stop], durable=True) is Kept.MEMORY
     assert not spool.healthy
-    assert spool.pending_opt_outs() == {"+18045550111": True}, "still obeyed from memory"
+    assert pending_changes(spool.pending_records()) == {"+18045550111": stop}, (
+        "still obeyed from memory"
+    )
     switch.is_down = False
     assert spool.drain(10)
     assert not spool.healthy, "the disk still refuses"
     monkeypatch.undo()
-    assert spool.submit(a_call(1))
+    assert spool.submit(a_call(1)) is Kept.DISK
     assert spool.healthy
     with database.session(read_only=True) as session:
         assert session.get(OptOut, "+18045550111").opted_out is True  # type: ignore[union-attr]
@@ -309,9 +317,13 @@ def test_a_call_nothing_more_is_heard_of_ends_unknown_never_in_progress(
     from service.models import Call
 
     spool = new_spool(
-        spools, tmp_path, switch, unknown_after=timedelta(seconds=1), settle_every=0.05
+        spools,
+        tmp_path,
+        switch,
+        periodic=[end_forgotten_calls(timedelta(seconds=1))],
+        periodic_every=0.05,
     )
-    assert spool.submit(a_call(7))
+    assert spool.submit(a_call(7)) is Kept.DISK
     assert spool.drain(10)
     deadline = time.monotonic() + 15
     while True:

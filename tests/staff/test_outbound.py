@@ -7,8 +7,8 @@ from sqlalchemy import update
 
 from service.db import Database
 from service.models import OutboxMessage
+from service.optouts.store import set_opt_out
 from service.outbound.outbox import enqueue
-from service.texts.optouts import set_opt_out
 from tests.staff.conftest import VIEWER, signed_in
 from tests.support import AppClient
 

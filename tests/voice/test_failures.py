@@ -18,6 +18,7 @@ from service.main import create_app
 from service.metrics import DB_ERRORS
 from service.models import Call, CallEvent
 from service.spool.spool import Spool
+from service.stores import STORES
 from tests.db.test_failures import replace_with_garbage
 from tests.support import AppClient, app_client
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller, Heard, parse
@@ -58,7 +59,7 @@ def test_a_replaced_sqlite_file_does_not_stop_a_call(
 ) -> None:
     path = Path(sqlite_database.url.database or "")
     app = create_app(voice_settings(tmp_path, str(sqlite_database.url)))
-    app.state.spool = Spool(tmp_path / "spool", linger=0, retry_delays=(0.01,))
+    app.state.spool = Spool(tmp_path / "spool", linger=0, retry_delays=(0.01,), stores=STORES)
     with app_client(app, wait_for_records=False) as client:
         caller = Caller(client)
         caller.call()  # the database works: the pool holds a connection to the real file
@@ -78,7 +79,7 @@ def test_an_unreachable_postgres_does_not_stop_a_call(tmp_path: Path) -> None:
     previous = set_database(unreachable)
     try:
         app = create_app(voice_settings(tmp_path, url))
-        app.state.spool = Spool(tmp_path / "spool", linger=0, retry_delays=(0.01,))
+        app.state.spool = Spool(tmp_path / "spool", linger=0, retry_delays=(0.01,), stores=STORES)
         with app_client(app, wait_for_records=False) as client:
             before = db_errors()
             a_call_without_a_database(Caller(client))
@@ -178,7 +179,9 @@ def test_a_database_that_hangs_delays_no_caller_and_loses_nothing(
         answering.wait(30)
         return sqlite_database
 
-    app.state.spool = Spool(tmp_path / "spool", hanging_database, linger=0, max_in_memory=3)
+    app.state.spool = Spool(
+        tmp_path / "spool", hanging_database, linger=0, max_in_memory=3, stores=STORES
+    )
     with app_client(app, wait_for_records=False) as client:
         caller = Caller(client)
         started = time.monotonic()
@@ -211,7 +214,9 @@ def test_a_database_failure_is_retried_and_nothing_is_lost(
             raise OperationalError("SELECT 1", {}, ConnectionError("the database restarted"))
         return sqlite_database
 
-    app.state.spool = Spool(tmp_path / "spool", flaky_database, linger=0, retry_delays=(0.01,))
+    app.state.spool = Spool(
+        tmp_path / "spool", flaky_database, linger=0, retry_delays=(0.01,), stores=STORES
+    )
     before = db_errors()
     with app_client(app) as client:
         caller = Caller(client)

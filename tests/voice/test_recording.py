@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 
 from service.db import Database
 from service.models import Call, CallEvent, OutboxMessage, utcnow
+from service.optouts.store import OptOutChanged, set_opt_out
 from service.recording import Recorder
-from service.spool.spool import Spool
-from service.texts.optouts import set_opt_out
-from service.texts.records import OptOutChanged
+from service.spool.spool import Kept, Spool
+from service.stores import STORES
 from tests.support import PUBLIC_BASE, AppClient, twilio_signature
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller
 
@@ -226,9 +226,12 @@ def test_no_text_is_queued_to_a_caller_whose_stop_the_database_does_not_have_yet
     # Another process on this machine took a STOP while the database was away: it waits in
     # that process's spool, where every process looks before texting.
     down = Database("postgresql+psycopg://postgres@127.0.0.1:1/down")
-    other = Spool(db_app.state.settings.spool_dir, lambda: down)
+    other = Spool(db_app.state.settings.spool_dir, lambda: down, stores=STORES)
     try:
-        assert other.submit([OptOutChanged(CALLER_NUMBER, True, "STOP", utcnow())], durable=True)
+        assert (
+            other.submit([OptOutChanged(CALLER_NUMBER, True, "STOP", utcnow())], durable=True)
+            is Kept.DISK
+        )
         db_caller.call()
         heard = db_caller.press("8")
         assert heard.words[0] == "Sorry, we can't send a text message to this phone."
@@ -242,7 +245,7 @@ def test_records_still_waiting_are_written_when_the_app_stops(
     db_app: FastAPI, database: Database
 ) -> None:
     # The spool would wait half a minute for more; stopping the app writes what it holds.
-    db_app.state.spool = Spool(db_app.state.settings.spool_dir, linger=30)
+    db_app.state.spool = Spool(db_app.state.settings.spool_dir, linger=30, stores=STORES)
     params = {"CallSid": "CA" + "9" * 32, "From": CALLER_NUMBER, "To": LINE_NUMBER}
     url = PUBLIC_BASE + "/twilio/voice"
     headers = {
