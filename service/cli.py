@@ -39,10 +39,10 @@ def serve(
     """
     _use_multiprocess_metrics()  # before anything imports prometheus_client
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from service.config import get_settings
     from service.logs import configure_logging
+    from service.serving import Supervisor
 
     settings = get_settings()
     log_config = configure_logging(settings.log_level)
@@ -65,7 +65,7 @@ def serve(
         timeout_worker_healthcheck=WORKER_START_SECONDS,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Supervisor(config, sockets=[config.bind_socket()]).run()
 
 
 GRACEFUL_SHUTDOWN_SECONDS = 20

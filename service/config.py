@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # An SMS webhook waits at most this long for that fence before it answers with nothing and
     # queues its reply, to be sent once the fence is clear.
     fence_wait_seconds: float = 5.0
+    # Twilio waits this long for a webhook's answer, then plays the fallback: a webhook that
+    # waited longer (in the listen backlog, a stalled worker) is answered but not recorded as
+    # heard.
+    twilio_timeout_seconds: float = 15.0
     # The outbound policy (service/outbound/limits.py): the countries (calling codes) the line
     # texts and calls, optionally narrowed to regions ("US,CA"); at most so many texts and
     # call-backs to one number in 24 hours, and in total in the last hour.

@@ -30,7 +30,7 @@ from service.ops import router as ops_router
 from service.outbound import limits
 from service.outbound.call_backs import WEBHOOKS as call_back_webhooks
 from service.outbound.worker import background_sender
-from service.serving import drain_before_shutdown
+from service.serving import KeepsConnection, drain_before_shutdown
 from service.spool.spool import Spool
 from service.staff.rollup import periodic_roll_up
 from service.staff.routes import router as staff_router
@@ -133,7 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     load_configured_flow(app)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # logs and times every answer, 413s included
-    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)  # outermost
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
+    app.add_middleware(KeepsConnection)  # outermost: it needs uvicorn's own receive
     # Twilio's webhooks take the raw form and answer TwiML: their POSTs skip FastAPI's stack,
     # through the three middlewares above only.
     short_path(app, {**voice_webhooks, **sms_webhooks, **call_back_webhooks})

@@ -44,6 +44,11 @@ SPOOL_REJECTED = Counter(
     "phoneline_spool_rejected",
     "Spooled records the database refused while it answered, moved to var/spool/rejected/.",
 )
+WEBHOOKS_UNHEARD = Counter(
+    "phoneline_webhooks_unheard",
+    "Webhooks answered after Twilio had given up on them (not recorded as heard).",
+    ["route"],
+)
 FENCE_GIVEN_UP = Counter(
     "phoneline_fence_given_up",
     "Spool directories of other hosts that stayed silent so long that replies and texts no "

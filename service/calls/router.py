@@ -26,6 +26,8 @@ from service.channels.form import TwilioForm, form_field
 from service.channels.signature import public_url, verified_form
 from service.config import Settings
 from service.flowengine import Flow
+from service.metrics import WEBHOOKS_UNHEARD
+from service.serving import gave_up
 from service.spool.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,13 @@ async def voice_webhook(request: Request) -> Response:
         before = position_url.decode_query(request.scope["query_string"], flow.default_language)
         now = clock()
         texts: TextQueue = request.app.state.text_queue
+        settings: Settings = request.app.state.settings
+        if gave_up(request.scope, settings.twilio_timeout_seconds):
+            # Twilio hung up on this webhook (it waited too long) and played its fallback:
+            # nobody will hear this turn, so it is neither taken (no text queued) nor recorded.
+            WEBHOOKS_UNHEARD.labels(route="/twilio/voice").inc()
+            log.warning("a voice webhook came after Twilio gave up on it: not recorded")
+            return _fallback(request, form)
         turn = await take_turn(flow, webhook, before, _base_url(request), now, texts)
         if not await _kept(request, turn_facts(flow, webhook, turn, now)):
             # Neither the disk nor the database keeps this call's record: promise nothing

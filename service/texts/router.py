@@ -45,7 +45,7 @@ from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine import Flow, Position
 from service.flowengine.phrases import phrase
 from service.flowengine.render import contact_card
-from service.metrics import FENCE_HELD, OPT_OUT_CHANGES, TEXTS_SENT
+from service.metrics import FENCE_HELD, OPT_OUT_CHANGES, TEXTS_SENT, WEBHOOKS_UNHEARD
 from service.models import Conversation, Direction, Message, OutboxKind, OutboxStatus, utcnow
 from service.optouts.store import (
     OptOutChanged,
@@ -56,6 +56,7 @@ from service.optouts.store import (
 from service.outbound import limits
 from service.outbound.limits import destination_refusal
 from service.outbound.outbox import OutboxQueued, enqueue
+from service.serving import gave_up
 from service.spool.codec import Record
 from service.spool.spool import Kept, Spool
 from service.stores import write_records
@@ -115,6 +116,8 @@ def _reply(request: Request, form: TwilioForm) -> Response:
     settings: Settings = request.app.state.settings
     database = get_database()
     _, after_dial = call_back_urls(settings)
+    if gave_up(request.scope, settings.twilio_timeout_seconds):
+        return _too_late(spool, database, inbound)
     turn: TextTurn | None = None
     if flow is not None:
         deadline = time.monotonic() + settings.fence_wait_seconds
@@ -144,6 +147,19 @@ def _reply(request: Request, form: TwilioForm) -> Response:
     ]
     spool.submit(records)
     return _answer(messages)
+
+
+def _too_late(spool: Spool, database: Database, inbound: Inbound) -> Response:
+    """Twilio gave up on this webhook (it waited too long) and will deliver no reply: the text
+    is recorded, a STOP or START kept (and obeyed), and nothing is answered or stepped."""
+    WEBHOOKS_UNHEARD.labels(route="/twilio/sms").inc()
+    log.warning("an SMS webhook came after Twilio gave up on it: recorded, not answered")
+    keyword, word = classify(inbound.body)
+    if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
+        _record_opt_out(spool, database, inbound, keyword is Keyword.OPT_OUT, word)
+    if inbound.sid:
+        spool.submit([_received(inbound, "unanswered")])
+    return _answer([])
 
 
 def _received(inbound: Inbound, intent: str | None) -> MessageReceived:

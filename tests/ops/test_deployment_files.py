@@ -17,6 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from service.cli import GRACEFUL_SHUTDOWN_SECONDS
 from service.cli import app as cli_app
 from service.config import Settings
 
@@ -107,16 +108,31 @@ def test_start_order_healthchecks_and_port() -> None:
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert migrate["command"][1:] == ["db", "upgrade"]
-    assert str(migrate["restart"]) == "no"
+    assert str(migrate["restart"]) == "on-failure"
     for name in ("app", "worker"):
-        assert (
-            all_services[name]["depends_on"]["migrate"]["condition"]
-            == "service_completed_successfully"
-        )
+        # They start (and answer) while PostgreSQL is away, migrating when it is back: a
+        # container recreated during an outage must not wait for a migration that cannot run.
+        assert all_services[name]["depends_on"] == {"postgres": {"condition": "service_started"}}
     assert app["ports"] == ["127.0.0.1:8000:8000"]
     assert app["command"][1:6] == ["serve", "--host", "0.0.0.0", "--port", "8000"]
     assert "http://127.0.0.1:8000/healthz" in " ".join(app["healthcheck"]["test"])
     assert "pgdata" in compose()["volumes"]
+
+
+def test_the_app_and_the_worker_share_one_persistent_var_volume() -> None:
+    """The spool (what the line acknowledged, STOPs among it) lives in /app/var: one named
+    volume for both containers, so that each reads the other's pending opt-outs and a container
+    recreated on it finds what its predecessor left; a grace period to write it on stop."""
+    all_services = services()
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    workdir = dict(dockerfile_instructions())["WORKDIR"]
+    var = f"{workdir}/{settings.var_dir}"
+    for name in ("app", "worker"):
+        mounts = [str(volume) for volume in all_services[name]["volumes"]]
+        assert f"phoneline-var:{var}" in mounts, f"{name} keeps {var} on the shared volume"
+        grace = str(all_services[name]["stop_grace_period"])
+        assert grace.endswith("s") and int(grace[:-1]) >= GRACEFUL_SHUTDOWN_SECONDS + 30
+    assert "phoneline-var" in compose()["volumes"]
 
 
 def test_dockerfile_builds_a_non_root_image_whose_command_exists() -> None:

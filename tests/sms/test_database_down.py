@@ -203,3 +203,73 @@ def test_call_from_a_premium_number_is_refused_while_the_database_is_down(
         assert app.state.spool.drain(10)
     with database.session() as session:
         assert session.scalars(select(OutboxMessage.status)).all() == ["refused"]
+
+
+def test_a_stop_the_database_lacks_is_obeyed_by_replies_and_a_start_after_it_wins(
+    outage: tuple[Outage, Database, Settings],
+) -> None:
+    """MENU, STOP while the database is down, the database back (the spooled STOP not written
+    yet): MENU gets nothing, START is honoured and recorded, and once the STOP is written too
+    the texter who said START last is opted in."""
+    broken, database, settings = outage
+    app = app_with_a_patient_spool(settings)  # it tries the database again only in 60 s
+    with app_client(app, wait_for_records=False) as client:
+        texter = Texter(client)
+        assert "1 Why a second opinion" in texter.reply("MENU")
+        broken.corrupt()
+        assert "No more messages will be sent" in texter.reply("STOP")
+        broken.restore()
+        assert opt_out_state(database) is None, "the STOP still waits in the spool"
+        assert texter.send("MENU") == [], "the spool's STOP is obeyed by the reply"
+        assert "subscribed to VCU Massey Second Opinion Line again" in texter.reply("START")
+        assert opt_out_state(database) is False
+        assert app.state.spool.drain(10)
+        assert opt_out_state(database) is False, "the older STOP, written late, changes nothing"
+        assert "1 Why a second opinion" in texter.reply("MENU")
+
+
+def test_a_start_from_a_number_that_never_stopped_is_recorded_and_wins_over_an_older_stop(
+    outage: tuple[Outage, Database, Settings],
+) -> None:
+    """A STOP spooled on another host (this host cannot see it) and a START here after it: the
+    START is recorded even though this host knew of no STOP, so it wins when the STOP arrives."""
+    from datetime import timedelta
+
+    from service.models import utcnow
+    from service.stores import write_records
+
+    _, database, settings = outage
+    app = create_app(settings)
+    with app_client(app) as client:
+        stopped_elsewhere = utcnow() - timedelta(seconds=5)
+        assert "1 Why a second opinion" in Texter(client).reply("START")
+        with database.session() as session:
+            write_records(
+                session, [OptOutChanged(TEXTER, True, "STOP", stopped_elsewhere)], now=utcnow()
+            )
+    assert opt_out_state(database) is False
+
+
+def test_with_neither_the_disk_nor_the_database_no_call_back_is_promised_and_a_stop_is_obeyed(
+    outage: tuple[Outage, Database, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.voice.test_failures import refuse_the_disk
+
+    broken, database, settings = outage
+    app = app_with_a_patient_spool(settings)
+    with app_client(app, wait_for_records=False) as client:
+        texter = Texter(client)
+        broken.corrupt()
+        refuse_the_disk(monkeypatch)
+        reply = texter.reply("CALL")
+        assert "We will call you" not in reply
+        assert "not available right now" in reply and "(804) 828-7999" in reply
+        assert "No more messages will be sent" in texter.reply("STOP")
+        assert texter.send("hi") == [], "this process obeys the STOP it holds in memory"
+        assert not app.state.spool.healthy
+        monkeypatch.undo()
+        broken.restore()
+        assert app.state.spool.drain(10)
+    assert opt_out_state(database) is True
+    with database.session() as session:
+        assert session.scalars(select(OutboxMessage)).all() == [], "no call-back was promised"

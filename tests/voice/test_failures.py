@@ -16,7 +16,7 @@ from service.calls import router as voice_router
 from service.db import Database, set_database
 from service.main import create_app
 from service.metrics import DB_ERRORS
-from service.models import Call, CallEvent
+from service.models import Call, CallEvent, OutboxMessage
 from service.spool.spool import Spool
 from service.stores import STORES
 from tests.db.test_failures import replace_with_garbage
@@ -233,3 +233,58 @@ def wait_until(condition: object, timeout: float = 10) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def refuse_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write to the spool's segments fails as a full disk does."""
+    from service.spool import segments
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(segments, "_write_all", full)
+
+
+def test_with_the_disk_refusing_and_the_database_up_the_call_is_recorded_directly(
+    sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(voice_settings(tmp_path, str(sqlite_database.url)))
+    app.state.spool = Spool(tmp_path / "spool", linger=0, stores=STORES)
+    refuse_the_disk(monkeypatch)
+    with app_client(app, wait_for_records=False) as client:
+        caller = Caller(client)
+        heard = caller.call()
+        assert "To find another doctor, press 2." in heard.words
+        heard = caller.press("2")
+        heard = caller.press("8")
+        assert heard.words[0] == "We will send you a text message in a moment."
+        assert app.state.spool.pending == 0, "written to the database, nothing held"
+    with sqlite_database.session() as session:
+        call = session.scalars(select(Call)).one()
+        keys = session.scalars(
+            select(CallEvent.detail).where(CallEvent.call_id == call.id, CallEvent.kind == "key")
+        ).all()
+        texts = session.scalars(select(OutboxMessage.status)).all()
+    assert keys == ["2", "8"]
+    assert texts == ["pending"]
+
+
+def test_with_neither_the_disk_nor_the_database_a_caller_is_promised_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No place to keep what the caller does: the fallback (an apology, the coordinator), no
+    menu whose choices would be lost, no text promised."""
+    url = "postgresql+psycopg://postgres@127.0.0.1:9/test"
+    unreachable = Database(url)
+    previous = set_database(unreachable)
+    try:
+        app = create_app(voice_settings(tmp_path, url))
+        app.state.spool = Spool(tmp_path / "spool", linger=0, retry_delays=(0.01,), stores=STORES)
+        refuse_the_disk(monkeypatch)
+        with app_client(app, wait_for_records=False) as client:
+            fallback_is_heard(Caller(client).call())
+            assert app.state.spool.pending == 0, "nothing held that was not promised"
+            assert not app.state.spool.healthy
+    finally:
+        set_database(previous)
+        unreachable.dispose()
