@@ -2,12 +2,17 @@
 worker that drains before it stops.
 
 `Supervisor` is uvicorn's (it holds the listening socket; `kill -HUP` replaces the workers one
-by one), with one change: uvicorn checks each worker in turn by a ping that waits for the
-answer, up to the health-check timeout; a worker killed while it was being pinged stalled the
-supervisor for that whole timeout (30 s), and a second death in that window left no worker at
-all. Here the supervisor wakes the moment a worker process ends (its sentinel), starts its
-replacement at once, and pings without ever waiting on an answer: a worker that has not
-answered a ping for `HUNG_SECONDS` is hung, killed and replaced.
+by one), with two changes:
+- uvicorn checks each worker in turn by a ping that waits for the answer, up to the health-check
+  timeout; a worker killed while it was being pinged stalled the supervisor for that whole
+  timeout (30 s), and a second death in that window left no worker at all. Here the supervisor
+  wakes the moment a worker process ends (its sentinel), and pings without ever waiting on an
+  answer: a worker that has not answered a ping for `HUNG_SECONDS` is hung, killed and replaced.
+- A new worker spends seconds importing the service (more on a busy machine) before it can
+  accept, so a second death in that time left nothing accepting. The supervisor keeps one warm
+  spare: a process that has imported the service and waits; a dead worker's place is taken by
+  the spare at once (it only builds the app: a fraction of a second), and a new spare warms up
+  behind it. `kill -HUP` replaces the spare too, so that it runs the new code.
 
 uvicorn stops accepting, then closes at once every connection that has not sent a request yet.
 A connection the worker accepted a moment before (Twilio's request still on its way) is then cut
@@ -28,10 +33,13 @@ import struct
 import time
 from collections.abc import Callable, Coroutine
 from multiprocessing.connection import wait
+from multiprocessing.synchronize import Event
+from socket import socket as Socket
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.config import STARTUP_FAILURE
+from uvicorn._subprocess import spawn
+from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
@@ -63,22 +71,42 @@ def drain_before_shutdown() -> None:
     Server.shutdown = shutdown  # type: ignore[method-assign]
 
 
+class Spare(Process):
+    """A worker process that imports the service and builds its app, then waits for `go`
+    before it serves (the app's lifespan, its threads and connections, start only then)."""
+
+    def __init__(self, config: Config, sockets: list[Socket]) -> None:
+        self.warm: Event = spawn.Event()
+        self.go: Event = spawn.Event()
+        super().__init__(config, sockets)
+
+    def target(self, sockets: list[Socket] | None = None) -> None:  # pragma: no cover (child)
+        self.config.load()  # imports the service and builds the app: the slow part
+        self.warm.set()
+        self.go.wait()
+        super().target(sockets)
+
+
 class Supervisor(Multiprocess):
-    """uvicorn's supervisor, seeing a worker's death at once (see the module's text)."""
+    """uvicorn's supervisor, seeing a worker's death at once and keeping a warm spare (see the
+    module's text)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pinged: dict[Process, float] = {}
         """Worker -> when its unanswered ping was sent."""
+        self.spare: Spare | None = None
 
     def run(self) -> None:
         log.info("Started parent process [%d]", os.getpid())
         self.init_processes()
+        self._warm_a_spare()
         while not self.should_exit.is_set():
             sentinels = [p.process.sentinel for p in self.processes if p.process.is_alive()]
             wait(sentinels, timeout=TICK_SECONDS)  # a worker ending wakes this at once
             self.handle_signals()
             self.keep_subprocess_alive()
+        self._retire_the_spare()
         self.terminate_all()
         self.join_all()
         log.info("Stopping parent process [%d]", os.getpid())
@@ -100,10 +128,45 @@ class Supervisor(Multiprocess):
                 log.error("Child process [%s] failed to start, stopping.", process.pid)
                 self.should_exit.set()
                 return
-            log.info("Child process [%s] died; starting another", process.pid)
-            replacement = Process(self.config, self.sockets)
-            replacement.start()
-            self.processes[index] = replacement
+            self.processes[index] = self._replacement()
+            log.info(
+                "Child process [%s] died; process [%s] took its place",
+                process.pid,
+                self.processes[index].pid,
+            )
+        if self.spare is None or not self.spare.process.is_alive():
+            self._warm_a_spare()
+
+    def handle_hup(self) -> None:
+        super().handle_hup()
+        self._retire_the_spare()  # it imported the old code
+        self._warm_a_spare()
+
+    def _replacement(self) -> Process:
+        """The warm spare, told to serve (and another warming behind it); a cold start when no
+        spare is warm yet."""
+        spare = self.spare
+        if spare is not None and spare.process.is_alive() and spare.warm.is_set():
+            spare.go.set()
+            self.spare = None
+            self._warm_a_spare()
+            return spare
+        process = Process(self.config, self.sockets)
+        process.start()
+        return process
+
+    def _warm_a_spare(self) -> None:
+        if self.spare is not None and self.spare.process.is_alive():
+            self.spare.process.kill()
+            self.spare.process.join()
+        self.spare = Spare(self.config, self.sockets)
+        self.spare.start()
+
+    def _retire_the_spare(self) -> None:
+        if self.spare is not None:
+            self.spare.kill()
+            self.spare.join()
+            self.spare = None
 
     def _hung(self, process: Process, now: float) -> bool:
         """Ping without waiting: an answer is read on a later tick."""
@@ -119,7 +182,6 @@ class Supervisor(Multiprocess):
         except (OSError, EOFError, ValueError):
             return not process.process.is_alive()
         return now - sent > HUNG_SECONDS
-
 
 
 # -- a webhook Twilio gave up on --------------------------------------------------------------

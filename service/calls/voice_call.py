@@ -255,8 +255,9 @@ def text_dedupe_key(call_sid: str, node: str, contacts: tuple[str, ...]) -> str:
 def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spool]) -> TextQueue:
     """A `TextQueue` that spools the text for the outbox (the worker sends it), unless the
     caller's number cannot take texts or opted out (as the database says, or an opt-out on this
-    machine the database does not have yet). The caller is told the truth: when the database
-    does not answer, the text goes out once it does. The work runs in a worker thread: a slow
+    host the database does not have yet). The caller is told the truth: when the database does
+    not answer, the text goes out once it does (with other hosts sharing the database, whose
+    opt-outs cannot be seen meanwhile, no text is promised: the caller hears the number). The work runs in a worker thread: a slow
     database holds up this caller only, never the event loop."""
 
     async def queue(
@@ -286,6 +287,10 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
             except DATABASE_ERRORS as error:
                 DB_ERRORS.labels(operation="voice_text").inc()
                 log.warning("could not check a caller's opt-out: %s", describe_error(error))
+                if spool().fence().others:
+                    # Other hosts share the database: a STOP one of them holds is out of
+                    # sight while it is away. The caller hears the number instead.
+                    return "not_textable"
                 answered = False
         # Queued even when refused: the outbox stores it as refused (counted, shown to staff);
         # the caller hears the number instead of being promised a text.

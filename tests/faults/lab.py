@@ -65,6 +65,8 @@ SCRIPTS: dict[str, tuple[tuple[tuple[str, str], ...], str, str | None]] = {
     "text-me": ((("digits", "2"), ("digits", "1"), ("digits", "8")), "listened", None),
 }
 MIX = ("reached", "busy", "listened", "hung-up", "text-me")
+PROMISED_TEXT = "the numbers you asked for"
+"""The first line of a press-8 text (as opposed to a reply the outbox sent)."""
 
 
 # -- the ledger --------------------------------------------------------------------------------
@@ -93,6 +95,8 @@ class TextEntry:
     phone: str
     body: str
     reply: str
+    at: float = 0.0
+    """When the answer came (monotonic)."""
 
 
 @dataclass
@@ -100,10 +104,26 @@ class Ledger:
     calls: dict[str, CallEntry] = field(default_factory=dict)
     texts: list[TextEntry] = field(default_factory=list)
     opted_out: dict[str, float] = field(default_factory=dict)
-    """Number -> when its STOP was confirmed."""
+    """Number -> when its (first) STOP was confirmed."""
+    changes: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
+    """Number -> (when confirmed, opted out) of each STOP and START the line confirmed."""
+
     refused: int = 0
     """Requests that found nothing listening, or no answer (Twilio's "application error")."""
     errors: list[str] = field(default_factory=list)
+    slowest: float = 0.0
+    """The longest any answer took (seconds)."""
+
+    def opted_out_at(self, phone: str, at: float) -> bool:
+        """Whether the number had said STOP (and not START since) by `at`."""
+        state = False
+        for when, opted_out in self.changes.get(phone, ()):
+            if when <= at:
+                state = opted_out
+        return state
+
+    def finally_opted_out(self) -> dict[str, bool]:
+        return {phone: changes[-1][1] for phone, changes in self.changes.items() if changes}
 
     @property
     def acknowledged(self) -> int:
@@ -118,11 +138,19 @@ class Twilio:
     """Makes calls and texts to the line at `base_url`, as Twilio would, into `ledger`."""
 
     def __init__(
-        self, base_urls: Sequence[str], ledger: Ledger, fake: FakeTwilio | None = None
+        self,
+        base_urls: Sequence[str],
+        ledger: Ledger,
+        fake: FakeTwilio | None = None,
+        *,
+        gives_up_after: float | None = None,
     ) -> None:
         self.base_urls = list(base_urls)
         self.ledger = ledger
         self.fake = fake
+        self.gives_up_after = gives_up_after
+        """Twilio's webhook timeout: an answer slower than this is not heard (the caller hears
+        Twilio's fallback instead), however it ends."""
         self._turn = 0
 
     def _base(self) -> str:
@@ -140,13 +168,21 @@ class Twilio:
             "X-Twilio-Signature": sign(PUBLIC_BASE + path, params),
             "Content-Type": "application/x-www-form-urlencoded",
         }
+        started = time.monotonic()
         try:
             target = self._base() + path
-            return await client.post(target, content=urlencode(params), headers=headers)
+            response = await client.post(target, content=urlencode(params), headers=headers)
         except httpx.HTTPError as error:
             self.ledger.refused += 1
             self.ledger.errors.append(f"{path.split('?')[0]}: {type(error).__name__}")
             return None
+        took = time.monotonic() - started
+        self.ledger.slowest = max(self.ledger.slowest, took)
+        if self.gives_up_after is not None and took >= self.gives_up_after:
+            self.ledger.refused += 1
+            self.ledger.errors.append(f"{path.split('?')[0]}: answered after {took:.1f} s")
+            return None
+        return response
 
     async def call(
         self,
@@ -157,9 +193,11 @@ class Twilio:
         think: float = 0.0,
         duplicate_status: bool = False,
         early_status: bool = False,
+        caller: str | None = None,
     ) -> CallEntry:
+        """Call number `index` (its CallSid), from `caller` (default: the index's number)."""
         sid = f"CA{index:032x}"
-        caller = caller_number(index)
+        caller = caller or caller_number(index)
         entry = CallEntry(sid, caller, script)
         self.ledger.calls[sid] = entry
         steps, _, _ = SCRIPTS[script]
@@ -221,9 +259,13 @@ class Twilio:
             return None
         assert response is not None
         replies = "".join(ET.fromstring(response.text).itertext())
-        self.ledger.texts.append(TextEntry(params["MessageSid"], phone, body, replies))
+        now = time.monotonic()
+        self.ledger.texts.append(TextEntry(params["MessageSid"], phone, body, replies, now))
         if body.upper() == "STOP" and "unsubscribed" in replies.lower():
-            self.ledger.opted_out.setdefault(phone, time.monotonic())
+            self.ledger.opted_out.setdefault(phone, now)
+            self.ledger.changes.setdefault(phone, []).append((now, True))
+        if body.upper() == "START" and "subscribed to" in replies and "again" in replies:
+            self.ledger.changes.setdefault(phone, []).append((now, False))
         return replies
 
 
@@ -309,10 +351,11 @@ class Line:
         *,
         workers: int = 2,
         separate_worker: bool = False,
+        var_dir: Path | None = None,
         **env: str,
     ) -> None:
         self.root = root
-        self.var_dir = root / "var"
+        self.var_dir = var_dir or root / "var"
         settings = {
             "CALL_SETTLE_SECONDS": "1",
             "CALL_RECONCILE_SECONDS": "5",
@@ -330,7 +373,7 @@ class Line:
         )
         self.port = free_port()
         self.server = phoneline_server(
-            self.env, root / "serve.log", workers=workers, port=self.port
+            self.env, root / f"serve-{self.port}.log", workers=workers, port=self.port
         )
         self.workers = workers
         self.separate_worker = separate_worker
@@ -347,7 +390,7 @@ class Line:
             self.start_worker()
 
     def start_worker(self) -> None:
-        with open(self.root / "worker.log", "ab") as log:
+        with open(self.root / f"worker-{self.port}.log", "ab") as log:
             self.worker = subprocess.Popen(
                 [PHONELINE, "worker", "--poll", "0.2"],
                 env=self.env,
@@ -363,14 +406,17 @@ class Line:
         self.worker = None
 
     def serve_workers(self) -> list[int]:
-        """The pids of the uvicorn worker processes (children of the supervisor)."""
+        """The pids of the uvicorn worker processes (children of the supervisor), oldest first;
+        not the warm spare (a process of one thread, waiting to be told to serve)."""
         pids = []
         for pid in process_group_pids(self.server.pgid):
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                threads = len(os.listdir(f"/proc/{pid}/task"))
             except OSError:
                 continue
-            if b"multiprocessing.spawn" in command and b"resource_tracker" not in command:
+            spawned = b"multiprocessing.spawn" in command and b"resource_tracker" not in command
+            if spawned and threads > 1:
                 pids.append(pid)
         return sorted(pids)
 
@@ -399,7 +445,7 @@ class Line:
         """SIGTERM, then start again on the same port (there is a moment nothing listens)."""
         self.server.stop()
         self.server = phoneline_server(
-            self.env, self.root / "serve.log", workers=self.workers, port=self.port
+            self.env, self.root / f"serve-{self.port}.log", workers=self.workers, port=self.port
         )
         self.start_server_again()
 
@@ -642,28 +688,32 @@ def audit(scenario: str, engine: Engine, ledger: Ledger, fake: FakeTwilio) -> Au
             result.details.append(f"lost text {entry.sid}")
         elif found > 1:
             result.doubled += found - 1
-    opted_out = {phone for (phone,) in rows(engine, "SELECT phone FROM opt_outs WHERE opted_out")}
-    for phone in ledger.opted_out:
-        if phone not in opted_out:
+    stored = dict(rows(engine, "SELECT phone, opted_out FROM opt_outs"))
+    for phone, opted_out in ledger.finally_opted_out().items():
+        if bool(stored.get(phone)) != opted_out:
             result.lost += 1
-            result.details.append(f"opt-out of {phone} forgotten")
-    stopped: set[str] = set()
-    for entry in ledger.texts:  # in the order they were answered
-        if entry.phone in stopped and entry.reply.strip():
+            what = "opt-out" if opted_out else "START after the opt-out"
+            result.details.append(f"{what} of {phone} forgotten")
+    for entry in ledger.texts:  # a reply (other than the confirmation) while opted out
+        confirmation = entry.body.upper() in ("STOP", "START")
+        if entry.reply.strip() and not confirmation and ledger.opted_out_at(entry.phone, entry.at):
             result.texts_to_opted_out += 1
-            result.details.append(f"{entry.phone} was answered after its STOP")
-        if entry.body.upper() == "STOP" and entry.phone in ledger.opted_out:
-            stopped.add(entry.phone)
-    sent = Counter(message["to"] for message in fake.messages)
-    for number, count in sent.items():
-        if number in ledger.opted_out:
-            result.texts_to_opted_out += count
+            result.details.append(f"{entry.phone} was answered while opted out")
+    for message in fake.messages:
+        if ledger.opted_out_at(message["to"], message["received_monotonic"]):
+            result.texts_to_opted_out += 1
+            result.details.append(f"{message['to']} was texted while opted out")
     promised = Counter(
         entry.caller for entry in ledger.calls.values() if entry.texted_at is not None
     )
-    for number in set(promised) & set(ledger.opted_out):
-        result.wrong += 1
-        result.details.append(f"{number} opted out and was promised a text")
+    for entry in ledger.calls.values():
+        if entry.texted_at is not None and ledger.opted_out_at(entry.caller, entry.texted_at):
+            result.wrong += 1
+            result.details.append(f"{entry.caller} opted out and was promised a text")
+    # The press-8 texts (replies the fence held back go out through the outbox too).
+    sent = Counter(
+        message["to"] for message in fake.messages if PROMISED_TEXT in message["body"]
+    )
     result.texts_expected = sum(promised.values())
     result.texts_sent = sum(min(sent[number], promised[number]) for number in promised)
     for number, count in promised.items():

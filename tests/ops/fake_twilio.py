@@ -17,6 +17,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ class Recorded:
 class FakeTwilio:
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
     hold: threading.Event | None = None
@@ -247,6 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "body": recorded.form.get("Body", [""])[0],
                 "status": "queued",
                 "date_created": formatdate(usegmt=True),
+                "received_monotonic": time.monotonic(),  # for a test's ledger, not Twilio's
             }
             with fake.lock:
                 fake.messages.append(message)
