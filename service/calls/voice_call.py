@@ -257,8 +257,9 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
     caller's number cannot take texts or opted out (as the database says, or an opt-out on this
     host the database does not have yet). The caller is told the truth: when the database does
     not answer, the text goes out once it does (with other hosts sharing the database, whose
-    opt-outs cannot be seen meanwhile, no text is promised: the caller hears the number). The work runs in a worker thread: a slow
-    database holds up this caller only, never the event loop."""
+    opt-outs cannot be seen meanwhile, no text is promised: the caller hears the number). The
+    work runs in a worker thread: a slow database holds up this caller only, never the event
+    loop."""
 
     async def queue(
         flow: Flow, webhook: Webhook, position: Position, contacts: tuple[str, ...]
