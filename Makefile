@@ -42,6 +42,7 @@ test: install-dev axe-core
 lint: install-dev
 	$(BIN)/ruff check service tests bench
 	$(BIN)/mypy --strict service
+	$(BIN)/lint-imports
 
 # Starts phoneline serve (SQLite, PostgreSQL) and a minimal FastAPI app; writes bench/results/.
 bench: install-dev

@@ -102,6 +102,7 @@ def worker(
     import threading
 
     from service import migrate
+    from service.calls.reconcile import call_reconciler
     from service.config import get_settings
     from service.followups.sweep import run_sweep
     from service.logs import configure_logging
@@ -122,7 +123,8 @@ def worker(
         ready=migrate.upgrade_if_reachable,
         fence_give_up=settings.fence_give_up_seconds,
     )
-    sender = build_worker(settings, spool)
+    reconciler = call_reconciler(settings, spool)
+    sender = build_worker(settings, spool, [reconciler] if reconciler else [])
     if sender is None:
         typer.echo("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set.", err=True)
         raise typer.Exit(1)

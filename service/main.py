@@ -17,7 +17,9 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from service import migrate
+from service.calls.call_backs import WEBHOOKS as call_back_webhooks
 from service.calls.jobs import end_forgotten_calls, settle_quiet_calls
+from service.calls.reconcile import call_reconciler
 from service.calls.router import WEBHOOKS as voice_webhooks
 from service.calls.voice_call import spooled_text_queue
 from service.config import Settings, get_settings
@@ -28,7 +30,6 @@ from service.logs import RequestLog
 from service.middleware import LimitBodySize, TrustedProxies
 from service.ops import router as ops_router
 from service.outbound import limits
-from service.outbound.call_backs import WEBHOOKS as call_back_webhooks
 from service.outbound.worker import background_sender
 from service.serving import KeepsConnection, drain_before_shutdown
 from service.spool.spool import Spool
@@ -36,7 +37,6 @@ from service.staff.rollup import periodic_roll_up
 from service.staff.routes import router as staff_router
 from service.stores import STORES
 from service.texts.router import WEBHOOKS as sms_webhooks
-from service.webhooks import PhoneLineApp, short_path
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +106,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         app.state.spool.start()  # replays what processes that are gone left in the spool
         try:
-            with background_sender(app.state.settings, app.state.spool):
+            chores = [call_reconciler(app.state.settings, app.state.spool)]
+            with background_sender(
+                app.state.settings, app.state.spool, [c for c in chores if c is not None]
+            ):
                 yield
         finally:
             # Shutting down: what the spool holds goes to the database before the end (or
             # stays on disk for the next start, when the database is away).
             await anyio.to_thread.run_sync(app.state.spool.close)
 
-    app = PhoneLineApp(
-        title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan
-    )
+    app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.spool = Spool(
         settings.spool_dir,
@@ -135,9 +136,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLog)  # logs and times every answer, 413s included
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     app.add_middleware(KeepsConnection)  # outermost: it needs uvicorn's own receive
-    # Twilio's webhooks take the raw form and answer TwiML: their POSTs skip FastAPI's stack,
-    # through the three middlewares above only.
-    short_path(app, {**voice_webhooks, **sms_webhooks, **call_back_webhooks})
+    # Twilio's webhooks take the raw form and answer TwiML: plain routes (a Request in, a
+    # Response out), each domain's WEBHOOKS, first in the route table.
+    for path, endpoint in {**voice_webhooks, **sms_webhooks, **call_back_webhooks}.items():
+        app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
     app.include_router(ops_router)
     app.include_router(staff_router)
 

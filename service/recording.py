@@ -24,12 +24,12 @@ from service.calls.facts import (
 )
 from service.calls.store import Settled, settle_calls
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
+from service.messages.records import MessageReceived, MessageSent, MessageStatusReported
 from service.metrics import DB_ERRORS
 from service.models import CallEventKind, utcnow
 from service.optouts.store import OptOutChanged
 from service.spool.codec import Record
 from service.stores import write_records
-from service.texts.records import MessageReceived, MessageSent, MessageStatusReported
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from service.calls.store import CALL_STORE
+from service.messages.records import TEXT_STORE
 from service.optouts.store import OPT_OUT_STORE
 from service.outbound.outbox import OUTBOX_STORE
 from service.spool.codec import Record
 from service.spool.stores import Applied, Store, apply_records
-from service.texts.records import TEXT_STORE
 
 STORES: tuple[Store, ...] = (CALL_STORE, OPT_OUT_STORE, TEXT_STORE, OUTBOX_STORE)
 

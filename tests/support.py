@@ -80,10 +80,14 @@ class AppClient:
 
 @contextmanager
 def app_client(
-    app: Any, base_url: str = PUBLIC_BASE, *, wait_for_records: bool = True
+    app: Any,
+    base_url: str = PUBLIC_BASE,
+    *,
+    wait_for_records: bool = True,
+    raise_app_exceptions: bool = True,
 ) -> Iterator[AppClient]:
     with anyio.from_thread.start_blocking_portal() as portal:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         client = httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=False)
         try:
             yield AppClient(portal, client, app if wait_for_records else None)

@@ -9,7 +9,7 @@ created_at) and files each new trigger as a source of the number's open item:
 - a text that asked for a person, or a second text within a day that was not understood;
 - a `CALL` call-back that could not be placed (its outbox row failed), that the texter did not
   answer (busy, no-answer, failed, canceled), or whose dial to the person it called was not
-  answered (Twilio's reports on the row: `service/outbound/call_backs.py`).
+  answered (Twilio's reports on the row: `service/calls/call_backs.py`).
 
 A trigger followed by a call of the same number that reached a person (or a call-back whose
 dial was answered) is not filed; an open item whose number reached a person at or after its

@@ -26,9 +26,8 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,13 +36,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from service.calls.facts import (
-    CALL_STATUS_RANK,
-    FINAL_CALL_RANK,
-    UNKNOWN_STATUS,
-    StatusReported,
-)
-from service.calls.store import calls_without_final_status
 from service.channels.sender import (
     DEFAULT_TIMEOUT_SECONDS,
     OUTBOX_MARK,
@@ -54,9 +46,10 @@ from service.channels.sender import (
     credentials_configured,
     status_callback_url,
 )
-from service.config import Settings, get_settings
+from service.config import Settings
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine.segments import count_segments, pack
+from service.messages.records import MessageSent
 from service.metrics import FENCE_HELD, TEXTS_FAILED, TEXTS_SENT
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.optouts.store import opted_out_now, pending_changes
@@ -74,8 +67,6 @@ from service.outbound.outbox import (
     retire,
 )
 from service.spool.spool import Spool
-from service.stores import STORES, write_records
-from service.texts.records import MessageSent
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +74,6 @@ MAX_ATTEMPTS = 6
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 POLL_SECONDS = 2.0
-RECONCILE_AFTER = timedelta(minutes=15)
-RECONCILE_EVERY_SECONDS = 60.0
 
 
 def backoff(attempt: int, first: timedelta = FIRST_RETRY, cap: timedelta = MAX_RETRY) -> timedelta:
@@ -123,7 +112,8 @@ class Worker:
     def __init__(
         self,
         sender: Sender,
-        settings: Settings | None = None,
+        settings: Settings,
+        spool: Spool,
         *,
         database: Database | None = None,
         worker_id: str | None = None,
@@ -132,12 +122,10 @@ class Worker:
         first_retry: timedelta = FIRST_RETRY,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         dead_after: timedelta = DEFAULT_DEAD_AFTER,
-        reconcile_after: timedelta = RECONCILE_AFTER,
-        reconcile_every: float = RECONCILE_EVERY_SECONDS,
-        spool: Spool | None = None,
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.sender = sender
-        self.settings = settings or get_settings()
+        self.settings = settings
         self._database = database
         self.worker_id = worker_id or default_worker_id()
         self.batch_size = batch_size
@@ -145,21 +133,16 @@ class Worker:
         self.first_retry = first_retry
         self.stale_after = stale_after
         self.dead_after = dead_after
-        self.reconcile_after = reconcile_after
-        self.reconcile_every = reconcile_every
-        self._next_reconcile = 0.0
-        self._own_spool = spool is None
-        self.spool = spool or Spool(
-            self.settings.spool_dir, self._database_or_default, stores=STORES
-        )
+        self.chores = tuple(chores)
+        """Work done after each tick (calls reconciled with Twilio: `service.calls.reconcile`)."""
+        self.spool = spool
+        """This process's spool: the opt-outs it holds are read before each send, and it
+        keeps the sent marks the database does not take."""
         self._held = False
 
     @property
     def database(self) -> Database:
         return self._database if self._database is not None else get_database()
-
-    def _database_or_default(self) -> Database:
-        return self.database
 
     # -- one tick -----------------------------------------------------------------------------
 
@@ -189,9 +172,11 @@ class Worker:
                 log.exception("outbox %d: unexpected failure", row.id)
                 unexpected = SendError(f"unexpected: {type(error).__name__}", retryable=True)
                 self._failed(row, unexpected, report)
-        if time.monotonic() >= self._next_reconcile:
-            self._next_reconcile = time.monotonic() + self.reconcile_every
-            self.reconcile()
+        for chore in self.chores:
+            try:
+                chore()
+            except Exception:  # a chore's bug must not stop the sending
+                log.exception("outbox worker chore failed")
         return report
 
     def _fence_held(self, session: Session) -> bool:
@@ -209,41 +194,6 @@ class Worker:
             log.info("sending goes on: every host's opt-outs are in the database")
         self._held = bool(holders)
         return self._held
-
-    def reconcile(self) -> int:
-        """Ask Twilio about calls that have had no final status for a while (their status
-        callback was lost, or never sent) and settle them by what it says: its final status,
-        or unknown when it does not know the call. Returns how many it asked about."""
-        now = utcnow()
-        try:
-            with self.database.session() as session:
-                sids = calls_without_final_status(
-                    session.connection(),
-                    quiet_since=now - self.reconcile_after,
-                    checked_before=now - self.reconcile_after,
-                )
-        except DATABASE_ERRORS as error:
-            log.warning("reconciling calls failed: %s", describe_error(error))
-            return 0
-        facts: list[StatusReported] = []
-        for sid in sids:
-            try:
-                call = self.sender.fetch_call(sid)
-            except SendError as error:
-                log.warning("could not ask Twilio about a call: %s", error)
-                continue
-            if call is None:
-                facts.append(StatusReported(sid, now, UNKNOWN_STATUS))
-            elif CALL_STATUS_RANK.get(call.status) == FINAL_CALL_RANK:
-                at = call.ended_at or now
-                facts.append(
-                    StatusReported(sid, at, call.status, call.duration, call.caller, call.called)
-                )
-        if facts and not self._store(write_records, facts, now=now):
-            self.spool.submit(facts)
-        if sids:
-            log.info("asked Twilio about %d call(s) without a final status", len(sids))
-        return len(sids)
 
     def _handle(self, row: OutboxMessage, report: TickReport) -> None:
         try:
@@ -275,7 +225,7 @@ class Worker:
             records.append(
                 MessageSent(sid, row.to_number, line, row.body, segments, "queued", utcnow())
             )
-        if not self._store(write_records, records, now=utcnow()):
+        if not self._store(self.spool.write, records, now=utcnow()):
             # Twilio has it: keep the mark (fsync'd) so that no worker sends it again.
             self.spool.submit(records, durable=True)
 
@@ -402,11 +352,6 @@ class Worker:
             return False
         return True
 
-    def close(self) -> None:
-        """Let go of the spool this worker made for itself (not one it was given)."""
-        if self._own_spool:
-            self.spool.close()
-
     # -- running ------------------------------------------------------------------------------
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
@@ -438,9 +383,10 @@ class Worker:
                 log.warning("outbox heartbeat failed: %s", describe_error(error))
 
 
-def build_worker(settings: Settings | None = None, spool: Spool | None = None) -> Worker | None:
+def build_worker(
+    settings: Settings, spool: Spool, chores: Sequence[Callable[[], object]] = ()
+) -> Worker | None:
     """The worker for these settings, or None (with a log line) when Twilio is not configured."""
-    settings = settings or get_settings()
     if not credentials_configured(settings):
         log.warning(
             "outbox worker not started: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set "
@@ -450,20 +396,21 @@ def build_worker(settings: Settings | None = None, spool: Spool | None = None) -
     return Worker(
         TwilioSender(settings),
         settings,
+        spool,
         stale_after=timedelta(seconds=settings.outbox_stale_seconds),
         dead_after=timedelta(seconds=settings.worker_dead_seconds),
-        reconcile_after=timedelta(seconds=settings.call_reconcile_seconds),
-        reconcile_every=min(RECONCILE_EVERY_SECONDS, settings.call_reconcile_seconds / 2),
         first_retry=timedelta(seconds=settings.outbox_first_retry_seconds),
-        spool=spool,
+        chores=chores,
     )
 
 
 @contextmanager
-def background_sender(settings: Settings, spool: Spool) -> Iterator[Worker | None]:
+def background_sender(
+    settings: Settings, spool: Spool, chores: Sequence[Callable[[], object]] = ()
+) -> Iterator[Worker | None]:
     """The outbox worker on a thread of this process (`phoneline serve`, sharing its spool),
     unless RUN_WORKER_IN_SERVER is false or Twilio is not configured."""
-    worker = build_worker(settings, spool) if settings.run_worker_in_server else None
+    worker = build_worker(settings, spool, chores) if settings.run_worker_in_server else None
     if worker is None:
         yield None
         return

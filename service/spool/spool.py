@@ -67,7 +67,7 @@ from service.spool import fence
 from service.spool.checkpoints import forget_checkpoints, load_checkpoint, save_checkpoints
 from service.spool.codec import DecodeError, Record, decode, encode_payload
 from service.spool.segments import Directory, Segment, read_lines
-from service.spool.stores import AfterCommit, Store, apply_records
+from service.spool.stores import AfterCommit, Applied, Store, apply_records
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,12 @@ class Spool:
             log.error("a record was dropped: the disk and the spool's memory are both full")
             return Kept.DROPPED
         return Kept.MEMORY
+
+    def write(self, session: Session, records: Sequence[Record], *, now: datetime) -> Applied:
+        """Write `records` now, in the caller's transaction, through the stores the spool was
+        given (for work that must be in the database before it answers: a STOP at once, a mark
+        that a text was sent). `Applied.count` once that transaction has committed."""
+        return apply_records(session, records, self.stores, now=now)
 
     @property
     def disk_failing(self) -> bool:

@@ -13,32 +13,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
-from service.db import DATABASE_ERRORS, ReadSessionDep, SessionDep, get_database
+from service.db import ReadSessionDep, SessionDep
 from service.flowengine import Flow
 from service.followups import worklist
-from service.models import Call, StaffRole
+from service.models import Call
 from service.phone import mask
 from service.staff.auth import client_address, clock_of
-from service.staff.localtime import local_filter, zone_label
-from service.staff.outcomes import outcome_label, outcome_text
+from service.staff.names import flow_names
 from service.staff.queries import parse_id, redact_numbers
 from service.staff.web import (
-    TEMPLATES,
     CheckedForm,
     PageError,
     Staff,
     StaffRoute,
     current_staff,
+    may_work_follow_ups,
     render,
 )
 
 router = APIRouter(route_class=StaffRoute)
-
-MAY_WORK = (StaffRole.NAVIGATOR.value, StaffRole.ADMIN.value)
-
-
-def may_work_follow_ups(staff: Staff | None) -> bool:
-    return staff is not None and staff.role in MAY_WORK
 
 
 def navigator_staff(staff: Annotated[Staff, Depends(current_staff)]) -> Staff:
@@ -56,27 +49,7 @@ NavigatorStaff = Annotated[Staff, Depends(navigator_staff)]
 ViewerStaff = Annotated[Staff, Depends(current_staff)]
 
 
-def open_follow_ups() -> int | None:
-    """The count in the navigation (None, and no count shown, when the database is away)."""
-    try:
-        with get_database().session(read_only=True) as session:
-            return worklist.open_count(session)
-    except DATABASE_ERRORS:
-        return None
-
-
-TEMPLATES.globals["open_follow_ups"] = open_follow_ups
-TEMPLATES.globals["may_work_follow_ups"] = may_work_follow_ups
-TEMPLATES.filters["local"] = local_filter
-TEMPLATES.globals["zone_label"] = zone_label
-TEMPLATES.filters["redact"] = redact_numbers
-TEMPLATES.globals["outcome_text"] = outcome_text
-TEMPLATES.globals["outcome_label"] = outcome_label
-
-
 def _names(request: Request) -> Any:
-    from service.staff.routes import flow_names  # the routes module includes this router
-
     flow: Flow | None = request.app.state.flow
     return flow_names(flow)
 

@@ -23,7 +23,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from service.config import Settings
-from service.db import get_database
+from service.db import DATABASE_ERRORS, get_database
+from service.followups import worklist
 from service.models import StaffRole, StaffUser
 from service.staff.auth import (
     CSRF_COOKIE,
@@ -38,8 +39,27 @@ from service.staff.auth import (
     new_csrf_cookie,
     read_csrf_cookie,
 )
+from service.staff.localtime import local_filter, zone_label
+from service.staff.outcomes import outcome_label, outcome_text
+from service.staff.queries import redact_numbers
 
 log = logging.getLogger(__name__)
+
+MAY_WORK_FOLLOW_UPS = (StaffRole.NAVIGATOR.value, StaffRole.ADMIN.value)
+
+
+def may_work_follow_ups(staff: Staff | None) -> bool:
+    return staff is not None and staff.role in MAY_WORK_FOLLOW_UPS
+
+
+def open_follow_ups() -> int | None:
+    """The count in the navigation (None, and no count shown, when the database is away)."""
+    try:
+        with get_database().session(read_only=True) as session:
+            return worklist.open_count(session)
+    except DATABASE_ERRORS:
+        return None
+
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -47,6 +67,15 @@ TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# What every page may use (the navigation's count, times in the clinic's zone, masked numbers).
+TEMPLATES.globals.update(
+    open_follow_ups=open_follow_ups,
+    may_work_follow_ups=may_work_follow_ups,
+    zone_label=zone_label,
+    outcome_text=outcome_text,
+    outcome_label=outcome_label,
+)
+TEMPLATES.filters.update(local=local_filter, redact=redact_numbers)
 
 
 # The pages load nothing but /staff/staff.css: no scripts, no inline styles (charts are inline

@@ -45,6 +45,12 @@ from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine import Flow, Position
 from service.flowengine.phrases import phrase
 from service.flowengine.render import contact_card
+from service.messages.records import (
+    MESSAGE_STATUS_RANK,
+    MessageReceived,
+    MessageSent,
+    MessageStatusReported,
+)
 from service.metrics import FENCE_HELD, OPT_OUT_CHANGES, TEXTS_SENT, WEBHOOKS_UNHEARD
 from service.models import Conversation, Direction, Message, OutboxKind, OutboxStatus, utcnow
 from service.optouts.store import (
@@ -59,16 +65,9 @@ from service.outbound.outbox import OutboxQueued, enqueue
 from service.serving import gave_up
 from service.spool.codec import Record
 from service.spool.spool import Kept, Spool
-from service.stores import write_records
 from service.texts.conversations import CONVERSATION_TTL, save_conversation
 from service.texts.dialogue import TextTurn, respond
 from service.texts.keywords import Keyword, classify, keyword_reply, language_of
-from service.texts.records import (
-    MESSAGE_STATUS_RANK,
-    MessageReceived,
-    MessageSent,
-    MessageStatusReported,
-)
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +211,7 @@ def _converse(
                 now=inbound.at,
             )
         if inbound.sid and not repeat:
-            write_records(session, [_received(inbound, _intent(turn))], now=inbound.at)
+            spool.write(session, [_received(inbound, _intent(turn))], now=inbound.at)
         if turn.call_contact is not None:
             contact = flow.contacts[turn.call_contact]
             call_back = enqueue(
@@ -269,7 +268,7 @@ def _record_opt_out(
         return  # already in the database, or held in memory (the database did not answer)
     try:
         with database.session() as session:
-            write_records(session, [change], now=inbound.at)
+            spool.write(session, [change], now=inbound.at)
     except DATABASE_ERRORS as error:
         log.warning("an opt-out waits in the spool for the database: %s", describe_error(error))
 

@@ -202,8 +202,8 @@ SID_PATTERN = re.compile(r"^(SM|CA)[0-9a-f]{32}$")
 @pytest.fixture(autouse=True)
 def close_workers() -> Iterator[None]:
     """Every worker a test made lets go of its spool when the test ends."""
-    from tests.sms.test_worker import WORKERS
+    from tests.sms.test_worker import SPOOLS
 
     yield
-    while WORKERS:
-        WORKERS.pop().close()
+    while SPOOLS:
+        SPOOLS.pop().close()

@@ -12,12 +12,14 @@ from sqlalchemy import select
 
 from bench.harness import ACCOUNT_SID, AUTH_TOKEN
 from service.calls.facts import CallStarted
+from service.calls.reconcile import Reconciler
 from service.calls.store import write_call_facts
 from service.channels.sender import TwilioSender
 from service.config import Settings
 from service.db import Database
 from service.models import Call, utcnow
-from service.outbound.worker import Worker
+from service.spool.spool import Spool
+from service.stores import STORES
 from tests.ops.fake_twilio import FakeTwilio, running_fake_twilio
 
 CALLER = "+18045550123"
@@ -62,16 +64,15 @@ def test_calls_without_a_final_status_are_settled_by_what_twilio_says(
             now=long_ago,
         )
     fake.register_call(LOST, "completed", 42, CALLER, LINE)
-    worker = Worker(
-        sender_for(settings, fake),
-        settings,
-        database=database,
-        reconcile_after=timedelta(minutes=15),
+    spool = Spool(settings.spool_dir, lambda: database, stores=STORES)
+    reconciler = Reconciler(
+        sender_for(settings, fake), spool, after=timedelta(minutes=15), database=lambda: database
     )
     try:
-        assert worker.reconcile() == 2
+        assert reconciler.run() == 2
+        assert spool.drain(10)
     finally:
-        worker.close()
+        spool.close()
     with database.session() as session:
         found = {c.call_sid: (c.status, c.outcome) for c in session.scalars(select(Call))}
     assert found[LOST][0] == "completed" and found[LOST][1] != "in-progress"

@@ -20,6 +20,8 @@ from service.models import Message, OutboxKind, OutboxMessage, OutboxStatus, utc
 from service.outbound.outbox import enqueue
 from service.outbound.worker import Worker, backoff
 from service.recording import Recorder
+from service.spool.spool import Spool
+from service.stores import STORES
 from tests.sms.conftest import ACCOUNT_SID, LINE, SID_PATTERN, TEXTER, FakeTwilio, make_settings
 
 CLIENT_TIMEOUT = 0.5
@@ -32,18 +34,20 @@ def worker_for(
         update={"twilio_api_base": fake.url, "public_base_url": "https://line.example.org"}
     )
     options: dict[str, object] = {"first_retry": timedelta(0)} | kwargs
+    spool = Spool(settings.spool_dir, lambda: database, stores=STORES)
     worker = Worker(
         TwilioSender(settings, timeout=CLIENT_TIMEOUT),
         settings,
+        spool,
         database=database,
         **options,  # type: ignore[arg-type]
     )
-    WORKERS.append(worker)
+    SPOOLS.append(spool)
     return worker
 
 
-WORKERS: list[Worker] = []
-"""Workers the tests made, closed after each test (`close_workers` in conftest)."""
+SPOOLS: list[Spool] = []
+"""The workers' spools the tests made, closed after each test (`close_workers` in conftest)."""
 
 
 def queue_text(

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from service.calls.facts import CallEventHappened, CallStarted
 from service.calls.jobs import end_forgotten_calls
 from service.db import Database
+from service.messages.records import MessageReceived
 from service.models import (
     Call,
     CallEvent,
@@ -30,7 +31,6 @@ from service.spool.codec import decode, encode
 from service.spool.segments import read_lines
 from service.spool.spool import Kept, Spool
 from service.stores import STORES
-from service.texts.records import MessageReceived
 
 T0 = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 DOWN = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
