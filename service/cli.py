@@ -38,20 +38,29 @@ def serve(
     closed. A worker that dies is started again.
     """
     _use_multiprocess_metrics()  # before anything imports prometheus_client
+    import functools
+
     import uvicorn
 
     from service.config import get_settings
     from service.logs import configure_logging
+    from service.main import create_app_for_workers
     from service.serving import Supervisor
 
     settings = get_settings()
     log_config = configure_logging(settings.log_level)
     _require_writable(settings.var_dir)
     _migrate_unless_away()
-    _send_from_one_process_on_sqlite(workers)
+    if workers > 1 and settings.database_url.startswith("sqlite") and settings.run_worker_in_server:
+        typer.echo(
+            "  SQLite with --workers > 1: queued texts are not sent by serve; "
+            "run `phoneline worker` once beside it."
+        )
     _print_addresses(host, port)
     config = uvicorn.Config(
-        "service.main:create_app",
+        # Each worker reads the settings afresh (a `kill -HUP` takes a changed .env), told how
+        # many processes serve beside it.
+        functools.partial(create_app_for_workers, workers),
         factory=True,
         host=host,
         port=port,
@@ -71,24 +80,6 @@ def serve(
 GRACEFUL_SHUTDOWN_SECONDS = 20
 WORKER_START_SECONDS = 30
 """How long a stopping worker lets calls in progress get their answers."""
-
-
-def _send_from_one_process_on_sqlite(workers: int) -> None:
-    """On SQLite only one process may send from the outbox: with several serve processes the
-    in-process sender is switched off (run `phoneline worker` beside them). On PostgreSQL every
-    process sends; FOR UPDATE SKIP LOCKED keeps them from sending the same row."""
-    import os
-
-    from service.config import get_settings
-
-    settings = get_settings()
-    if workers > 1 and settings.database_url.startswith("sqlite") and settings.run_worker_in_server:
-        os.environ["RUN_WORKER_IN_SERVER"] = "false"
-        get_settings.cache_clear()
-        typer.echo(
-            "  SQLite with --workers > 1: queued texts are not sent by serve; "
-            "run `phoneline worker` once beside it."
-        )
 
 
 @app.command()

@@ -82,6 +82,17 @@ def _keep_a_copy(source: Path, copy: Path) -> None:
         log.warning("could not keep a copy of the flow that loaded: %s", error)
 
 
+def create_app_for_workers(workers: int) -> FastAPI:
+    """The app of one of `phoneline serve`'s `workers` processes. On SQLite only one process
+    may send from the outbox: with several, the in-process sender is off (`phoneline worker`
+    runs beside them); on PostgreSQL every process sends (FOR UPDATE SKIP LOCKED keeps them
+    from sending the same row)."""
+    settings = Settings()
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        settings = settings.model_copy(update={"run_worker_in_server": False})
+    return create_app(settings)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     drain_before_shutdown()

@@ -65,8 +65,8 @@ SPOOL_DROPPED = Counter(
     "Records lost because the disk and the spool's memory were both full.",
 )
 
-# Counted by service.recording when the change is recorded, once per call or text (Twilio's
-# repeated callbacks do not count twice).
+# Counted once per call when it settles (service.calls.jobs), however often Twilio's callbacks
+# repeat.
 CALLS = Counter(
     "phoneline_calls",
     "Calls by outcome (transferred, completed, abandoned, failed), counted when settled.",

@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from service import migrate
 from service.db import Database, set_database
-from service.recording import Recorder
+from tests.recorder import Recorder
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from service.db import Database
 from service.models import Call, CallEvent
-from service.recording import Recorder
+from tests.recorder import Recorder
 
 CALLS_PER_PROCESS = 200
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from service.db import Database
-from service.recording import Recorder
 from service.texts.conversations import load_conversation, save_conversation
+from tests.recorder import Recorder
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 TEXTER, LINE = "(804) 555-0100", "+18048287999"

@@ -15,7 +15,7 @@ from service import migrate
 from service.calls.facts import CallEventHappened, CallStarted
 from service.db import Database
 from service.models import CallEventKind, utcnow
-from service.recording import Recorder
+from tests.recorder import Recorder
 
 
 def db_errors() -> float:
@@ -54,7 +54,7 @@ def test_recording_survives_the_sqlite_file_being_deleted(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
-        with caplog.at_level(logging.WARNING, logger="service.recording"):
+        with caplog.at_level(logging.WARNING, logger="tests.recorder"):
             record_a_whole_call(recorder, "CA-after")
 
         assert db_errors() >= before + 7

@@ -24,7 +24,7 @@ from service.models import (
 )
 from service.outbound.outbox import enqueue
 from service.purge import parse_age, purge
-from service.recording import Recorder
+from tests.recorder import Recorder
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 OLD_DAY_1 = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)

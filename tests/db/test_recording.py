@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from service.db import Database
 from service.models import Call, CallEvent, Conversation, Message, utcnow
-from service.recording import Recorder
+from tests.recorder import Recorder
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from service.models import (
     OutboxMessage,
     OutboxStatus,
 )
-from service.recording import Recorder
+from tests.recorder import Recorder
 from tests.staff.conftest import record_call
 
 T0 = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)

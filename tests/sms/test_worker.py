@@ -19,9 +19,9 @@ from service.flowengine.segments import count_segments
 from service.models import Message, OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.outbound.outbox import enqueue
 from service.outbound.worker import Worker, backoff
-from service.recording import Recorder
 from service.spool.spool import Spool
 from service.stores import STORES
+from tests.recorder import Recorder
 from tests.sms.conftest import ACCOUNT_SID, LINE, SID_PATTERN, TEXTER, FakeTwilio, make_settings
 
 CLIENT_TIMEOUT = 0.5

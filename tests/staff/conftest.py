@@ -19,8 +19,8 @@ from service.config import Settings
 from service.db import Database
 from service.main import create_app
 from service.models import CallEventKind, StaffUser
-from service.recording import Recorder
 from service.staff.auth import hash_password
+from tests.recorder import Recorder
 from tests.support import TEST_AUTH_TOKEN, AppClient, app_client
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

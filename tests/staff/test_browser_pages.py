@@ -20,9 +20,9 @@ import pytest
 from fastapi.openapi.utils import get_openapi
 
 from service.models import StaffUser
-from service.recording import Recorder
 from service.staff.outcomes import OUTCOME_LABELS
 from service.staff.routes import router
+from tests.recorder import Recorder
 from tests.staff.conftest import ADMIN, LINE, PASSWORD, password_hash
 from tests.staff.test_browser import ARTIFACTS, LiveTwilio, chromium  # noqa: F401
 from tests.staff.test_browser_follow_ups import (  # noqa: F401

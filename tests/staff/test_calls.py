@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from service.db import Database
 from service.models import AuditEntry
-from service.recording import Recorder
+from tests.recorder import Recorder
 from tests.staff.conftest import ADMIN, NOW, VIEWER, post_form, record_call, signed_in
 from tests.support import AppClient
 from tests.voice.caller import Caller

@@ -17,8 +17,8 @@ from service.config import get_settings
 from service.db import Database
 from service.followups.sweep import run_sweep, sweep_follow_ups
 from service.models import AuditEntry, FollowUp, StaffUser
-from service.recording import Recorder
 from service.texts.conversations import save_conversation
+from tests.recorder import Recorder
 from tests.staff.conftest import (
     LINE,
     NOW,

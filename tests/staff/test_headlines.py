@@ -11,8 +11,8 @@ import httpx
 from service.db import Database
 from service.followups import worklist
 from service.followups.sweep import sweep_follow_ups
-from service.recording import Recorder
 from service.texts.conversations import save_conversation
+from tests.recorder import Recorder
 from tests.staff.conftest import LINE, NOW, VIEWER, record_call, signed_in
 from tests.support import AppClient
 

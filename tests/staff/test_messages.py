@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from service.db import Database
 from service.models import AuditEntry
-from service.recording import Recorder
 from service.texts.conversations import save_conversation
+from tests.recorder import Recorder
 from tests.staff.conftest import LINE, NOW, VIEWER, signed_in
 from tests.support import AppClient
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from service.db import Database
 from service.outbound.outbox import enqueue
-from service.recording import Recorder
 from service.texts.conversations import save_conversation
+from tests.recorder import Recorder
 from tests.staff.conftest import LINE, NOW, VIEWER, record_call, signed_in
 from tests.support import AppClient
 

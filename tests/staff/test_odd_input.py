@@ -15,7 +15,7 @@ from sqlalchemy import select
 from service.db import Database
 from service.models import AuditEntry, Call
 from service.purge import parse_age
-from service.recording import Recorder
+from tests.recorder import Recorder
 from tests.staff.conftest import ADMIN, NOW, csrf_of, post_form, record_call, signed_in
 from tests.support import AppClient
 

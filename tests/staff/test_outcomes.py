@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 from service.models import CallEventKind
-from service.recording import Recorder
+from tests.recorder import Recorder
 from tests.staff.conftest import NOW, VIEWER, record_call, signed_in
 from tests.support import AppClient
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from service.purge import purge
-from service.recording import Recorder
+from tests.recorder import Recorder
 from tests.staff.conftest import ADMIN, NOW, VIEWER, post_form, record_call, signed_in
 from tests.support import AppClient
 

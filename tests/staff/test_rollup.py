@@ -29,7 +29,6 @@ from service.followups.sweep import sweep_follow_ups
 from service.models import Conversation, FollowUp, Message, OptOut, OverviewDayCount
 from service.models import base as models_base
 from service.purge import purge
-from service.recording import Recorder
 from service.staff.headlines import Range, headline_numbers
 from service.staff.queries import overview
 from service.staff.rollup import (
@@ -45,6 +44,7 @@ from service.staff.rollup import (
     rolled_overview,
 )
 from service.texts.conversations import save_conversation
+from tests.recorder import Recorder
 from tests.staff.conftest import LINE, NOW, VIEWER, record_call, signed_in
 from tests.support import AppClient
 

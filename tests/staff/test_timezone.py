@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.config import Settings
-from service.recording import Recorder
+from tests.recorder import Recorder
 from tests.staff.conftest import VIEWER, Clock, record_call, signed_in
 from tests.support import AppClient
 

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from service.db import Database
 from service.models import Call, CallEvent, OutboxMessage, utcnow
 from service.optouts.store import OptOutChanged, set_opt_out
-from service.recording import Recorder
 from service.spool.spool import Kept, Spool
 from service.stores import STORES
+from tests.recorder import Recorder
 from tests.support import PUBLIC_BASE, AppClient, twilio_signature
 from tests.voice.caller import CALLER_NUMBER, LINE_NUMBER, Caller
 
