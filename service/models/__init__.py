@@ -11,6 +11,7 @@ from service.models.followups import (
     FollowUpSource,
     FollowUpSourceKind,
 )
+from service.models.lines import FlowRevision, Line, LineBookVersion, LineNumber
 from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
 from service.models.rollups import OverviewDayCount, OverviewRollup
@@ -30,12 +31,16 @@ __all__ = [
     "DailyAggregate",
     "DialOutcome",
     "Direction",
+    "FlowRevision",
     "FollowUp",
     "FollowUpNote",
     "FollowUpOutcome",
     "FollowUpReason",
     "FollowUpSource",
     "FollowUpSourceKind",
+    "Line",
+    "LineBookVersion",
+    "LineNumber",
     "Message",
     "Metric",
     "OptOut",

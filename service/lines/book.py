@@ -1,0 +1,334 @@
+"""The line book: this process's view of the lines (numbers, keywords, the default) and their
+flows, kept current by a thread that reads one counter (`line_book_version`) every second and
+reloads when it moves, so a publish is live in every process within seconds, with no restart.
+
+A call keeps the revision it began with (its id travels in the signed action URL): the book
+keeps the flows of revisions it has served (and loads an older one from the database when asked
+for it), and a revision it cannot find is answered with the line's published one.
+
+The webhooks never wait for the database here: they read the book in memory. The book that was
+last loaded is kept under var/ (`lines/book.json`), so a process that starts while the
+database is away serves the last published revisions; with neither, the flow files under
+`FLOWS_DIR` (what a fresh `make run` seeds the database with).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db import DATABASE_ERRORS, Database, describe_error
+from service.flowengine import Flow, FlowError
+from service.flowengine.loader import build, parse
+from service.flowengine.validate import check_document
+from service.lines.revisions import seed_from_files
+from service.models import FlowRevision, Line, LineBookVersion, LineNumber
+from service.phone import to_e164
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 1.0
+OLD_REVISIONS_KEPT = 64
+SNAPSHOT = Path("lines") / "book.json"
+
+
+@dataclass(frozen=True)
+class LineView:
+    """A line as the webhooks need it."""
+
+    id: int
+    slug: str
+    title: str
+    keyword: str | None
+    is_default: bool
+    numbers: tuple[str, ...]
+    revision_id: int
+    """Its published revision (0: a flow file read because nothing else could be)."""
+    revision_number: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    lines: tuple[LineView, ...]
+    flows: dict[int, Flow] = field(default_factory=dict)
+    """Published revision id -> its flow."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "by_number", {n: line for line in self.lines for n in line.numbers}
+        )
+        object.__setattr__(self, "by_slug", {line.slug: line for line in self.lines})
+        object.__setattr__(
+            self, "by_keyword", {line.keyword: line for line in self.lines if line.keyword}
+        )
+        default = next((line for line in self.lines if line.is_default), None)
+        object.__setattr__(self, "default", default or (self.lines[0] if self.lines else None))
+
+    by_number: dict[str, LineView] = field(init=False)
+    by_slug: dict[str, LineView] = field(init=False)
+    by_keyword: dict[str, LineView] = field(init=False)
+    default: LineView | None = field(init=False)
+
+
+EMPTY = Snapshot(-1, ())
+
+
+class LineBook:
+    """See the module's text."""
+
+    def __init__(
+        self,
+        database: Callable[[], Database],
+        var_dir: Path,
+        flows_dir: Path,
+        *,
+        refresh_every: float = REFRESH_SECONDS,
+    ) -> None:
+        self._database = database
+        self.snapshot_path = var_dir / SNAPSHOT
+        self.flows_dir = flows_dir
+        self.refresh_every = refresh_every
+        self.snapshot: Snapshot = EMPTY
+        self._older: OrderedDict[int, Flow] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.loaded_at: float | None = None
+        """When the database's book was last read (None: never, in this process)."""
+
+    # -- what the webhooks ask ---------------------------------------------------------------
+
+    def line_for(self, number: str | None) -> LineView | None:
+        """The line a Twilio number reaches: its own, else the default line."""
+        snapshot = self.snapshot
+        key = to_e164(number or "") or (number or "")
+        return snapshot.by_number.get(key) or snapshot.default
+
+    def by_keyword(self, word: str) -> LineView | None:
+        return self.snapshot.by_keyword.get(word.upper())
+
+    def by_slug(self, slug: str) -> LineView | None:
+        return self.snapshot.by_slug.get(slug)
+
+    @property
+    def lines(self) -> tuple[LineView, ...]:
+        return self.snapshot.lines
+
+    def flow(self, line: LineView | None, revision_id: int | None = None) -> Flow | None:
+        """The flow of `revision_id` if this process knows it (a call in progress keeps the
+        revision it began with), else the line's published one."""
+        if line is None:
+            return None
+        snapshot = self.snapshot
+        if revision_id and revision_id != line.revision_id:
+            known = snapshot.flows.get(revision_id)
+            if known is None:
+                with self._lock:
+                    known = self._older.get(revision_id)
+            if known is not None:
+                return known
+        return snapshot.flows.get(line.revision_id)
+
+    def knows(self, revision_id: int) -> bool:
+        with self._lock:
+            return revision_id in self.snapshot.flows or revision_id in self._older
+
+    def load_revision(self, revision_id: int) -> bool:
+        """Fetch an older revision from the database (a call that began before a publish, in a
+        process that never served it). Blocking: run it off the event loop."""
+        try:
+            with self._database().session(read_only=True) as session:
+                revision = session.get(FlowRevision, revision_id)
+                text = revision.yaml if revision is not None else None
+        except DATABASE_ERRORS as error:
+            log.warning("could not read revision %d: %s", revision_id, describe_error(error))
+            return False
+        flow = _flow_of(text, f"revision {revision_id}") if text else None
+        if flow is None:
+            return False
+        self._keep_older(revision_id, flow)
+        return True
+
+    # -- keeping it current ------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Load the book (seeding the database from the flow files on a first start), or,
+        with the database away, the copy kept under var/, or the flow files themselves."""
+        if self.refresh(seed=True):
+            return
+        if self._load_snapshot_file():
+            log.warning("the database is away: serving the lines kept under var/")
+            return
+        self.snapshot = self._from_files()
+        log.warning("the database is away and nothing is kept under var/: serving flows/")
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="line-book", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_every):
+            try:
+                self.refresh(seed=self.loaded_at is None)
+            except Exception:  # the thread must outlive a bug in one reload
+                log.exception("the line book could not be refreshed")
+
+    def refresh(self, *, seed: bool = False) -> bool:
+        """Reload when the database's version moved; True when the database answered."""
+        try:
+            with self._database().session() as session:
+                if seed:
+                    seed_from_files(session, self.flows_dir)
+                version = session.scalar(select(LineBookVersion.version)) or 0
+                if version != self.snapshot.version or self.loaded_at is None:
+                    self._install(self._read(session, version))
+        except DATABASE_ERRORS as error:
+            log.debug("the line book could not be read: %s", describe_error(error))
+            return False
+        self.loaded_at = time.monotonic()
+        return True
+
+    def _read(self, session: Session, version: int) -> Snapshot:
+        numbers: dict[int, list[str]] = {}
+        for number, line_id in session.execute(select(LineNumber.number, LineNumber.line_id)):
+            numbers.setdefault(line_id, []).append(number)
+        rows = session.execute(
+            select(Line, FlowRevision.number, FlowRevision.yaml)
+            .join(FlowRevision, FlowRevision.id == Line.published_revision_id)
+            .order_by(Line.id)
+        ).all()
+        lines = []
+        flows: dict[int, Flow] = {}
+        for line, revision_number, text in rows:
+            revision_id = int(line.published_revision_id or 0)
+            flow = self.snapshot.flows.get(revision_id) or _flow_of(text, line.slug)
+            if flow is None:
+                continue
+            flows[revision_id] = flow
+            lines.append(
+                LineView(
+                    line.id,
+                    line.slug,
+                    line.title,
+                    line.keyword,
+                    line.is_default,
+                    tuple(sorted(numbers.get(line.id, ()))),
+                    revision_id,
+                    revision_number,
+                )
+            )
+        self._save_snapshot_file(version, lines, {r.revision_id: t for r, t in _texts(lines, rows)})
+        return Snapshot(version, tuple(lines), flows)
+
+    def _install(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            for revision_id, flow in self.snapshot.flows.items():
+                if revision_id not in snapshot.flows:
+                    self._keep_older_locked(revision_id, flow)
+            self.snapshot = snapshot
+        log.info(
+            "lines loaded (version %d): %s",
+            snapshot.version,
+            ", ".join(f"{line.slug} r{line.revision_number}" for line in snapshot.lines),
+        )
+
+    def _keep_older(self, revision_id: int, flow: Flow) -> None:
+        with self._lock:
+            self._keep_older_locked(revision_id, flow)
+
+    def _keep_older_locked(self, revision_id: int, flow: Flow) -> None:
+        self._older[revision_id] = flow
+        self._older.move_to_end(revision_id)
+        while len(self._older) > OLD_REVISIONS_KEPT:
+            self._older.popitem(last=False)
+
+    # -- the copy under var/, and the files -------------------------------------------------
+
+    def _save_snapshot_file(
+        self, version: int, lines: Iterable[LineView], texts: dict[int, str]
+    ) -> None:
+        data = {
+            "version": version,
+            "lines": [line.__dict__ for line in lines],
+            "revisions": {str(k): v for k, v in texts.items()},
+        }
+        path = self.snapshot_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(data), encoding="utf-8")
+            temporary.replace(path)
+        except OSError as error:
+            log.warning("could not keep the lines under var/: %s", error)
+
+    def _load_snapshot_file(self) -> bool:
+        try:
+            data: dict[str, Any] = json.loads(self.snapshot_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        lines = []
+        flows: dict[int, Flow] = {}
+        for raw in data.get("lines", []):
+            line = LineView(**{**raw, "numbers": tuple(raw.get("numbers", ()))})
+            flow = _flow_of(data["revisions"].get(str(line.revision_id), ""), line.slug)
+            if flow is not None:
+                lines.append(line)
+                flows[line.revision_id] = flow
+        if not lines:
+            return False
+        self.snapshot = Snapshot(-1, tuple(lines), flows)  # -1: reloaded once the database answers
+        return True
+
+    def _from_files(self) -> Snapshot:
+        lines = []
+        flows: dict[int, Flow] = {}
+        paths = sorted([*self.flows_dir.glob("*.yaml"), *self.flows_dir.glob("*.yml")])
+        for index, path in enumerate(paths, start=1):
+            with contextlib.suppress(OSError):
+                flow = _flow_of(path.read_text(encoding="utf-8"), str(path))
+                if flow is not None:
+                    revision_id = -index  # not a revision of the database
+                    flows[revision_id] = flow
+                    title = flow.title.get(flow.default_language, flow.name)
+                    lines.append(
+                        LineView(-index, flow.name, title, None, index == 1, (), revision_id, 0)
+                    )
+        return Snapshot(-1, tuple(lines), flows)
+
+
+def _flow_of(text: str, name: str) -> Flow | None:
+    try:
+        document = parse(text, name)
+        if check_document(document):
+            log.error("%s does not pass the flow check: not served", name)
+            return None
+        return build(document)
+    except FlowError as error:
+        log.error("%s cannot be read: %s", name, error)
+        return None
+
+
+def _texts(lines: list[LineView], rows: Iterable[Any]) -> list[tuple[LineView, str]]:
+    by_id = {line.id: line for line in lines}
+    return [(by_id[row[0].id], row[2]) for row in rows if row[0].id in by_id]
