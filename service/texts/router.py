@@ -30,6 +30,7 @@ from service.channels.sms import messages_for, segments_of, twiml_response
 from service.channels.voice import call_back_twiml
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine import Flow, Position
+from service.flowengine.freetext import crisis_in
 from service.flowengine.phrases import phrase
 from service.flowengine.render import contact_card
 from service.metrics import OPT_OUT_CHANGES, TEXTS_SENT
@@ -41,8 +42,8 @@ from service.spool.apply import apply_records
 from service.spool.codec import Record
 from service.spool.spool import Spool
 from service.texts.conversations import CONVERSATION_TTL, save_conversation
-from service.texts.dialogue import TextTurn, respond
-from service.texts.keywords import Keyword, classify, keyword_reply, language_of
+from service.texts.dialogue import TextTurn, crisis_reply_without_menu, respond
+from service.texts.keywords import Keyword, classify, keyword_reply
 from service.texts.optouts import is_opted_out, opt_out_key
 from service.texts.records import (
     MESSAGE_STATUS_RANK,
@@ -178,9 +179,8 @@ def call_refused(flow: Flow, lang: str) -> str:
 
 def _intent(turn: TextTurn) -> str | None:
     """What the text asked for, for the staff's worklist."""
-    flag: str | None = getattr(turn, "flag", None)
-    if flag:
-        return flag
+    if turn.flag:
+        return turn.flag
     return INTENTS.get(turn.keyword) if turn.keyword is not None else None
 
 
@@ -231,12 +231,24 @@ def _position(
 def _without_conversation(
     flow: Flow | None, inbound: Inbound, spool: Spool, database: Database, after_dial: str | None
 ) -> tuple[list[str], str | None]:
-    """The database is down or no flow is loaded: keep an opt-out or opt-in, answer HELP, queue
-    a call-back, obey an opt-out, and otherwise give the coordinator's number. Returns the
-    messages and the text's intent."""
-    keyword, word = classify(inbound.body)
-    lang = language_of(word, flow.default_language if flow is not None else "en")
+    """The database is down or no flow is loaded: answer a crisis (988, 911, a person's
+    number; recorded as urgent when the database is back), keep an opt-out or opt-in, answer
+    HELP, queue a call-back, obey an opt-out, and otherwise give the coordinator's number.
+    Returns the messages and the text's intent."""
+    said = classify(inbound.body)
+    keyword, word = said.keyword, said.word
+    default = flow.default_language if flow is not None else "en"
+    lang = said.lang or default
     intent = INTENTS.get(keyword) if keyword is not None else None
+    crisis = crisis_in(inbound.body) if keyword in (None, Keyword.OPT_OUT) else None
+    if crisis is not None:
+        languages = flow.languages if flow is not None else ("en", "es")
+        crisis_lang = crisis.lang if crisis.lang in languages else lang
+        reply = crisis_reply_without_menu(flow, crisis_lang, crisis)
+        if keyword is Keyword.OPT_OUT:
+            _record_opt_out(spool, database, inbound, True, word)
+            reply += "\n" + keyword_reply(flow, crisis_lang, "sms_stopped")
+        return messages_for(reply), "crisis" if crisis.kind == "self-harm" else "emergency"
     if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
         opted_out = keyword is Keyword.OPT_OUT
         _record_opt_out(spool, database, inbound, opted_out, word)
