@@ -222,17 +222,19 @@ def _on_words(
 
 
 def _understood(flow: Flow, position: Position, text: str, now: datetime | None) -> Step | None:
+    """Courtesy (the whole text) and questions about the line first: "de acuerdo" is not the
+    menu about doctors who disagree, "why are you texting me" not the one about why."""
+    if courtesy(text) is not None:
+        thanks = Courtesy(phrase(position.lang, _channel_phrase(position, "polite")))
+        return _courtesy(flow, position, thanks)
+    if about_the_line(text) is not None:
+        return _about_the_line(flow, position)
     key = match_words(flow, position, text)
     if key is not None:
         return _on_key(flow, position, key, now)
     node = match_elsewhere(flow, position, text)
     if node is not None:
         return _present(flow, position.at(node))
-    if courtesy(text) is not None:
-        thanks = Courtesy(phrase(position.lang, _channel_phrase(position, "polite")))
-        return _courtesy(flow, position, thanks)
-    if about_the_line(text) is not None:
-        return _about_the_line(flow, position)
     return None
 
 

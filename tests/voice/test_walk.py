@@ -201,3 +201,11 @@ def test_answered_transfers_end_with_a_goodbye(walked: Walk) -> None:
     assert goodbyes
     for turn in goodbyes:
         assert re.search(r"Goodbye|Adiós", turn.text), turn.text
+
+
+def test_every_menu_listens_in_the_callers_language(walked: Walk) -> None:
+    """Once a caller is in Spanish, every <Gather> listens for Spanish (es-US)."""
+    listens = {"en": "en-US", "es": "es-US"}[walked.lang]
+    gathers = [turn.gather for turn in walked.turns if turn.gather is not None]
+    assert len(gathers) > 20
+    assert {gather["language"] for gather in gathers} == {listens}
