@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from service.flowengine.effects import (
@@ -517,7 +518,19 @@ RETRY_PHRASES = {RETRY_KEY: "retry_words", CALL_BACK_KEY: "call_back_words", TEX
 def _said_phrases(flow: Flow, position: Position) -> dict[str, list[frozenset[str]]]:
     """Each choice offered here: the words of its labels, and after an unanswered transfer of
     its phrases; each phrase's content words (all its words when it has none: "por qué una
-    segunda opinión")."""
+    segunda opinión"). Worked out once per menu (they are the same on every turn)."""
+    menu = Position(
+        position.node,
+        position.lang,
+        position.channel,
+        state=position.state,
+        contact=position.contact if position.state == "retry" else None,
+    )
+    return _phrases_of_menu(flow, menu)
+
+
+@lru_cache(maxsize=1024)
+def _phrases_of_menu(flow: Flow, position: Position) -> dict[str, list[frozenset[str]]]:
     phrases: dict[str, list[frozenset[str]]] = {}
     for choice in choices(flow, position):
         listed = RETRY_PHRASES.get(choice.key) if position.state == "retry" else None

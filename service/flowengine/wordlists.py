@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -48,9 +48,11 @@ _IGNORED = {0xFE0F, 0xFE0E, 0x200D}  # emoji variation selectors and joiner
 _REPEATS = re.compile(r"([a-z])\1{2,}")
 
 
+@lru_cache(maxsize=1024)
 def fold(text: str) -> str:
     """`text` as the lists are matched: lower case, no accents or apostrophes, letters repeated
-    three times or more once, each word (and each emoji) separated by one space."""
+    three times or more once, each word (and each emoji) separated by one space. Remembered:
+    one text is folded for each list it is matched against."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
     kept: list[str] = []
     for char in decomposed:
