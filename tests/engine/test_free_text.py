@@ -172,6 +172,7 @@ def test_a_crisis_by_voice_then_the_menu_again(flow: Flow) -> None:
     _, effects = step(flow, Position("main", "en"), Speech("me duele el pecho"))
     spanish = render_voice(flow, "es", effects)
     assert spanish.lines[0].startswith("Si es una emergencia, cuelgue y marque el 9 1 1 ahora.")
+    assert spanish.lines[0].count("9 1 1") == 2 and "9 8 8" in spanish.lines[0]
     assert spanish.crisis == "emergency"
 
 

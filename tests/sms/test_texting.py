@@ -164,6 +164,23 @@ def test_zero_gives_the_coordinator_and_call_queues_a_call_back(
     assert '<prosody rate="85%">8 0 4,<break time="400ms" /> 8 2 8,' in call
 
 
+@pytest.mark.parametrize("body", ["LLAMAME", "llámenme", "llamame por favor"])
+def test_llamame_in_an_english_conversation_calls_back_in_spanish(
+    texter: Texter, database: Database, body: str
+) -> None:
+    texter.send("hi")
+    texter.send("0")
+    calling = texter.reply(body)
+    assert calling.startswith("En un momento le llamaremos para comunicarle")
+    with database.session() as session:
+        call = session.scalars(select(OutboxMessage.body)).one()
+        conversation = session.scalars(select(Conversation)).one()
+    assert '<Say language="es-US" voice="Polly.Lupe-Neural">Hola. Le llama' in call
+    assert 'language="en-US"' not in call
+    assert conversation.language == "es"
+    assert texter.reply("1").startswith("Una segunda opinión")  # and goes on in Spanish
+
+
 def test_call_from_the_library_page_calls_back_to_the_library(
     texter: Texter, database: Database
 ) -> None:
