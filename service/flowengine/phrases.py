@@ -25,13 +25,14 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         # Crisis and emergency: said first, before the menu again; each number said twice.
         "crisis_self_harm": (
             "If you are thinking about suicide or hurting yourself, please call or text 9 8 8, "
-            "the Suicide and Crisis Lifeline, at any time. Again, that's 9 8 8. If you are in "
-            "danger right now, hang up and dial 9 1 1. To talk with someone here, press 0."
+            "the Suicide and Crisis Lifeline, at any time; it answers in Spanish too. Again, "
+            "that's 9 8 8. If you are in danger right now, hang up and dial 9 1 1. To talk with "
+            "someone here, press 0."
         ),
         "crisis_emergency": (
             "If this is an emergency, hang up and dial 9 1 1 now. Again, that's 9 1 1. If you "
             "are thinking about suicide or hurting yourself, call or text 9 8 8, the Suicide "
-            "and Crisis Lifeline. To talk with someone here, press 0."
+            "and Crisis Lifeline, in English or Spanish. To talk with someone here, press 0."
         ),
         "polite": "You're welcome.",
         "about_line": (
@@ -94,7 +95,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         ),
         "sms_crisis_emergency": (
             "If this is an emergency, call 911 now.\nThinking about suicide or hurting "
-            "yourself? Call or text 988, the Suicide & Crisis Lifeline (24/7)."
+            "yourself? Call or text 988, the Suicide & Crisis Lifeline (24/7, in Spanish too)."
         ),
         "sms_crisis_person": "To talk with a person here, call {coordinator} or reply 0.",
         "sms_crisis_person_opted_out": "To talk with a person here, call {coordinator}.",
