@@ -25,6 +25,7 @@ from service.calls.voice_call import spooled_text_queue
 from service.config import Settings, get_settings
 from service.db import get_database
 from service.flowengine import FlowError, load_flow
+from service.flowengine.language import warm_up
 from service.followups.sweep import run_sweep
 from service.logs import RequestLog
 from service.middleware import LimitBodySize, TrustedProxies
@@ -110,6 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Not in the main thread (tests), or no signals on this platform: no reload on SIGHUP.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, load_configured_flow, app)
+        # The language-identification model (about 0.7 s), now rather than on the first
+        # text that needs it; before the freeze below, since it lives as long as the process.
+        await anyio.to_thread.run_sync(warm_up)
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which would otherwise walk it all (tens of milliseconds, a
         # pause every caller on this process would hear).

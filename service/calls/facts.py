@@ -76,6 +76,7 @@ KIND_ORDER = {
     CallEventKind.DIAL_RESULT.value: 0,
     CallEventKind.KEY.value: 1,
     CallEventKind.SPEECH.value: 1,
+    CallEventKind.CRISIS.value: 1,
     CallEventKind.LANGUAGE.value: 2,
     CallEventKind.MENU.value: 3,
     CallEventKind.TEXT_QUEUED.value: 4,

@@ -351,6 +351,9 @@ def turn_facts(flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> list[C
         happened(CallEventKind.TEXT_QUEUED, after.node, ",".join(turn.texted))
     if said.callback:
         happened(CallEventKind.CALLBACK_REQUEST, after.node, said.callback)
+    if said.crisis:
+        # Words of a crisis or an emergency: the sweep files an urgent follow-up.
+        happened(CallEventKind.CRISIS, node, said.crisis)
     if said.ending == "dial" and said.contact and said.dial_number:
         facts.append(CallTransferred(sid, at, said.contact, said.dial_number, after.node))
     if said.ending == "hangup":

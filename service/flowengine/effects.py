@@ -25,8 +25,22 @@ class NotUnderstood(Say):
 
 @dataclass(frozen=True)
 class EmergencyWarning(Say):
-    """Words that sounded like an emergency: call 911 (the line never dials it), and how to
-    reach a person."""
+    """Words that sounded like a crisis: thoughts of suicide or self-harm (988 first) or a
+    medical emergency (911 first); both name 988 and 911 (the line dials neither), then how
+    to reach a person. Staff get an urgent follow-up."""
+
+    kind: str = "emergency"
+    """"self-harm" or "emergency"."""
+
+
+@dataclass(frozen=True)
+class Courtesy(Say):
+    """A friendly answer (to thanks, or to a question about the line): said like any `Say`; a
+    text ends with how to go on from anywhere (MENU, 0) rather than the menu's footer."""
+
+    how_to_stop: bool = False
+    """A text also says how to stop texts (a question about the line may come from a wrong
+    number), unless the opt-in notice of a first reply says it already."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +76,6 @@ class Menu:
     """Name the keys that work everywhere (star, pound, 0): once, at the start of a call."""
     back: bool = False
     """Say how to go back (a leaf: nothing more to hear below it)."""
-    person: bool = True
-    """End with "to talk with a person, press 0" (not when the person did not answer)."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Pure: no I/O, no clock (the caller passes `now`), no knowledge of Twilio, HTTP or databases.
 Everything a caller can do that the flow file does not mention (reserved keys, wrong keys, silence,
-dial outcomes, words that sound like an emergency) is handled here, so no flow can forget it.
+dial outcomes, words of a crisis or an emergency, words in the other language, thanks, questions
+about the line) is handled here, so no flow can forget it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from service.flowengine.effects import (
     Choice,
     Connect,
+    Courtesy,
     Effect,
     EmergencyWarning,
     HangUp,
@@ -28,6 +31,8 @@ from service.flowengine.effects import (
     Say,
     TextContacts,
 )
+from service.flowengine.freetext import Crisis, about_the_line, courtesy, crisis_in
+from service.flowengine.language import MODEL_MIN_WORDS, language_of, words_in
 from service.flowengine.model import Contact, Flow, Node, Option
 from service.flowengine.phrases import (
     FILLER_WORDS,
@@ -37,7 +42,6 @@ from service.flowengine.phrases import (
     SHORT_TEXT_WORDS,
     SPOKEN_WORDS,
     phrase,
-    sounds_like_emergency,
 )
 from service.flowengine.position import (
     MAX_MISSES,
@@ -107,7 +111,6 @@ def choices(flow: Flow, position: Position) -> tuple[Choice, ...]:
             Choice(RETRY_KEY, phrase(lang, "retry")),
             Choice(TEXT_KEY, phrase(lang, "text_numbers" if several else "text_number")),
             Choice(BACK_KEY, phrase(lang, "back")),
-            # Last, so a caller whose person did not answer hears how to reach one at the end.
             Choice(CALL_BACK_KEY, phrase(lang, "call_back")),
         ]
         return tuple(offered)
@@ -135,7 +138,7 @@ def choices(flow: Flow, position: Position) -> tuple[Choice, ...]:
 def _menu(flow: Flow, position: Position, *, announce: bool = False) -> Menu:
     offered = choices(flow, position)
     if position.state == "retry":
-        return Menu(position.node, offered, person=position.contact != flow.operator)
+        return Menu(position.node, offered)
     node = flow.nodes[position.node]
     leaf = node.id != flow.start and not any(
         option.goto for option in _options(node, position.channel)
@@ -173,10 +176,9 @@ def _menu_again(flow: Flow, position: Position, *before: Effect) -> Step:
 def _on_reply(flow: Flow, position: Position, text: str, now: datetime | None) -> Step:
     words = _normalize(text)
     sorry = NotUnderstood(phrase(position.lang, "sms_not_understood"))
-    if not words:
-        return _menu_again(flow, position, sorry)
-    if sounds_like_emergency(text):
-        return _menu_again(flow, position, _emergency(flow, position))
+    crisis = crisis_in(text)
+    if crisis is not None:
+        return _crisis(flow, position, crisis)
     if words in MENU_WORDS:
         return _present(flow, position.at(flow.start))
     if words in BACK_WORDS:
@@ -194,25 +196,101 @@ def _on_words(
     *,
     sorry: Say | None = None,
 ) -> Step:
-    """Spoken (or texted) words: a choice of this menu, else a topic of the first menu or a
-    contact named from anywhere, else "sorry"; words of an emergency get the 911 line."""
-    if sounds_like_emergency(text):
-        return _menu_again(flow, position, _emergency(flow, position))
+    """Spoken (or texted) words. Words of a crisis get 988 and 911 first. Words in the other
+    language switch to it: at the start of a call they choose it (as 9 does); elsewhere they
+    are understood in it, or the same menu is given again in it. Then: a choice of this menu,
+    else a topic of the first menu or a contact named from anywhere, else thanks or a question
+    about the line, else "sorry"."""
+    crisis = crisis_in(text)
+    if crisis is not None:
+        return _crisis(flow, position, crisis)
+    lang = language_to_answer(flow, position, text)
+    if lang != position.lang:
+        switched = replace(position, lang=lang)
+        starting = position.state == "menu" and position.node == flow.start
+        if not (starting and position.channel == "voice"):
+            understood = _understood(flow, switched, text, now)
+            if understood is not None:
+                return understood
+        if position.state == "retry":
+            return _menu_again(flow, replace(switched, misses=0))
+        return _present(flow, switched.at(position.node), greet=starting)
+    understood = _understood(flow, position, text, now)
+    if understood is not None:
+        return understood
+    apology = sorry or NotUnderstood(phrase(position.lang, "not_understood"))
+    return _missed(flow, position, apology, now)
+
+
+def _understood(flow: Flow, position: Position, text: str, now: datetime | None) -> Step | None:
+    """Courtesy (the whole text) and questions about the line first: "de acuerdo" is not the
+    menu about doctors who disagree, "why are you texting me" not the one about why."""
+    if courtesy(text) is not None:
+        thanks = Courtesy(phrase(position.lang, _channel_phrase(position, "polite")))
+        return _courtesy(flow, position, thanks)
+    if about_the_line(text) is not None:
+        return _about_the_line(flow, position)
     key = match_words(flow, position, text)
     if key is not None:
         return _on_key(flow, position, key, now)
     node = match_elsewhere(flow, position, text)
     if node is not None:
         return _present(flow, position.at(node))
-    apology = sorry or NotUnderstood(phrase(position.lang, "not_understood"))
-    return _missed(flow, position, apology, now)
+    return None
 
 
-def _emergency(flow: Flow, position: Position) -> EmergencyWarning:
-    if position.channel == "voice":
-        return EmergencyWarning(phrase(position.lang, "emergency"))
-    operator = flow.contacts[flow.operator]
-    return EmergencyWarning(phrase(position.lang, "sms_emergency", coordinator=operator.display[0]))
+def language_to_answer(flow: Flow, position: Position, text: str) -> str:
+    """The language to answer words in: the one they are plainly written in, when the flow
+    speaks it; but a short text ("thanks", "ok") does not take a texter who chose another
+    language back to the default one (bilingual texters write them in either)."""
+    lang = language_of(text)
+    if lang is None or lang not in flow.languages:
+        return position.lang
+    short = words_in(text) < MODEL_MIN_WORDS
+    if position.channel == "sms" and lang == flow.default_language and short:
+        return position.lang
+    return lang
+
+
+def _channel_phrase(position: Position, name: str) -> str:
+    return f"sms_{name}" if position.channel == "sms" else name
+
+
+def _crisis(flow: Flow, position: Position, crisis: Crisis) -> Step:
+    """988 and 911 first, in the language the words were in, then how to reach a person here;
+    a caller gets the menu again (a text ends with the person's number and how to go on)."""
+    lang = crisis.lang if crisis.lang in flow.languages else position.lang
+    position = replace(position, lang=lang)
+    name = "crisis_self_harm" if crisis.kind == "self-harm" else "crisis_emergency"
+    warning = EmergencyWarning(phrase(lang, _channel_phrase(position, name)), kind=crisis.kind)
+    if position.channel == "sms":
+        return position, (warning,)
+    return _menu_again(flow, position, warning)
+
+
+def _courtesy(flow: Flow, position: Position, *said: Effect) -> Step:
+    """A friendly answer that is not a miss: a caller gets the menu again, a texter how to go
+    on."""
+    if position.channel == "sms":
+        return position, said
+    return _menu_again(flow, position, *said)
+
+
+def _about_the_line(flow: Flow, position: Position) -> Step:
+    """Who the line is, whose number this is, and how (and when) to reach a person."""
+    lang = position.lang
+    program = flow.title.get(lang) or flow.name
+    said: list[Effect] = [
+        Courtesy(
+            phrase(lang, _channel_phrase(position, "about_line"), program=program),
+            how_to_stop=True,
+        ),
+        ReadNumber(flow.operator, lead="call_them_at"),
+    ]
+    hours = flow.contacts[flow.operator].hours
+    if hours is not None:
+        said.append(Say(phrase(lang, "hours_are", hours=hours.description[lang])))
+    return _courtesy(flow, position, *said)
 
 
 def _on_key(flow: Flow, position: Position, key: str, now: datetime | None) -> Step:
@@ -366,17 +444,24 @@ def is_open(contact: Contact, now: datetime | None) -> bool:
 def match_words(flow: Flow, position: Position, text: str) -> str | None:
     """The key that spoken (or texted) words choose at this position, if they clearly choose one.
 
-    Filler words never count. A digit or a command word ("repeat", "two") chooses only in a
-    short sentence; asking for a person ("someone", "operator") in any. Otherwise each option
-    scores its words (the flow's words for it count double, and the words of the contact it
-    leads to): the best must beat the second, and a long sentence needs more than one word
-    of its label to agree."""
+    A choice's own label, said whole, chooses it (after an unanswered transfer its phrases
+    too: "call me back"); of several, the longest said wins, so "call back" asks for a call
+    back and "back" goes back. Then, filler words never counting: asking for a person
+    ("someone", "operator") chooses 0 in any sentence. A digit or a command word ("repeat",
+    "two") chooses only in a short sentence, as does a label of one word. Otherwise each
+    option scores its words (the flow's words for it count double, and the words of the
+    contact it leads to): the best must beat the second, and a long sentence needs more than
+    one word of its label to agree."""
     tokens = _normalize(text).split()
     meaningful = [token for token in tokens if token not in FILLER_WORDS]
+    short = len(meaningful) <= SHORT_TEXT_WORDS
+    labelled = _phrase_winner(_said_phrases(flow, position), set(tokens), short=short)
+    if labelled is not None:
+        return labelled
     spoken = SPOKEN_WORDS.get(position.lang, {})
     if any(spoken.get(token) == OPERATOR_KEY for token in tokens):
         return OPERATOR_KEY
-    if len(meaningful) <= SHORT_TEXT_WORDS:
+    if short:
         keys = {token for token in tokens if len(token) == 1 and token.isdigit()}
         keys |= {spoken[token] for token in tokens if token in spoken}
         if len(keys) == 1:
@@ -426,6 +511,56 @@ def _clear_winner(vocabularies: dict[str, dict[str, int]], meaningful: list[str]
     return next(choice for choice, score in scores.items() if score == ranked[0])
 
 
+RETRY_PHRASES = {RETRY_KEY: "retry_words", CALL_BACK_KEY: "call_back_words", TEXT_KEY: "text_words"}
+"""The phrases, besides its label, a caller may say for a choice after an unanswered transfer."""
+
+
+def _said_phrases(flow: Flow, position: Position) -> dict[str, list[frozenset[str]]]:
+    """Each choice offered here: the words of its labels, and after an unanswered transfer of
+    its phrases; each phrase's content words (all its words when it has none: "por qué una
+    segunda opinión"). Worked out once per menu (they are the same on every turn)."""
+    menu = Position(
+        position.node,
+        position.lang,
+        position.channel,
+        state=position.state,
+        contact=position.contact if position.state == "retry" else None,
+    )
+    return _phrases_of_menu(flow, menu)
+
+
+@lru_cache(maxsize=1024)
+def _phrases_of_menu(flow: Flow, position: Position) -> dict[str, list[frozenset[str]]]:
+    phrases: dict[str, list[frozenset[str]]] = {}
+    for choice in choices(flow, position):
+        listed = RETRY_PHRASES.get(choice.key) if position.state == "retry" else None
+        said = [choice.label, *([choice.sms_label] if choice.sms_label else [])]
+        said += phrase(position.lang, listed).split(", ") if listed else []
+        phrases[choice.key] = [
+            frozenset(_content_words([one]) or _normalize(one).split()) for one in said
+        ]
+    return phrases
+
+
+def _phrase_winner(
+    phrases: dict[str, list[frozenset[str]]], said: set[str], *, short: bool
+) -> str | None:
+    """The choice with a phrase all of whose words were said, and more of them than any other
+    choice's such phrase; None when none, or a tie. A phrase of one word counts only in a
+    short sentence ("back" is not "go back" in "my cancer came back")."""
+    scores = {
+        key: max(
+            (len(words) for words in options if words <= said and (short or len(words) > 1)),
+            default=0,
+        )
+        for key, options in phrases.items()
+    }
+    ranked = sorted(scores.values(), reverse=True)
+    if not ranked or not ranked[0] or (len(ranked) > 1 and ranked[0] == ranked[1]):
+        return None
+    return next(key for key, score in scores.items() if score == ranked[0])
+
+
 def _vocabulary(flow: Flow, option: Option, lang: str) -> dict[str, int]:
     """An option's words and their weights: its labels', its own listed words (double), and
     those of the contact it presents or connects to."""
@@ -450,12 +585,24 @@ def _content_words(texts: Iterable[str]) -> list[str]:
 
 
 def hints(flow: Flow, position: Position) -> tuple[str, ...]:
-    """Words to help a speech recognizer at this position: the option labels, then the key words."""
-    labels = [choice.label for choice in choices(flow, position) if choice.language is None]
+    """Words to help a speech recognizer at this position: the option labels, the key words,
+    after an unanswered transfer the choices' phrases ("call me back"), and on the first menu
+    the common answers of a caller who speaks the other language ("hola", "necesito ayuda"),
+    which choose it."""
+    offered = choices(flow, position)
+    labels = [choice.label for choice in offered if choice.language is None]
     keywords = [
         word for word, key in SPOKEN_WORDS.get(position.lang, {}).items() if key == OPERATOR_KEY
     ]
-    return (*labels, *keywords[:3])
+    extra: list[str] = []
+    if position.state == "retry":
+        for choice in offered:
+            if choice.key in RETRY_PHRASES:
+                extra += phrase(position.lang, RETRY_PHRASES[choice.key]).split(", ")
+    for choice in offered:
+        if choice.language is not None:
+            extra += PHRASES[choice.language]["other_language_answers"].split(", ")
+    return (*labels, *keywords[:3], *extra)
 
 
 def _normalize(text: str) -> str:

@@ -9,8 +9,6 @@ key last ("To go back, press pound."), numbers said twice. Spanish is US Spanish
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Final
 
 PHRASES: Final[dict[str, dict[str, str]]] = {
@@ -24,7 +22,25 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "not_an_option": "Sorry, {key} is not an option.",
         "not_understood": "Sorry, I didn't understand that.",
         "no_input": "Sorry, I didn't hear anything.",
-        "emergency": "If this is an emergency, hang up and dial 9 1 1.",
+        # Crisis and emergency: said first, before the menu again; each number said twice.
+        "crisis_self_harm": (
+            "If you are thinking about suicide or hurting yourself, please call or text 9 8 8, "
+            "the Suicide and Crisis Lifeline, at any time; it answers in Spanish too. Again, "
+            "that's 9 8 8. If you are in danger right now, hang up and dial 9 1 1. To talk with "
+            "someone here, press 0."
+        ),
+        "crisis_emergency": (
+            "If this is an emergency, hang up and dial 9 1 1 now. Again, that's 9 1 1. If you "
+            "are thinking about suicide or hurting yourself, call or text 9 8 8, the Suicide "
+            "and Crisis Lifeline, in English or Spanish. To talk with someone here, press 0."
+        ),
+        "polite": "You're welcome.",
+        "about_line": (
+            "This is {program}. It tells you how to get a second opinion about cancer care, and "
+            "how to reach a person who can help."
+        ),
+        "sms_about_line": "This is {program}, a text line about getting a second opinion.",
+        "hours_are": "Hours: {hours}.",
         "too_many_misses": "Let me connect you with someone who can help.",
         "number_is": "The number is {digits}.",
         "number_nth": "The {nth} number is {digits}.",
@@ -41,6 +57,12 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "text_numbers": "get the numbers by text",
         "operator": "talk with a person",
         "back": "go back",
+        # Words a caller may say for these choices, besides their labels (the labels count too).
+        "retry_words": "again, retry, try, redial",
+        "call_back_words": "call back, call me back, callback, call me, phone me",
+        "text_words": "text, text me, message, send it",
+        "other_language_answers": "hello, help, I need help, English, I want to talk to someone",
+
         "texting": "We will send you a text message in a moment.",
         "texting_later": "We will send you a text message as soon as we can.",
         "cannot_text": "Sorry, we can't send a text message to this phone.",
@@ -64,6 +86,19 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "sms_footer_start": "Reply with a number, 0 for a person.",
         "sms_call_back": "Reply CALL and we will call you and connect you.",
         "sms_not_understood": "Sorry, we didn't understand that. In an emergency, call 911.",
+        "sms_footer_anywhere": "Reply MENU for the menu, 0 for a person.",
+        "sms_polite": "You're welcome. Take care!",
+        "sms_wrong_number": "Texted us by mistake? Reply STOP.",
+        "sms_crisis_self_harm": (
+            "If you are thinking about suicide or hurting yourself, call or text 988, the "
+            "Suicide & Crisis Lifeline (24/7, in Spanish too).\nIn an emergency, call 911."
+        ),
+        "sms_crisis_emergency": (
+            "If this is an emergency, call 911 now.\nThinking about suicide or hurting "
+            "yourself? Call or text 988, the Suicide & Crisis Lifeline (24/7, in Spanish too)."
+        ),
+        "sms_crisis_person": "To talk with a person here, call {coordinator} or reply 0.",
+        "sms_crisis_person_opted_out": "To talk with a person here, call {coordinator}.",
         "sms_card": "{name}: {display}",
         "sms_card_or": " or ",
         "sms_opt_in": (
@@ -88,10 +123,6 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "referral coordinator at {coordinator}. In an emergency, call 911. "
             "Reply STOP to opt out."
         ),
-        "sms_emergency": (
-            "If this is an emergency, call 911 now. To talk with a person, call {coordinator} "
-            "or reply 0."
-        ),
         "sms_calling": "We will call you in a moment and connect you to {name}.",
         "sms_call_refused": "We can't call this number back. Please call us:",
         # Voice: the text a caller asked for, and the fallback when the menu cannot run
@@ -115,7 +146,25 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "not_an_option": "Lo siento, {key} no es una opción.",
         "not_understood": "Lo siento, no le entendí.",
         "no_input": "Lo siento, no escuché nada.",
-        "emergency": "Si es una emergencia, cuelgue y marque el 9 1 1.",
+        "crisis_self_harm": (
+            "Si está pensando en el suicidio o en hacerse daño, llame o envíe un mensaje de "
+            "texto al 9 8 8, la Línea de Prevención del Suicidio y Crisis, a cualquier hora; "
+            "para español, oprima 2. Repito: 9 8 8. Si está en peligro ahora mismo, cuelgue y "
+            "marque el 9 1 1. Para hablar con alguien aquí, oprima 0."
+        ),
+        "crisis_emergency": (
+            "Si es una emergencia, cuelgue y marque el 9 1 1 ahora. Repito: 9 1 1. Si está "
+            "pensando en el suicidio o en hacerse daño, llame al 9 8 8, la Línea de Prevención "
+            "del Suicidio y Crisis, y oprima 2 para español. Para hablar con alguien aquí, "
+            "oprima 0."
+        ),
+        "polite": "De nada.",
+        "about_line": (
+            "Esta es la {program}. Le explica cómo pedir una segunda opinión sobre la atención "
+            "del cáncer, y cómo hablar con una persona que le puede ayudar."
+        ),
+        "sms_about_line": "Esta es la {program}.",
+        "hours_are": "Horario: {hours}.",
         "too_many_misses": "Le voy a comunicar con una persona que le puede ayudar.",
         "number_is": "El número es {digits}.",
         "number_nth": "El {nth} número es {digits}.",
@@ -132,6 +181,16 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "text_numbers": "recibir los números por mensaje de texto",
         "operator": "hablar con una persona",
         "back": "regresar",
+        "retry_words": "otra vez, de nuevo, intentar, volver a llamar",
+        "call_back_words": (
+            "que me llamen, llámenme, devuelvan la llamada, devuélvanme la llamada, "
+            "que me devuelvan la llamada"
+        ),
+        "text_words": "texto, mensaje, mensaje de texto, mándenmelo",
+        "other_language_answers": (
+            "hola, ayuda, necesito ayuda, quiero hablar con alguien, español, hablo español, "
+            "buenos días"
+        ),
         "texting": "En un momento le enviaremos un mensaje de texto.",
         "texting_later": "Le enviaremos un mensaje de texto en cuanto podamos.",
         "cannot_text": "Lo siento, no podemos enviar mensajes de texto a este teléfono.",
@@ -154,6 +213,24 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "sms_footer_start": "Responda un número, o 0 para una persona.",
         "sms_call_back": "Responda LLAMAME y le llamaremos para comunicarle.",
         "sms_not_understood": "Lo siento, no entendimos su mensaje. Emergencias: llame al 911.",
+        "sms_footer_anywhere": "Responda MENU para el menú, 0 para una persona.",
+        "sms_polite": "De nada. ¡Cuídese!",
+        "sms_wrong_number": "¿Nos escribió por error? Responda STOP.",
+        "sms_crisis_self_harm": (
+            "¿Piensa en el suicidio o en hacerse daño? Llame o escriba al 988, Línea de "
+            "Prevención del Suicidio y Crisis, 24/7 (en español: oprima 2 o escriba AYUDA)."
+            "\nEmergencias: llame al 911."
+        ),
+        "sms_crisis_emergency": (
+            "Si es una emergencia, llame al 911 ahora.\n¿Piensa en el suicidio o en hacerse "
+            "daño? Llame o envíe un texto al 988 (24/7; en español: oprima 2 o escriba AYUDA)."
+        ),
+        "sms_crisis_person": (
+            "Para hablar con una persona aquí, llame al {coordinator} o responda 0."
+        ),
+        "sms_crisis_person_opted_out": (
+            "Para hablar con una persona aquí, llame al {coordinator}."
+        ),
         "sms_card": "{name}: {display}",
         "sms_card_or": " o ",
         "sms_opt_in": (
@@ -176,10 +253,6 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "sms_unavailable": (
             "{program}: el menú por mensaje de texto no está disponible ahora. Llame al "
             "{coordinator}. Emergencias: llame al 911. Responda STOP para cancelar."
-        ),
-        "sms_emergency": (
-            "Si es una emergencia, llame al 911 ahora. Para hablar con una persona, llame al "
-            "{coordinator} o responda 0."
         ),
         "sms_calling": "En un momento le llamaremos para comunicarle con {name}.",
         "sms_call_refused": "No podemos devolver la llamada a este número. Llámenos, por favor:",
@@ -449,67 +522,6 @@ FILLER_WORDS: Final = frozenset(
         "preguntas",
     ]
 )
-
-_EMERGENCY = re.compile(
-    "|".join(
-        [
-            # English
-            r"\bemergenc",
-            r"\b911\b",
-            r"\b9 1 1\b",
-            r"\bchest pains?\b",
-            r"\bpain in my chest\b",
-            r"\b(can ?t|cannot|can not|hard to|trouble|difficulty|not) breath",
-            r"\bshort(ness)? of breath\b",
-            r"\bbleeding\b",
-            r"\bheart attack\b",
-            r"\bstroke\b",
-            r"\bsuicid",
-            r"\bkill (myself|me)\b",
-            r"\bend my life\b",
-            r"\bwant to die\b",
-            r"\boverdos",
-            r"\bunconscious\b",
-            r"\bpassed out\b",
-            r"\bfaint(ed|ing)\b",
-            r"\bseizure",
-            r"\bchoking\b",
-            r"\bfever\b",
-            # Spanish (accents folded)
-            r"\bemergencia",
-            r"\bdolor (de|en el) pecho\b",
-            r"\bno puedo respirar\b",
-            r"\bme falta el aire\b",
-            r"\bsangr(ando|ado|e)\b",
-            r"\binfarto\b",
-            r"\bataque al corazon\b",
-            r"\bderrame\b",
-            r"\bmatarme\b",
-            r"\bquiero morir",
-            r"\bsobredosis\b",
-            r"\bdesmay",
-            r"\binconsciente\b",
-            r"\bconvulsi",
-            r"\bfiebre\b",
-            r"\bme ahogo\b",
-        ]
-    )
-)
-
-
-def folded_words(text: str) -> str:
-    """`text` in lower case without accents, its words separated by single spaces."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return " ".join(re.findall(r"[a-z0-9]+", plain))
-
-
-def sounds_like_emergency(text: str) -> bool:
-    """Whether words a caller or texter sent sound like a medical emergency (chest pain, not
-    breathing, bleeding, "911"...), in English or Spanish. Then the line says to call 911 at
-    once; it never dials it."""
-    return _EMERGENCY.search(folded_words(text)) is not None
-
 
 CARRIER_KEYWORDS: Final[dict[str, frozenset[str]]] = {
     # Whole-message words carriers give a meaning on short codes; the SMS line answers them

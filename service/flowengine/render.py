@@ -18,7 +18,9 @@ from typing import Literal
 from service.flowengine.effects import (
     Choice,
     Connect,
+    Courtesy,
     Effect,
+    EmergencyWarning,
     HangUp,
     Menu,
     PlaceCallBack,
@@ -50,6 +52,8 @@ class VoiceTurn:
     """Contacts whose numbers the caller asked to get by text."""
     callback: str | None = None
     """The contact that did not answer, when the caller asked to be called back."""
+    crisis: str | None = None
+    """"self-harm" or "emergency" when the caller's words sounded like one (staff follow up)."""
 
 
 def spoken_digits(number: str) -> str:
@@ -99,7 +103,7 @@ def voice_lines_for_menu(menu: Menu, lang: str, *, offer_texts: bool = True) -> 
         lines.append(phrase(lang, "press", label=phrase(lang, "back"), key=spoken_key("#", lang)))
     if menu.announce_keys:
         lines.append(phrase(lang, "announce_keys"))
-    elif menu.person:
+    else:
         lines.append(phrase(lang, "press", label=phrase(lang, "operator"), key=PERSON_KEY))
     return lines
 
@@ -125,26 +129,43 @@ def render_voice(
     lines: list[str] = []
     texts: list[str] = []
     callback: str | None = None
+    crisis: str | None = None
     for effect in effects:
         match effect:
-            case Say(text=text):
-                lines.append(text)
             case ReadNumber(contact=contact_id, lead=lead):
                 contact = flow.contacts[contact_id]
                 if contact.numbers:
                     lines.extend(
                         numbers_read_aloud(contact, lang, lead, range(len(contact.numbers)))
                     )
+            case EmergencyWarning(text=text, kind=kind):
+                lines.append(text)
+                crisis = kind
+            case Say(text=text):
+                lines.append(text)
             case Menu() as menu:
-                lines.extend(voice_lines_for_menu(menu, lang, offer_texts=offer_texts))
-                return VoiceTurn(tuple(lines), "gather", texts=tuple(texts), callback=callback)
+                menu_lines = voice_lines_for_menu(menu, lang, offer_texts=offer_texts)
+                if menu.announce_keys and menu.choices and menu.choices[0].language is not None:
+                    # At the start of a call the other language is offered before the
+                    # greeting: a caller who needs it hears it, in it, within seconds.
+                    lines.insert(0, menu_lines.pop(0))
+                lines.extend(menu_lines)
+                return VoiceTurn(
+                    tuple(lines), "gather", texts=tuple(texts), callback=callback, crisis=crisis
+                )
             case Connect(contact=contact_id, line=line):
                 contact = flow.contacts[contact_id]
                 number = spoken_digits(contact.numbers[line])
                 lines.append(phrase(lang, "connecting", name=contact.name[lang]))
                 lines.append(phrase(lang, "number_is", digits=number))
+                lines.append(phrase(lang, "number_again", digits=number))
                 return VoiceTurn(
-                    tuple(lines), "dial", contact.numbers[line], contact_id, tuple(texts)
+                    tuple(lines),
+                    "dial",
+                    contact.numbers[line],
+                    contact_id,
+                    tuple(texts),
+                    crisis=crisis,
                 )
             case TextContacts(contacts=contact_ids):
                 if can_text:
@@ -157,7 +178,7 @@ def render_voice(
                 callback = contact_id
             case PlaceCallBack() | HangUp():
                 pass
-    return VoiceTurn(tuple(lines), "hangup", texts=tuple(texts), callback=callback)
+    return VoiceTurn(tuple(lines), "hangup", texts=tuple(texts), callback=callback, crisis=crisis)
 
 
 def _numbers_instead_of_a_text(flow: Flow, lang: str, contact_ids: tuple[str, ...]) -> list[str]:
@@ -192,6 +213,14 @@ def render_sms(
     footer = phrase(lang, "sms_footer")
     for effect in effects:
         match effect:
+            case EmergencyWarning(text=text):
+                parts.append(text.strip())
+                footer = phrase(lang, "sms_crisis_person", coordinator=_operator_display(flow))
+            case Courtesy(text=text, how_to_stop=how_to_stop):
+                parts.append(text.strip())
+                footer = phrase(lang, "sms_footer_anywhere")
+                if how_to_stop and not opt_in_notice:
+                    footer = "\n".join((phrase(lang, "sms_wrong_number"), footer))
             case Say(text=text):
                 parts.append(text.strip())
             case ReadNumber(contact=contact_id):
@@ -215,7 +244,10 @@ def render_sms(
     parts = [part for part in parts if part]
     parts.append(footer)
     if opt_in_notice:
-        parts.insert(min(1, len(parts) - 1), phrase(lang, "sms_opt_in"))
+        # After the title (in the first message, whatever the length of the rest); after a
+        # crisis answer, at its end: 988, 911 and a person come first.
+        crisis = any(isinstance(effect, EmergencyWarning) for effect in effects)
+        parts.insert(len(parts) if crisis else min(1, len(parts) - 1), phrase(lang, "sms_opt_in"))
     return "\n".join(parts)
 
 
@@ -229,11 +261,15 @@ def program_name(flow: Flow, lang: str) -> str:
     return flow.title.get(lang) or flow.title.get(flow.default_language) or flow.name
 
 
+def _operator_display(flow: Flow) -> str:
+    """How the number of the flow's person (the coordinator) is written in a text."""
+    operator = flow.contacts.get(flow.operator)
+    return operator.display[0] if operator is not None and operator.display else ""
+
+
 def fixed_reply(flow: Flow, lang: str, name: str) -> str:
     """One of the text line's fixed replies (sms_help, sms_stopped, …) for this flow."""
-    operator = flow.contacts.get(flow.operator)
-    coordinator = operator.display[0] if operator is not None and operator.display else ""
-    return phrase(lang, name, program=program_name(flow, lang), coordinator=coordinator)
+    return phrase(lang, name, program=program_name(flow, lang), coordinator=_operator_display(flow))
 
 
 def voice_text_body(flow: Flow, lang: str, contacts: tuple[str, ...]) -> str:

@@ -47,7 +47,19 @@ RESERVED_WORDS = frozenset().union(*CARRIER_KEYWORDS.values())
 FIXED_REPLIES = ("sms_help", "sms_stopped", "sms_started", "sms_unavailable")
 NOT_UNDERSTOOD_PROBE = "purple elephants"
 """A text no menu understands, to measure every menu's "sorry" reply."""
-EMERGENCY_PROBE = "I have chest pain"
+FREE_TEXT_PROBES = (
+    "I have chest pain",
+    "tengo dolor de pecho",
+    "I want to kill myself",
+    "me quiero morir",
+    "thanks",
+    "gracias",
+    "who is this?",
+    "¿quién es?",
+    "quiero hablar con alguien",
+)
+"""Texts every menu answers without a menu choice (a crisis, courtesy, a question about the
+line, words in the other language), to measure those replies too."""
 E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
 Path_ = Sequence[str | int]
@@ -286,18 +298,12 @@ def _retry_menus(flow: Flow, lang: str) -> Iterator[tuple[Path_, str]]:
             dialing = Position(node.id, lang, state="dialing", contact=contact.id, line=last)
             _, effects = step(flow, dialing, DialEnded("no-answer"))
             menu = next(effect for effect in effects if isinstance(effect, Menu))
-            lines = voice_lines_for_menu(menu, lang)
-            ends_well = (
-                _ends_with_a_person(lines, lang)
-                if menu.person
-                else lines[-1] == phrase(lang, "press", label=phrase(lang, "call_back"), key="2")
-            )
-            if not ends_well:
+            if not _ends_with_a_person(voice_lines_for_menu(menu, lang), lang):
                 yield (
                     ["nodes", node.id, "options", index],
                     (
                         f"after an unanswered transfer the menu in {lang!r} does not end with "
-                        "a person (0) or a call back"
+                        "how to reach a person (0)"
                     ),
                 )
 
@@ -344,10 +350,8 @@ def _node_replies(flow: Flow, node: Node, lang: str) -> Iterator[tuple[Path_, st
     yield from _measure(flow, here, lang, text, first_reply=at_start)
     if not _shows_a_person(text):
         yield here, f"the text menu in {lang!r} does not show how to reach a person (0)"
-    probes: list[tuple[Path_, Input]] = [
-        (here, Reply(NOT_UNDERSTOOD_PROBE)),
-        (here, Reply(EMERGENCY_PROBE)),
-    ]
+    probes: list[tuple[Path_, Input]] = [(here, Reply(NOT_UNDERSTOOD_PROBE))]
+    probes += [(here, Reply(probe)) for probe in FREE_TEXT_PROBES]
     probes += [
         (["nodes", node.id, "options", index], Key(option.key))
         for index, option in enumerate(node.options)

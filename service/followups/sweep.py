@@ -6,6 +6,8 @@ created_at) and files each new trigger as a source of the number's open item:
 
 - a call whose transfer was not answered (outcome not-answered: busy, no-answer, failed);
 - a call-back asked for from the voice menu (a `callback_request` call event);
+- words of a crisis or an emergency, texted (the message's intent `crisis`, `emergency`) or
+  said on a call (a `crisis` call event): urgent;
 - a text that asked for a person, or a second text within a day that was not understood;
 - a `CALL` call-back that could not be placed (its outbox row failed), that the texter did not
   answer (busy, no-answer, failed, canceled), or whose dial to the person it called was not
@@ -13,7 +15,8 @@ created_at) and files each new trigger as a source of the number's open item:
 
 A trigger followed by a call of the same number that reached a person (or a call-back whose
 dial was answered) is not filed; an open item whose number reached a person at or after its
-last attempt is closed (`reached-a-person`).
+last attempt is closed (`reached-a-person`). Not so an urgent one: a crisis is filed whatever
+came after it, at any hour, its item sorts first and only staff close it.
 
 Idempotent and safe with several processes: a source is unique by (kind, ref_id) and a number
 has at most one open item (unique `open_phone`); both are written with INSERT ... ON CONFLICT DO
@@ -44,6 +47,7 @@ from sqlalchemy.orm import Session, aliased
 
 from service.db import upsert
 from service.models import (
+    URGENT_REASONS,
     Call,
     CallEvent,
     CallEventKind,
@@ -86,6 +90,20 @@ class Trigger:
     language: str | None
     call_id: int | None = None
 
+    @property
+    def urgent(self) -> bool:
+        return self.reason in URGENT_REASONS
+
+
+TEXT_INTENTS = {
+    "asked_for_person": FollowUpReason.TEXT_ASKED_FOR_PERSON,
+    "crisis": FollowUpReason.CRISIS,
+    "emergency": FollowUpReason.EMERGENCY,
+}
+"""Intents of a text that file it at once (a text not understood needs a second one)."""
+SAID_CRISIS = {"self-harm": FollowUpReason.CRISIS, "emergency": FollowUpReason.EMERGENCY}
+"""A `crisis` call event's detail, and the reason it files."""
+
 
 @dataclass(frozen=True)
 class SweepReport:
@@ -117,26 +135,39 @@ def _missed_transfers(session: Session, since: datetime) -> Iterator[Trigger]:
         )
 
 
-def _call_back_requests(session: Session, since: datetime) -> Iterator[Trigger]:
+def _call_events(session: Session, since: datetime) -> Iterator[Trigger]:
+    """Call-backs asked for from the voice menu, and words of a crisis said on a call (filed
+    when they were said, not when the call started)."""
+    kinds = [CallEventKind.CALLBACK_REQUEST.value, CallEventKind.CRISIS.value]
     query = (
-        select(CallEvent.id, Call.id, Call.caller, Call.started_at, Call.language)
+        select(
+            CallEvent.id,
+            CallEvent.kind,
+            CallEvent.detail,
+            CallEvent.at,
+            Call.id,
+            Call.caller,
+            Call.started_at,
+            Call.language,
+        )
         .join(Call, Call.id == CallEvent.call_id)
         .where(
             CallEvent.at >= since,
-            CallEvent.kind == CallEventKind.CALLBACK_REQUEST.value,
+            CallEvent.kind.in_(kinds),
             Call.caller.is_not(None),
             _not_filed(FollowUpSourceKind.CALL_EVENT, CallEvent.id),
         )
     )
-    for event_id, call_id, caller, started_at, language in session.execute(query):
+    for event_id, kind, detail, said_at, call_id, caller, started_at, language in session.execute(
+        query
+    ):
+        if kind == CallEventKind.CRISIS.value:
+            reason = SAID_CRISIS.get(detail or "", FollowUpReason.EMERGENCY)
+            at = said_at
+        else:
+            reason, at = FollowUpReason.CALL_BACK_ASKED, started_at
         yield Trigger(
-            str(caller),
-            started_at,
-            FollowUpSourceKind.CALL_EVENT,
-            event_id,
-            FollowUpReason.CALL_BACK_ASKED,
-            language,
-            call_id,
+            str(caller), at, FollowUpSourceKind.CALL_EVENT, event_id, reason, language, call_id
         )
 
 
@@ -148,7 +179,7 @@ def _texts(session: Session, since: datetime) -> Iterator[Trigger]:
             Message.created_at >= since - NOT_UNDERSTOOD_WITHIN,
             Message.direction == Direction.IN.value,
             Message.phone.is_not(None),
-            Message.intent.in_(["asked_for_person", "not_understood"]),
+            Message.intent.in_([*TEXT_INTENTS, "not_understood"]),
             _not_filed(FollowUpSourceKind.MESSAGE, Message.id),
         )
         .order_by(Message.created_at, Message.id)
@@ -159,14 +190,14 @@ def _texts(session: Session, since: datetime) -> Iterator[Trigger]:
     last_not_understood: dict[str, datetime] = {}
     for message_id, number, created_at, intent, language in session.execute(query):
         phone = str(number)
-        if intent == "asked_for_person":
+        if intent in TEXT_INTENTS:
             if created_at >= since:
                 yield Trigger(
                     phone,
                     created_at,
                     FollowUpSourceKind.MESSAGE,
                     message_id,
-                    FollowUpReason.TEXT_ASKED_FOR_PERSON,
+                    TEXT_INTENTS[intent],
                     language,
                 )
             continue
@@ -239,7 +270,7 @@ def find_triggers(session: Session, since: datetime) -> list[Trigger]:
     """Every trigger since `since` not filed yet, oldest first."""
     triggers = [
         *_missed_transfers(session, since),
-        *_call_back_requests(session, since),
+        *_call_events(session, since),
         *_texts(session, since),
         *_failed_call_backs(session, since),
     ]
@@ -310,10 +341,12 @@ def file_trigger(session: Session, trigger: Trigger, now: datetime) -> bool:
         if opened is not None:  # another sweep filed it first; the item opened for it is not needed
             session.execute(delete(FollowUp).where(FollowUp.id == item_id))
         return False
+    urgent = {"urgent": True} if trigger.urgent else {}
     session.execute(
         update(FollowUp)
         .where(FollowUp.id == item_id)
         .values(
+            **urgent,
             first_attempt_at=case(
                 (FollowUp.first_attempt_at > at, at), else_=FollowUp.first_attempt_at
             ),
@@ -330,11 +363,12 @@ def file_trigger(session: Session, trigger: Trigger, now: datetime) -> bool:
 
 
 def close_reached(session: Session, now: datetime) -> int:
-    """Close every open item whose number reached a person at or after its last attempt."""
+    """Close every open item whose number reached a person at or after its last attempt (not
+    an urgent one: staff close those)."""
     reached = or_(*_reached_a_person(FollowUp.phone, FollowUp.last_attempt_at))
     closed = session.scalars(
         update(FollowUp)
-        .where(FollowUp.open_phone.is_not(None), reached)
+        .where(FollowUp.open_phone.is_not(None), FollowUp.urgent.is_(False), reached)
         .values(
             open_phone=None,
             closed_at=now,
@@ -354,7 +388,7 @@ def sweep_follow_ups(
     person."""
     filed = opened = 0
     for trigger in find_triggers(session, now - lookback):
-        if reached_a_person_since(session, trigger.phone, trigger.at):
+        if not trigger.urgent and reached_a_person_since(session, trigger.phone, trigger.at):
             continue
         was_open = session.scalar(select(FollowUp.id).where(FollowUp.open_phone == trigger.phone))
         if file_trigger(session, trigger, now):

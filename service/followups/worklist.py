@@ -44,6 +44,8 @@ REASON_LABELS = {
     "text-asked-person": "Asked for a person by text",
     "text-not-understood": "Texts not understood twice",
     "call-back-failed": "Call-back failed or not answered",
+    "crisis": "Wrote or said words about suicide or self-harm",
+    "emergency": "Wrote or said words of a medical emergency",
 }
 
 
@@ -90,7 +92,8 @@ def _rows(session: Session, items: Sequence[FollowUp]) -> list[ItemRow]:
 
 
 def list_items(session: Session, *, closed: bool = False) -> list[ItemRow]:
-    """Open items, longest waiting first; or the latest closed ones, newest first."""
+    """Open items, urgent ones (a crisis, an emergency) first, then longest waiting first; or
+    the latest closed ones, newest first."""
     if closed:
         query = (
             select(FollowUp)
@@ -101,7 +104,7 @@ def list_items(session: Session, *, closed: bool = False) -> list[ItemRow]:
         query = (
             select(FollowUp)
             .where(FollowUp.open_phone.is_not(None))
-            .order_by(FollowUp.first_attempt_at, FollowUp.id)
+            .order_by(FollowUp.urgent.desc(), FollowUp.first_attempt_at, FollowUp.id)
         )
     return _rows(session, session.scalars(query.limit(LIST_LIMIT)).all())
 

@@ -4,6 +4,7 @@ from service.models.aggregates import Channel, DailyAggregate, Metric
 from service.models.base import Base, UTCDateTime, utcnow
 from service.models.calls import Call, CallEvent, CallEventKind, CallOutcome, DialOutcome
 from service.models.followups import (
+    URGENT_REASONS,
     FollowUp,
     FollowUpNote,
     FollowUpOutcome,
@@ -20,6 +21,7 @@ from service.models.staff import AuditEntry, StaffRole, StaffUser
 from service.models.texts import Conversation, Direction, Message
 
 __all__ = [
+    "URGENT_REASONS",
     "AuditEntry",
     "Base",
     "Call",

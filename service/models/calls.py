@@ -48,6 +48,9 @@ class CallEventKind(StrEnum):
     CALLBACK_REQUEST = "callback_request"
     """The caller asked to be called back after a transfer went unanswered (detail: the
     contact that did not answer)."""
+    CRISIS = "crisis"
+    """The caller's words sounded like a crisis (detail: "self-harm" or "emergency"): staff
+    get an urgent follow-up."""
     HANGUP = "hangup"
     ERROR = "error"
 

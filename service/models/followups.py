@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.models.base import Base, utcnow, written_now
@@ -32,6 +41,14 @@ class FollowUpReason(StrEnum):
     CALL_BACK_FAILED = "call-back-failed"
     """A call-back promised by CALL could not be placed, or nobody answered it (the texter, or
     the person it put them through to)."""
+    CRISIS = "crisis"
+    """A text or a caller's words about suicide or self-harm (urgent)."""
+    EMERGENCY = "emergency"
+    """A text or a caller's words that sounded like a medical emergency (urgent)."""
+
+
+URGENT_REASONS = frozenset({FollowUpReason.CRISIS, FollowUpReason.EMERGENCY})
+"""Reasons that make an item urgent: it sorts first, whatever the hour, and only staff close it."""
 
 
 class FollowUpOutcome(StrEnum):
@@ -60,6 +77,9 @@ class FollowUp(Base):
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     first_attempt_at: Mapped[datetime]
     last_attempt_at: Mapped[datetime]
+    urgent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """A crisis or an emergency is among its sources: first in the worklist, closed by staff
+    only (never by a later call that reached a person)."""
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
@@ -142,14 +162,16 @@ class FollowUpNote(Base):
 Index("ix_calls_caller_started_at", Call.caller, Call.started_at)
 Index("ix_messages_phone_created_at", Message.phone, Message.created_at)
 # The sweep's few rows of interest among many, every few seconds: partial indexes.
-_CALLBACK_REQUEST = text("kind = 'callback_request'")
+_CALLBACK_REQUEST = text("kind IN ('callback_request', 'crisis')")
 Index(
     "ix_call_events_callback_request_at",
     CallEvent.at,
     sqlite_where=_CALLBACK_REQUEST,
     postgresql_where=_CALLBACK_REQUEST,
 )
-_PERSON_WANTED = text("intent IN ('asked_for_person', 'not_understood')")
+_PERSON_WANTED = text(
+    "intent IN ('asked_for_person', 'not_understood', 'crisis', 'emergency')"
+)
 Index(
     "ix_messages_person_wanted_created_at",
     Message.created_at,

@@ -378,8 +378,15 @@ EVENT_LABELS = {
     CallEventKind.TEXT_QUEUED.value: "Text queued",
     CallEventKind.LANGUAGE.value: "Language",
     CallEventKind.CALLBACK_REQUEST.value: "Asked for a call back",
+    CallEventKind.CRISIS.value: "Urgent",
     CallEventKind.HANGUP.value: "Call ended",
     CallEventKind.ERROR.value: "Error",
+}
+
+
+CRISIS_TEXTS = {
+    "self-harm": "words about suicide or self-harm: told 988, 911 and how to reach a person",
+    "emergency": "words of a medical emergency: told 911, 988 and how to reach a person",
 }
 
 
@@ -398,6 +405,9 @@ def _event_text(kind: str, node: str | None, detail: str | None, names: FlowName
         return f"{result} ({names.contact(dialed_contact(dialed))})" if dialed else result
     if kind == CallEventKind.CALLBACK_REQUEST.value:
         return f"after {names.contact(detail)} did not answer" if detail else ""
+    if kind == CallEventKind.CRISIS.value:
+        # What the caller heard: 988 and 911 first (the words themselves are the "Said" row).
+        return CRISIS_TEXTS.get(detail or "", detail or "")
     if kind == CallEventKind.TEXT_QUEUED.value and detail:
         return "numbers of " + ", ".join(names.contact(c) for c in detail.split(","))
     return redact_numbers(detail) if detail else (names.menu(node) if node else "")

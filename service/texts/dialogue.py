@@ -1,16 +1,22 @@
 """One inbound text in, what the line answers and records out. Pure: the SMS webhook loads and
 stores the state around it, the simulator keeps it in memory.
 
-Order of precedence: an opt-out (a keyword, or a plain request in words) always wins (confirmed
+Order of precedence: words of a crisis (thoughts of self-harm, a medical emergency) come first,
+whatever else the text is and even from a number that opted out: 988 and 911, then how to reach
+a person. Then an opt-out (a keyword, or a plain request in words) always wins (confirmed
 once: a second STOP from a number already opted out gets nothing); START/YES from a number that
 opted out opts it back in, and from any other number is a way to say hello (the menu), recorded
-as an opt-in all the same (it must win over a STOP the database may not have yet); a
-number that opted out gets nothing at all until then; then HELP, the Spanish switch, MENU and
-CALL; everything else is a reply for the flow engine (which also answers words that sound like
-an emergency with the 911 line).
+as an opt-in all the same (it must win over a STOP the database may not have yet); a number
+that opted out gets nothing else at all until then; then HELP, the Spanish switch, MENU and
+CALL; everything else is a reply for the flow engine (which also answers thanks, questions about
+the line, and words in the other language, in that language).
+
+A text written in Spanish gets Spanish, whatever the conversation's language so far, and the
+conversation goes on in it (a keyword's language, or the language the words are in).
 
 Each answer may carry a `flag` for staff: the texter asked for a person, was not understood, or
-wrote something that sounds like an emergency; the SMS webhook records it with the message.
+wrote words of a crisis or an emergency (an urgent follow-up); the SMS webhook records it with
+the message.
 """
 
 from __future__ import annotations
@@ -26,20 +32,22 @@ from service.flowengine.effects import (
     NotUnderstood,
     PlaceCallBack,
 )
-from service.flowengine.engine import OPERATOR_KEY, match_words
-from service.flowengine.phrases import phrase, sounds_like_emergency
+from service.flowengine.engine import OPERATOR_KEY, language_to_answer, match_words
+from service.flowengine.freetext import Crisis, about_the_line, courtesy, crisis_in
+from service.flowengine.phrases import phrase
 from service.flowengine.position import Key, Reply
 from service.flowengine.position import Start as StartInput
 from service.flowengine.render import render_sms
 from service.texts.keywords import (
+    FALLBACK_COORDINATOR,
+    Classified,
     Keyword,
     classify,
+    coordinator_display,
     keyword_reply,
-    language_of,
-    starts_in_spanish,
 )
 
-Flag = Literal["asked_for_person", "not_understood", "emergency"]
+Flag = Literal["asked_for_person", "not_understood", "crisis", "emergency"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,8 @@ class TextTurn:
     new_conversation: bool = False
     flag: Flag | None = None
     """For staff to follow up: "asked_for_person" (0, "person", "someone call me"),
-    "not_understood" (the text matched nothing) or "emergency" (it sounds like one)."""
+    "not_understood" (the text matched nothing), "crisis" (thoughts of suicide or self-harm)
+    or "emergency" (a medical emergency): the last two are urgent."""
 
 
 def call_back_contact(flow: Flow, position: Position) -> str:
@@ -82,35 +91,40 @@ def respond(
     repeat: bool = False,
 ) -> TextTurn:
     """Answer one text. `position` is None for a new (or expired) conversation, which then
-    starts in `lang` (the language it last used, or Spanish when the text greets in Spanish)
+    starts in the language the text is written in, else `lang` (the language it last used),
     and gets the opt-in notice. `repeat` is a retried webhook for a text already handled: the
     current menu again, without stepping. `opted_out`: the number is opted out now."""
-    keyword, word = classify(body)
+    said = classify(body)
+    keyword, word = said.keyword, said.word
     new = position is None
-    if new and "es" in flow.languages and starts_in_spanish(body):
-        lang = "es"
+    if new:
+        remembered = start(flow, "sms", lang)
+        lang = said.lang or language_to_answer(flow, remembered, body)
     current = position or start(flow, "sms", lang)
-    here = current.lang
+    here = said.lang if said.lang in flow.languages else current.lang
 
+    crisis = crisis_in(body) if keyword in (None, Keyword.OPT_OUT) else None
+    if crisis is not None:
+        return _crisis(flow, current, body, crisis, said, opted_out=opted_out, new=new)
     if keyword is Keyword.OPT_OUT and (not opted_out or repeat):
         # One final confirmation (again only for Twilio's retry of the same STOP).
-        reply = keyword_reply(flow, language_of(word, here), "sms_stopped")
+        reply = keyword_reply(flow, here, "sms_stopped")
         return TextTurn(current, reply, keyword, word, opted_out=True, new_conversation=new)
     if keyword is Keyword.OPT_IN:
-        speak = language_of(word, here)
-        at_start = replace(current, lang=speak).at(flow.start)
+        at_start = replace(current, lang=here).at(flow.start)
         if not opted_out:
             # Nothing to undo that we know of: YES or START says hello (the menu). It is
             # recorded all the same, so that it wins over a STOP acknowledged before it that
             # the database does not have yet (one spooled on another host while it was away).
             turn = _engine(flow, at_start, StartInput(), keyword, word, new)
             return replace(turn, opted_out=False)
-        reply = keyword_reply(flow, speak, "sms_started")
+        reply = keyword_reply(flow, here, "sms_started")
         return TextTurn(at_start, reply, keyword, word, opted_out=False, new_conversation=new)
     if opted_out:
         return TextTurn(current, None, keyword, word)
+    current = replace(current, lang=here)
     if keyword is Keyword.HELP:
-        reply = keyword_reply(flow, language_of(word, here), "sms_help")
+        reply = keyword_reply(flow, here, "sms_help")
         return TextTurn(current, reply, keyword, word, new_conversation=new)
     if keyword is Keyword.CALL:
         contact_id = call_back_contact(flow, current)
@@ -126,7 +140,7 @@ def respond(
     if keyword is Keyword.SPANISH and "es" in flow.languages:
         spanish = replace(current, lang="es").at(flow.start)
         return _engine(flow, spanish, StartInput(), keyword, word, new)
-    if new and sounds_like_emergency(body):
+    if new and keyword is None and (courtesy(body) or about_the_line(body)):
         return _engine(flow, current, Reply(body), keyword, word, new)
     if new or keyword is Keyword.MENU:
         turn = _engine(flow, current.at(flow.start), StartInput(), keyword, word, new)
@@ -136,6 +150,40 @@ def respond(
     if repeat:
         return _engine(flow, current, Key("*"), keyword, word, new)
     return _engine(flow, current, Reply(body), keyword, word, new)
+
+
+def _crisis(
+    flow: Flow,
+    current: Position,
+    body: str,
+    crisis: Crisis,
+    said: Classified,
+    *,
+    opted_out: bool,
+    new: bool,
+) -> TextTurn:
+    """988 and 911 first, then how to reach a person. A number that opted out gets this one
+    answer (it cannot reply 0: it is told to call); a text that also asks to stop texts is
+    honoured after it."""
+    flag: Flag = "crisis" if crisis.kind == "self-harm" else "emergency"
+    if opted_out:
+        lang = crisis.lang if crisis.lang in flow.languages else current.lang
+        reply = crisis_reply_without_menu(flow, lang, crisis)
+        return TextTurn(replace(current, lang=lang), reply, said.keyword, said.word, flag=flag)
+    turn = _engine(flow, current, Reply(body), said.keyword, said.word, new)
+    if said.keyword is not Keyword.OPT_OUT or turn.reply is None:
+        return turn
+    stopped = keyword_reply(flow, turn.position.lang, "sms_stopped")
+    return replace(turn, reply=f"{turn.reply}\n{stopped}", opted_out=True)
+
+
+def crisis_reply_without_menu(flow: Flow | None, lang: str, crisis: Crisis) -> str:
+    """The crisis answer to a texter who cannot go on in the menu (opted out, or the text line
+    is down): 988, 911, and the number of a person here to call."""
+    name = "sms_crisis_self_harm" if crisis.kind == "self-harm" else "sms_crisis_emergency"
+    coordinator = coordinator_display(flow, FALLBACK_COORDINATOR)
+    person = phrase(lang, "sms_crisis_person_opted_out", coordinator=coordinator)
+    return f"{phrase(lang, name)}\n{person}"
 
 
 def _engine(
@@ -164,8 +212,9 @@ def _engine(
 
 def flag_of(effects: tuple[Effect, ...]) -> Flag | None:
     """What staff should know about the text these effects answer."""
-    if any(isinstance(effect, EmergencyWarning) for effect in effects):
-        return "emergency"
+    for effect in effects:
+        if isinstance(effect, EmergencyWarning):
+            return "crisis" if effect.kind == "self-harm" else "emergency"
     if any(isinstance(effect, Connect) for effect in effects):
         return "asked_for_person"  # on SMS only 0 (or words for a person) connects
     if any(isinstance(effect, NotUnderstood) for effect in effects):

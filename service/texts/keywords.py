@@ -5,22 +5,29 @@ so the terminal behaves like the real line.
 
 A keyword is the whole text, compared without case, spaces, punctuation or accents ("Stop.",
 " stop ", "S T O P", "Español" and "ESPANOL" all match); a keyword inside a longer sentence is
-not one (carriers match whole messages too). Opting out is the exception: a plain request in
-words ("stop texting me", "unsubscribe me", "no more texts", "no me manden más mensajes") is
-honoured like STOP, because a texter who asks to stop must never be texted again.
+not one (carriers match whole messages too). Plain words count too, from the lists under
+`service/flowengine/words/`: a plain request to stop texts ("please stop", "stop texting me",
+"no me escriban más") is honoured like STOP, because a texter who asks to stop must never be
+texted again, and a plain request to be called ("call me please", "llámenme") is CALL.
 
 `INFO` is a HELP keyword here, not a menu word: carriers treat INFO as HELP on short codes, and a
 texter who asks for information gets the program's help text (which says how to reach the menu).
+
+Each keyword says which language it is in (`Classified.lang`): the answer is in it, and the
+conversation switches to it (AYUDA, LLAMAME, HOLA are Spanish; STOP and MENU are either, unless
+written with a Spanish letter: "Menú").
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from enum import StrEnum
 
+from service.flowengine.freetext import call_request, plain_opt_out
 from service.flowengine.model import Flow
-from service.flowengine.phrases import CARRIER_KEYWORDS, folded_words, phrase
+from service.flowengine.phrases import CARRIER_KEYWORDS, phrase
 from service.flowengine.render import fixed_reply
 
 
@@ -39,37 +46,33 @@ KEYWORDS: dict[Keyword, frozenset[str]] = {
     Keyword.HELP: CARRIER_KEYWORDS["help"],
     Keyword.SPANISH: frozenset({"HOLA", "ESPANOL"}),
     Keyword.MENU: frozenset({"MENU", "HI", "HELLO", "INICIO"}),
-    Keyword.CALL: frozenset({"CALL", "LLAMAME"}),
+    Keyword.CALL: frozenset({"CALL", "LLAMAME", "LLAMENME", "LLAMEME"}),
 }
 
-SPANISH_WORDS = frozenset({"PARAR", "ALTO", "AYUDA", "HOLA", "ESPANOL", "INICIO", "LLAMAME"})
+SPANISH_WORDS = frozenset(
+    {"PARAR", "ALTO", "AYUDA", "HOLA", "ESPANOL", "INICIO", "LLAMAME", "LLAMENME", "LLAMEME"}
+)
 """Keywords that are Spanish: their answer is in Spanish whatever the conversation's language."""
 
-SPANISH_GREETINGS = frozenset({"hola", "espanol", "buenos", "buenas", "necesito"})
-"""Words that, anywhere in the first text of a conversation ("Hola, necesito ayuda"), start it
-in Spanish."""
-
-OPT_OUT_WORDS_EN = re.compile(
-    r"\b(stop|quit|cease) (texting|sending|messaging|the texts|these texts|texts|messages)\b"
-    r"|\bunsubscribe\b"
-    r"|\bno more (texts|text messages|messages)\b"
-    r"|\b(dont|don t|do not) (text|message) me\b"
-    r"|\bopt (me )?out\b"
-    r"|\btake me off\b"
-    r"|\bremove me from\b"
-)
-OPT_OUT_WORDS_ES = re.compile(
-    r"\bno me (manden|envien|mande|envie|escriban) mas\b"
-    r"|\bno (quiero )?(recibir )?mas mensajes\b"
-    r"|\bdej(en|e) de (mandar|enviar|escribir)"
-    r"|\b(darme|dar) de baja\b"
-    r"|\bcancelar (la |mi )?suscripcion\b"
-)
 PLAIN_OPT_OUT_PREFIX = "WORDS:"
 """How a plain-words opt-out is recorded as its keyword (`WORDS:STOPTEXTINGME`, at most 32)."""
 PLAIN_OPT_OUT_SPANISH = "WORDS-ES:"
+WORD_MAX = 32
+_SPANISH_LETTERS = re.compile(r"[áéíóúñ¿¡]", re.IGNORECASE)
 
 DEFAULT_PROGRAM = "VCU Massey Second Opinion Line"
+
+
+@dataclass(frozen=True)
+class Classified:
+    """What kind of text came in."""
+
+    keyword: Keyword | None
+    """None: a reply for the flow engine."""
+    word: str
+    """The keyword as texted, folded ("STOP", "PARAR"); plain words as `WORDS:…`."""
+    lang: str | None = None
+    """The language of the keyword or words (None: either, or a reply for the engine)."""
 
 
 def fold(text: str) -> str:
@@ -80,35 +83,23 @@ def fold(text: str) -> str:
     ).upper()
 
 
-def classify(text: str) -> tuple[Keyword | None, str]:
-    """The keyword a text is (or None: a reply for the flow engine) and the word as folded.
-
-    A plain request to stop in words is OPT_OUT too; its word is the folded text marked as
-    words (`WORDS:…`, or `WORDS-ES:…` in Spanish), at most 32 characters."""
+def classify(text: str) -> Classified:
+    """The keyword a text is, whole, or in plain words; else no keyword (the engine's)."""
     word = fold(text)
     if not word or word.isdigit():
-        return None, word
+        return Classified(None, word)
     for keyword, words in KEYWORDS.items():
         if word in words:
-            return keyword, word
-    words_only = folded_words(text)
-    if OPT_OUT_WORDS_ES.search(words_only):
-        return Keyword.OPT_OUT, (PLAIN_OPT_OUT_SPANISH + word)[:32]
-    if OPT_OUT_WORDS_EN.search(words_only):
-        return Keyword.OPT_OUT, (PLAIN_OPT_OUT_PREFIX + word)[:32]
-    return None, word
-
-
-def language_of(word: str, current: str) -> str:
-    """The language to answer a keyword in: Spanish for a Spanish word, else the conversation's."""
-    if word in SPANISH_WORDS or word.startswith(PLAIN_OPT_OUT_SPANISH):
-        return "es"
-    return current
-
-
-def starts_in_spanish(text: str) -> bool:
-    """Whether a first text greets in Spanish anywhere in it ("Hola, necesito ayuda")."""
-    return not SPANISH_GREETINGS.isdisjoint(folded_words(text).split())
+            lang = "es" if word in SPANISH_WORDS or _SPANISH_LETTERS.search(text) else None
+            return Classified(keyword, word, lang)
+    stop = plain_opt_out(text)
+    if stop is not None:
+        prefix = PLAIN_OPT_OUT_SPANISH if stop.lang == "es" else PLAIN_OPT_OUT_PREFIX
+        return Classified(Keyword.OPT_OUT, (prefix + word)[:WORD_MAX], stop.lang)
+    call = call_request(text)
+    if call is not None:
+        return Classified(Keyword.CALL, word[:WORD_MAX], call.lang)
+    return Classified(None, word)
 
 
 def _program(flow: Flow | None, lang: str) -> str:

@@ -43,6 +43,7 @@ from service.channels.voice import call_back_twiml
 from service.config import Settings
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine import Flow, Position
+from service.flowengine.freetext import crisis_in
 from service.flowengine.phrases import phrase
 from service.flowengine.render import contact_card
 from service.messages.records import (
@@ -66,8 +67,8 @@ from service.serving import gave_up
 from service.spool.codec import Record
 from service.spool.spool import Kept, Spool
 from service.texts.conversations import CONVERSATION_TTL, save_conversation
-from service.texts.dialogue import TextTurn, respond
-from service.texts.keywords import Keyword, classify, keyword_reply, language_of
+from service.texts.dialogue import TextTurn, crisis_reply_without_menu, respond
+from service.texts.keywords import Keyword, classify, keyword_reply
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,9 @@ def _too_late(spool: Spool, database: Database, inbound: Inbound) -> Response:
     is recorded, a STOP or START kept (and obeyed), and nothing is answered or stepped."""
     WEBHOOKS_UNHEARD.labels(route="/twilio/sms").inc()
     log.warning("an SMS webhook came after Twilio gave up on it: recorded, not answered")
-    keyword, word = classify(inbound.body)
-    if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
-        _record_opt_out(spool, database, inbound, keyword is Keyword.OPT_OUT, word)
+    said = classify(inbound.body)
+    if said.keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
+        _record_opt_out(spool, database, inbound, said.keyword is Keyword.OPT_OUT, said.word)
     if inbound.sid:
         spool.submit([_received(inbound, "unanswered")])
     return _answer([])
@@ -303,12 +304,24 @@ def _position(
 def _without_conversation(
     flow: Flow | None, inbound: Inbound, spool: Spool, database: Database, after_dial: str | None
 ) -> tuple[list[str], str | None]:
-    """The database is down or no flow is loaded: keep an opt-out or opt-in, answer HELP, queue
-    a call-back, obey an opt-out, and otherwise give the coordinator's number. Returns the
-    messages and the text's intent."""
-    keyword, word = classify(inbound.body)
-    lang = language_of(word, flow.default_language if flow is not None else "en")
+    """The database is down or no flow is loaded: answer a crisis (988, 911, a person's
+    number; recorded as urgent when the database is back), keep an opt-out or opt-in, answer
+    HELP, queue a call-back, obey an opt-out, and otherwise give the coordinator's number.
+    Returns the messages and the text's intent."""
+    said = classify(inbound.body)
+    keyword, word = said.keyword, said.word
+    default = flow.default_language if flow is not None else "en"
+    lang = said.lang or default
     intent = INTENTS.get(keyword) if keyword is not None else None
+    crisis = crisis_in(inbound.body) if keyword in (None, Keyword.OPT_OUT) else None
+    if crisis is not None:
+        languages = flow.languages if flow is not None else ("en", "es")
+        crisis_lang = crisis.lang if crisis.lang in languages else lang
+        reply = crisis_reply_without_menu(flow, crisis_lang, crisis)
+        if keyword is Keyword.OPT_OUT:
+            _record_opt_out(spool, database, inbound, True, word)
+            reply += "\n" + keyword_reply(flow, crisis_lang, "sms_stopped")
+        return messages_for(reply), "crisis" if crisis.kind == "self-harm" else "emergency"
     if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
         opted_out = keyword is Keyword.OPT_OUT
         _record_opt_out(spool, database, inbound, opted_out, word)

@@ -8,8 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.flowengine import Flow, FlowError, Position, check_paths, load_flow
-from service.flowengine.effects import Choice
+from service.flowengine import FlowError, check_paths, load_flow
 from service.flowengine.loader import build, parse, schema_problems
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,21 +230,13 @@ def test_a_text_menu_that_does_not_show_a_person_is_a_problem(
     assert "the text menu in 'es' does not show how to reach a person (0)" in messages
 
 
-def test_a_retry_menu_must_end_with_a_person_or_a_call_back(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """When the person who did not answer is the coordinator (0 would ring them again), the
-    menu ends with the call back instead: put it anywhere else and the check says so."""
-    from service.flowengine import engine
+def test_a_retry_menu_must_end_with_a_person(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an unanswered transfer (the coordinator's too) the menu ends with how to reach a
+    person: the rule guards the renderer's closing line; break it and every flow fails."""
+    from service.flowengine import render
 
-    offered = engine.choices
-
-    def call_back_first(flow: Flow, position: Position) -> tuple[Choice, ...]:
-        return tuple(reversed(offered(flow, position)))
-
-    monkeypatch.setattr(engine, "choices", call_back_first)
+    monkeypatch.setattr(render, "PERSON_KEY", "star")
     messages = [problem.message for problem in check_paths([FIXTURES / "features.yaml"])]
     assert (
-        "after an unanswered transfer the menu in 'en' does not end with a person (0) or a "
-        "call back"
+        "after an unanswered transfer the menu in 'en' does not end with how to reach a person (0)"
     ) in messages

@@ -186,8 +186,10 @@ def test_dial_outcomes(flow: Flow) -> None:
         assert retry.state == "retry" and words in says(effects)[0]
         assert effects[1] == ReadNumber("coordinator")  # the number again
         menu = effects[-1]
-        assert isinstance(menu, Menu) and not menu.person  # 0 is the coordinator itself
+        assert isinstance(menu, Menu)
         assert [choice.key for choice in menu.choices] == ["1", "8", "#", "2"]
+        # Even when the coordinator did not answer, the menu ends with how to reach a person.
+        assert render_voice(flow, "en", effects).lines[-1] == "To talk with a person, press 0."
 
 
 def test_retry_menu(flow: Flow) -> None:
@@ -196,7 +198,7 @@ def test_retry_menu(flow: Flow) -> None:
     assert effects[-1] == Connect("library", 1) and "Trying the other line." in says(effects)
     retry, effects = step(flow, second, DialEnded("no-answer"))
     menu = effects[-1]
-    assert isinstance(menu, Menu) and menu.person
+    assert isinstance(menu, Menu)
     assert [choice.key for choice in menu.choices] == ["1", "8", "#", "2"]
     assert render_voice(flow, "en", effects).lines == (
         "No one answered.",
@@ -323,14 +325,19 @@ def test_words_that_name_a_topic_or_a_contact_lead_there_from_any_menu(flow: Flo
     assert match_elsewhere(flow, retry, "medicare") is None
 
 
-def test_words_that_sound_like_an_emergency_get_the_911_line(flow: Flow) -> None:
+def test_words_of_an_emergency_get_911_then_988_then_a_person(flow: Flow) -> None:
     _, effects = step(flow, Position("reach", "en"), Speech("I have chest pain"))
-    assert effects[0] == EmergencyWarning("If this is an emergency, hang up and dial 9 1 1.")
+    warning = effects[0]
+    assert isinstance(warning, EmergencyWarning) and warning.kind == "emergency"
+    assert warning.text.startswith("If this is an emergency, hang up and dial 9 1 1 now.")
+    assert "9 8 8" in warning.text and warning.text.endswith("press 0.")
     assert isinstance(effects[-1], Menu) and effects[-1].node == "reach"
     for text, lang in (("I can't breathe", "en"), ("tengo dolor de pecho", "es"), ("911", "en")):
         position, effects = step(flow, Position("why", lang, "sms"), Reply(text))
         assert isinstance(effects[0], EmergencyWarning), text
-        assert "911" in effects[0].text and "(804) 828-7999" in effects[0].text
+        assert "911" in effects[0].text and "988" in effects[0].text
+        reply = render_sms(flow, lang, effects)
+        assert "(804) 828-7999" in reply and reply.index("911") < reply.index("(804)")
         assert position.node == "why"
     # Not an emergency: a fear, a question.
     _, effects = step(flow, start(flow, "sms"), Reply("I am scared of my diagnosis"))

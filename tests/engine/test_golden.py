@@ -57,6 +57,19 @@ SCENARIOS: dict[str, tuple[str, str | None, list[str]]] = {
         ["I have chest pain", "I was told I have cancer and I am scared", "library", "1"],
     ),
     "sms-keywords": ("sms", None, ["HELP", "stop texting me", "hello", "START", "yes"]),
+    "sms-free-text": (
+        "sms",
+        None,
+        ["thanks", "who is this?", "quiero hablar con alguien", "ya no quiero vivir", "LLAMAME"],
+    ),
+    "sms-plain-stop": ("sms", None, ["2", "STOP please", "2", "I want to die", "START"]),
+    "voice-spanish-answers": (
+        "voice",
+        None,
+        ["hola", "quién habla", "gracias", "me duele el pecho"],
+    ),
+    "voice-call-back-words": ("voice", None, ["0", "no-answer", "call me back"]),
+    "voice-crisis": ("voice", None, ["2", "I don't want to live anymore", "0"]),
 }
 
 

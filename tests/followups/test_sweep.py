@@ -209,3 +209,60 @@ def test_texts_not_understood_days_apart_open_nothing(
     recorder.message_received("SM" + "5" * 32, OTHER, line, "eh", intent="not_understood", at=later)
     sweep(database, later + timedelta(minutes=1))
     assert open_items(database) == []
+
+
+def test_words_of_a_crisis_open_an_urgent_item_that_sorts_first(
+    recorder: Recorder, database: Database
+) -> None:
+    line = "+18045550100"
+    missed(recorder, "CA" + "6" * 32, OTHER, T0 - timedelta(hours=5))  # waiting longest
+    recorder.message_received(
+        "SM" + "6" * 32, CALLER, line, "ya no quiero vivir", intent="crisis", at=T0
+    )
+    # By voice: the words of an emergency said on a call (a `crisis` call event).
+    third = "+18045553003"
+    record_call(recorder, "CA" + "7" * 32, third, T0 - timedelta(hours=1))
+    recorder.call_event(
+        "CA" + "7" * 32, CallEventKind.CRISIS, node="main", detail="emergency",
+        at=T0 - timedelta(minutes=59),
+    )  # fmt: skip
+    sweep(database, T0 + timedelta(minutes=1))
+    items = open_items(database)
+    assert [row.item.phone for row in items] == [third, CALLER, OTHER]
+    assert [row.item.urgent for row in items] == [True, True, False]
+    assert items[0].reasons == ["Wrote or said words of a medical emergency"]
+    assert items[1].reasons == ["Wrote or said words about suicide or self-harm"]
+    assert items[0].item.first_attempt_at == T0 - timedelta(minutes=59)  # when it was said
+
+
+def test_an_urgent_item_stays_open_until_staff_close_it(
+    recorder: Recorder, database: Database
+) -> None:
+    line = "+18045550100"
+    missed(recorder, "CA" + "8" * 32, CALLER, T0)
+    sweep(database, T0 + timedelta(minutes=1))
+    recorder.message_received(
+        "SM" + "7" * 32, CALLER, line, "my chest hurts", intent="emergency",
+        at=T0 + timedelta(minutes=2),
+    )  # fmt: skip
+    # A later call that reached a person closes an ordinary item, not an urgent one.
+    record_call(
+        recorder, "CA" + "9" * 32, CALLER, T0 + timedelta(minutes=10),
+        transfer=(*COORDINATOR, "completed"),
+    )  # fmt: skip
+    sweep(database, T0 + timedelta(minutes=20))
+    [item] = open_items(database)
+    assert item.item.urgent and item.attempts == 2
+    assert item.reasons == ["Transfer not answered", "Wrote or said words of a medical emergency"]
+    # Filed even when the number reached a person after it.
+    recorder.message_received(
+        "SM" + "8" * 32, OTHER, line, "quiero morirme", intent="crisis",
+        at=T0 + timedelta(minutes=3),
+    )  # fmt: skip
+    record_call(
+        recorder, "CA" + "a" * 32, OTHER, T0 + timedelta(minutes=30),
+        transfer=(*COORDINATOR, "completed"),
+    )  # fmt: skip
+    sweep(database, T0 + timedelta(minutes=40))
+    assert {row.item.phone for row in open_items(database) if row.item.urgent} == {CALLER, OTHER}
+

@@ -273,3 +273,28 @@ def test_with_neither_the_disk_nor_the_database_no_call_back_is_promised_and_a_s
     assert opt_out_state(database) is True
     with database.session() as session:
         assert session.scalars(select(OutboxMessage)).all() == [], "no call-back was promised"
+
+
+def test_a_crisis_while_down_is_answered_and_filed_as_urgent_when_the_database_answers(
+    outage: tuple[Outage, Database, Settings],
+) -> None:
+    from service.followups.sweep import sweep_follow_ups
+    from service.models import FollowUp, Message, utcnow
+
+    broken, database, settings = outage
+    app = app_with_a_patient_spool(settings)
+    with app_client(app, wait_for_records=False) as client:
+        texter = Texter(client)
+        broken.corrupt()
+        reply = texter.reply("quiero morirme")
+        assert reply.startswith("¿Piensa en el suicidio o en hacerse daño?")
+        assert reply.index("988") < reply.index("911") < reply.index("(804) 828-7999")
+        assert "not available" not in reply and "no está disponible" not in reply
+        broken.restore()
+        assert app.state.spool.drain(10)
+    with database.session() as session:
+        [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
+        assert message.intent == "crisis"
+        sweep_follow_ups(session, utcnow())
+        [item] = session.scalars(select(FollowUp)).all()
+    assert item.urgent and item.reason == "crisis" and item.phone == TEXTER

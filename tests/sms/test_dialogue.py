@@ -58,7 +58,6 @@ def test_a_text_not_understood_gets_911_and_a_person_and_is_flagged(flow: Flow, 
         ("my husband can't breathe", "en", "If this is an emergency, call 911 now."),
         ("911", "en", "If this is an emergency, call 911 now."),
         ("tengo dolor de pecho", "es", "Si es una emergencia, llame al 911 ahora."),
-        ("Me quiero morir", "es", "Si es una emergencia, llame al 911 ahora."),
     ],
 )
 def test_a_text_that_sounds_like_an_emergency_gets_911_first(
@@ -71,6 +70,68 @@ def test_a_text_that_sounds_like_an_emergency_gets_911_first(
         assert "(804) 828-7999" in turn.reply  # and how to reach a person
         if here is None:  # the first text: still the opt-in notice
             assert "STOP" in turn.reply
+
+
+@pytest.mark.parametrize(
+    ("body", "lang", "first"),
+    [
+        ("I don't want to live anymore", "en", "If you are thinking about suicide"),
+        ("ya no quiero vivir", "es", "¿Piensa en el suicidio"),
+        ("Me quiero morir", "es", "¿Piensa en el suicidio"),
+    ],
+)
+def test_thoughts_of_self_harm_get_988_first_in_the_texters_language(
+    flow: Flow, body: str, lang: str, first: str
+) -> None:
+    for here, opted_out in ((Position("why", "en", "sms"), False), (None, False), (MAIN, True)):
+        turn = respond(flow, body, here, opted_out=opted_out)
+        assert turn.flag == "crisis" and turn.position.lang == lang
+        reply = turn.reply or ""
+        assert reply.startswith(first), reply
+        assert reply.index("988") < reply.index("911") < reply.index("(804) 828-7999")
+        assert turn.opted_out is None  # an opted-out number stays opted out
+        if opted_out:  # it cannot reply 0: it is told to call
+            assert "responda 0" not in reply.lower() and "reply 0" not in reply.lower()
+
+
+def test_a_crisis_that_also_asks_to_stop_texts_is_answered_then_stopped(flow: Flow) -> None:
+    turn = respond(flow, "stop texting me, I want to kill myself", MAIN)
+    assert turn.flag == "crisis" and turn.opted_out is True
+    reply = turn.reply or ""
+    assert reply.startswith("If you are thinking about suicide")
+    assert reply.endswith("For help call (804) 828-7999.")  # then the STOP confirmation
+
+
+@pytest.mark.parametrize("body", ["thanks", "ok", "gracias", "👍", "Thank you so much!", "ok bye"])
+def test_courtesy_gets_a_friendly_answer_and_no_flag(flow: Flow, body: str) -> None:
+    for here in (REACH, Position("why", "es", "sms"), None):
+        turn = respond(flow, body, here)
+        reply = turn.reply or ""
+        assert turn.flag is None, body
+        assert "911" not in reply and "understand" not in reply and "entend" not in reply
+        assert reply.split("\n")[0] in ("You're welcome. Take care!", "De nada. ¡Cuídese!")
+
+
+@pytest.mark.parametrize(
+    "body", ["who is this?", "wrong number", "are you open?", "what are your hours?"]
+)
+def test_a_question_about_the_line_says_who_it_is(flow: Flow, body: str) -> None:
+    for here in (REACH, None):
+        turn = respond(flow, body, here)
+        reply = turn.reply or ""
+        assert turn.flag is None
+        assert reply.startswith("This is VCU Massey Second Opinion Line, a text line"), reply
+        assert "Patient referral coordinator, VCU Massey: (804) 828-7999" in reply
+        if here is None:
+            assert "Reply STOP to opt out" in reply
+
+
+def test_llamame_in_an_english_conversation_answers_and_calls_in_spanish(flow: Flow) -> None:
+    for body in ("LLAMAME", "llámenme", "llamenme", "llamame por favor"):
+        turn = respond(flow, body, Position("coordinator", "en", "sms"))
+        assert turn.keyword is Keyword.CALL and turn.call_contact == "coordinator"
+        assert turn.position.lang == "es", body
+        assert (turn.reply or "").startswith("En un momento le llamaremos")
 
 
 def test_ordinary_choices_carry_no_flag(flow: Flow) -> None:
@@ -148,9 +209,11 @@ def test_hola_or_espanol_anywhere_in_a_first_text_starts_in_spanish(flow: Flow, 
     assert "Responda STOP para cancelar" in turn.reply.split("\n")[1]
 
 
-def test_hola_later_in_an_english_conversation_does_not_switch_by_itself(flow: Flow) -> None:
+def test_spanish_later_in_an_english_conversation_switches_it(flow: Flow) -> None:
     turn = respond(flow, "hola doctor", MAIN)
-    assert turn.position.lang == "en"
+    assert turn.position.lang == "es"
+    assert turn.reply is not None and turn.reply.startswith("Si su médico")  # "doctor"
+    assert turn.flag is None  # not "didn't understand"
 
 
 def test_help_names_the_program_vcu_massey_frequency_rates_and_how_to_stop(flow: Flow) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from service.flowengine import Flow
+from service.flowengine.language import language_of
 from service.flowengine.segments import count_segments
 from service.texts.keywords import (
     FALLBACK_COORDINATOR,
@@ -13,8 +14,6 @@ from service.texts.keywords import (
     classify,
     coordinator_display,
     keyword_reply,
-    language_of,
-    starts_in_spanish,
 )
 
 SEGMENTS = {"en": 2, "es": 3}
@@ -37,7 +36,7 @@ OPT_OUT_WORDS = [
 @pytest.mark.parametrize("dress", ["{}", "{}\n", " {} ", "{}.", "{}!"])
 def test_every_opt_out_word_in_any_case_and_spacing(word: str, dress: str) -> None:
     for written in (word, word.lower(), word.capitalize()):
-        assert classify(dress.format(written))[0] is Keyword.OPT_OUT
+        assert classify(dress.format(written)).keyword is Keyword.OPT_OUT
 
 
 @pytest.mark.parametrize(
@@ -64,17 +63,46 @@ def test_every_opt_out_word_in_any_case_and_spacing(word: str, dress: str) -> No
         ("hi", Keyword.MENU),
         ("call", Keyword.CALL),
         ("Llámame", Keyword.CALL),
+        ("LLAMAME", Keyword.CALL),
+        ("llámenme", Keyword.CALL),
+        ("llamenme", Keyword.CALL),
+        ("llamame por favor", Keyword.CALL),
+        ("Call me please", Keyword.CALL),
+        ("please stop", Keyword.OPT_OUT),
+        ("STOP please", Keyword.OPT_OUT),
+        ("stop it", Keyword.OPT_OUT),
+        ("ya no quiero mensajes", Keyword.OPT_OUT),
+        ("no me escriban más", Keyword.OPT_OUT),
     ],
 )
 def test_keywords(text: str, keyword: Keyword) -> None:
-    assert classify(text)[0] is keyword
+    assert classify(text).keyword is keyword
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("AYUDA", "es"),
+        ("PARAR", "es"),
+        ("LLAMAME", "es"),
+        ("llámenme", "es"),
+        ("llamame por favor", "es"),
+        ("MENÚ", "es"),
+        ("menu", None),
+        ("STOP", None),
+        ("HELP", None),
+        ("call me please", "en"),
+    ],
+)
+def test_a_keyword_knows_its_language(text: str, lang: str | None) -> None:
+    assert classify(text).lang == lang
 
 
 @pytest.mark.parametrize(
     "text", ["1", "0", "#", "*", "", "  ", "please stop calling my doctor", "back", "stopp", "yess"]
 )
 def test_everything_else_goes_to_the_engine(text: str) -> None:
-    assert classify(text)[0] is None
+    assert classify(text).keyword is None
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
@@ -123,18 +151,26 @@ def test_the_stop_confirmation_says_nothing_more_comes_and_how_to_come_back(
     ],
 )
 def test_a_plain_request_to_stop_is_an_opt_out(text: str, lang: str) -> None:
-    keyword, word = classify(text)
-    assert keyword is Keyword.OPT_OUT
-    assert word.startswith("WORDS") and len(word) <= 32
-    assert language_of(word, "en") == lang
+    said = classify(text)
+    assert said.keyword is Keyword.OPT_OUT and said.lang == lang
+    assert said.word.startswith("WORDS-ES:" if lang == "es" else "WORDS:")
+    assert len(said.word) <= 32
 
 
 @pytest.mark.parametrize(
     "text",
-    ["stop the pain", "can you stop by my doctor", "no more chemo", "I want to stop treatment"],
+    [
+        "stop the pain",
+        "can you stop by my doctor",
+        "no more chemo",
+        "I want to stop treatment",
+        "the pain won't stop",
+        "My doctor wants me to stop taking the pills before the biopsy, is that normal?",
+        "no quiero parar el tratamiento",
+    ],
 )
 def test_stop_about_something_else_is_not(text: str) -> None:
-    assert classify(text)[0] is None
+    assert classify(text).keyword is None
 
 
 @pytest.mark.parametrize(
@@ -148,7 +184,7 @@ def test_stop_about_something_else_is_not(text: str) -> None:
     ],
 )
 def test_a_first_text_in_spanish_is_seen_anywhere_in_it(text: str, spanish: bool) -> None:
-    assert starts_in_spanish(text) is spanish
+    assert (language_of(text) == "es") is spanish
 
 
 def test_the_fallback_coordinator_is_the_shipped_flows(flow: Flow) -> None:

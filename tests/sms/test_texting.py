@@ -13,57 +13,16 @@ from service.db import Database
 from service.flowengine import Flow
 from service.flowengine.segments import count_segments
 from service.models import Conversation, Message, OutboxMessage, utcnow
+from tests.engine.test_facts import facts, key_words
 from tests.sms.conftest import LINE, TEXTER, Texter
 from tests.support import AppClient
 
-# Every fact of SPEC.md section 1 as the shipped flow writes it in a text.
-FACTS_EN = [
-    "important way to take part in your health care",
-    "fear hurting their doctor's feelings",
-    "most doctors will recommend another doctor for a second opinion",
-    "If your doctor can't recommend a colleague",
-    "Patient referral coordinator, VCU Massey: (804) 828-7999",
-    "Patient Resource Library, VCU Massey: (804) 828-8709 or (804) 828-0450",
-    "Cancer Information Service: 1-800-4-CANCER (1-800-422-6237)",
-    "trained cancer information specialist can recommend places to call for second opinions",
-    "ask for the Directory of Medical Specialists or the American Medical Association's Medical",
-    "Medicare/Medicaid Hotline: (800) 638-6833",
-    "listing of cancer specialists in your area",
-    "medical history, current medical reports and any laboratory test results",
-    "Your doctor may send these records, or you may take them yourself",
-    "Ask them to discuss your case and try to agree on the best treatment",
-    "if they still don't agree, contact a third doctor",
-    "simple written opinion with clinical research evidence",
-    "explain what you don't understand",
-    "answer all your questions",
-    "Talk over your options with family and friends",
-    "people who have had your kind of cancer",
-    "Not sure which? The Patient Resource Library can help.",
-]
-FACTS_ES = [
-    "Una segunda opinión es una manera importante de participar en su atención médica",
-    "No tema ofender a su médico",
-    "la mayoría de los médicos le recomendarán a otro médico para una segunda opinión",
-    "Si su médico no puede recomendarle a un colega",
-    "Coordinación de referidos: (804) 828-7999",
-    "Biblioteca para Pacientes: (804) 828-8709 o (804) 828-0450",
-    "Servicio de Información sobre el Cáncer: 1-800-4-CANCER (1-800-422-6237)",
-    "un especialista le puede recomendar lugares para pedir una segunda opinión en su área",
-    'pida el "Directory of Medical Specialists"',
-    '"Medical Directory" de la American Medical Association',
-    "Medicare y Medicaid: (800) 638-6833",
-    "lista de especialistas en cáncer de su área",
-    "su historial médico, sus informes médicos actuales y sus análisis de laboratorio",
-    "Su médico puede enviarle estos expedientes, o usted puede llevarlos",
-    "Pida que hablen de su caso y traten de ponerse de acuerdo",
-    "si aún no están de acuerdo, consulte a un tercer médico",
-    "opinión escrita y sencilla, con evidencia de investigación clínica",
-    "Pida a los médicos que le expliquen lo que no entienda",
-    "contestar todas sus preguntas",
-    "Hable de sus opciones con su familia y sus amigos",
-    "personas que han tenido su mismo tipo de cáncer",
-    "¿No sabe cuál? La Biblioteca para Pacientes le puede ayudar.",
-]
+
+# Every fact of the handout (tests/engine/test_facts.py), as a texter reads it.
+def fact_words(lang: str) -> list[str]:
+    return [word for fact in facts() for word in key_words(fact, "sms", lang)]
+
+
 NUMBERS = [
     "(804) 828-7999",
     "(804) 828-8709",
@@ -116,8 +75,8 @@ def read_the_handout(texter: Texter, first: str, lang: str = "en") -> None:
 
 def test_an_english_texter_reads_every_fact_and_gets_every_number(texter: Texter) -> None:
     read_the_handout(texter, "Hi")
-    for fact in [*FACTS_EN, *NUMBERS, "Directory of Medical Specialists"]:
-        assert fact in texter.everything, fact
+    for fact in [*fact_words("en"), *NUMBERS, "Directory of Medical Specialists"]:
+        assert fact.lower() in texter.everything.lower(), fact
     # The last answer (main menu "8") carries all five contacts.
     last = "\n".join(texter.send("8"))
     for number in NUMBERS:
@@ -130,8 +89,8 @@ def test_a_spanish_texter_starting_with_hola_reads_everything_in_spanish(texter:
     assert "Línea de Segunda Opinión" in first
     assert "Responda STOP para cancelar" in first  # the opt-in notice, in Spanish
     read_the_handout(texter, "menu", "es")
-    for fact in [*FACTS_ES, *NUMBERS, "Directory of Medical Specialists"]:
-        assert fact in texter.everything, fact
+    for fact in [*fact_words("es"), *NUMBERS, "Directory of Medical Specialists"]:
+        assert fact.lower() in texter.everything.lower(), fact
     assert "Reply" not in texter.everything  # never English once switched
     last = "\n".join(texter.send("8"))
     for number in NUMBERS:
@@ -139,7 +98,7 @@ def test_a_spanish_texter_starting_with_hola_reads_everything_in_spanish(texter:
 
 
 def test_the_first_reply_is_the_main_menu_with_the_opt_in_notice(texter: Texter) -> None:
-    first = texter.reply("what is this")
+    first = texter.reply("I got this number from my doctor")
     assert first.startswith("VCU Massey Second Opinion Line")
     assert "1 Why a second opinion" in first
     assert "Reply STOP to opt out, HELP for help" in first
@@ -149,11 +108,21 @@ def test_the_first_reply_is_the_main_menu_with_the_opt_in_notice(texter: Texter)
     assert second.endswith("Reply # to go back, 0 for a person.")
 
 
+def test_a_first_text_asking_who_this_is_gets_who_and_how_to_go_on(texter: Texter) -> None:
+    first = texter.send("what is this?")
+    assert first[0].startswith("This is VCU Massey Second Opinion Line, a text line about")
+    assert "Reply STOP to opt out, HELP for help" in first[0]
+    whole = "\n".join(first)
+    assert "Patient referral coordinator, VCU Massey: (804) 828-7999" in whole
+    assert whole.endswith("Reply MENU for the menu, 0 for a person.")
+    assert "1 Why a second opinion" in texter.reply("menu")
+
+
 def test_digits_navigate_back_and_menu_return_and_nonsense_gets_the_options(
     texter: Texter,
 ) -> None:
     texter.send("hi")
-    assert "If your doctor can't recommend a colleague" in texter.reply("2")
+    assert "Your doctor can't recommend a colleague?" in texter.reply("2")
     assert "The patient referral coordinator at VCU Massey can help you" in texter.reply("1")
     assert "1 Call the referral coordinator" in texter.reply("#")
     assert "1 Why a second opinion" in texter.reply("#")
@@ -193,6 +162,23 @@ def test_zero_gives_the_coordinator_and_call_queues_a_call_back(
     assert '<Dial timeout="25"><Number>+18048287999</Number></Dial>' in call
     assert "You can call the patient referral coordinator" in call  # after the dial ends
     assert '<prosody rate="85%">8 0 4,<break time="400ms" /> 8 2 8,' in call
+
+
+@pytest.mark.parametrize("body", ["LLAMAME", "llámenme", "llamame por favor"])
+def test_llamame_in_an_english_conversation_calls_back_in_spanish(
+    texter: Texter, database: Database, body: str
+) -> None:
+    texter.send("hi")
+    texter.send("0")
+    calling = texter.reply(body)
+    assert calling.startswith("En un momento le llamaremos para comunicarle")
+    with database.session() as session:
+        call = session.scalars(select(OutboxMessage.body)).one()
+        conversation = session.scalars(select(Conversation)).one()
+    assert '<Say language="es-US" voice="Polly.Lupe-Neural">Hola. Le llama' in call
+    assert 'language="en-US"' not in call
+    assert conversation.language == "es"
+    assert texter.reply("1").startswith("Una segunda opinión")  # and goes on in Spanish
 
 
 def test_call_from_the_library_page_calls_back_to_the_library(

@@ -268,3 +268,44 @@ def test_outbound_and_one_numbers_page_in_a_browser(chromium: object, live: Live
     finally:
         context.close()
         twilio.http.close()
+
+
+def test_an_urgent_follow_up_comes_first_in_a_browser(chromium: object, live: Live) -> None:  # noqa: F811
+    """A crisis texted (signed SMS webhook) after a missed transfer: the sweep files it as
+    urgent, and the worklist shows it first, marked in words; both pages pass axe-core."""
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(chromium, Browser)
+    ARTIFACTS.mkdir(exist_ok=True)
+    twilio = LiveTwilio(live.url)
+    context = chromium.new_context(viewport={"width": WIDTHS[0], "height": 900})
+    page = context.new_page()
+    worklist = live.url + "/staff/follow-ups"
+    try:
+        transfer(twilio, "CA" + "e" * 32, CALLER_A, "no-answer")
+        params = {
+            "MessageSid": "SM" + "e" * 32, "From": CALLER_B, "To": "+18045550100",
+            "Body": "no quiero seguir viviendo",
+        }  # fmt: skip
+        answer = twilio.twilio("/twilio/sms", params)
+        assert answer.status_code == 200 and "988" in answer.text
+        page.goto(worklist)
+        page.get_by_label("Username").fill(NAVIGATOR)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        wait_for(page, worklist, "•••-•••-0188")
+        wait_for(page, worklist, "•••-•••-1234")
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0)).to_contain_text("•••-•••-0188")
+        expect(rows.nth(0)).to_contain_text("Urgent")
+        expect(rows.nth(0)).to_contain_text("Wrote or said words about suicide or self-harm")
+        expect(rows.nth(1)).to_contain_text("•••-•••-1234")
+        expect(rows.nth(1)).not_to_contain_text("Urgent")
+        screenshots(page, "follow-ups-urgent")
+        rows.nth(0).get_by_role("link").click()
+        expect(page.get_by_role("alert")).to_contain_text("Urgent: this number wrote or said")
+        screenshots(page, "follow-up-urgent-item")
+    finally:
+        context.close()
+        twilio.http.close()

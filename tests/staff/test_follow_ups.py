@@ -251,3 +251,63 @@ def test_a_texter_who_asked_for_a_person_is_on_the_list_with_their_texts(
     assert "Alguien me llama al •••-•••-7001?" in page.text  # the texter's words, masked
     assert "asked for person" in page.text
     assert texter not in page.text and "555 7001" not in page.text
+
+
+def text(client: AppClient, phone: str, body: str, sid: str) -> str:
+    """A text through the signed SMS webhook; the line's answer."""
+    params = {"MessageSid": sid, "From": phone, "To": LINE, "Body": body}
+    response = client.twilio("/twilio/sms", params)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_a_crisis_text_and_a_crisis_said_on_a_call_are_urgent_and_first(
+    client: AppClient, navigator: str, recorder: Recorder, database: Database
+) -> None:
+    from service.models import utcnow
+    from tests.voice.caller import Caller
+
+    now = utcnow()
+    record_call(
+        recorder, "CA" + "1" * 32, CALLER, now - timedelta(hours=3),
+        keys=[("main", "2", "reach"), ("reach", "1", "")], transfer=(*COORDINATOR, "busy"),
+    )  # fmt: skip  (waiting longest)
+    texter, speaker = "+18045557002", "+18045557003"
+    answer = text(client, texter, "i dont want to live anymore", "SM" + "a" * 32)
+    assert "988" in answer and answer.index("988") < answer.index("911")
+    caller = Caller(client, call_sid="CA" + "b" * 32, caller=speaker, called=LINE)
+    caller.call()
+    heard = caller.say("me duele mucho el pecho")
+    assert heard.words[0].startswith("Si es una emergencia, cuelgue y marque el 9 1 1")
+    with database.session() as session:
+        sweep_follow_ups(session, utcnow())
+    signed_in(client, navigator)
+    page = client.get("/staff/follow-ups")
+    rows = re.findall(r"<tr>\s*<th scope=\"row\".*?</tr>", page.text, re.S)
+    assert len(rows) == 3
+    # Urgent first (in the order they came), then the missed transfer that waited longest.
+    urgent = [row for row in rows if '<span class="tag urgent">Urgent</span>' in row]
+    assert rows[:2] == urgent
+    assert any("suicide or self-harm" in row and "•••-•••-7002" in row for row in urgent)
+    assert any("medical emergency" in row and "•••-•••-7003" in row for row in urgent)
+    assert "•••-•••-1001" in rows[2] and "Urgent" not in rows[2]
+    with database.session() as session:
+        item = session.scalars(select(FollowUp).where(FollowUp.phone == texter)).one()
+    page = client.get(f"/staff/follow-ups/{item.id}")
+    assert "Urgent: this number wrote or said words about suicide or self-harm" in page.text
+
+
+def test_thanks_and_ok_never_open_a_follow_up(
+    client: AppClient, navigator: str, database: Database
+) -> None:
+    """Two texts in a day the line did not understand open an item; courtesy is understood."""
+    from service.models import utcnow
+
+    texter = "+18045557004"
+    text(client, texter, "hi", "SM" + "c" * 32)
+    for n, body in enumerate(["thanks", "ok", "👍", "gracias"]):
+        answer = text(client, texter, body, f"SM{n:032d}")
+        assert "911" not in answer and "understand" not in answer and "entend" not in answer
+    with database.session() as session:
+        sweep_follow_ups(session, utcnow())
+        assert session.scalars(select(FollowUp)).all() == []

@@ -44,7 +44,8 @@ def test_a_caller_reaches_the_coordinator(client: AppClient, database: Database)
     browser = Browser(client)
     page = browser.submit(start="1", channel="voice", lang="en")
     lines = transcript(page)
-    assert "For emergencies, hang up and dial 9 1 1." in lines[0]
+    assert lines[0] == "Line: Para español, oprima 9."  # Spanish is offered first
+    assert "For emergencies, hang up and dial 9 1 1." in lines[1]
     assert 'value="0"' in page.text and 'name="silence"' in page.text
     browser.submit(key="2")
     browser.submit(key="1")

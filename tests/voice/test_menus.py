@@ -21,16 +21,18 @@ def in_menu(heard: Heard, node: str) -> bool:
     return heard.gather is not None and f"?at={node}&" in heard.gather["action"]
 
 
-def test_the_greeting_warns_about_emergencies_and_offers_spanish_early(caller: Caller) -> None:
+def test_the_greeting_offers_spanish_first_then_warns_about_emergencies(caller: Caller) -> None:
     heard = caller.call()
-    first_option = next(
-        i for i, line in enumerate(heard.words) if re.search(r"(press|oprima) \d", line)
-    )
-    before = " ".join(heard.words[:first_option])
-    assert "emergencies" in before and "9 1 1" in before
-    assert heard.words[first_option] == "Para español, oprima 9."
-    assert heard.says[first_option].language == "es-US"
-    assert heard.words[first_option + 1 : first_option + 6] == MAIN_OPTIONS
+    # The first words a caller hears offer Spanish, in Spanish (4 words: about 2 seconds).
+    assert heard.words[0] == "Para español, oprima 9."
+    assert heard.says[0].language == "es-US" and heard.says[0].voice == "Polly.Lupe-Neural"
+    assert "emergencies" in heard.words[1] and "9 1 1" in heard.words[1]
+    assert heard.says[1].language == "en-US"
+    assert heard.words[2:7] == MAIN_OPTIONS
+    # It listens in English, and for a Spanish speaker's first words.
+    assert heard.gather is not None and heard.gather["language"] == "en-US"
+    for answer in ("hola", "necesito ayuda", "quiero hablar con alguien"):
+        assert answer in heard.gather["hints"].split(", ")
     # The first "press 1" within 25 words (about 10 seconds at 160 words a minute).
     up_to_press_1 = heard.text.split("press 1.")[0].split()
     assert len(up_to_press_1) - 1 <= 25

@@ -18,7 +18,8 @@ from service.db import Database, set_database
 from service.flowengine import Flow, load_flow
 from service.flowengine.render import spoken_digits
 from service.main import create_app
-from tests.engine.test_flow_content import FACTS, NUMBERS
+from tests.engine.test_facts import facts, key_words
+from tests.engine.test_flow_content import NUMBERS
 from tests.support import app_client
 from tests.voice.caller import Caller, Heard
 from tests.voice.conftest import REPO_ROOT, voice_settings
@@ -118,23 +119,36 @@ def walked(request: pytest.FixtureRequest, walks: dict[str, Walk]) -> Walk:
 
 
 def test_every_fact_of_the_handout_is_heard(walked: Walk) -> None:
-    heard = "\n".join(walked.heard)
+    heard = "\n".join(walked.heard).lower()
     missing = [
-        f"{fact}: /{languages[walked.lang]['voice']}/"
-        for fact, languages in FACTS.items()
-        if not re.search(languages[walked.lang]["voice"], heard, re.IGNORECASE)
+        f"{fact['handout']}: {word!r}"
+        for fact in facts()
+        for word in key_words(fact, "voice", walked.lang)
+        if word.lower() not in heard
     ]
     assert not missing, f"a caller in {walked.lang} never hears:\n" + "\n".join(missing)
 
 
 def test_every_menu_ends_by_saying_how_to_reach_a_person(walked: Walk) -> None:
-    """…or, when the person (the coordinator) just did not answer, how to get a call back."""
-    call_back = {"en": "To ask for a call back, press 2.", "es": "oprima 2."}[walked.lang]
+    """The menus after an unanswered transfer too (the coordinator's included)."""
+    retry_menus = 0
     for turn in walked.turns:
         if turn.gather is None:
             continue
-        last = turn.words[-1]
-        assert re.search(r"\b0\b", last) or last.endswith(call_back), turn.text
+        retry_menus += "&s=retry&" in turn.gather["action"]
+        assert re.search(r"\b0\b", turn.words[-1]), turn.text
+    assert retry_menus >= 5
+
+
+def test_every_transfer_says_the_number_twice_slowly(walked: Walk) -> None:
+    again = {"en": "Again, that's ", "es": "Repito: "}[walked.lang]
+    for turn in walked.turns:
+        if turn.dial is None:
+            continue
+        spoken = spoken_digits(turn.numbers[0])
+        assert turn.words[-1] == f"{again}{spoken}.", turn.text
+        assert turn.words[-2].endswith(f" {spoken}."), turn.text
+        assert turn.xml.count('<prosody rate="85%">') >= 2, turn.xml
 
 
 def test_every_menu_is_reached(walked: Walk, flow: Flow) -> None:
@@ -187,3 +201,11 @@ def test_answered_transfers_end_with_a_goodbye(walked: Walk) -> None:
     assert goodbyes
     for turn in goodbyes:
         assert re.search(r"Goodbye|Adiós", turn.text), turn.text
+
+
+def test_every_menu_listens_in_the_callers_language(walked: Walk) -> None:
+    """Once a caller is in Spanish, every <Gather> listens for Spanish (es-US)."""
+    listens = {"en": "en-US", "es": "es-US"}[walked.lang]
+    gathers = [turn.gather for turn in walked.turns if turn.gather is not None]
+    assert len(gathers) > 20
+    assert {gather["language"] for gather in gathers} == {listens}
