@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, literal_column, select, text, tuple_
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from service.models import (
     Call,
-    CallEvent,
-    CallEventKind,
     CallOutcome,
     Conversation,
     Direction,
@@ -31,15 +29,7 @@ from service.models import (
     Message,
     OptOut,
 )
-from service.staff.queries import (
-    FilterError,
-    Overview,
-    _as_date,
-    add_purged,
-    day_start,
-    local_day_counts,
-    parse_day,
-)
+from service.staff.queries import FilterError, day_start, parse_day
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -128,7 +118,6 @@ def _by_language(session: Session, query: Any) -> Counter[str]:
 def headline_numbers(session: Session, chosen: Range) -> Headlines:
     start, end = chosen.start, chosen.end
     result = Headlines(chosen)
-    tune_for_counting(session)
     in_range = (Call.started_at >= start, Call.started_at < end)
 
     # One pass over the range's calls for the four call measures: counted per (language,
@@ -283,94 +272,3 @@ def wait_text(wait: timedelta | None) -> str:
     if hours < 48:
         return f"{hours} h {minutes} min"
     return f"{hours // 24} days {hours % 24} h"
-
-
-def tune_for_counting(session: Session) -> None:
-    """PostgreSQL: no JIT (compiling the plan of a year's count costs more than it saves) and
-    room to hash a year's callers in memory, for this transaction."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL jit = off"))
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
-
-
-def live_overview(session: Session, chosen: Range) -> Overview:
-    """The overview's charts for the range `chosen`, counted from the rows: on PostgreSQL the
-    calls in one pass (GROUPING SETS: per day, drop-off, transfers), the keys pressed from
-    their partial index, the texts per day from theirs."""
-    start, end = chosen.start, chosen.end
-    days = (chosen.last - chosen.first).days + 1
-    result = Overview(days=[chosen.first + timedelta(days=n) for n in range(days)])
-    in_range = (Call.started_at >= start, Call.started_at < end)
-    if session.get_bind().dialect.name == "postgresql":
-        local = cast(func.timezone(getattr(chosen.zone, "key", "UTC"), Call.started_at), Date)
-        ended_in_menu = Call.outcome.in_([CallOutcome.HUNG_UP.value, CallOutcome.LISTENED.value])
-        query = (
-            select(
-                local.label("day"),
-                Call.last_node,
-                Call.transferred_contact,
-                Call.dial_outcome,
-                func.count(),
-                func.count().filter(ended_in_menu),
-                func.grouping(local, Call.last_node, Call.transferred_contact, Call.dial_outcome),
-            )
-            .where(*in_range)
-            .group_by(
-                func.grouping_sets(
-                    tuple_(local),
-                    tuple_(Call.last_node),
-                    tuple_(Call.transferred_contact, Call.dial_outcome),
-                )
-            )
-        )
-        for day, node, contact, dial, count, in_menu, grouping in session.execute(query):
-            if grouping == 0b0111:
-                result.calls_per_day[_as_date(day)] = int(count)
-            elif grouping == 0b1011:
-                if in_menu:
-                    result.drop_off[node or "(before the first menu)"] += int(in_menu)
-            elif contact is not None:
-                result.transfers[contact][dial or "no result"] += int(count)
-    else:
-        result.calls_per_day.update(
-            local_day_counts(session, Call.started_at, start, chosen.zone, Call.started_at < end)
-        )
-        for node, count in session.execute(
-            select(Call.last_node, func.count())
-            .where(
-                *in_range,
-                Call.outcome.in_([CallOutcome.HUNG_UP.value, CallOutcome.LISTENED.value]),
-            )
-            .group_by(Call.last_node)
-        ):
-            result.drop_off[node or "(before the first menu)"] = int(count)
-        for contact, dial_outcome, count in session.execute(
-            select(Call.transferred_contact, Call.dial_outcome, func.count())
-            .where(*in_range, Call.transferred_contact.is_not(None))
-            .group_by(Call.transferred_contact, Call.dial_outcome)
-        ):
-            result.transfers[contact or "?"][dial_outcome or "no result"] += int(count)
-    result.texts_per_day.update(
-        local_day_counts(
-            session,
-            Message.created_at,
-            start,
-            chosen.zone,
-            Message.created_at < end,
-            Message.body != literal_column("''"),
-        )
-    )
-    for node, key, count in session.execute(
-        select(CallEvent.node, CallEvent.detail, func.count())
-        .where(
-            CallEvent.kind == CallEventKind.KEY.value, CallEvent.at >= start, CallEvent.at < end
-        )
-        .group_by(CallEvent.node, CallEvent.detail)
-    ):
-        result.options[(node or "?", key or "?")] += int(count)
-    add_purged(session, result)
-    for day in [day for day in result.calls_per_day if day > chosen.last]:
-        del result.calls_per_day[day]
-    for day in [day for day in result.texts_per_day if day > chosen.last]:
-        del result.texts_per_day[day]
-    return result

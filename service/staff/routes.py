@@ -40,13 +40,7 @@ from service.staff.auth import (
 )
 from service.staff.export import calls_csv, messages_csv
 from service.staff.followups import router as follow_ups_router
-from service.staff.headlines import (
-    MEASURES,
-    headline_numbers,
-    language_name,
-    live_overview,
-    wait_text,
-)
+from service.staff.headlines import MEASURES, language_name, wait_text
 from service.staff.headlines import Range as HeadlineRange
 from service.staff.localtime import zone_of
 from service.staff.numbers import router as numbers_router
@@ -67,6 +61,7 @@ from service.staff.queries import (
     parse_id,
     redact_numbers,
 )
+from service.staff.rollup import page_numbers
 from service.staff.simulator import simulator_page, simulator_step
 from service.staff.web import (
     PASSWORD_PAGE,
@@ -334,11 +329,10 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         chosen = HeadlineRange.parse(_params(request), today, zone)
     except FilterError as error:
         raise PageError(400, "Check the dates", str(error)) from None
-    headlines = headline_numbers(session, chosen)
-    stats = live_overview(session, chosen)
-    calls_chart = charts.daily_bars("Calls per day", stats.days, stats.calls_per_day)
+    stats, headlines = page_numbers(session, today, chosen)
+    calls_chart = charts.daily_bars("Calls per day, last 30 days", stats.days, stats.calls_per_day)
     texts_chart = charts.daily_bars(
-        "Texts per day", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
+        "Texts per day, last 30 days", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
     )
     options = [
         (f"{names.menu(node)}: {names.option(node, key)}", count)
