@@ -29,7 +29,7 @@ TABLES = {
     "opt_outs",
     "outbox",
     "outbox_workers",
-    "overview_day_counts",
+    "overview_days",
     "overview_rollups",
     "spool_checkpoints",
     "staff_users",
