@@ -173,9 +173,7 @@ def overview_report(
         result.counts[measure] = Counter()
     sets: dict[str, dict[str, list[Numbers]]] = {name: defaultdict(list) for name in DISTINCT}
     waits: list[Sequence[int]] = []
-    for part in day_parts(session, chosen.zone, chosen.first, chosen.last, today):
-        if lines is not None and part.line not in lines:
-            continue
+    for part in day_parts(session, chosen.zone, chosen.first, chosen.last, today, lines):
         for (measure, key, detail), count in part.counts.counts.items():
             if measure in SUMMED:
                 result.counts[measure][key] += count
