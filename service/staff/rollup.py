@@ -109,7 +109,10 @@ CONVERSATIONS, STOPS, TEXTS = "conversations", "stops", "texts"
 OPENED, CLOSED = "follow_ups_opened", "follow_ups_closed"
 DROP_OFF, TRANSFERS, OPTIONS = "drop_off", "transfers", "options"
 CALLERS, TEXTERS, WAITS = "callers", "texters", "waits"
-_LOCK = 7_281_406_515  # pg_advisory_xact_lock key: one roll-up at a time
+LOCK_KEY = 728_140_651
+_SCHEMA_LOCK = ":key, hashtext(current_schema())"
+"""One roll-up at a time in a schema: the keys of its advisory lock (several schemas, as the
+tests have, may share a database)."""
 
 
 def _e164_digits(number: str) -> int | None:
@@ -672,18 +675,26 @@ class RollupReport:
 
 
 def roll_up(
-    session: Session, zone: tzinfo, now: datetime | None = None, *, days: int = DAYS_PER_RUN
+    session: Session,
+    zone: tzinfo,
+    now: datetime | None = None,
+    *,
+    days: int = DAYS_PER_RUN,
+    wait: bool = False,
 ) -> RollupReport:
     """Count again the rolled-up days whose rows changed, and roll up at most `days` of the days
     over (before today in `zone`) that are not rolled up yet, newest first, from the first day
     with rows (or the first day of the longest range, when that is earlier).
-    Takes a session and never commits; one roll-up at a time (PostgreSQL: an advisory lock;
-    SQLite writes one transaction at a time)."""
+    Takes a session and never commits; one roll-up at a time (PostgreSQL: an advisory lock
+    of the schema, which another process's roll-up holding it makes this one wait for, or,
+    unless `wait`, skip; SQLite writes one transaction at a time)."""
     report = RollupReport()
-    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
-        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK}
-    ):
-        return report
+    if session.get_bind().dialect.name == "postgresql":
+        key = {"key": LOCK_KEY}
+        if wait:
+            session.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})"), key)
+        elif not session.scalar(text(f"SELECT pg_try_advisory_xact_lock({_SCHEMA_LOCK})"), key):
+            return report
     now = now or utcnow()
     name = _zone_name(zone)
     today = now.astimezone(zone).date()

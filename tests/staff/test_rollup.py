@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from service import recording
 from service.db import Database
@@ -33,6 +33,7 @@ from service.recording import Recorder
 from service.staff.headlines import Range, overview_report
 from service.staff.rollup import (
     FORMAT,
+    LOCK_KEY,
     DayCounts,
     Numbers,
     median_and_longest,
@@ -565,3 +566,25 @@ def test_a_range_of_days_waits_has_the_median_of_all_its_waits(
         timedelta(microseconds=merged[-1]),
     )
     assert median_and_longest([array("q")]) == (None, None)
+
+
+def test_one_roll_up_at_a_time_in_a_schema(recorder: Recorder, database: Database) -> None:
+    """On PostgreSQL a roll-up holds its schema's advisory lock: another at the same time
+    skips (the periodic job's), and a roll-up in another schema of the database (as the tests
+    have) does not stop it."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("an advisory lock is PostgreSQL's; SQLite writes one transaction at a time")
+    record_call(recorder, "CA" + "1" * 32, CALLERS[0], NOW - timedelta(days=2))
+    with database.session() as session:
+        schema = session.scalar(text("SELECT current_schema()"))
+    with database.engine.connect() as connection:
+        for held_by, rolls_up in ((f"{schema}_other", True), (schema, False)):
+            with connection.begin():
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key, hashtext(:schema))"),
+                    {"key": LOCK_KEY, "schema": held_by},
+                )
+                with database.session() as session:
+                    report = roll_up(session, NEW_YORK, NOW, days=400)
+                    session.rollback()
+                assert (report.added > 0) is rolls_up
