@@ -173,26 +173,26 @@ def overview_report(
         result.counts[measure] = Counter()
     sets: dict[str, dict[str, list[Numbers]]] = {name: defaultdict(list) for name in DISTINCT}
     waits: list[Sequence[int]] = []
+    range_counts: Counter[tuple[str, str, str]] = Counter()
     for part in day_parts(session, chosen.zone, chosen.first, chosen.last, today, lines):
-        for (measure, key, detail), count in part.counts.counts.items():
-            if measure in SUMMED:
-                result.counts[measure][key] += count
-            if measure == CALLS:
-                result.calls_per_day[part.day] += count
-            elif measure == TEXTS:
-                result.texts_per_day[part.day] += count
-            elif measure == OPTIONS:
-                result.options[(key or "?", detail or "?")] += count
-            elif measure == DROP_OFF:
-                result.drop_off[key or "(before the first menu)"] += count
-            elif measure == TRANSFERS:
-                result.transfers[key or "?"][detail or "no result"] += count
+        range_counts.update(part.counts.counts)
+        result.calls_per_day[part.day] += part.counts.in_all[CALLS]
+        result.texts_per_day[part.day] += part.counts.in_all[TEXTS]
         for name, of_the_day in ((CALLERS, part.counts.callers), (TEXTERS, part.counts.texters)):
             for language, numbers in of_the_day.items():
                 sets[name][language].append(numbers)
         if part.counts.waits:
             day_waits = part.counts.waits
             waits.append(day_waits if isinstance(day_waits, array) else sorted(day_waits))
+    for (measure, key, detail), count in range_counts.items():
+        if measure in SUMMED:
+            result.counts[measure][key] += count
+        elif measure == OPTIONS:
+            result.options[(key or "?", detail or "?")] += count
+        elif measure == DROP_OFF:
+            result.drop_off[key or "(before the first menu)"] += count
+        elif measure == TRANSFERS:
+            result.transfers[key or "?"][detail or "no result"] += count
     for measure, counts in result.counts.items():
         result.totals[measure] = sum(counts.values())
     for name, of_the_range in sets.items():

@@ -51,6 +51,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import cached_property
 from itertools import chain
 from math import isqrt
 from typing import Any
@@ -222,6 +223,15 @@ class DayCounts:
     """language -> the numbers that texted in."""
     waits: list[int] | array[int] = field(default_factory=list)
     """How long each follow-up closed on the day waited, in microseconds (read back sorted)."""
+
+    @cached_property
+    def in_all(self) -> Counter[str]:
+        """Each measure's count, whatever its key (the day's calls, its texts): worked out
+        once for a day a process keeps."""
+        totals: Counter[str] = Counter()
+        for (measure, _, _), count in self.counts.items():
+            totals[measure] += count
+        return totals
 
     def packed(self) -> tuple[str, bytes]:
         """The counts as JSON and the sets (and waits) in one blob, indexed in the JSON."""
