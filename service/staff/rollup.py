@@ -62,7 +62,6 @@ from sqlalchemy import (
     Date,
     Integer,
     String,
-    case,
     cast,
     delete,
     func,
@@ -345,29 +344,26 @@ def count_days(
     the one definition of each of its numbers but the two counted for a whole range
     (`service.staff.headlines`: the follow-ups still open, the numbers opted out at its end)."""
     days: dict[tuple[date, str], DayCounts] = defaultdict(DayCounts)
-    reached = func.count(case((Call.outcome == CallOutcome.REACHED.value, 1)))
-    not_answered = func.count(case((Call.outcome == CallOutcome.NOT_ANSWERED.value, 1)))
-    for day, (line, language, caller), (calls, n_reached, n_not_answered) in _by_day(
+    ended_in_a_menu = (CallOutcome.HUNG_UP.value, CallOutcome.LISTENED.value)
+    # One group a caller's calls of a day that ended alike (few callers call twice a day).
+    for day, (line, language, caller, outcome, node, contact, dial), (count,) in _by_day(
         session, Call.started_at, zone, start, end,
-        (Call.called, Call.language, Call.caller), (func.count(), reached, not_answered),
+        (Call.called, Call.language, Call.caller, Call.outcome, Call.last_node,
+         Call.transferred_contact, Call.dial_outcome),
+        (func.count(),),
     ):  # fmt: skip
         counts, lang = days[(day, line or NO_LINE)], language or ""
-        counts.counts[(CALLS, lang, "")] += calls
-        counts.counts[(REACHED, lang, "")] += n_reached
-        counts.counts[(NOT_ANSWERED, lang, "")] += n_not_answered
+        counts.counts[(CALLS, lang, "")] += count
+        if outcome == CallOutcome.REACHED.value:
+            counts.counts[(REACHED, lang, "")] += count
+        elif outcome == CallOutcome.NOT_ANSWERED.value:
+            counts.counts[(NOT_ANSWERED, lang, "")] += count
+        elif outcome in ended_in_a_menu:
+            counts.counts[(DROP_OFF, node or "", "")] += count
+        if contact is not None:
+            counts.counts[(TRANSFERS, contact, dial or "")] += count
         if caller is not None:
             counts.callers[lang].add(caller)
-    for day, (line, node), (count,) in _by_day(
-        session, Call.started_at, zone, start, end, (Call.called, Call.last_node),
-        (func.count(),), Call.outcome.in_([CallOutcome.HUNG_UP.value, CallOutcome.LISTENED.value]),
-    ):  # fmt: skip
-        days[(day, line or NO_LINE)].counts[(DROP_OFF, node or "", "")] += count
-    for day, (line, contact, dial_outcome), (count,) in _by_day(
-        session, Call.started_at, zone, start, end,
-        (Call.called, Call.transferred_contact, Call.dial_outcome), (func.count(),),
-        Call.transferred_contact.is_not(None),
-    ):  # fmt: skip
-        days[(day, line or NO_LINE)].counts[(TRANSFERS, contact or "", dial_outcome or "")] += count
     for day, (line, node, key), (count,) in _by_day(
         session, CallEvent.at, zone, start, end, (Call.called, CallEvent.node, CallEvent.detail),
         (func.count(),), CallEvent.kind == CallEventKind.KEY.value, CallEvent.call_id == Call.id,
@@ -493,18 +489,20 @@ def changed_days(session: Session, zone: tzinfo, since: datetime, before: dateti
             {sent.astimezone(zone).date(), (sent + CONVERSATION_TTL).astimezone(zone).date()}
         )
     changed_conversations = select(Conversation.id).where(Conversation.stored_at >= since)
-    for at, changed in (
-        (
-            Message.created_at,
-            Message.conversation_id.in_(changed_conversations)
-            & (Message.direction == Direction.IN.value),
-        ),
-        (FollowUp.opened_at, FollowUp.stored_at >= since),
-        (FollowUp.closed_at, FollowUp.stored_at >= since),
+    for (sent,) in session.execute(
+        select(Message.created_at).where(
+            Message.conversation_id.in_(changed_conversations),
+            Message.direction == Direction.IN.value,
+            Message.created_at < before,
+        )
     ):
-        for (time,) in session.execute(select(at).where(changed, at < before)):
-            if time is not None:  # (closed_at: NULL is never before)
-                days.add(time.astimezone(zone).date())
+        days.add(sent.astimezone(zone).date())
+    for opened_at, closed_at in session.execute(
+        select(FollowUp.opened_at, FollowUp.closed_at).where(FollowUp.stored_at >= since)
+    ):
+        for at in (opened_at, closed_at):
+            if at is not None and at < before:  # (closed_at: NULL while it is open)
+                days.add(at.astimezone(zone).date())
     return days
 
 
