@@ -64,7 +64,7 @@ from bench.staff_data import (
     prepare_staff_schema,
     schema_url,
 )
-from service.staff.headlines import MAX_DAYS
+from service.staff.rollup import MAX_DAYS
 
 RESULTS = REPO_ROOT / "bench" / "results"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
