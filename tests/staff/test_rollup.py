@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import delete, select, text
 
-from service import recording
+from service import migrate, recording
 from service.db import Database
 from service.followups import worklist
 from service.followups.sweep import sweep_follow_ups
@@ -568,23 +568,27 @@ def test_a_range_of_days_waits_has_the_median_of_all_its_waits(
     assert median_and_longest([array("q")]) == (None, None)
 
 
-def test_one_roll_up_at_a_time_in_a_schema(recorder: Recorder, database: Database) -> None:
+@pytest.mark.postgres
+def test_one_roll_up_at_a_time_in_a_schema(postgres_schema_url: str) -> None:
     """On PostgreSQL a roll-up holds its schema's advisory lock: another at the same time
     skips (the periodic job's), and a roll-up in another schema of the database (as the tests
-    have) does not stop it."""
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("an advisory lock is PostgreSQL's; SQLite writes one transaction at a time")
-    record_call(recorder, "CA" + "1" * 32, CALLERS[0], NOW - timedelta(days=2))
-    with database.session() as session:
-        schema = session.scalar(text("SELECT current_schema()"))
-    with database.engine.connect() as connection:
-        for held_by, rolls_up in ((f"{schema}_other", True), (schema, False)):
-            with connection.begin():
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key, hashtext(:schema))"),
-                    {"key": LOCK_KEY, "schema": held_by},
-                )
-                with database.session() as session:
-                    report = roll_up(session, NEW_YORK, NOW, days=400)
-                    session.rollback()
-                assert (report.added > 0) is rolls_up
+    have) does not stop it. (SQLite writes one transaction at a time.)"""
+    migrate.upgrade(postgres_schema_url)
+    database = Database(postgres_schema_url)
+    try:
+        record_call(Recorder(database), "CA" + "1" * 32, CALLERS[0], NOW - timedelta(days=2))
+        with database.session() as session:
+            schema = session.scalar(text("SELECT current_schema()"))
+        with database.engine.connect() as connection:
+            for held_by, rolls_up in ((f"{schema}_other", True), (schema, False)):
+                with connection.begin():
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key, hashtext(:schema))"),
+                        {"key": LOCK_KEY, "schema": held_by},
+                    )
+                    with database.session() as session:
+                        report = roll_up(session, NEW_YORK, NOW, days=400)
+                        session.rollback()
+                    assert (report.added > 0) is rolls_up
+    finally:
+        database.dispose()
