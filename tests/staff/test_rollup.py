@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
 
 from service import migrate, recording
 from service.db import Database
@@ -404,7 +405,7 @@ def test_the_page_reads_the_days_rolled_up(
 
 
 def add_to_day(
-    session: Any, day: date, line: str, key: tuple[str, str, str], more: int
+    session: Session, day: date, line: str, key: tuple[str, str, str], more: int
 ) -> None:
     """Change a count a day's row (UTC) holds in its JSON (a new write of the day: its token
     too)."""
