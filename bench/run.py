@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.cookies import SimpleCookie
@@ -42,6 +44,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from bench.clinic_data import CLINIC
 from bench.harness import (
     DEFAULT_CALL_SCRIPT,
     REPO_ROOT,
@@ -54,13 +57,14 @@ from bench.harness import (
     run_texters,
 )
 from bench.staff_data import (
+    MILLION,
     STAFF_CALLS,
     STAFF_PASSWORD,
     STAFF_USER,
     prepare_staff_schema,
     schema_url,
 )
-from service.staff.headlines import MAX_DAYS
+from service.staff.rollup import MAX_DAYS
 
 RESULTS = REPO_ROOT / "bench" / "results"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -354,12 +358,14 @@ NAVIGATION_COUNT = " open)</span>"
 def time_pages(
     client: httpx.Client, url: str, jar: dict[str, str], rounds: int, expect: str = "<table"
 ) -> dict[str, Any]:
-    """`rounds` requests of `url` after one to warm up; the page must hold `expect` and the
+    """`rounds` requests of `url` after WARM_UP; the page must hold `expect` and the
     navigation's count of open follow-ups."""
     headers = {"Cookie": cookie_header(jar)}
     first = client.get(url, headers=headers)
     if first.status_code != 200 or expect not in first.text or NAVIGATION_COUNT not in first.text:
         raise RuntimeError(f"{url}: HTTP {first.status_code}, or not the page expected")
+    for _ in range(WARM_UP - 1):
+        client.get(url, headers=headers)
     rows = first.text.count("<tr") - 1
     times = []
     for _ in range(rounds):
@@ -383,13 +389,22 @@ STAFF_PAGES = {
     "follow_ups_open": "follow-ups, open (first page)",
     "follow_ups_closed": "follow-ups, recently closed",
     "follow_up_item": "a follow-up's page",
+    "navigation_count": "navigation count (a page with no other query)",
     "overview": "overview, default range (30 days)",
     "overview_90_days": "overview, 90 days",
     "overview_longest": f"overview, {MAX_DAYS} days (the longest it offers)",
-    "navigation_count": "navigation count (a page with no other query)",
 }
-"""The pages timed (the keys of the results), and what the table calls them."""
+"""The pages timed (the keys of the results), and what the table calls them: the first seven
+with a million calls, the overview on a big clinic's year."""
+OVERVIEW_BUDGET_MS = {"overview": 100.0, "overview_90_days": 300.0, "overview_longest": 300.0}
+"""SPEC section 8: the overview of a big clinic's year in 100 ms for 30 days and 300 ms for
+366 days (p50); 90 days is held to the longer one's."""
 STAFF_ROUNDS = 30
+WARM_UP = 25
+"""Requests of a page before it is timed, as a server that has been running has it: psycopg
+prepares a statement on a connection at its fifth execution, and the pool's five connections
+take turns (the first page timed after one request ran mostly unprepared: 30 days then took
+longer than 90)."""
 
 
 def item_to_time(url: str) -> int:
@@ -414,51 +429,68 @@ def run_staff(work: Path) -> dict[str, Any] | None:
     if not postgres_reachable(base):
         print("PostgreSQL is not reachable: the staff pages' timing is skipped")
         return None
-    url, loaded, rows = prepare_staff_schema(base, work)
-    item = item_to_time(url)
-    env = phoneline_env(url, work / "var-staff", PUBLIC_BASE_URL="", RUN_WORKER_IN_SERVER="false")
-    server = phoneline_server(env, work / "serve-staff.log")
-    server.start()
     pages: dict[str, Any] = {}
-    try:
-        with httpx.Client(timeout=30, follow_redirects=False) as client:
-            jar = sign_in(client, server.base_url)
+    url, loaded, rows = prepare_staff_schema(base, work, MILLION)
+    item = item_to_time(url)
+    with staff_server(url, work, "million") as (client, base_url, jar):
 
-            def timed(key: str, path: str, expect: str = "<table") -> None:
-                pages[key] = time_pages(client, server.base_url + path, jar, STAFF_ROUNDS, expect)
+        def timed(key: str, path: str, expect: str = "<table") -> None:
+            pages[key] = time_pages(client, base_url + path, jar, STAFF_ROUNDS, expect)
 
-            timed("first_page", "/staff/calls")
-            timed("filtered_page", "/staff/calls?outcome=reached&language=es&contact=library")
-            # A later page: the keyset cursor of page one, followed.
-            page = client.get(
-                server.base_url + "/staff/calls", headers={"Cookie": cookie_header(jar)}
+        timed("first_page", "/staff/calls")
+        timed("filtered_page", "/staff/calls?outcome=reached&language=es&contact=library")
+        # A later page: the keyset cursor of page one, followed.
+        page = client.get(base_url + "/staff/calls", headers={"Cookie": cookie_header(jar)})
+        next_link = page.text.split('href="/staff/calls?after=', 1)
+        if len(next_link) == 2:
+            after = next_link[1].split('"', 1)[0].replace("&amp;", "&")
+            timed("second_page", "/staff/calls?after=" + after)
+        timed("follow_ups_open", "/staff/follow-ups", "/staff/follow-ups/")
+        timed("follow_ups_closed", "/staff/follow-ups?show=closed", "/staff/follow-ups/")
+        timed("follow_up_item", f"/staff/follow-ups/{item}", "<h1")
+        timed("navigation_count", "/staff/search", "<h1")
+    clinic_url, clinic_loaded, clinic_rows = prepare_staff_schema(base, work, CLINIC)
+    with staff_server(clinic_url, work, "clinic") as (client, base_url, jar):
+        headers = {"Cookie": cookie_header(jar)}
+        overview = client.get(base_url + "/staff/", headers=headers)
+        today = date.fromisoformat(overview.text.split('name="to" value="', 1)[1].split('"', 1)[0])
+        for key, days in OVERVIEW_DAYS.items():
+            first = today - timedelta(days=days - 1)
+            pages[key] = time_pages(
+                client,
+                f"{base_url}/staff/?from={first}&to={today}",
+                jar,
+                STAFF_ROUNDS,
+                'id="headline-calls"',
             )
-            next_link = page.text.split('href="/staff/calls?after=', 1)
-            if len(next_link) == 2:
-                after = next_link[1].split('"', 1)[0].replace("&amp;", "&")
-                timed("second_page", "/staff/calls?after=" + after)
-            timed("follow_ups_open", "/staff/follow-ups", "/staff/follow-ups/")
-            timed("follow_ups_closed", "/staff/follow-ups?show=closed", "/staff/follow-ups/")
-            timed("follow_up_item", f"/staff/follow-ups/{item}", "<h1")
-            timed("overview", "/staff/", 'id="headline-calls"')
-            overview = client.get(
-                server.base_url + "/staff/", headers={"Cookie": cookie_header(jar)}
-            )
-            today = date.fromisoformat(
-                overview.text.split('name="to" value="', 1)[1].split('"', 1)[0]
-            )
-            for key, days in (("overview_90_days", 90), ("overview_longest", MAX_DAYS)):
-                first = today - timedelta(days=days - 1)
-                timed(key, f"/staff/?from={first}&to={today}", 'id="headline-calls"')
-            timed("navigation_count", "/staff/search", "<h1")
-    finally:
-        server.stop()
     return {
         "calls_stored": STAFF_CALLS,
         "rows_stored": rows,
         "load_seconds": round(loaded, 1),
+        "clinic_rows_stored": clinic_rows,
+        "clinic_load_seconds": round(clinic_loaded, 1),
         **pages,
     }
+
+
+OVERVIEW_DAYS = {"overview": 30, "overview_90_days": 90, "overview_longest": MAX_DAYS}
+"""The overview's ranges timed on the clinic's year, ending today: its default, a quarter and
+the longest it offers."""
+
+
+@contextmanager
+def staff_server(
+    url: str, work: Path, name: str
+) -> Iterator[tuple[httpx.Client, str, dict[str, str]]]:
+    """`phoneline serve` on the schema at `url` (no sender), an admin signed in."""
+    env = phoneline_env(url, work / f"var-{name}", PUBLIC_BASE_URL="", RUN_WORKER_IN_SERVER="false")
+    server = phoneline_server(env, work / f"serve-{name}.log")
+    server.start()
+    try:
+        with httpx.Client(timeout=30, follow_redirects=False) as client:
+            yield client, server.base_url, sign_in(client, server.base_url)
+    finally:
+        server.stop()
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -485,9 +517,12 @@ def table(results: list[RunResult], staff: dict[str, Any] | None) -> str:
         )
     if staff:
         lines += [""] * bool(results)
+        clinic = staff["clinic_rows_stored"]
         lines.append(
-            f"Staff pages, {staff['calls_stored']:,} calls in PostgreSQL "
-            f"({staff['rows_stored']['follow_ups_open']:,} follow-ups open):"
+            f"Staff pages in PostgreSQL: {staff['calls_stored']:,} calls "
+            f"({staff['rows_stored']['follow_ups_open']:,} follow-ups open); the overview on a "
+            f"big clinic's year ({clinic['calls']:,} calls, {clinic['messages']:,} texts, "
+            f"{clinic['follow_ups']:,} follow-ups):"
         )
         lines.append("| page | GET | p50 ms | max ms | runs |")
         lines.append("|---|---|---|---|---|")
@@ -529,11 +564,12 @@ def budgets(results: list[RunResult], staff: dict[str, Any] | None) -> list[tupl
         for key, label in STAFF_PAGES.items():
             page = staff.get(key)
             if page:
+                budget = OVERVIEW_BUDGET_MS.get(key, STAFF_BUDGET_MS)
+                data = "a big clinic's year" if key in OVERVIEW_BUDGET_MS else "1M calls"
                 checks.append(
                     (
-                        f"staff {label} with 1M calls: p50 {page['p50_ms']} ms "
-                        f"(< {STAFF_BUDGET_MS})",
-                        page["p50_ms"] < STAFF_BUDGET_MS,
+                        f"staff {label} with {data}: p50 {page['p50_ms']} ms (< {budget})",
+                        page["p50_ms"] < budget,
                     )
                 )
     return checks

@@ -31,6 +31,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -283,10 +285,34 @@ def schema_url(base: str, schema: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _marker(connection: Connection) -> dict[str, object]:
+@dataclass(frozen=True)
+class KeptSchema:
+    """A benchmark's data, loaded into a schema of its own and kept between runs."""
+
+    name: str
+    shape: int
+    """Raise it whenever `load` changes: a kept schema of another shape is loaded again."""
+    load: Callable[[Connection], None]
+    """Fills the migrated, empty schema (in one transaction)."""
+    sequences: tuple[str, ...]
+    """Tables whose id sequence is set past the ids loaded."""
+    tables: tuple[str, ...]
+    """Tables analysed after the load, and counted for the report."""
+
+
+def _load_million(connection: Connection) -> None:
+    for statement in LOAD:
+        connection.execute(text(statement))
+
+
+MILLION = KeptSchema(STAFF_SCHEMA, SHAPE, _load_million, SEQUENCES, TABLES)
+"""A million calls: the call list, the follow-ups and an item's page are timed on it."""
+
+
+def _marker(connection: Connection, schema: str) -> dict[str, object]:
     comment = connection.execute(
         text("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = :s"),
-        {"s": STAFF_SCHEMA},
+        {"s": schema},
     ).scalar()
     try:
         found = json.loads(comment or "{}")
@@ -295,39 +321,41 @@ def _marker(connection: Connection) -> dict[str, object]:
     return found if isinstance(found, dict) else {}
 
 
-def _outdated(marker: dict[str, object]) -> str | None:
+def _outdated(marker: dict[str, object], shape: int) -> str | None:
     """Why the kept schema must be loaded again (None: it is current)."""
     if not marker:
         return "not loaded yet"
-    if marker.get("shape") != SHAPE:
-        return f"its shape is {marker.get('shape')}, the loader's is {SHAPE}"
+    if marker.get("shape") != shape:
+        return f"its shape is {marker.get('shape')}, the loader's is {shape}"
     loaded = datetime.fromisoformat(str(marker.get("loaded_at")))
     if datetime.now(UTC) - loaded > MAX_AGE:
         return f"its data is from {loaded:%Y-%m-%d}"
     return None
 
 
-def prepare_staff_schema(base: str, work: Path) -> tuple[str, float, dict[str, int]]:
+def prepare_staff_schema(
+    base: str, work: Path, kept: KeptSchema = MILLION
+) -> tuple[str, float, dict[str, int]]:
     """The schema, loaded when outdated, and a staff admin; returns its URL, the seconds spent
     loading (0 when it was current) and the rows of each table."""
-    url = schema_url(base, STAFF_SCHEMA)
+    schema = kept.name
+    url = schema_url(base, schema)
     admin = create_engine(base, poolclass=NullPool)
     with admin.begin() as connection:
-        reason = _outdated(_marker(connection))
+        reason = _outdated(_marker(connection, schema), kept.shape)
         if reason:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{STAFF_SCHEMA}" CASCADE'))
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{STAFF_SCHEMA}"'))
-    env = phoneline_env(url, work / "var-staff")
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    env = phoneline_env(url, work / f"var-{schema}")
     subprocess.run([PHONELINE, "db", "upgrade"], env=env, check=True, capture_output=True)
     loaded = 0.0
     engine = create_engine(url, poolclass=NullPool)
     if reason:
-        print(f"  loading schema {STAFF_SCHEMA} ({reason}); a few minutes...", flush=True)
+        print(f"  loading schema {schema} ({reason}); a few minutes...", flush=True)
         started = time.perf_counter()
         with engine.begin() as connection:
-            for statement in LOAD:
-                connection.execute(text(statement))
-            for table in SEQUENCES:
+            kept.load(connection)
+            for table in kept.sequences:
                 connection.execute(
                     text(
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -335,14 +363,13 @@ def prepare_staff_schema(base: str, work: Path) -> tuple[str, float, dict[str, i
                     )
                 )
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for table in TABLES:
+            for table in kept.tables:
                 connection.execute(text(f"VACUUM ANALYZE {table}"))
-        marker = {"shape": SHAPE, "loaded_at": datetime.now(UTC).isoformat()}
+        marker = {"shape": kept.shape, "loaded_at": datetime.now(UTC).isoformat()}
         with admin.begin() as connection:
-            connection.execute(
-                text(f"COMMENT ON SCHEMA \"{STAFF_SCHEMA}\" IS '{json.dumps(marker)}'")
-            )
+            connection.execute(text(f"COMMENT ON SCHEMA \"{schema}\" IS '{json.dumps(marker)}'"))
         loaded = time.perf_counter() - started
+        print(f"  loaded in {loaded:.0f} s", flush=True)
     # The overview's rollup, as the server keeps it: days added since the last run, and the
     # whole year after a load (the server alone would add a month of days every few seconds).
     started = time.perf_counter()
@@ -351,7 +378,7 @@ def prepare_staff_schema(base: str, work: Path) -> tuple[str, float, dict[str, i
     with engine.connect() as connection:
         rows = {
             table: int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
-            for table in TABLES
+            for table in kept.tables
         }
         rows["follow_ups_open"] = int(
             connection.execute(

@@ -32,8 +32,8 @@ from service.models import (
     OutboxStatus,
     utcnow,
 )
+from service.models.rollups import forget_days
 from service.staff.localtime import zone_named
-from service.staff.rollup import forget_days
 
 DEFAULT_BATCH_SIZE = 1000
 

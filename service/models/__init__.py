@@ -15,7 +15,7 @@ from service.models.followups import (
 from service.models.lines import FlowRevision, Line, LineBookVersion, LineNumber
 from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
-from service.models.rollups import OverviewDayCount, OverviewRollup
+from service.models.rollups import OverviewDay, OverviewRollup
 from service.models.spool import SpoolCheckpoint, SpoolFence
 from service.models.staff import AuditEntry, StaffRole, StaffUser
 from service.models.texts import Conversation, Direction, Message
@@ -50,7 +50,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "OutboxWorker",
-    "OverviewDayCount",
+    "OverviewDay",
     "OverviewRollup",
     "SpoolCheckpoint",
     "SpoolFence",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.models.base import Base, utcnow, written_now
+from service.models.base import Base, utcnow
 
 
 class OptOut(Base):
@@ -17,7 +17,3 @@ class OptOut(Base):
     opted_out: Mapped[bool]
     keyword: Mapped[str | None] = mapped_column(String(32))
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    stored_at: Mapped[datetime | None] = mapped_column(default=written_now, onupdate=written_now)
-    """When the row was last written, by the server's clock (NULL: before 2026-12-04)."""
-
-    __table_args__ = (Index("ix_opt_outs_stored_at", "stored_at"),)

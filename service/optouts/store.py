@@ -99,7 +99,6 @@ def set_opt_out(
                 "opted_out": opted_out,
                 "keyword": keyword,
                 "changed_at": at,
-                "stored_at": insert.excluded.stored_at,
             },
             where=OptOut.__table__.c.changed_at <= at,
         )

@@ -135,7 +135,7 @@ def rollup() -> None:
     recounted = added = 0
     while True:
         with get_database().session() as session:
-            report = roll_up(session, zone)
+            report = roll_up(session, zone, wait=True)
         recounted, added = recounted + report.recounted, added + report.added
         if not report.to_add:
             break

@@ -1,53 +1,89 @@
-"""The overview's headline numbers for a chosen range of the clinic's days, each split by
-language: calls, distinct callers, reached a person, transfers not answered, follow-ups opened /
-closed / still open (and how long the closed ones waited), text conversations and opt-outs.
+"""The overview's numbers for a chosen range of the clinic's days: the headline numbers, each
+split by language, and every chart's (calls and texts per day, options chosen, where callers
+hang up, transfers by contact).
 
-The four call measures are one grouped pass over the range's calls (on PostgreSQL read from
-`ix_calls_started_at_id` alone, which includes the columns counted), distinct callers in all
-one more; every other count is one grouped query over a time range that an index answers
-(messages by created_at, follow-ups by opened_at and closed_at). Services take a session and
-never commit."""
+Every number but two is the sum, or for distinct numbers the union, of the range's days
+(`service.staff.rollup`: `count_days` defines what a day counts, rolled up for the days that
+are over). The two that are not of days are counted for the range from their few rows: the
+follow-ups opened in it and still open now, and the numbers opted out at its end (the state of
+each number at that moment: a number that opts back in later still counts, so that November's
+figure does not change in December). Services take a session and never commit."""
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
-from collections.abc import Mapping
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from service.models import (
-    Call,
-    CallOutcome,
+    Channel,
     Conversation,
+    DailyAggregate,
     Direction,
     FollowUp,
     Message,
+    Metric,
     OptOut,
 )
 from service.staff.queries import FilterError, day_start, parse_day
+from service.staff.rollup import (
+    CALLERS,
+    CALLS,
+    CLOSED,
+    CONVERSATIONS,
+    DROP_OFF,
+    MAX_DAYS,
+    NOT_ANSWERED,
+    OPENED,
+    OPTIONS,
+    REACHED,
+    STOPS,
+    TEXTERS,
+    TEXTS,
+    TRANSFERS,
+    Numbers,
+    day_parts,
+    median_and_longest,
+)
 
 DEFAULT_DAYS = 30
-MAX_DAYS = 366
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
 UNKNOWN = ""
 """The language key of rows whose language is not known."""
+STILL_OPEN, OPTED_OUT = "follow_ups_open", "opted_out"
 
 MEASURES = (
-    ("calls", "Calls"),
-    ("callers", "Distinct callers"),
-    ("reached", "Reached a person"),
-    ("not_answered", "Transfers not answered"),
-    ("follow_ups_opened", "Follow-ups opened"),
-    ("follow_ups_closed", "Follow-ups closed"),
-    ("follow_ups_open", "Follow-ups opened and still open"),
-    ("conversations", "Text conversations"),
-    ("opt_outs", "Opt-outs (STOP)"),
+    ("calls", "Calls", ""),
+    ("callers", "Distinct callers", "each number once"),
+    ("reached", "Calls that reached a person", "a transfer answered"),
+    ("not_answered", "Transfers not answered", "busy, no answer or failed"),
+    ("follow_ups_opened", "Follow-ups opened", ""),
+    ("follow_ups_closed", "Follow-ups closed", ""),
+    ("follow_ups_open", "Follow-ups opened in these days and still open", "now"),
+    (
+        "conversations",
+        "Text conversations started",
+        "a number's texts to the line, until 24 hours without one",
+    ),
+    ("texters", "Distinct texters", "numbers that texted the line, each once"),
+    ("stops", "STOPs received", "texts that opted a number out, in these days"),
+    (
+        "opted_out",
+        "Numbers opted out at the end of these days",
+        "however they opted in or out since",
+    ),
 )
+"""The headline measures: key, label, and what the label means when it may be misread."""
+DISTINCT = (CALLERS, TEXTERS)
+"""Measures that count numbers: a number in two languages is one number in all."""
+SUMMED = (CALLS, REACHED, NOT_ANSWERED, OPENED, CLOSED, CONVERSATIONS, STOPS)
+"""The headline measures that are sums of the days'."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +101,10 @@ class Range:
     @property
     def end(self) -> datetime:
         return day_start(self.last + timedelta(days=1), self.zone)
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
 
     @classmethod
     def parse(cls, params: Mapping[str, str], today: date, zone: tzinfo) -> Range:
@@ -87,16 +127,27 @@ class Range:
 
 
 @dataclass
-class Headlines:
+class Report:
+    """The overview's numbers of a range."""
+
     range: Range
     counts: dict[str, Counter[str]] = field(default_factory=dict)
-    """measure -> language ('' when not known) -> count."""
+    """Headline measure -> language ('' when not known) -> count."""
     totals: Counter[str] = field(default_factory=Counter)
-    """measure -> count over every language (distinct callers counted once)."""
+    """Headline measure -> count over every language (a number counted once)."""
     median_wait: timedelta | None = None
     longest_wait: timedelta | None = None
     """How long the follow-ups closed in the range waited (first attempt to closed); None when
     none closed."""
+    calls_per_day: Counter[date] = field(default_factory=Counter)
+    texts_per_day: Counter[date] = field(default_factory=Counter)
+    """Texts received and sent, each day (with the days' purged calls and texts too)."""
+    options: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(menu, key) -> times pressed."""
+    drop_off: Counter[str] = field(default_factory=Counter)
+    """Last menu -> calls that ended there without a transfer."""
+    transfers: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    """Contact -> dial outcome -> calls."""
 
     def languages(self) -> list[str]:
         seen = {lang for counts in self.counts.values() for lang, n in counts.items() if n}
@@ -111,155 +162,125 @@ def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code) if code else "Language not known"
 
 
+def overview_report(
+    session: Session, chosen: Range, today: date, lines: Collection[str] | None = None
+) -> Report:
+    """The numbers of the days of `chosen` (`today`: the clinic's today, in its zone). With
+    `lines`, of those of the clinic's numbers only ('' for what belongs to no line); what has
+    no line yet (follow-ups, the numbers opted out, purged days' counts) is then left out."""
+    result = Report(chosen)
+    for measure in (*SUMMED, *DISTINCT):
+        result.counts[measure] = Counter()
+    sets: dict[str, dict[str, list[Numbers]]] = {name: defaultdict(list) for name in DISTINCT}
+    waits: list[Sequence[int]] = []
+    range_counts: Counter[tuple[str, str, str]] = Counter()
+    for part in day_parts(session, chosen.zone, chosen.first, chosen.last, today, lines):
+        range_counts.update(part.counts.counts)
+        result.calls_per_day[part.day] += part.counts.in_all[CALLS]
+        result.texts_per_day[part.day] += part.counts.in_all[TEXTS]
+        for name, of_the_day in ((CALLERS, part.counts.callers), (TEXTERS, part.counts.texters)):
+            for language, numbers in of_the_day.items():
+                sets[name][language].append(numbers)
+        if part.counts.waits:
+            day_waits = part.counts.waits
+            waits.append(day_waits if isinstance(day_waits, array) else sorted(day_waits))
+    for (measure, key, detail), count in range_counts.items():
+        if measure in SUMMED:
+            result.counts[measure][key] += count
+        elif measure == OPTIONS:
+            result.options[(key or "?", detail or "?")] += count
+        elif measure == DROP_OFF:
+            result.drop_off[key or "(before the first menu)"] += count
+        elif measure == TRANSFERS:
+            result.transfers[key or "?"][detail or "no result"] += count
+    for measure, counts in result.counts.items():
+        result.totals[measure] = sum(counts.values())
+    for name, of_the_range in sets.items():
+        joined = {language: Numbers.union(days) for language, days in of_the_range.items()}
+        result.counts[name] = Counter({language: len(n) for language, n in joined.items()})
+        result.totals[name] = len(Numbers.union(joined.values()))
+    result.median_wait, result.longest_wait = median_and_longest(waits)
+    for measure, counted in ((STILL_OPEN, _still_open), (OPTED_OUT, _opted_out_at_the_end)):
+        result.counts[measure] = counted(session, chosen) if lines is None else Counter()
+        result.totals[measure] = sum(result.counts[measure].values())
+    if lines is None:
+        _add_purged(session, result)
+    return result
+
+
 def _by_language(session: Session, query: Any) -> Counter[str]:
     return Counter({(lang or UNKNOWN): int(n) for lang, n in session.execute(query)})
 
 
-def headline_numbers(session: Session, chosen: Range) -> Headlines:
-    start, end = chosen.start, chosen.end
-    result = Headlines(chosen)
-    in_range = (Call.started_at >= start, Call.started_at < end)
-
-    # One pass over the range's calls for the four call measures: counted per (language,
-    # caller) first, so that each caller of a language is one row of the outer count.
-    per_caller = (
-        select(
-            Call.language.label("language"),
-            Call.caller.label("caller"),
-            func.count().label("calls"),
-            func.count(case((Call.outcome == CallOutcome.REACHED.value, 1))).label("reached"),
-            func.count(case((Call.outcome == CallOutcome.NOT_ANSWERED.value, 1))).label(
-                "not_answered"
-            ),
-        )
-        .where(*in_range)
-        .group_by(Call.language, Call.caller)
-        .subquery()
-    )
-    for measure in ("calls", "callers", "reached", "not_answered"):
-        result.counts[measure] = Counter()
-    for language, calls, callers, reached, not_answered in session.execute(
-        select(
-            per_caller.c.language,
-            func.sum(per_caller.c.calls),
-            func.count(per_caller.c.caller),
-            func.sum(per_caller.c.reached),
-            func.sum(per_caller.c.not_answered),
-        ).group_by(per_caller.c.language)
-    ):
-        lang = language or UNKNOWN
-        result.counts["calls"][lang] += int(calls)
-        result.counts["callers"][lang] += int(callers)
-        result.counts["reached"][lang] += int(reached)
-        result.counts["not_answered"][lang] += int(not_answered)
-
-    count_the_rest(session, result)
-    for measure, counts in result.counts.items():
-        result.totals[measure] = sum(counts.values())
-    # A caller who called in both languages is one caller.
-    # (DISTINCT in a subquery: PostgreSQL hashes it; count(DISTINCT ...) sorts every call.)
-    callers = select(Call.caller).where(*in_range, Call.caller.is_not(None)).distinct().subquery()
-    result.totals["callers"] = int(session.scalar(select(func.count()).select_from(callers)) or 0)
-    return result
-
-
-def count_the_rest(session: Session, result: Headlines) -> None:
-    """Every measure but the four of calls: follow-ups, their waits, texts and opt-outs (the
-    definition the rollup keeps: `service.staff.rollup.rolled_headlines`)."""
-    start, end = result.range.start, result.range.end
-
-    def follow_ups(column: Any) -> Counter[str]:
-        return _by_language(
-            session,
-            select(FollowUp.language, func.count())
-            .where(column >= start, column < end)
-            .group_by(FollowUp.language),
-        )
-
-    result.counts["follow_ups_opened"] = follow_ups(FollowUp.opened_at)
-    result.counts["follow_ups_closed"] = follow_ups(FollowUp.closed_at)
-    result.median_wait, result.longest_wait = _waits(session, start, end)
-
-    result.counts["conversations"] = _by_language(
-        session,
-        select(Conversation.language, func.count())
-        .where(
-            Conversation.id.in_(
-                select(Message.conversation_id).where(
-                    Message.created_at >= start,
-                    Message.created_at < end,
-                    # A literal, which the partial index ix_messages_inbound_created_at matches.
-                    Message.direction == literal_column(f"'{Direction.IN.value}'"),
-                )
-            )
-        )
-        .group_by(Conversation.language),
-    )
-    language = language_of_phone()
-    result.counts["opt_outs"] = _by_language(
-        session,
-        select(language, func.count())
-        .where(OptOut.opted_out.is_(True), OptOut.changed_at >= start, OptOut.changed_at < end)
-        .group_by(language),
-    )
-    count_still_open(session, result)
-
-
-def count_still_open(session: Session, result: Headlines) -> None:
-    """The follow-ups opened in the range and still open: the one measure the rollup does not
-    keep (any item closed changes it), counted from the few open items."""
-    start, end = result.range.start, result.range.end
-    result.counts["follow_ups_open"] = _by_language(
+def _still_open(session: Session, chosen: Range) -> Counter[str]:
+    """The follow-ups opened in the range and open now, by language: counted from the few
+    open items (any item closed changes it)."""
+    return _by_language(
         session,
         select(FollowUp.language, func.count())
         .where(
-            FollowUp.opened_at >= start,
-            FollowUp.opened_at < end,
+            FollowUp.opened_at >= chosen.start,
+            FollowUp.opened_at < chosen.end,
             FollowUp.open_phone.is_not(None),  # the partial index ix_follow_ups_open_opened_at
         )
         .group_by(FollowUp.language),
     )
 
 
-def language_of_phone() -> Any:
-    """An opt-out's language: that of its number's latest conversation."""
-    return (
+def _opted_out_at_the_end(session: Session, chosen: Range) -> Counter[str]:
+    """The numbers opted out at the end of the range, by the language of their latest
+    conversation. A number's opt-out row tells its state since it last changed; one changed
+    after the range was in the state of its last STOP or START texted before the range ended
+    (none left, once purged: not opted out)."""
+    end = chosen.end
+    last_word = (
+        select(Message.intent)
+        .where(
+            Message.phone == OptOut.phone,
+            Message.direction == Direction.IN.value,
+            Message.intent.in_(["opt_out", "opt_in"]),
+            Message.created_at < end,
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    language = (
         select(Conversation.language)
         .where(Conversation.phone == OptOut.phone)
         .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
         .limit(1)
         .scalar_subquery()
     )
+    opted_out_then = case(
+        (OptOut.changed_at < end, OptOut.opted_out), else_=last_word == "opt_out"
+    )
+    return _by_language(
+        session, select(language, func.count()).where(opted_out_then).group_by(language)
+    )
 
 
-def _waits(
-    session: Session, start: datetime, end: datetime
-) -> tuple[timedelta | None, timedelta | None]:
-    """The median and the longest wait of the follow-ups closed from `start` to `end`.
-    PostgreSQL computes both (the median interpolated, as `statistics.median` does); SQLite's
-    rows are few, and their times come back to be subtracted here."""
-    closed_in_range = (FollowUp.closed_at >= start, FollowUp.closed_at < end)
-    if session.get_bind().dialect.name == "postgresql":
-        # date_part is double precision (extract's numeric sorts at half the speed).
-        seconds = func.date_part("epoch", FollowUp.closed_at - FollowUp.first_attempt_at)
-        median, longest = session.execute(
-            select(func.percentile_cont(0.5).within_group(seconds), func.max(seconds)).where(
-                *closed_in_range
+def _add_purged(session: Session, result: Report) -> None:
+    """The calls and texts of the range's days whose rows were purged (kept as daily counts,
+    by UTC day) to the charts' days."""
+    for day, channel, count in session.execute(
+        select(DailyAggregate.day, DailyAggregate.channel, func.sum(DailyAggregate.count))
+        .where(
+            DailyAggregate.day >= result.range.first,
+            DailyAggregate.day <= result.range.last,
+            (
+                (DailyAggregate.channel == Channel.VOICE.value)
+                & (DailyAggregate.metric == Metric.CALLS.value)
             )
-        ).one()
-        if median is None:
-            return None, None
-        return timedelta(seconds=float(median)), timedelta(seconds=float(longest))
-    waits = [
-        (closed - first).total_seconds()
-        for first, closed in session.execute(
-            select(FollowUp.first_attempt_at, FollowUp.closed_at).where(*closed_in_range)
+            | (
+                (DailyAggregate.channel == Channel.SMS.value)
+                & DailyAggregate.metric.in_([Metric.MESSAGES_IN.value, Metric.MESSAGES_OUT.value])
+            ),
         )
-        if closed is not None
-    ]
-    if not waits:
-        return None, None
-    return timedelta(seconds=statistics.median(waits)), timedelta(seconds=max(waits))
+        .group_by(DailyAggregate.day, DailyAggregate.channel)
+    ):
+        per_day = result.calls_per_day if channel == Channel.VOICE.value else result.texts_per_day
+        per_day[day if isinstance(day, date) else date.fromisoformat(str(day))] += int(count)
 
 
 def wait_text(wait: timedelta | None) -> str:

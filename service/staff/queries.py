@@ -1,26 +1,21 @@
-"""What the staff pages read: filtered, keyset-paged call and conversation lists, a call's
-timeline, and the overview's counts. Services take a session and never commit."""
+"""What the staff pages read: filtered, keyset-paged call and conversation lists and a call's
+timeline (the overview's numbers: `service.staff.headlines`). Services take a session and
+never commit."""
 
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Date,
-    Integer,
     Select,
-    String,
     and_,
-    cast,
     func,
     literal,
-    literal_column,
     select,
     tuple_,
 )
@@ -29,14 +24,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from service.models import (
     Call,
     CallEvent,
-    CallEventKind,
     CallOutcome,
-    Channel,
     Conversation,
-    DailyAggregate,
     Direction,
     Message,
-    Metric,
     OptOut,
     UTCDateTime,
 )
@@ -387,135 +378,6 @@ def redact_numbers(text: str | None) -> str:
         return mask(match.group(0)) if digits >= 7 else match.group(0)
 
     return _NUMBER_LIKE.sub(_mask, text)
-
-
-# -- the overview ------------------------------------------------------------------------------
-
-
-def utc_day(session: Session, column: Any) -> ColumnElement[Any]:
-    """The UTC calendar day of a timestamp column, in SQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
-@dataclass
-class Overview:
-    days: list[date]
-    calls_per_day: dict[date, int] = field(default_factory=dict)
-    texts_per_day: dict[date, int] = field(default_factory=dict)
-    options: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(menu node, key) -> times chosen."""
-    drop_off: Counter[str] = field(default_factory=Counter)
-    """last menu -> calls that ended there without being transferred."""
-    transfers: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    """contact -> dial outcome -> calls."""
-
-
-def local_day_counts(
-    session: Session,
-    column: InstrumentedAttribute[datetime],
-    since: datetime,
-    zone: tzinfo,
-    *where: ColumnElement[bool],
-) -> Counter[date]:
-    """Rows with `column >= since` (and `where`), counted by their day in `zone`.
-
-    PostgreSQL converts each timestamp to the zone itself. SQLite knows no zones: it counts by
-    UTC quarter-hour (every zone's offset is a whole number of quarter-hours, so each quarter
-    falls on one local day) and the quarters are added up here (at most 96 a day)."""
-    counts: Counter[date] = Counter()
-    if session.get_bind().dialect.name == "postgresql":
-        local = cast(func.timezone(getattr(zone, "key", "UTC"), column), Date)
-        for day, count in session.execute(
-            select(local, func.count()).where(column >= since, *where).group_by(local)
-        ):
-            counts[_as_date(day)] += int(count)
-        return counts
-    quarter = func.strftime("%Y-%m-%d %H:", column) + cast(
-        cast(func.strftime("%M", column), Integer) // 15 * 15, String
-    )
-    for stamp, count in session.execute(
-        select(quarter, func.count()).where(column >= since, *where).group_by(quarter)
-    ):
-        at = datetime.strptime(str(stamp), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
-        counts[at.astimezone(zone).date()] += int(count)
-    return counts
-
-
-def add_texts_and_purged(session: Session, result: Overview, zone: tzinfo) -> None:
-    """The texts of each day of `result` (from its first day on), and the calls and texts of
-    days whose rows were purged (kept as daily counts)."""
-    since = day_start(result.days[0], zone)
-    result.texts_per_day.update(
-        # A literal, which the partial index ix_messages_texts_created_at matches.
-        local_day_counts(
-            session, Message.created_at, since, zone, Message.body != literal_column("''")
-        )
-    )
-    add_purged(session, result)
-
-
-def add_purged(session: Session, result: Overview) -> None:
-    """The calls and texts of days whose rows were purged (kept as daily counts), from the
-    first day of `result` on."""
-    first = result.days[0]
-    for day, channel, count in session.execute(
-        select(DailyAggregate.day, DailyAggregate.channel, func.sum(DailyAggregate.count))
-        .where(
-            DailyAggregate.day >= first,
-            (
-                (DailyAggregate.channel == Channel.VOICE.value)
-                & (DailyAggregate.metric == Metric.CALLS.value)
-            )
-            | (
-                (DailyAggregate.channel == Channel.SMS.value)
-                & DailyAggregate.metric.in_([Metric.MESSAGES_IN.value, Metric.MESSAGES_OUT.value])
-            ),
-        )
-        .group_by(DailyAggregate.day, DailyAggregate.channel)
-    ):
-        target = result.calls_per_day if channel == Channel.VOICE.value else result.texts_per_day
-        target[_as_date(day)] = target.get(_as_date(day), 0) + int(count)
-
-
-def overview(session: Session, today: date, days: int = 30, zone: tzinfo = UTC) -> Overview:
-    """The last `days` days up to `today`, days being the clinic's (`zone`)."""
-    first = today - timedelta(days=days - 1)
-    since = day_start(first, zone)
-    result = Overview(days=[first + timedelta(days=n) for n in range(days)])
-
-    result.calls_per_day.update(local_day_counts(session, Call.started_at, since, zone))
-    add_texts_and_purged(session, result, zone)
-
-    for node, key, count in session.execute(
-        select(CallEvent.node, CallEvent.detail, func.count())
-        .where(CallEvent.kind == CallEventKind.KEY.value, CallEvent.at >= since)
-        .group_by(CallEvent.node, CallEvent.detail)
-    ):
-        result.options[(node or "?", key or "?")] += int(count)
-
-    for node, count in session.execute(
-        select(Call.last_node, func.count())
-        .where(
-            Call.started_at >= since,
-            Call.outcome.in_([CallOutcome.HUNG_UP.value, CallOutcome.LISTENED.value]),
-        )
-        .group_by(Call.last_node)
-    ):
-        result.drop_off[node or "(before the first menu)"] = int(count)
-
-    for contact, dial_outcome, count in session.execute(
-        select(Call.transferred_contact, Call.dial_outcome, func.count())
-        .where(Call.started_at >= since, Call.transferred_contact.is_not(None))
-        .group_by(Call.transferred_contact, Call.dial_outcome)
-    ):
-        result.transfers[contact or "?"][dial_outcome or "no result"] += int(count)
-    return result
 
 
 CSV_CALL_COLUMNS = (

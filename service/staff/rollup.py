@@ -1,66 +1,67 @@
-"""The overview's numbers by the clinic's day, rolled up, so that a range of a year reads a few
-hundred rows instead of counting a million calls.
+"""The overview's numbers of each of the clinic's days and lines: counted from the rows
+(`count_days`, the one definition of each), and rolled up for the days that are over, so that
+a range of a year reads a few hundred rows instead of counting half a million calls (counted
+live, a big clinic's year took over 3 s: bench/README.md).
 
-What is rolled up, per day in the zone (TIMEZONE) and kept in `overview_day_counts`: in the
-day's one day row (counts as JSON, sets as one blob), calls, calls that reached a person and
-transfers not answered, follow-ups opened and closed, each by language; the distinct callers,
-the conversations with a text in and the numbers opted out (by the language of their latest
-conversation), each by language, as bitmaps (`Callers`, `BitMap64`), so that a range counts
-each once; how long each follow-up closed that day waited (sorted, so that a range's median is
-found without merging them: `ranked`). In rows of their own, for the charts: calls with no
-transfer by their last menu (drop-off), transfers by contact and dial outcome, keys pressed by
-menu and key (by the time the key was pressed) and texts. The follow-ups still open are
-counted live from their few rows. Each process keeps the day rows it decoded (`_DECODED`)
-until the day is written again (each write has a token of its own).
+What a day counts, for each line (the clinic's number a call or text came to; '' for what
+belongs to no line: follow-ups), in one `DayCounts`:
 
-The numbers are those of counting the rows (`service.staff.queries.overview` and
-`service.staff.headlines.headline_numbers`, which stay the definition), because:
+- calls, calls that reached a person, transfers not answered, by language (the call's), and
+  the day's callers (`Numbers`, so that a range counts each caller once); calls with no
+  transfer by their last menu (drop-off), transfers by contact and dial outcome, and keys
+  pressed by menu and key (by the time the key was pressed);
+- texts (with a body, both ways); texts in: the conversations they started (a conversation
+  is what the line calls one: a number's texts to a line until 24 quiet hours,
+  `CONVERSATION_TTL`), the STOPs among them and the day's texters, by the language of the
+  texter's conversation;
+- follow-ups opened and closed, by language, and how long each closed one waited (sorted:
+  a range's median is found without merging them, `ranked`).
 
-- a day is taken from the rollup only when it is over (before today), or for today's part up
-  to a whole hour at least PART_BEHIND ago (the rest of today counted live), and none of its
-  rows changed after it was counted. Every write of a call sets `calls.updated_at`
-  (`service/calls/store.py`), every write of a text, conversation, opt-out or follow-up its
-  `stored_at` (the server's clock: `service.models.base.written_now`), so the days a changed
-  row touches are known (`changed_days`): a call's, from its start to when it was last heard
-  of; a text's; a follow-up's, opened and closed; an opt-out's; every day with a text in of a
-  conversation (its language may have changed); and every day that holds a number whose
-  opt-out, or whose conversation's language, changed (`changed_opt_outs`). The rollup of a
-  zone is known current for changes before `checked_through - MARGIN` (MARGIN covers a write
-  that committed a while after it took its time: one that commits more than MARGIN after it
-  would not be seen); a request counts the days changed since then live, and the periodic job
-  counts them again and writes them back;
-- `phoneline purge` forgets the rolled-up days of the calls and texts it deletes
-  (`forget_days`), in the transaction that deletes them;
-- a day not rolled up (a changed day, a new zone, a job that has not run, a day row an older
-  worker wrote in another form) is counted live, with the same grouped queries the job uses.
+Each day and line is one row of `overview_days` (counts as JSON, sets in one blob). The
+numbers of a range are always those of counting the rows, because:
+
+- a day is read from its rows only when it is over (or, for today's part, up to a whole hour
+  at least PART_BEHIND ago; the rest of today is counted live) and none of its rows changed
+  after it was counted. Every write of a call sets `calls.updated_at`, every write of a text,
+  conversation or follow-up its `stored_at` (the server's clock:
+  `service.models.base.written_now`), so the days a changed row touches are known
+  (`changed_days`). The rollup of a zone is known current for changes before
+  `checked_through - MARGIN`; a request counts the days changed since then live, and the
+  periodic job counts them again and writes them back;
+- `phoneline purge` forgets the days of the calls and texts it deletes
+  (`service.models.rollups.forget_days`), in the transaction that deletes them;
+- a day not rolled up (changed, in a new zone, not reached by the job yet, or written by an
+  older worker in another FORMAT) is counted live by `count_days`.
 
 `roll_up` (the spool thread's periodic job, and `phoneline staff rollup`) counts the changed
 days again, adds days not rolled up yet, newest first, DAYS_PER_RUN at a time, and rolls up
-today's part again when its hour moves on.
+today's part again when its hour moves on. Each process keeps the days it decoded
+(`_DECODED`) until they are written again (each write has a token of its own).
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import sys
 import uuid
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import cached_property
 from itertools import chain
 from math import isqrt
 from typing import Any
 
-from pyroaring import BitMap64
+from pyroaring import BitMap
 from sqlalchemy import (
     ColumnElement,
     Date,
     Integer,
     String,
-    case,
     cast,
     delete,
     func,
@@ -81,52 +82,45 @@ from service.models import (
     Direction,
     FollowUp,
     Message,
-    OptOut,
-    OverviewDayCount,
+    OverviewDay,
     OverviewRollup,
     utcnow,
 )
-from service.staff.headlines import (
-    MAX_DAYS,
-    Headlines,
-    Range,
-    count_still_open,
-    language_of_phone,
-)
 from service.staff.localtime import zone_named
-from service.staff.queries import Overview, add_purged, day_start
+from service.staff.queries import day_start
+from service.texts.conversations import CONVERSATION_TTL
 
+MAX_DAYS = 366
+"""The longest range the overview offers."""
 MARGIN = timedelta(minutes=10)
-"""A write of a call is taken to commit within this of the time it gives `updated_at`."""
+"""A write is taken to commit within this of the time it stamps on its row."""
 DAYS_PER_RUN = 31
-"""Days not rolled up yet that one run of the periodic job adds (a month: ~90,000 calls)."""
-DAY = "day"
-"""The measure of the row that says a day is rolled up, and holds its headline numbers."""
-FORMAT = "3"
-"""The `detail` of a day row of the form this code writes and reads. A day row of another
-(one an older worker wrote during a SIGHUP restart) is a day not rolled up: it is counted live
-and rolled up again."""
-UNTIL = " until "
-"""The detail of the day row of a part of a day: FORMAT, UNTIL and the end of the part (ISO)."""
+"""Days not rolled up yet that one run of the periodic job adds (a month: ~45,000 calls)."""
+FORMAT = "4"
+"""The `form` of the rows this code writes and reads."""
 PART_BEHIND = timedelta(hours=1)
 """Today is rolled up up to a whole hour at least this long ago (its calls are over; what is
 later is counted live), again when that hour moves on."""
-CALLS, REACHED, NOT_ANSWERED, CALLERS = "calls", "reached", "not_answered", "callers"
-DROP_OFF, TRANSFERS, OPTIONS, TEXTS = "drop_off", "transfers", "options", "texts"
+NO_LINE = ""
+ALL_LINES = "*"
+"""The line of a part that holds every line's counts of a day."""
+CALLS, REACHED, NOT_ANSWERED = "calls", "reached", "not_answered"
+CONVERSATIONS, STOPS, TEXTS = "conversations", "stops", "texts"
 OPENED, CLOSED = "follow_ups_opened", "follow_ups_closed"
-CONVERSATIONS, OPT_OUTS, WAITS = "conversations", "opt_outs", "waits"
-CHART_MEASURES = (DROP_OFF, TRANSFERS, OPTIONS, TEXTS)
-"""Kept as rows of their own, read for the charts' days; the other measures of a day are in
-its day row (a year of days is then a few hundred rows, not six thousand)."""
-_LOCK = 7_281_406_515  # pg_advisory_xact_lock key: one roll-up at a time
+DROP_OFF, TRANSFERS, OPTIONS = "drop_off", "transfers", "options"
+CALLERS, TEXTERS, WAITS = "callers", "texters", "waits"
+LOCK_KEY = 728_140_651
+_SCHEMA_LOCK = ":key, hashtext(current_schema())"
+"""One roll-up at a time in a schema: the keys of its advisory lock (several schemas, as the
+tests have, may share a database)."""
 
 
-def _e164_digits(caller: str) -> int | None:
+def _e164_digits(number: str) -> int | None:
     """An E.164 number ('+' and up to 15 digits, the first not 0) as the integer of its digits
     (one number, one integer, both ways), else None."""
-    digits = caller[1:]
+    digits = number[1:]
     if (
-        caller[:1] == "+"
+        number[:1] == "+"
         and 0 < len(digits) <= 15
         and digits.isascii()
         and digits.isdigit()
@@ -136,44 +130,67 @@ def _e164_digits(caller: str) -> int | None:
     return None
 
 
-@dataclass
-class Callers:
-    """A set of callers (or texters): E.164 numbers as integers in a roaring bitmap (a year of
-    days' callers, about a million numbers, is joined in milliseconds where a set of strings
-    took 100 ms and more), anything else (a withheld or SIP caller) as itself."""
+_LOW = 1 << 32
+_HEADER = struct.Struct("<II")
+"""A part of a serialized set of numbers: its high bits and the length of its bitmap."""
 
-    numbers: BitMap64 = field(default_factory=BitMap64)
+
+@dataclass
+class Numbers:
+    """A set of phone numbers (callers, texters): E.164 numbers as the integers of their
+    digits, kept as roaring bitmaps of their low 32 bits by their high bits (a year of days'
+    callers, about half a million numbers, is joined in milliseconds: pyroaring's 32-bit
+    bitmaps join ten times faster than its 64-bit ones, and a set of strings takes 100 ms and
+    more); anything else (a withheld or SIP caller) as itself."""
+
+    numbers: dict[int, BitMap] = field(default_factory=dict)
     others: set[str] = field(default_factory=set)
 
-    def add(self, caller: str) -> None:
-        number = _e164_digits(caller)
-        if number is None:
-            self.others.add(caller)
+    def add(self, number: str) -> None:
+        digits = _e164_digits(number)
+        if digits is None:
+            self.others.add(number)
         else:
-            self.numbers.add(number)
+            high, low = divmod(digits, _LOW)
+            self.numbers.setdefault(high, BitMap()).add(low)
 
     def __len__(self) -> int:
-        return len(self.numbers) + len(self.others)
+        return sum(len(low) for low in self.numbers.values()) + len(self.others)
 
-    def __contains__(self, caller: str) -> bool:
-        number = _e164_digits(caller)
-        return caller in self.others if number is None else number in self.numbers
+    def __contains__(self, number: str) -> bool:
+        digits = _e164_digits(number)
+        if digits is None:
+            return number in self.others
+        high, low = divmod(digits, _LOW)
+        return low in self.numbers.get(high, ())
 
     @classmethod
-    def union(cls, sets: Iterable[Callers]) -> Callers:
-        sets = list(sets)
-        return cls(
-            BitMap64().union(*(each.numbers for each in sets)),
-            set().union(*(each.others for each in sets)),
-        )
+    def union(cls, sets: Iterable[Numbers]) -> Numbers:
+        by_high: dict[int, list[BitMap]] = defaultdict(list)
+        others: set[str] = set()
+        for each in sets:
+            for high, low in each.numbers.items():
+                by_high[high].append(low)
+            others |= each.others
+        return cls({high: BitMap.union(*lows) for high, lows in by_high.items()}, others)
 
+    def serialized(self) -> bytes:
+        """The numbers (not the others): each high part and its bitmap."""
+        parts = []
+        for high, low in sorted(self.numbers.items()):
+            blob = low.serialize()
+            parts += [_HEADER.pack(high, len(blob)), blob]
+        return b"".join(parts)
 
-def _part_until(form: str) -> datetime | None:
-    """The end of the part of a day that a day row of `form` (its detail) holds; None when it
-    holds no part (a whole day, or a row of another form)."""
-    if not form.startswith(FORMAT + UNTIL):
-        return None
-    return datetime.fromisoformat(form.removeprefix(FORMAT + UNTIL))
+    @classmethod
+    def deserialized(cls, stored: bytes) -> Numbers:
+        numbers, at = {}, 0
+        while at < len(stored):
+            high, length = _HEADER.unpack_from(stored, at)
+            at += _HEADER.size
+            numbers[high] = BitMap.deserialize(stored[at : at + length])
+            at += length
+        return cls(numbers)
 
 
 def _waits_stored(waits: Iterable[int]) -> bytes:
@@ -194,90 +211,91 @@ def _waits_read(stored: bytes) -> array[int]:
 
 @dataclass
 class DayCounts:
-    """What the overview counts of one day: its calls, texts, follow-ups and opt-outs."""
+    """What the overview counts of one day and one line."""
 
     counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    """(measure, key, detail) -> count; keys and details '' when NULL."""
-    callers: dict[str, Callers] = field(default_factory=lambda: defaultdict(Callers))
-    """language ('' when not known) -> the callers of the day."""
-    conversations: dict[str, BitMap64] = field(default_factory=lambda: defaultdict(BitMap64))
-    """language -> the ids of the conversations with a text in on the day."""
-    opt_outs: dict[str, Callers] = field(default_factory=lambda: defaultdict(Callers))
-    """language -> the numbers opted out on the day (and opted out still)."""
+    """(measure, key, detail) -> count: a language for the headline measures ('' when not
+    known), a menu and key, a contact and dial outcome for the charts."""
+    callers: dict[str, Numbers] = field(default_factory=lambda: defaultdict(Numbers))
+    """language -> the numbers that called."""
+    texters: dict[str, Numbers] = field(default_factory=lambda: defaultdict(Numbers))
+    """language -> the numbers that texted in."""
     waits: list[int] | array[int] = field(default_factory=list)
     """How long each follow-up closed on the day waited, in microseconds (read back sorted)."""
-    until: datetime | None = None
-    """The counts are of the day up to this time (today's, rolled up an hour behind), not of
-    the whole day."""
 
-    def rows(self) -> Iterator[tuple[str, str, str, int, bytes | None, str | None]]:
-        """The day row (the headline numbers: counts in JSON, sets in one blob) and a row for
-        each count of the charts."""
-        counts = [[*key, n] for key, n in self.counts.items() if key[0] not in CHART_MEASURES]
+    @cached_property
+    def in_all(self) -> Counter[str]:
+        """Each measure's count, whatever its key (the day's calls, its texts): worked out
+        once for a day a process keeps."""
+        totals: Counter[str] = Counter()
+        for (measure, _, _), count in self.counts.items():
+            totals[measure] += count
+        return totals
+
+    def packed(self) -> tuple[str, bytes]:
+        """The counts as JSON and the sets (and waits) in one blob, indexed in the JSON."""
         parts: list[tuple[str, str, bytes]] = []
         others: list[tuple[str, str, list[str]]] = []
-        for measure, sets in ((CALLERS, self.callers), (OPT_OUTS, self.opt_outs)):
+        for name, sets in ((CALLERS, self.callers), (TEXTERS, self.texters)):
             for language, found in sets.items():
-                numbers, strings = found.numbers.serialize(), sorted(found.others)
-                parts.append((measure, language, numbers))
-                if strings:
-                    others.append((measure, language, strings))
-        for language, ids in self.conversations.items():
-            parts.append((CONVERSATIONS, language, ids.serialize()))
+                parts.append((name, language, found.serialized()))
+                if found.others:
+                    others.append((name, language, sorted(found.others)))
         if self.waits:
             parts.append((WAITS, "", _waits_stored(self.waits)))
-        index = [(measure, language, len(blob)) for measure, language, blob in parts]
+        counts = [[*key, n] for key, n in self.counts.items() if n]
+        index = [(name, language, len(blob)) for name, language, blob in parts]
         packed = json.dumps({"counts": counts, "parts": index, "others": others})
-        written = uuid.uuid4().hex  # tells this write of the day from any other
-        form = FORMAT if self.until is None else f"{FORMAT}{UNTIL}{self.until.isoformat()}"
-        yield DAY, written, form, 0, b"".join(blob for *_, blob in parts), packed
-        for (measure, key, detail), count in self.counts.items():
-            if measure in CHART_MEASURES:
-                yield measure, key, detail, count, None, None
+        return packed, b"".join(blob for *_, blob in parts)
 
-    def unpack(self, blob: bytes, packed: str) -> None:
-        """The day row's numbers, into this (empty) DayCounts."""
+    @classmethod
+    def unpacked(cls, packed: str, blob: bytes) -> DayCounts:
         found = json.loads(packed)
-        for measure, key, detail, count in found["counts"]:
-            self.counts[(measure, key, detail)] = count
+        result = cls(Counter({(m, k, d): n for m, k, d, n in found["counts"]}))
         at, view = 0, memoryview(blob)
-        for measure, language, length in found["parts"]:
+        for name, language, length in found["parts"]:
             part = view[at : at + length].tobytes()
             at += length
-            if measure == CONVERSATIONS:
-                self.conversations[language] = BitMap64.deserialize(part)
-            elif measure == WAITS:
-                self.waits = _waits_read(part)
+            if name == WAITS:
+                result.waits = _waits_read(part)
             else:
-                sets = self.callers if measure == CALLERS else self.opt_outs
-                sets[language] = Callers(BitMap64.deserialize(part))
-        for measure, language, strings in found["others"]:
-            sets = self.callers if measure == CALLERS else self.opt_outs
+                sets = result.callers if name == CALLERS else result.texters
+                sets[language] = Numbers.deserialized(part)
+        for name, language, strings in found["others"]:
+            sets = result.callers if name == CALLERS else result.texters
             sets[language].others.update(strings)
-
-    def plus(self, other: DayCounts) -> DayCounts:
-        """The counts of both (the part of a day rolled up and the rest of it, counted live);
-        neither is changed (a part may be one `_DECODED` holds)."""
-        both = DayCounts(Counter(self.counts), waits=[*self.waits, *other.waits])
-        both.counts.update(other.counts)
-        for mine, theirs, joined in (
-            (self.callers, other.callers, both.callers),
-            (self.opt_outs, other.opt_outs, both.opt_outs),
-        ):
-            for language in {*mine, *theirs}:
-                joined[language] = Callers.union(
-                    found for part in (mine, theirs) if (found := part.get(language))
-                )
-        for language in {*self.conversations, *other.conversations}:
-            ids = (part.get(language) for part in (self.conversations, other.conversations))
-            both.conversations[language] = BitMap64().union(*(found for found in ids if found))
-        return both
-
-    def holds_opt_out(self, phones: Iterable[str]) -> bool:
-        return any(phone in found for found in self.opt_outs.values() for phone in phones)
+        return result
 
 
-# -- counting the rows, by day ----------------------------------------------------------------
+    @classmethod
+    def combined(cls, days: Iterable[DayCounts]) -> DayCounts:
+        """The counts of all of `days` together (the lines of a day)."""
+        days = list(days)
+        result = cls()
+        for day in days:
+            result.counts.update(day.counts)
+        for mine, theirs in ((result.callers, "callers"), (result.texters, "texters")):
+            by_language: dict[str, list[Numbers]] = defaultdict(list)
+            for day in days:
+                for language, numbers in getattr(day, theirs).items():
+                    by_language[language].append(numbers)
+            for language, sets in by_language.items():
+                mine[language] = Numbers.union(sets)
+        result.waits = array("q", sorted(chain.from_iterable(day.waits for day in days)))
+        return result
+
+
+@dataclass(frozen=True)
+class Part:
+    """The counts of one line on one day (a day may have two parts of a line: today's
+    rolled-up part and the rest of it, counted live)."""
+
+    day: date
+    line: str
+    counts: DayCounts
+
+
+# -- counting the rows, by day and line ------------------------------------------------------
 
 
 def _by_day(
@@ -285,18 +303,16 @@ def _by_day(
     column: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
     zone: tzinfo,
     start: datetime,
-    end: datetime | None,
+    end: datetime,
     keys: tuple[Any, ...],
     counted: tuple[Any, ...],
     *where: ColumnElement[bool],
 ) -> Iterator[tuple[date, tuple[Any, ...], tuple[int, ...]]]:
-    """(day in `zone`, keys, counts) of the rows with `start <= column < end` (no end: all
-    after start). PostgreSQL converts each time to the zone; SQLite, which knows no zones,
-    groups by UTC quarter-hour, each of which falls on one local day in any zone (offsets are
-    whole quarter-hours); a (day, keys) may then come more than once, to be added up."""
-    condition = [column >= start, *where]
-    if end is not None:
-        condition.append(column < end)
+    """(day in `zone`, keys, counts) of the rows with `start <= column < end`. PostgreSQL
+    converts each time to the zone; SQLite, which knows no zones, groups by UTC quarter-hour,
+    each of which falls on one local day in any zone (offsets are whole quarter-hours): a
+    (day, keys) may then come more than once, to be added up."""
+    condition = (column >= start, column < end, *where)
     if session.get_bind().dialect.name == "postgresql":
         local = cast(func.timezone(getattr(zone, "key", "UTC"), column), Date)
         query = select(local, *keys, *counted).where(*condition).group_by(local, *keys)
@@ -322,112 +338,123 @@ def _by_day(
 
 
 def count_days(
-    session: Session, zone: tzinfo, start: datetime, end: datetime | None
-) -> dict[date, DayCounts]:
-    """The overview's counts of the calls that started (and keys pressed) from `start` to `end`
-    (None: everything after `start`), by day in `zone`."""
-    days: dict[date, DayCounts] = defaultdict(DayCounts)
-    reached = func.count(case((Call.outcome == CallOutcome.REACHED.value, 1)))
-    not_answered = func.count(case((Call.outcome == CallOutcome.NOT_ANSWERED.value, 1)))
-    for day, (language, caller), (calls, n_reached, n_not_answered) in _by_day(
-        session,
-        Call.started_at,
-        zone,
-        start,
-        end,
-        (Call.language, Call.caller),
-        (func.count(), reached, not_answered),
-    ):
-        counts, lang = days[day].counts, language or ""
-        counts[(CALLS, lang, "")] += calls
-        counts[(REACHED, lang, "")] += n_reached
-        counts[(NOT_ANSWERED, lang, "")] += n_not_answered
+    session: Session, zone: tzinfo, start: datetime, end: datetime
+) -> dict[tuple[date, str], DayCounts]:
+    """What the overview counts of the rows from `start` to `end`, by (day in `zone`, line):
+    the one definition of each of its numbers but the two counted for a whole range
+    (`service.staff.headlines`: the follow-ups still open, the numbers opted out at its end)."""
+    days: dict[tuple[date, str], DayCounts] = defaultdict(DayCounts)
+    ended_in_a_menu = (CallOutcome.HUNG_UP.value, CallOutcome.LISTENED.value)
+    # One group a caller's calls of a day that ended alike (few callers call twice a day).
+    for day, (line, language, caller, outcome, node, contact, dial), (count,) in _by_day(
+        session, Call.started_at, zone, start, end,
+        (Call.called, Call.language, Call.caller, Call.outcome, Call.last_node,
+         Call.transferred_contact, Call.dial_outcome),
+        (func.count(),),
+    ):  # fmt: skip
+        counts, lang = days[(day, line or NO_LINE)], language or ""
+        counts.counts[(CALLS, lang, "")] += count
+        if outcome == CallOutcome.REACHED.value:
+            counts.counts[(REACHED, lang, "")] += count
+        elif outcome == CallOutcome.NOT_ANSWERED.value:
+            counts.counts[(NOT_ANSWERED, lang, "")] += count
+        elif outcome in ended_in_a_menu:
+            counts.counts[(DROP_OFF, node or "", "")] += count
+        if contact is not None:
+            counts.counts[(TRANSFERS, contact, dial or "")] += count
         if caller is not None:
-            days[day].callers[lang].add(caller)
-    for day, (node,), (count,) in _by_day(
-        session,
-        Call.started_at,
-        zone,
-        start,
-        end,
-        (Call.last_node,),
-        (func.count(),),
-        Call.outcome.in_([CallOutcome.HUNG_UP.value, CallOutcome.LISTENED.value]),
-    ):
-        days[day].counts[(DROP_OFF, node or "", "")] += count
-    for day, (contact, dial_outcome), (count,) in _by_day(
-        session,
-        Call.started_at,
-        zone,
-        start,
-        end,
-        (Call.transferred_contact, Call.dial_outcome),
-        (func.count(),),
-        Call.transferred_contact.is_not(None),
-    ):
-        days[day].counts[(TRANSFERS, contact or "", dial_outcome or "")] += count
-    for day, (node, key), (count,) in _by_day(
-        session,
-        CallEvent.at,
-        zone,
-        start,
-        end,
-        (CallEvent.node, CallEvent.detail),
-        (func.count(),),
-        CallEvent.kind == CallEventKind.KEY.value,
-    ):
-        days[day].counts[(OPTIONS, node or "", key or "")] += count
-    _count_texts_and_follow_ups(session, zone, start, end, days)
+            counts.callers[lang].add(caller)
+    for day, (line, node, key), (count,) in _by_day(
+        session, CallEvent.at, zone, start, end, (Call.called, CallEvent.node, CallEvent.detail),
+        (func.count(),), CallEvent.kind == CallEventKind.KEY.value, CallEvent.call_id == Call.id,
+    ):  # fmt: skip
+        days[(day, line or NO_LINE)].counts[(OPTIONS, node or "", key or "")] += count
+    # A literal, which the partial index ix_messages_texts_created_at matches.
+    for day, (line,), (count,) in _by_day(
+        session, Message.created_at, zone, start, end, (Message.line,), (func.count(),),
+        Message.body != literal_column("''"),
+    ):  # fmt: skip
+        days[(day, line or NO_LINE)].counts[(TEXTS, "", "")] += count
+    _count_texts_in(session, zone, start, end, days)
+    _count_follow_ups(session, zone, start, end, days)
     return days
 
 
-def _count_texts_and_follow_ups(
+def _count_texts_in(
     session: Session,
     zone: tzinfo,
     start: datetime,
-    end: datetime | None,
-    days: dict[date, DayCounts],
+    end: datetime,
+    days: dict[tuple[date, str], DayCounts],
 ) -> None:
-    """Into `days`: texts (with a body) and text conversations (with a text in) by the day of
-    the message, follow-ups opened and closed (and how long the closed ones waited) by the day
-    of each, and the numbers opted out by the day they did."""
-    # Literals, which the partial indexes on messages match.
-    for day, (), (count,) in _by_day(
-        session, Message.created_at, zone, start, end, (), (func.count(),),
-        Message.body != literal_column("''"),
-    ):  # fmt: skip
-        days[day].counts[(TEXTS, "", "")] += count
-    for day, (language, conversation_id), _ in _by_day(
-        session, Message.created_at, zone, start, end,
-        (Conversation.language, Message.conversation_id), (func.count(),),
-        Message.direction == literal_column(f"'{Direction.IN.value}'"),
-        Message.conversation_id == Conversation.id,
-    ):  # fmt: skip
-        days[day].conversations[language or ""].add(conversation_id)
+    """Into `days`, from the texts in: the numbers that texted, the conversations started (a
+    text is the first of one when its number's text to that line before it came more than
+    CONVERSATION_TTL earlier, or never) and the STOPs, by the language of the conversation."""
+    # The language looked up by id for each text: PostgreSQL would rather hash every
+    # conversation for the few texts of the rest of a day.
+    language = (
+        select(Conversation.language)
+        .where(Conversation.id == Message.conversation_id)
+        .scalar_subquery()
+    )
+    query = (
+        select(Message.created_at, Message.phone, Message.line, Message.intent, language)
+        .where(
+            # A literal, which the partial index ix_messages_inbound_created_at matches.
+            Message.direction == literal_column(f"'{Direction.IN.value}'"),
+            Message.created_at >= start - CONVERSATION_TTL,
+            Message.created_at < end,
+        )
+        .order_by(Message.phone, Message.line, Message.created_at, Message.id)
+    )
+    before: tuple[str | None, str | None, datetime | None] = (None, None, None)
+    for at, phone, line, intent, language in session.execute(query):
+        previous_phone, previous_line, previous_at = before
+        starts = (
+            (phone, line) != (previous_phone, previous_line)
+            or previous_at is None
+            or at - previous_at > CONVERSATION_TTL
+        )
+        before = (phone, line, at)
+        if at < start:
+            continue
+        counts, lang = days[(at.astimezone(zone).date(), line or NO_LINE)], language or ""
+        if phone is not None:
+            counts.texters[lang].add(phone)
+        if starts:
+            counts.counts[(CONVERSATIONS, lang, "")] += 1
+        if intent == "opt_out":
+            counts.counts[(STOPS, lang, "")] += 1
+
+
+def _count_follow_ups(
+    session: Session,
+    zone: tzinfo,
+    start: datetime,
+    end: datetime,
+    days: dict[tuple[date, str], DayCounts],
+) -> None:
+    """Into `days` (line: none, a follow-up is a number's): follow-ups opened and closed by the
+    day of each, and how long the closed ones waited (first attempt to closing)."""
     for day, (language,), (count,) in _by_day(
         session, FollowUp.opened_at, zone, start, end, (FollowUp.language,), (func.count(),)
     ):
-        days[day].counts[(OPENED, language or "", "")] += count
+        days[(day, NO_LINE)].counts[(OPENED, language or "", "")] += count
     for day, (language, first, closed), (count,) in _by_day(
         session, FollowUp.closed_at, zone, start, end,
         (FollowUp.language, FollowUp.first_attempt_at, FollowUp.closed_at), (func.count(),),
     ):  # fmt: skip
-        days[day].counts[(CLOSED, language or "", "")] += count
-        waits = days[day].waits
-        assert isinstance(waits, list)
-        waits.extend([_microseconds(closed - first)] * count)
-    for day, (language, phone), _ in _by_day(
-        session, OptOut.changed_at, zone, start, end, (language_of_phone(), OptOut.phone),
-        (func.count(),), OptOut.opted_out.is_(True),
-    ):  # fmt: skip
-        days[day].opt_outs[language or ""].add(phone)
+        counts = days[(day, NO_LINE)]
+        counts.counts[(CLOSED, language or "", "")] += count
+        assert isinstance(counts.waits, list)
+        counts.waits.extend([_microseconds(closed - first)] * count)
 
 
 def _microseconds(wait: timedelta) -> int:
     return (wait.days * 86_400 + wait.seconds) * 1_000_000 + wait.microseconds
 
 
-# -- reading the rollup -----------------------------------------------------------------------
+# -- which rolled-up days changed ---------------------------------------------------------------
 
 
 def _zone_name(zone: tzinfo) -> str:
@@ -436,11 +463,14 @@ def _zone_name(zone: tzinfo) -> str:
 
 def changed_days(session: Session, zone: tzinfo, since: datetime, before: datetime) -> set[date]:
     """The days (in `zone`) of the rows that tell of times before `before` (the start of
-    today, or the end of today's rolled-up part) and changed at or after `since`. A call's days
-    are those from the day it started to the day it was last heard of (its events, and any
-    start it had before, lie between). Only calls that started before `before` are read:
-    under a busy line's load, the few late facts of older calls rather than every call of the
-    last minutes."""
+    today, or the end of today's rolled-up part) and changed at or after `since`.
+
+    A call's days are those from the day it started to the day it was last heard of (its
+    events lie between). Only calls that started before `before` are read: under a busy
+    line's load, the few late facts of older calls rather than every call of the last minutes.
+    A text's day, and the day after it (whether a later text started a conversation depends on
+    it); every day with a text in of a conversation written since (its language, by which
+    those days count it, may have changed); a follow-up's days, opened and closed."""
     days: set[date] = set()
     for started_at, last_seen_at in session.execute(
         select(Call.started_at, Call.last_seen_at).where(
@@ -452,125 +482,96 @@ def changed_days(session: Session, zone: tzinfo, since: datetime, before: dateti
         while day <= last:
             days.add(day)
             day += timedelta(days=1)
-    # Texts, follow-ups and opt-outs: the days of those written since (a follow-up's days are
-    # those it opened and closed on), and every day with a text in of a conversation written
-    # since (its language, by which those days count it, may have changed). The day an opt-out
-    # was on before it changed, and those of a number whose language changed, are the days
-    # that hold the number (`changed_opt_outs`).
-    changed_conversations = select(Conversation.id).where(Conversation.stored_at >= since)
-    for at, changed in (
-        (Message.created_at, Message.stored_at >= since),
-        (
-            Message.created_at,
-            Message.conversation_id.in_(changed_conversations)
-            & (Message.direction == Direction.IN.value),
-        ),
-        (FollowUp.opened_at, FollowUp.stored_at >= since),
-        (FollowUp.closed_at, FollowUp.stored_at >= since),
-        (OptOut.changed_at, OptOut.stored_at >= since),
+    for (sent,) in session.execute(
+        select(Message.created_at).where(Message.stored_at >= since, Message.created_at < before)
     ):
-        for (time,) in session.execute(select(at).where(changed, at < before)):
-            if time is not None:  # (closed_at: NULL is never before)
-                days.add(time.astimezone(zone).date())
+        days.update(
+            {sent.astimezone(zone).date(), (sent + CONVERSATION_TTL).astimezone(zone).date()}
+        )
+    changed_conversations = select(Conversation.id).where(Conversation.stored_at >= since)
+    for (sent,) in session.execute(
+        select(Message.created_at).where(
+            Message.conversation_id.in_(changed_conversations),
+            Message.direction == Direction.IN.value,
+            Message.created_at < before,
+        )
+    ):
+        days.add(sent.astimezone(zone).date())
+    for opened_at, closed_at in session.execute(
+        select(FollowUp.opened_at, FollowUp.closed_at).where(FollowUp.stored_at >= since)
+    ):
+        for at in (opened_at, closed_at):
+            if at is not None and at < before:  # (closed_at: NULL while it is open)
+                days.add(at.astimezone(zone).date())
     return days
 
 
-def changed_opt_outs(session: Session, since: datetime) -> set[str]:
-    """The numbers with an opt-out whose opt-out, or a conversation of which (its language,
-    the opt-out's), was written at or after `since`."""
-    return set(
-        session.scalars(
-            select(OptOut.phone)
-            .where(OptOut.stored_at >= since)
-            .union(
-                select(OptOut.phone).where(
-                    OptOut.phone.in_(
-                        select(Conversation.phone).where(Conversation.stored_at >= since)
-                    )
-                )
-            )
-        )
-    )
+# -- reading the rollup -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class RolledDay:
     written: str
-    """The day row's `key`: a token of the write, new each time the day is rolled up."""
-    counts: DayCounts
+    """A token of the write, new each time the day is rolled up."""
+    until: datetime | None
+    """Today's part: counted up to this time (None: the whole day)."""
+    lines: dict[str, DayCounts]
+    all_lines: DayCounts
+    """The lines' counts together: what a range of every line adds up (a year of days, not
+    of days and lines)."""
 
 
-_DECODED: dict[tuple[str, date], _Decoded] = {}
-"""(zone, day) -> the day row as last read in this process: a day is read from the database
-again only when it was rolled up again (another token), so that a year of days is not a few
-megabytes fetched and decoded at every request. Never changed once in (see _read_rolled)."""
+_DECODED: dict[tuple[str, date], RolledDay] = {}
+"""(zone, day) -> the day as last read in this process: a day is read from the database again
+only when it was rolled up again (another token), so that a year of days is not megabytes
+fetched and decoded at every request. Never changed once in."""
 _DECODED_DAYS = 4 * MAX_DAYS
 """Days kept (a year of days of two zones, and some); all are dropped when there are more."""
 
 
-def _read_rolled(
-    session: Session, zone: str, first: date, last: date, headlines_only_before: date | None
-) -> dict[date, DayCounts]:
-    """The days from `first` to `last` rolled up (in this code's form), each with its
-    headline numbers and, from `headlines_only_before` on (None: from `first`), its charts'."""
+def _read_rolled(session: Session, zone: str, first: date, last: date) -> dict[date, RolledDay]:
+    """The days from `first` to `last` rolled up (in this code's form)."""
     # On the session's connection: Core's rows (the ORM's cost more).
     connection = session.connection()
-    day_rows = (
-        OverviewDayCount.zone == zone,
-        OverviewDayCount.day >= first,
-        OverviewDayCount.day <= last,
-        OverviewDayCount.measure == DAY,
-        (OverviewDayCount.detail == FORMAT) | OverviewDayCount.detail.startswith(FORMAT + UNTIL),
+    of_the_range = (
+        OverviewDay.zone == zone,
+        OverviewDay.day >= first,
+        OverviewDay.day <= last,
+        OverviewDay.form == FORMAT,
     )
-    days: dict[date, DayCounts] = {}
+    days: dict[date, RolledDay] = {}
     to_read: list[date] = []
     for day, written in connection.execute(
-        select(OverviewDayCount.day, OverviewDayCount.key).where(*day_rows)
+        select(OverviewDay.day, OverviewDay.written).where(
+            *of_the_range, OverviewDay.line == NO_LINE
+        )
     ):
         decoded = _DECODED.get((zone, day))
         if decoded is not None and decoded.written == written:
-            days[day] = decoded.counts
+            days[day] = decoded
         else:
             to_read.append(day)
     if len(_DECODED) + len(to_read) > _DECODED_DAYS:
         _DECODED.clear()
+    found: dict[date, list[Any]] = defaultdict(list)
     for run_first, run_last in _runs(to_read):
-        for day, written, form, blob, packed in connection.execute(
+        for row in connection.execute(
             select(
-                OverviewDayCount.day,
-                OverviewDayCount.key,
-                OverviewDayCount.detail,
-                OverviewDayCount.member_ids,
-                OverviewDayCount.members,
-            ).where(*day_rows, OverviewDayCount.day.between(run_first, run_last))
+                OverviewDay.day,
+                OverviewDay.line,
+                OverviewDay.written,
+                OverviewDay.until,
+                OverviewDay.counts,
+                OverviewDay.sets,
+            ).where(*of_the_range, OverviewDay.day.between(run_first, run_last))
         ):
-            counts = DayCounts()
-            counts.unpack(blob or b"", packed or "{}")
-            counts.until = _part_until(form)
-            _DECODED[(zone, day)] = _Decoded(written, counts)
-            days[day] = counts
-    charts_from = max(first, headlines_only_before or first)
-    with_charts: set[date] = set()
-    for day, measure, key, detail, count in connection.execute(
-        select(
-            OverviewDayCount.day,
-            OverviewDayCount.measure,
-            OverviewDayCount.key,
-            OverviewDayCount.detail,
-            OverviewDayCount.count,
-        ).where(
-            OverviewDayCount.zone == zone,
-            OverviewDayCount.day >= charts_from,
-            OverviewDayCount.day <= last,
-            OverviewDayCount.measure.in_(CHART_MEASURES),
+            found[row.day].append(row)
+    for day, rows in found.items():
+        lines = {row.line: DayCounts.unpacked(row.counts, row.sets) for row in rows}
+        rolled = RolledDay(
+            rows[0].written, rows[0].until, lines, DayCounts.combined(lines.values())
         )
-    ):
-        if day not in days:
-            continue
-        if day not in with_charts:  # a copy: what _DECODED holds is never changed
-            with_charts.add(day)
-            days[day] = replace(days[day], counts=Counter(days[day].counts))
-        days[day].counts[(measure, key, detail)] = count
+        _DECODED[(zone, day)] = days[day] = rolled
     return days
 
 
@@ -586,81 +587,90 @@ def _runs(days: Iterable[date]) -> Iterator[tuple[date, date]]:
         yield run[0], run[-1]
 
 
-def day_counts(
+def day_parts(
     session: Session,
     zone: tzinfo,
     first: date,
     last: date,
     today: date,
-    *,
-    open_ended: bool = False,
-    headlines_only_before: date | None = None,
-) -> dict[date, DayCounts]:
-    """The counts of the days `first` to `last` (and, when `open_ended`, of everything after
-    `last`): rolled-up days where they are current (of a part of a day, the rest of the day
-    counted live), the others counted live. Rolled-up days before `headlines_only_before` are
-    read for the headline measures alone (their day rows), without the charts'."""
+    lines: Collection[str] | None = None,
+) -> list[Part]:
+    """The counts of the days `first` to `last`, of `lines` (None: of every line, a rolled-up
+    day's lines together): rolled-up days where they are current (of today's part, the rest
+    of today counted live), the others counted live."""
     rollup = session.get(OverviewRollup, _zone_name(zone))
-    usable: dict[date, DayCounts] = {}
+    usable: dict[date, RolledDay] = {}
     if rollup is not None and first <= today:
-        rolled = _read_rolled(
-            session, _zone_name(zone), first, min(last, today), headlines_only_before
-        )
+        rolled = _read_rolled(session, _zone_name(zone), first, min(last, today))
         since = rollup.checked_through - MARGIN
-        before = max([day_start(today, zone), *(c.until for c in rolled.values() if c.until)])
+        before = max([day_start(today, zone), *(d.until for d in rolled.values() if d.until)])
         stale = changed_days(session, zone, since, before)
-        phones = changed_opt_outs(session, since)
         usable = {
-            day: counts
-            for day, counts in rolled.items()
-            if day not in stale
-            and not counts.holds_opt_out(phones)
-            and (day < today or counts.until is not None)
+            day: rolled_day
+            for day, rolled_day in rolled.items()
+            if day not in stale and (day < today or rolled_day.until is not None)
         }
-    found = dict(usable)
-
-    def counted_live(start: datetime, last_day: date) -> dict[date, DayCounts]:
-        """The days from `start` to the end of `last_day` (when open-ended, everything after)."""
-        end = None if open_ended and last_day == last else day_start(last_day + timedelta(1), zone)
-        return count_days(session, zone, start, end)
-
-    for day, part in usable.items():
-        if part.until is not None:  # the part of the day after it, counted live
-            rest = counted_live(part.until, day)
-            found.update(rest)
-            found[day] = part.plus(rest.get(day, DayCounts()))
+    parts = []
+    for day, rolled_day in usable.items():
+        if lines is None:
+            parts.append(Part(day, ALL_LINES, rolled_day.all_lines))
+        else:
+            parts += [
+                Part(day, line, counts)
+                for line, counts in rolled_day.lines.items()
+                if line in lines
+            ]
+    counted: list[dict[tuple[date, str], DayCounts]] = [
+        count_days(session, zone, rolled_day.until, day_start(day + timedelta(1), zone))
+        for day, rolled_day in usable.items()
+        if rolled_day.until is not None  # the rest of the day, counted live
+    ]
     wanted = (first + timedelta(days=n) for n in range((last - first).days + 1))
     for run_first, run_last in _runs(day for day in wanted if day not in usable):
-        found.update(counted_live(day_start(run_first, zone), run_last))
-    return found
+        start, end = day_start(run_first, zone), day_start(run_last + timedelta(1), zone)
+        counted.append(count_days(session, zone, start, end))
+    for found in counted:
+        parts += [
+            Part(day, line, counts)
+            for (day, line), counts in found.items()
+            if lines is None or line in lines
+        ]
+    return parts
 
 
 # -- keeping it ---------------------------------------------------------------------------------
 
 
-def _write_days(session: Session, zone: str, days: dict[date, DayCounts]) -> None:
+def _write_days(
+    session: Session,
+    zone: str,
+    days: dict[date, dict[str, DayCounts]],
+    until: datetime | None = None,
+) -> None:
+    """Write `days` (each a day's counts by line), replacing what was rolled up of them."""
     if not days:
         return
     session.execute(
-        delete(OverviewDayCount).where(
-            OverviewDayCount.zone == zone, OverviewDayCount.day.in_(sorted(days))
-        )
+        delete(OverviewDay).where(OverviewDay.zone == zone, OverviewDay.day.in_(sorted(days)))
     )
-    rows = [
-        {
-            "zone": zone,
-            "day": day,
-            "measure": measure,
-            "key": key,
-            "detail": detail,
-            "count": count,
-            "member_ids": member_ids,
-            "members": members,
-        }
-        for day, counts in days.items()
-        for measure, key, detail, count, member_ids, members in counts.rows()
-    ]
-    session.execute(insert(OverviewDayCount), rows)
+    rows = []
+    for day, lines in days.items():
+        written = uuid.uuid4().hex  # tells this write of the day from any other
+        for line, counts in {NO_LINE: DayCounts(), **lines}.items():
+            packed, blob = counts.packed()
+            rows.append(
+                {
+                    "zone": zone,
+                    "day": day,
+                    "line": line,
+                    "written": written,
+                    "form": FORMAT,
+                    "until": until,
+                    "counts": packed,
+                    "sets": blob,
+                }
+            )
+    session.execute(insert(OverviewDay), rows)
 
 
 @dataclass
@@ -673,44 +683,48 @@ class RollupReport:
 
 
 def roll_up(
-    session: Session, zone: tzinfo, now: datetime | None = None, *, days: int = DAYS_PER_RUN
+    session: Session,
+    zone: tzinfo,
+    now: datetime | None = None,
+    *,
+    days: int = DAYS_PER_RUN,
+    wait: bool = False,
 ) -> RollupReport:
     """Count again the rolled-up days whose rows changed, and roll up at most `days` of the days
     over (before today in `zone`) that are not rolled up yet, newest first, from the first day
     with rows (or the first day of the longest range, when that is earlier).
-    Takes a session and never commits; one roll-up at a time (PostgreSQL: an advisory lock;
-    SQLite writes one transaction at a time)."""
+    Takes a session and never commits; one roll-up at a time (PostgreSQL: an advisory lock
+    of the schema, which another process's roll-up holding it makes this one wait for, or,
+    unless `wait`, skip; SQLite writes one transaction at a time)."""
     report = RollupReport()
-    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
-        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK}
-    ):
-        return report
+    if session.get_bind().dialect.name == "postgresql":
+        key = {"key": LOCK_KEY}
+        if wait:
+            session.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})"), key)
+        elif not session.scalar(text(f"SELECT pg_try_advisory_xact_lock({_SCHEMA_LOCK})"), key):
+            return report
     now = now or utcnow()
     name = _zone_name(zone)
     today = now.astimezone(zone).date()
     rollup = session.get(OverviewRollup, name)
     today_starts = day_start(today, zone)
-    forms = dict(
+    rows: dict[date, datetime | None] = dict(
         session.execute(
-            select(OverviewDayCount.day, OverviewDayCount.detail).where(
-                OverviewDayCount.zone == name, OverviewDayCount.measure == DAY
+            select(OverviewDay.day, OverviewDay.until).where(
+                OverviewDay.zone == name, OverviewDay.line == NO_LINE, OverviewDay.form == FORMAT
             )
         ).all()
     )
-    rolled = {day for day, form in forms.items() if form == FORMAT}
-    part_until = _part_until(forms.get(today, ""))  # of today's part rolled up
+    whole = {day for day, until in rows.items() if until is None and day != today}
+    part_until = rows.get(today)  # the end of today's part rolled up
     stale = set()
-    if rollup is not None and forms:
+    if rollup is not None and rows:
         since = rollup.checked_through - MARGIN
         stale = changed_days(session, zone, since, max(today_starts, part_until or today_starts))
-        phones = changed_opt_outs(session, since)
-        if phones:  # the days that hold them (their day rows alone: after `today`, no chart)
-            held = _read_rolled(session, name, min(forms), today, today + timedelta(1))
-            stale |= {day for day, counts in held.items() if counts.holds_opt_out(phones)}
-        stale &= rolled | {today}
+        stale &= whole | {today}
     firsts = [
         session.scalar(select(func.min(column)))
-        for column in (Call.started_at, Message.created_at, FollowUp.opened_at, OptOut.changed_at)
+        for column in (Call.started_at, Message.created_at, FollowUp.opened_at)
     ]
     first_row = min((first for first in firsts if first is not None), default=None)
     missing: list[date] = []
@@ -720,34 +734,36 @@ def roll_up(
         # live but today).
         earliest = min(first_row.astimezone(zone).date(), today - timedelta(days=MAX_DAYS))
         while day >= earliest:
-            if day not in rolled:
+            if day not in whole:
                 missing.append(day)
             day -= timedelta(days=1)
     report.to_add = max(len(missing) - days, 0)
-    counted: dict[date, DayCounts] = {}
+    counted: dict[date, dict[str, DayCounts]] = {}
     for run_first, run_last in _runs([*(stale - {today}), *missing[:days]]):
         start, end = day_start(run_first, zone), day_start(run_last + timedelta(1), zone)
         found = count_days(session, zone, start, end)
         day = run_first
         while day <= run_last:
-            counted[day] = found.get(day, DayCounts())
+            counted[day] = {}
             day += timedelta(days=1)
+        for (day, line), counts in found.items():
+            counted[day][line] = counts
     report.recounted, report.added = len(stale - {today}), len(counted) - len(stale - {today})
+    _write_days(session, name, counted)
     # Today up to a whole hour PART_BEHIND ago, when that hour moved on or what is rolled up
     # of today changed.
     until = (now - PART_BEHIND).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     report.part_until = part_until
     if until > today_starts and (part_until is None or part_until < until or today in stale):
-        part = count_days(session, zone, today_starts, until).get(today, DayCounts())
-        part.until = report.part_until = until
-        counted[today] = part
+        part = count_days(session, zone, today_starts, until)
+        _write_days(session, name, {today: {line: c for (_, line), c in part.items()}}, until)
+        report.part_until = until
     elif today in stale or (part_until is not None and until <= today_starts):
-        forget = delete(OverviewDayCount).where(  # a stale part (a clock gone back): dropped
-            OverviewDayCount.zone == name, OverviewDayCount.day == today
+        forget = delete(OverviewDay).where(  # a stale part (a clock gone back): dropped
+            OverviewDay.zone == name, OverviewDay.day == today
         )
         session.execute(forget)
         report.part_until = None
-    _write_days(session, name, counted)
     stamp = upsert(session, OverviewRollup).values(zone=name, checked_through=now)
     session.execute(
         stamp.on_conflict_do_update(
@@ -755,17 +771,6 @@ def roll_up(
         )
     )
     return report
-
-
-def forget_days(session: Session, first: datetime, last: datetime) -> None:
-    """Drop the rolled-up days, in every zone, that calls started from `first` to `last` can
-    fall on (a zone's day is within a day of the UTC one)."""
-    session.execute(
-        delete(OverviewDayCount).where(
-            OverviewDayCount.day >= first.astimezone(UTC).date() - timedelta(days=1),
-            OverviewDayCount.day <= last.astimezone(UTC).date() + timedelta(days=1),
-        )
-    )
 
 
 def periodic_roll_up(timezone: str) -> Callable[[Session, datetime], None]:
@@ -778,95 +783,7 @@ def periodic_roll_up(timezone: str) -> Callable[[Session, datetime], None]:
     return run
 
 
-# -- the overview from the rollup ------------------------------------------------------------------
-
-
-def rolled_overview(
-    session: Session,
-    today: date,
-    zone: tzinfo,
-    days: int = 30,
-    counted: dict[date, DayCounts] | None = None,
-) -> Overview:
-    """`service.staff.queries.overview`, its calls and keys read from the rollup (or from
-    `counted`, the day counts of its days and every one after, as `page_numbers` shares)."""
-    first = today - timedelta(days=days - 1)
-    result = Overview(days=[first + timedelta(days=n) for n in range(days)])
-    if counted is None:
-        # Like the live count, everything from the first day on (a clock behind the line's too).
-        counted = day_counts(session, zone, first, today, today, open_ended=True)
-    for day, counts in counted.items():
-        if day < first:
-            continue
-        for (measure, key, detail), count in counts.counts.items():
-            if measure == CALLS:
-                result.calls_per_day[day] = result.calls_per_day.get(day, 0) + count
-            elif measure == OPTIONS:
-                result.options[(key or "?", detail or "?")] += count
-            elif measure == DROP_OFF:
-                result.drop_off[key or "(before the first menu)"] += count
-            elif measure == TRANSFERS:
-                result.transfers[key or "?"][detail or "no result"] += count
-            elif measure == TEXTS:
-                result.texts_per_day[day] = result.texts_per_day.get(day, 0) + count
-    add_purged(session, result)
-    return result
-
-
-def rolled_headlines(
-    session: Session,
-    chosen: Range,
-    today: date,
-    counted: dict[date, DayCounts] | None = None,
-) -> Headlines:
-    """`service.staff.headlines.headline_numbers`, read from the rollup (or from `counted`,
-    day counts that include the range's), but for the follow-ups still open."""
-    result = Headlines(chosen)
-    summed = (CALLS, REACHED, NOT_ANSWERED, OPENED, CLOSED)
-    for measure in (*summed, CALLERS, CONVERSATIONS, OPT_OUTS):
-        result.counts[measure] = Counter()
-    if counted is None:
-        counted = day_counts(
-            session,
-            chosen.zone,
-            chosen.first,
-            chosen.last,
-            today,
-            headlines_only_before=today,  # no chart
-        )
-    callers: dict[str, list[Callers]] = defaultdict(list)
-    opt_outs: dict[str, list[Callers]] = defaultdict(list)
-    conversations: dict[str, list[BitMap64]] = defaultdict(list)
-    waits: list[Sequence[int]] = []
-    for day, counts in counted.items():
-        if not chosen.first <= day <= chosen.last:
-            continue
-        for (measure, key, _detail), count in counts.counts.items():
-            if measure in summed:
-                result.counts[measure][key] += count
-        for language, of_the_day in counts.callers.items():
-            callers[language].append(of_the_day)
-        for language, of_the_day in counts.opt_outs.items():
-            opt_outs[language].append(of_the_day)
-        for language, ids in counts.conversations.items():
-            conversations[language].append(ids)
-        if counts.waits:
-            waits.append(counts.waits if isinstance(counts.waits, array) else sorted(counts.waits))
-    joined = {language: Callers.union(days) for language, days in callers.items()}
-    for language, of_the_range in joined.items():
-        result.counts[CALLERS][language] = len(of_the_range)
-    # A number's opt-out is on one day, a conversation counted in one language: the one it has
-    # now (a day that counts it in another is not current; see changed_days).
-    for language, numbers in opt_outs.items():
-        result.counts[OPT_OUTS][language] = len(Callers.union(numbers))
-    for language, days in conversations.items():
-        result.counts[CONVERSATIONS][language] = len(BitMap64().union(*days))
-    result.median_wait, result.longest_wait = median_and_longest(waits)
-    count_still_open(session, result)
-    for measure, by_language in result.counts.items():
-        result.totals[measure] = sum(by_language.values())
-    result.totals[CALLERS] = len(Callers.union(joined.values()))
-    return result
+# -- the waits of a range -------------------------------------------------------------------------
 
 
 def median_and_longest(runs: list[Sequence[int]]) -> tuple[timedelta | None, timedelta | None]:
@@ -905,26 +822,3 @@ def ranked(runs: list[Sequence[int]], first: int, last: int) -> list[int]:
         chain.from_iterable(map(lambda run, start, end: run[start:end], runs, starts, ends))
     )
     return window[first - before : last - before + 1]
-
-
-def page_numbers(
-    session: Session, today: date, chosen: Range, days: int = 30
-) -> tuple[Overview, Headlines]:
-    """The overview's charts (the last `days` days) and the headline numbers of `chosen`,
-    the day counts read once when the two ranges meet."""
-    zone, first = chosen.zone, today - timedelta(days=days - 1)
-    if chosen.first > today + timedelta(days=1) or chosen.last < first - timedelta(days=1):
-        return rolled_overview(session, today, zone, days), rolled_headlines(session, chosen, today)
-    counted = day_counts(
-        session,
-        zone,
-        min(first, chosen.first),
-        max(today, chosen.last),
-        today,
-        open_ended=True,
-        headlines_only_before=first,
-    )
-    return (
-        rolled_overview(session, today, zone, days, counted),
-        rolled_headlines(session, chosen, today, counted),
-    )

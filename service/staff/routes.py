@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -39,8 +39,13 @@ from service.staff.auth import (
 )
 from service.staff.export import calls_csv, messages_csv
 from service.staff.followups import router as follow_ups_router
-from service.staff.headlines import MEASURES, language_name, wait_text
-from service.staff.headlines import Range as HeadlineRange
+from service.staff.headlines import (
+    MEASURES,
+    Range,
+    language_name,
+    overview_report,
+    wait_text,
+)
 from service.staff.localtime import zone_of
 from service.staff.names import FlowNames, flow_names
 from service.staff.numbers import router as numbers_router
@@ -61,7 +66,6 @@ from service.staff.queries import (
     parse_id,
     redact_numbers,
 )
-from service.staff.rollup import page_numbers
 from service.staff.simulator import simulator_page, simulator_step
 from service.staff.web import (
     PASSWORD_PAGE,
@@ -284,49 +288,55 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
     zone = zone_of(request)
     today = clock_of(request)().astimezone(zone).date()
     try:
-        chosen = HeadlineRange.parse(_params(request), today, zone)
+        chosen = Range.parse(_params(request), today, zone)
     except FilterError as error:
         raise PageError(400, "Check the dates", str(error)) from None
-    stats, headlines = page_numbers(session, today, chosen)
-    calls_chart = charts.daily_bars("Calls per day, last 30 days", stats.days, stats.calls_per_day)
-    texts_chart = charts.daily_bars(
-        "Texts per day, last 30 days", stats.days, stats.texts_per_day, charts.BAR_COLOURS[2]
-    )
+    report = overview_report(session, chosen, today)
+    periods = charts.periods_of(chosen.days)
+    per = "day" if len(periods) == len(chosen.days) else "month"
+    over_time = [
+        (
+            period,
+            sum(report.calls_per_day[day] for day in _days_of(period)),
+            sum(report.texts_per_day[day] for day in _days_of(period)),
+        )
+        for period in periods
+    ]
     options = [
         (f"{names.menu(node)}: {names.option(node, key)}", count)
-        for (node, key), count in stats.options.most_common(15)
+        for (node, key), count in report.options.most_common(15)
     ]
-    drop_off = [(names.menu(node), count) for node, count in stats.drop_off.most_common(15)]
+    drop_off = [(names.menu(node), count) for node, count in report.drop_off.most_common(15)]
     dial_outcomes = ["completed", "busy", "no-answer", "failed", "canceled", "no result"]
     transfer_rows = [
         (names.contact(contact), counts)
-        for contact, counts in sorted(stats.transfers.items(), key=lambda item: -item[1].total())
+        for contact, counts in sorted(report.transfers.items(), key=lambda item: -item[1].total())
     ]
     return render(
         request,
         "overview.html",
-        stats=stats,
-        headlines=headlines,
+        report=report,
         measures=MEASURES,
         language_name=language_name,
         wait_text=wait_text,
-        days=[
-            (day, stats.calls_per_day.get(day, 0), stats.texts_per_day.get(day, 0))
-            for day in stats.days
-        ],
-        calls_chart=calls_chart,
-        texts_chart=texts_chart,
+        per=per,
+        over_time=over_time,
+        calls_chart=charts.bars_over_time(
+            f"Calls per {per}", periods, [calls for _, calls, _ in over_time]
+        ),
+        texts_chart=charts.bars_over_time(
+            f"Texts per {per}", periods, [texts for *_, texts in over_time], charts.BAR_COLOURS[2]
+        ),
         options=options,
-        options_chart=charts.horizontal_bars("Options chosen, last 30 days", options),
+        options_chart=charts.horizontal_bars("Options chosen", options),
         drop_off=drop_off,
         drop_off_chart=charts.horizontal_bars(
-            "Where callers hung up: the last menu of calls with no transfer, last 30 days",
-            drop_off,
+            "Where callers hung up: the last menu of calls with no transfer", drop_off
         ),
         transfer_rows=transfer_rows,
         dial_outcomes=dial_outcomes,
         transfers_chart=charts.stacked_bars(
-            "Transfers by contact and how they ended, last 30 days",
+            "Transfers by contact and how they ended",
             transfer_rows,
             dial_outcomes,
             colours=DIAL_COLOURS,
@@ -334,6 +344,13 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         ),
         dial_labels=DIAL_LABELS,
     )
+
+
+def _days_of(period: charts.Period) -> Iterator[date]:
+    day = period.first
+    while day <= period.last:
+        yield day
+        day += timedelta(days=1)
 
 
 # -- calls -------------------------------------------------------------------------------------

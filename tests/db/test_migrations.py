@@ -34,7 +34,7 @@ TABLES = {
     "outbox",
     "outbox_workers",
     "spool_fences",
-    "overview_day_counts",
+    "overview_days",
     "overview_rollups",
     "spool_checkpoints",
     "staff_users",

@@ -135,11 +135,12 @@ def record_call(
     transfer: tuple[str, str, str] | None = None,
     duration: int | None = 30,
     flow_hash: str = "abc123",
+    line: str = LINE,
 ) -> RecordedCall:
-    """A call as the voice webhooks record it: started, each (menu, key, next menu), a transfer
-    (contact, number, dial status) and the final status callback."""
+    """A call to `line` as the voice webhooks record it: started, each (menu, key, next menu),
+    a transfer (contact, number, dial status) and the final status callback."""
     at = started
-    recorder.call_started(sid, caller, LINE, language=language, flow_hash=flow_hash, at=at)
+    recorder.call_started(sid, caller, line, language=language, flow_hash=flow_hash, at=at)
     recorder.call_event(sid, CallEventKind.MENU, node="main", at=at)
     for menu, key, next_menu in keys:
         at += timedelta(seconds=5)

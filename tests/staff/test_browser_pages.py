@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -232,6 +233,10 @@ def test_every_staff_page_is_accessible_at_desktop_and_phone_width(
         visit(page, f"{role}-overview", "/")
         expect(page.locator(".chart")).to_have_count(5)
         visit(page, f"{role}-overview-empty-range", "/?from=2020-01-01&to=2020-01-31")
+        today = datetime.now(UTC).date()  # the server's TIMEZONE is UTC
+        visit(page, f"{role}-overview-year", f"/?from={today - timedelta(days=365)}&to={today}")
+        expect(page.get_by_role("heading", name="Calls per month")).to_be_visible()
+        expect(page.locator("svg.chart rect[x]")).to_have_count(2 * 13)
         visit(page, f"{role}-calls", "/calls")
         expect(page.locator("tbody tr")).to_have_count(17)
         for outcome in OUTCOME_LABELS.values():

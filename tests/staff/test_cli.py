@@ -16,8 +16,7 @@ from service.config import get_settings
 from service.db import Database
 from service.models import AuditEntry, StaffUser, utcnow
 from service.staff.auth import sign_in
-from service.staff.headlines import MAX_DAYS
-from service.staff.rollup import PART_BEHIND
+from service.staff.rollup import MAX_DAYS, PART_BEHIND
 from tests.recorder import Recorder
 from tests.staff.conftest import NOW, record_call
 

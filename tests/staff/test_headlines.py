@@ -3,6 +3,7 @@ PostgreSQL: what a clinic manager reads at the top of /staff/."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -22,11 +23,12 @@ COORDINATOR = ("coordinator", "+18048287999")
 
 
 def headline(page: httpx.Response, key: str) -> list[str]:
-    """The cells of a headline row: the label, All, then each language's count."""
+    """The cells of a headline row: the label (and what it means, after " / "), All, then
+    each language's count."""
     row = re.search(rf'<tr id="headline-{key}">(.*?)</tr>', page.text, re.S)
     assert row, f"no headline row {key}"
     return [
-        re.sub(r"<[^>]+>", "", cell).strip()
+        html.unescape(re.sub(r"<[^>]+>", "", cell.replace('<span class="note">', " / "))).strip()
         for cell in re.findall(r"<t[hd][^>]*>.*?</t[hd]>", row.group(1), re.S)
     ]
 
@@ -54,14 +56,17 @@ def test_headline_numbers_by_language_for_a_chosen_range(
         save_conversation(session, TEXTER_ES, LINE, node="main", language="es", now=day)
     recorder.message_received("SM" + "1" * 32, TEXTER_EN, LINE, "Hi", at=day)
     recorder.message_received("SM" + "2" * 32, TEXTER_EN, LINE, "1", at=day)
-    recorder.message_received("SM" + "3" * 32, TEXTER_ES, LINE, "PARAR", at=day)
+    # The same texter a day and a half later: a second conversation.
+    recorder.message_received("SM" + "4" * 32, TEXTER_EN, LINE, "2", at=day + timedelta(hours=30))
+    recorder.message_received("SM" + "3" * 32, TEXTER_ES, LINE, "PARAR", intent="opt_out", at=day)
     recorder.opt_out(TEXTER_ES, True, "PARAR", at=day)
     signed_in(client, VIEWER)
 
     today = NOW.date().isoformat()
     page = client.get(f"/staff/?from={today}&to={today}")
     assert page.status_code == 200
-    assert f"{today} to {today}, both included (UTC)" in page.text
+    zone = "by day in the clinic's time zone (UTC)"
+    assert f"for {today} to {today}, both included, {zone}" in page.text
     assert headline(page, "calls")[:1] == ["Calls"]
     assert re.search(
         r'<th scope="col" class="num">English</th><th scope="col" class="num">Spanish</th>',
@@ -69,16 +74,34 @@ def test_headline_numbers_by_language_for_a_chosen_range(
     )
     assert headline(page, "calls") == ["Calls", "5", "2", "3"]
     # B called in both languages: one caller in all, one in each language.
-    assert headline(page, "callers") == ["Distinct callers", "3", "2", "2"]
-    assert headline(page, "reached") == ["Reached a person", "1", "1", "0"]
-    assert headline(page, "not_answered") == ["Transfers not answered", "2", "1", "1"]
+    assert headline(page, "callers") == ["Distinct callers / each number once", "3", "2", "2"]
+    assert headline(page, "reached") == [
+        "Calls that reached a person / a transfer answered", "1", "1", "0"
+    ]
+    assert headline(page, "not_answered") == [
+        "Transfers not answered / busy, no answer or failed", "2", "1", "1"
+    ]
     assert headline(page, "follow_ups_opened") == ["Follow-ups opened", "2", "1", "1"]
     assert headline(page, "follow_ups_closed") == ["Follow-ups closed", "1", "1", "0"]
-    assert headline(page, "follow_ups_open") == ["Follow-ups opened and still open", "1", "0", "1"]
-    assert headline(page, "conversations") == ["Text conversations", "2", "1", "1"]
-    assert headline(page, "opt_outs") == ["Opt-outs (STOP)", "1", "0", "1"]
+    assert headline(page, "follow_ups_open") == [
+        "Follow-ups opened in these days and still open / now", "1", "0", "1"
+    ]
+    started = "Text conversations started / a number's texts to the line, until 24 hours "
+    assert headline(page, "conversations") == [started + "without one", "2", "1", "1"]
+    assert headline(page, "texters")[1:] == ["2", "1", "1"]
+    assert headline(page, "stops")[1:] == ["1", "0", "1"]
+    assert headline(page, "opted_out")[:1] == [
+        "Numbers opted out at the end of these days / however they opted in or out since"
+    ]
+    assert headline(page, "opted_out")[1:] == ["1", "0", "1"]
     # B's item: first attempt 10:00, closed 14:00.
     assert "waited 4 h 0 min (median), at most 4 h 0 min" in page.text
+
+    # Today and tomorrow: the English texter's second conversation too.
+    tomorrow = (NOW + timedelta(days=1)).date().isoformat()
+    page = client.get(f"/staff/?from={today}&to={tomorrow}")
+    assert headline(page, "conversations")[1:] == ["3", "2", "1"]
+    assert headline(page, "texters")[1:] == ["2", "1", "1"]
 
     # The default range (30 days) takes the older call in too.
     page = client.get("/staff/")

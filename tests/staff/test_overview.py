@@ -78,14 +78,58 @@ def test_overview_charts_and_tables(
     assert "Patient Resource Library, VCU Massey 0 1 0 0 0 0" in text
     # The charts say the same in their accessible descriptions.
     assert "8 in the 30 days" not in text
-    assert "<desc" in html and "5 in the 30 days from October 26 to November 24" in html
+    assert "<desc" in html
+    assert "5 in the 30 days from October 26, 2026 to November 24, 2026" in html
 
 
 def test_overview_without_data_says_so(client: AppClient) -> None:
     signed_in(client, VIEWER)
     text = plain(client.get("/staff/").text)
-    assert "No keys pressed in the last 30 days." in text
-    assert "No transfers in the last 30 days." in text
+    assert "No keys pressed in these days." in text
+    assert "No transfers in these days." in text
+
+
+def test_every_chart_follows_the_range_chosen(client: AppClient, recorder: Recorder) -> None:
+    """A range chosen shows its days in every chart and table (a bar a day up to two months,
+    a bar a month beyond), not the last 30 days."""
+    seed(recorder)  # ten days ago (November 14) and today (November 24)
+    record_call(
+        recorder,
+        "CAsept",
+        "+18045550006",
+        NOW - timedelta(days=70),  # September 15
+        keys=[("main", "4", "disagree")],
+        transfer=("cancer_information_service", "+18004226237", "no-answer"),
+    )
+    signed_in(client, VIEWER)
+
+    # The first half of November: the calls of the 14th, none of today's.
+    text = plain(client.get("/staff/?from=2026-11-01&to=2026-11-15").text)
+    assert "for 2026-11-01 to 2026-11-15, both included" in text
+    assert "Calls per day" in text and "2026-11-14 2 1" in text and "2026-11-15 0 0" in text
+    assert "2026-11-24" not in text and "2026-10-26" not in text
+    assert "Main menu: 1 · hear why it matters 2" in text
+    assert "find another doctor" not in text.lower().split("options chosen", 1)[1]
+    assert "No transfers in these days." in text
+    assert "Cancer Information Service" not in text
+
+    # September alone: its one call, its key, its transfer not answered.
+    text = plain(client.get("/staff/?from=2026-09-01&to=2026-09-30").text)
+    assert "2026-09-15 1 0" in text and "2026-11-14" not in text
+    assert "Main menu: 4 · hear what to do if the doctors disagree 1" in text
+    assert "Cancer Information Service 0 0 1 0 0 0" in text
+    assert "No call ended in a menu in these days." in text
+
+    # A year: a bar a month, the first and last months cut to the range.
+    page = client.get("/staff/?from=2025-11-24&to=2026-11-24")
+    text = plain(page.text)
+    assert "Calls per month" in text and "Texts per month" in text
+    assert "November 2025 (24 to 30) 0 0" in text
+    assert "September 2026 1 0" in text
+    assert "November 2026 (1 to 24) 5 2" in text
+    assert "2026-11-14" not in text
+    assert page.text.count('<rect x="') >= 2 * 13
+    assert "6 in the 366 days from November 24, 2025 to November 24, 2026" in page.text
 
 
 def test_an_admin_purges_from_the_dashboard_and_it_is_audited(
