@@ -19,11 +19,14 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import REQUEST_LATENCY
@@ -177,16 +180,48 @@ def _latency(route: str, method: str, status: int) -> Any:
 
 
 def _route_template(scope: Scope) -> str:
-    """The matched route's path template ("/staff/calls/{call_id}"), so label values stay few."""
-    route = scope.get("route")  # set for FastAPI's routes
-    path = getattr(route, "path", None)
-    if isinstance(path, str) and path:
-        return path
+    """The matched route's full path template ("/staff/follow-ups/{raw_id}"), so label values
+    stay few."""
+    route = scope.get("route")  # the route as it was declared
+    template = _full_templates(scope.get("app"), route, scope) if route is not None else None
+    if template:
+        return template
     if scope.get("endpoint") is not None and not scope.get("path_params"):
         # A plain Starlette route without parameters (the Twilio webhooks): its path is its
         # template.
         return str(scope.get("path", "unmatched"))
     return "unmatched"
+
+
+_TEMPLATES: weakref.WeakKeyDictionary[Any, dict[int, list[tuple[str, RouteContext]]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per app: each route as declared (by identity: routes compare by value and do not hash),
+and where the app serves it (its full path template). The app keeps its routes alive."""
+
+
+def _full_templates(app: Any, route: Any, scope: Scope) -> str | None:
+    """The full path template of `route` in `app`. FastAPI keeps a route in `scope["route"]`
+    as its router declared it: a router included under a prefix (the staff pages' follow-ups,
+    outbound, search and admin routers, under /staff) has only its own part of the path there
+    ("/follow-ups"). The full one is where the app lists it (`iter_route_contexts`, FastAPI's
+    public view of included routers); a route included at two places is told apart by the
+    request's path."""
+    if app is None:
+        return None
+    served = _TEMPLATES.get(app)
+    if served is None or id(route) not in served:  # built once, again if routes were added
+        served = {}
+        for context in iter_route_contexts(getattr(app, "routes", [])):
+            if context.path:
+                served.setdefault(id(context.original_route), []).append((context.path, context))
+        served.setdefault(id(route), [])  # not listed (inside a mounted app): its own path
+        _TEMPLATES[app] = served
+    places = served[id(route)]
+    if len(places) > 1:
+        places = [place for place in places if place[1].matches(scope)[0] is Match.FULL] or places
+    template = places[0][0] if places else getattr(route, "path", None)
+    return template if isinstance(template, str) and template else None
 
 
 _ID_PREFIX = os.urandom(8).hex()

@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
+from fastapi.routing import iter_route_contexts
 
 from service import migrate
 from service.calls.call_backs import WEBHOOKS as call_back_webhooks
@@ -28,6 +31,7 @@ from service.flowengine import FlowError, load_flow
 from service.flowengine.language import warm_up
 from service.followups.sweep import run_sweep
 from service.logs import RequestLog
+from service.metrics import FLOW_LOADED
 from service.middleware import LimitBodySize, TrustedProxies
 from service.ops import router as ops_router
 from service.outbound import limits
@@ -45,18 +49,20 @@ log = logging.getLogger(__name__)
 def load_configured_flow(app: FastAPI) -> None:
     """(Re)load the flow file. On a broken file keep the flow this process runs, or, in a
     process just started (a restart, `kill -HUP` of `phoneline serve`), the last good copy kept
-    under var/; with neither, no flow (every call gets the fallback)."""
+    under var/; with neither, no flow: every call gets the fallback, and `/readyz`, the
+    `phoneline_flow_loaded` gauge and an error in the log say so."""
     settings: Settings = app.state.settings
     last_good = settings.var_dir / LAST_GOOD_FLOW
     try:
         app.state.flow = load_flow(settings.flow_path)
         log.info("flow %s loaded (version %s)", settings.flow_path, app.state.flow.content_hash)
+        FLOW_LOADED.set(1)
         _keep_a_copy(settings.flow_path, last_good)
         return
     except FlowError as error:
         log.error("flow %s has problems, keeping the last good one:\n%s", settings.flow_path, error)
     if getattr(app.state, "flow", None) is not None:
-        return
+        return  # the menu this process already runs (a reload of a broken file)
     try:
         app.state.flow = load_flow(last_good) if last_good.exists() else None
     except FlowError:
@@ -64,6 +70,16 @@ def load_configured_flow(app: FastAPI) -> None:
     if app.state.flow is not None:
         version = app.state.flow.content_hash
         log.error("running the last good copy of the flow (version %s)", version)
+        FLOW_LOADED.set(1)
+        return
+    FLOW_LOADED.set(0)
+    log.error(
+        "no menu loaded: every call and text gets the fallback (the coordinator's number) and "
+        "/readyz answers 503 until %s loads (FLOWS_DIR %s, from %s); fix it and send SIGHUP",
+        settings.flow_path,
+        settings.flows_dir,
+        Path.cwd(),
+    )
 
 
 LAST_GOOD_FLOW = "flow-last-good.yaml"
@@ -81,6 +97,31 @@ def _keep_a_copy(source: Path, copy: Path) -> None:
         temporary.replace(copy)
     except OSError as error:
         log.warning("could not keep a copy of the flow that loaded: %s", error)
+
+
+API_PREFIX = "/api/v1"
+"""The API for the clinic's IT: the only routes the public OpenAPI document lists."""
+
+
+class PhoneLineApp(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document at /openapi.json, which anyone may read: the routes under
+        API_PREFIX and nothing else. The staff pages, Twilio's webhooks and the operations
+        routes are not an API anyone should build on, and listing them maps the dashboard for
+        a stranger."""
+        if self.openapi_schema is None:
+            self.openapi_schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                openapi_version=self.openapi_version,
+                # Included routers' routes too, each under its full path.
+                routes=[
+                    route
+                    for route in iter_route_contexts(self.routes)
+                    if (route.path or "").startswith(API_PREFIX + "/")
+                ],
+            )
+        return self.openapi_schema
 
 
 def create_app_for_workers(workers: int) -> FastAPI:
@@ -131,7 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # stays on disk for the next start, when the database is away).
             await anyio.to_thread.run_sync(app.state.spool.close)
 
-    app = FastAPI(title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = PhoneLineApp(
+        title="Second Opinion Line", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.state.settings = settings
     app.state.spool = Spool(
         settings.spool_dir,

@@ -36,6 +36,14 @@ SPOOL_PENDING = Gauge(
     "Acknowledged webhooks and texts whose records wait in the spool for the database.",
     multiprocess_mode="livesum",
 )
+# 1 while the process has a valid menu to answer with; 0 while every call and text gets the
+# fallback (the flow file is broken or missing and no last good copy was kept). `/readyz`
+# answers 503 meanwhile. Over `serve --workers N`: 0 if any live process has no menu.
+FLOW_LOADED = Gauge(
+    "phoneline_flow_loaded",
+    "Whether the process has a valid menu loaded (0: every call and text gets the fallback).",
+    multiprocess_mode="livemin",
+)
 SPOOL_WRITE_ERRORS = Counter(
     "phoneline_spool_write_errors",
     "Times the local disk refused to take a spooled record (full, read-only).",

@@ -19,9 +19,11 @@ router = APIRouter()
 
 @router.get("/readyz", response_class=PlainTextResponse)
 def readyz(request: Request) -> Response:
-    """200 when the database answers and holds the schema and the spool can keep what the line
-    acknowledges; 503 (saying which) otherwise."""
+    """200 when a valid menu is loaded, the database answers and holds the schema, and the
+    spool can keep what the line acknowledges; 503 (saying which) otherwise."""
     problems = []
+    if getattr(request.app.state, "flow", None) is None:
+        problems.append("no valid menu loaded (calls and texts get the fallback; see the log)")
     if not get_database().is_ready():
         problems.append("database not ready")
     spool: Spool | None = getattr(request.app.state, "spool", None)

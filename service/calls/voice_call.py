@@ -51,7 +51,7 @@ from service.outbound import limits
 from service.outbound.limits import destination_refusal, refusal
 from service.outbound.outbox import OutboxQueued
 from service.phone import e164_of, parse_valid
-from service.spool.spool import Kept, Spool
+from service.spool.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,11 @@ class Turn:
     """Contacts whose numbers were queued to the caller by text in this turn."""
 
 
-TextOutcome = Literal["queued", "later", "not_textable"]
-"""A text the caller asked for: queued; queued, but the database did not answer, so it goes out
-once it does; or not going out (the number cannot take texts, opted out, or the outbound policy
-refuses it): the caller hears the number instead."""
+TextOutcome = Literal["queued", "not_now", "not_textable"]
+"""A text the caller asked for: queued; not sent because the line cannot check or keep it right
+now (the database does not answer, or neither it nor the disk takes the text); or not going out
+(the number cannot take texts, opted out, or the outbound policy refuses it). Unless it is
+queued, the caller hears the number instead and is promised nothing."""
 TextQueue = Callable[[Flow, Webhook, Position, tuple[str, ...]], Awaitable[TextOutcome]]
 """Queues a text of these contacts (of this flow) to the caller."""
 
@@ -171,8 +172,8 @@ async def take_turn(
                 flow,
                 after.lang,
                 planned.effects,
-                can_text=outcome == "later",
-                text_later=outcome == "later",
+                can_text=False,
+                not_now=outcome == "not_now",
                 offer_texts=mobile,
             )
     twiml = voice.render_turn(
@@ -255,11 +256,11 @@ def text_dedupe_key(call_sid: str, node: str, contacts: tuple[str, ...]) -> str:
 def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spool]) -> TextQueue:
     """A `TextQueue` that spools the text for the outbox (the worker sends it), unless the
     caller's number cannot take texts or opted out (as the database says, or an opt-out on this
-    host the database does not have yet). The caller is told the truth: when the database does
-    not answer, the text goes out once it does (with other hosts sharing the database, whose
-    opt-outs cannot be seen meanwhile, no text is promised: the caller hears the number). The
-    work runs in a worker thread: a slow database holds up this caller only, never the event
-    loop."""
+    host the database does not have yet). When the database does not answer, no text is queued
+    or promised: a STOP it holds (sent before the outage, or through another host) is out of
+    sight, and a promise to a number that said STOP is a promise the line must break. The caller
+    hears the number instead. The work runs in a worker thread: a slow database holds up this
+    caller only, never the event loop."""
 
     async def queue(
         flow: Flow, webhook: Webhook, position: Position, contacts: tuple[str, ...]
@@ -275,7 +276,7 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
         pending = pending_changes(spool().pending_records())
         if opted_out_now(None, to, pending):
             return "not_textable"
-        answered, refused = True, destination_refusal(to, limits.current()) is not None
+        refused = destination_refusal(to, limits.current()) is not None
         if not refused:
             try:
                 with database().session(read_only=True) as session:
@@ -288,11 +289,7 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
             except DATABASE_ERRORS as error:
                 DB_ERRORS.labels(operation="voice_text").inc()
                 log.warning("could not check a caller's opt-out: %s", describe_error(error))
-                if spool().fence().others:
-                    # Other hosts share the database: a STOP one of them holds is out of
-                    # sight while it is away. The caller hears the number instead.
-                    return "not_textable"
-                answered = False
+                return "not_now"
         # Queued even when refused: the outbox stores it as refused (counted, shown to staff);
         # the caller hears the number instead of being promised a text.
         text = OutboxQueued(
@@ -302,11 +299,12 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
             webhook.called or None,
             text_dedupe_key(webhook.call_sid, position.node, contacts),
             utcnow(),
+            position.lang,
         )
         kept = spool().submit([text], hold=False)
-        if refused or not kept.promised:
-            return "not_textable"  # nothing keeps a promise of it: the caller hears the number
-        return "queued" if answered or kept is Kept.DATABASE else "later"
+        if refused:
+            return "not_textable"
+        return "queued" if kept.promised else "not_now"
 
     return queue
 

@@ -64,7 +64,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         "other_language_answers": "hello, help, I need help, English, I want to talk to someone",
 
         "texting": "We will send you a text message in a moment.",
-        "texting_later": "We will send you a text message as soon as we can.",
+        "cannot_text_now": "Sorry, we can't send a text message right now.",
         "cannot_text": "Sorry, we can't send a text message to this phone.",
         "call_back_asked": (
             "Thank you. A staff member will call you back at the number you are calling from, "
@@ -192,7 +192,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "buenos días"
         ),
         "texting": "En un momento le enviaremos un mensaje de texto.",
-        "texting_later": "Le enviaremos un mensaje de texto en cuanto podamos.",
+        "cannot_text_now": "Lo siento, ahora mismo no podemos enviar mensajes de texto.",
         "cannot_text": "Lo siento, no podemos enviar mensajes de texto a este teléfono.",
         "call_back_asked": (
             "Gracias. Un miembro del personal le devolverá la llamada al número desde el que "

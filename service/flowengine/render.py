@@ -120,11 +120,11 @@ def render_voice(
     effects: tuple[Effect, ...],
     *,
     can_text: bool = True,
-    text_later: bool = False,
+    not_now: bool = False,
     offer_texts: bool = True,
 ) -> VoiceTurn:
     """What these effects say on the phone. `can_text=False`: the caller's phone cannot take
-    the text asked for; `text_later`: it is queued but goes out only once the line can;
+    the text asked for (`not_now`: the line cannot send one right now, so nothing is promised);
     `offer_texts=False`: menus do not offer a text (the phone cannot take one)."""
     lines: list[str] = []
     texts: list[str] = []
@@ -169,10 +169,10 @@ def render_voice(
                 )
             case TextContacts(contacts=contact_ids):
                 if can_text:
-                    lines.append(phrase(lang, "texting_later" if text_later else "texting"))
+                    lines.append(phrase(lang, "texting"))
                     texts.extend(contact_ids)
                 else:
-                    lines.append(phrase(lang, "cannot_text"))
+                    lines.append(phrase(lang, "cannot_text_now" if not_now else "cannot_text"))
                     lines.extend(_numbers_instead_of_a_text(flow, lang, contact_ids))
             case RequestCallBack(contact=contact_id):
                 callback = contact_id

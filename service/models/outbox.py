@@ -47,6 +47,8 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    language: Mapped[str | None] = mapped_column(String(8))
+    """The language the text (or the call-back's words) is in: the caller's or texter's."""
     call_status: Mapped[str | None] = mapped_column(String(16))
     """A call-back's final CallStatus, from Twilio's status callback: completed (the texter
     answered), busy, no-answer, failed, canceled. None for texts, and until Twilio says."""
@@ -64,6 +66,8 @@ class OutboxMessage(Base):
         # What the outbound policy counts (service/outbound/limits.py).
         Index("ix_outbox_to_number_created_at", "to_number", "created_at"),
         Index("ix_outbox_kind_created_at", "kind", "created_at"),
+        # A sent text's outbox row, by its MessageSid (the messages CSV's language).
+        Index("ix_outbox_twilio_sid", "twilio_sid"),
     )
 
 

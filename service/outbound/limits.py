@@ -15,6 +15,10 @@ question before they answer, so that a caller or texter is told plainly what hap
 
 Opt-outs win over all of this (a text to a number that opted out is suppressed, whatever the
 caps say); the caps count what was queued, not what was refused or suppressed.
+
+The caps hold under any concurrency: `enqueue` takes `hold_caps` before it counts, so counting
+and the insert that follows are one at a time until its transaction ends, and two processes
+cannot both count 13 call-backs under a cap of 14 and both queue one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import phonenumbers
-from sqlalchemy import func, not_, select
+from sqlalchemy import func, not_, select, text
 from sqlalchemy.orm import Session
 
 from service.config import Settings
@@ -117,7 +121,10 @@ def destination_refusal(number: str, limits: Limits) -> Refusal | None:
 def refusal(
     session: Session, kind: OutboxKind, number: str, now: datetime, limits: Limits
 ) -> Refusal | None:
-    """Whether the policy refuses one more `kind` to `number` now (None: it may go)."""
+    """Whether the policy refuses one more `kind` to `number` now (None: it may go).
+
+    Before an insert, take `hold_caps` first; a preview (the voice webhook deciding what to
+    promise) counts without waiting, and `enqueue` has the last word."""
     refused = destination_refusal(number, limits)
     if refused is not None:
         return refused
@@ -131,6 +138,23 @@ def refusal(
     if _queued(session, kind, now - HOUR) >= per_hour:
         return Refusal.HOURLY_CAP
     return None
+
+
+_CAPS_LOCK = 728_141  # pg_advisory_xact_lock key: one count of the caps (and its insert) at a time
+
+
+def hold_caps(session: Session) -> None:
+    """Make every other transaction's count of the caps wait until this one ends, so that the
+    row this one inserts after counting is committed (and counted) before the next count.
+
+    PostgreSQL: one transaction-scoped advisory lock for the whole policy, not one per kind and
+    number: the hourly cap counts every number of a kind, so it must wait for all of them
+    anyway, and one transaction may queue both kinds (a call-back, then a held reply), which
+    with a lock per kind taken in the order the rows come could deadlock. Taken again in the
+    same transaction, it is already held. SQLite: every write transaction begins with BEGIN
+    IMMEDIATE (service/db.py), so writers already count one at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPS_LOCK})
 
 
 def _queued(session: Session, kind: OutboxKind, since: datetime, to: str | None = None) -> int:

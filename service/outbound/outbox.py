@@ -27,7 +27,7 @@ from service.models import (
     utcnow,
 )
 from service.optouts.store import is_opted_out
-from service.outbound.limits import count_refusal, current, refusal
+from service.outbound.limits import count_refusal, current, hold_caps, refusal
 from service.phone import mask, to_e164
 from service.spool.codec import Record, register
 from service.spool.stores import AfterCommit, Store
@@ -64,6 +64,7 @@ class OutboxQueued:
     from_number: str | None
     dedupe_key: str | None
     at: datetime
+    language: str | None = None
 
 
 @register("outbox_sent")
@@ -107,6 +108,7 @@ def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> N
                     from_number=record.from_number,
                     dedupe_key=record.dedupe_key,
                     now=record.at,
+                    language=record.language,
                 )
             case OutboxSent():
                 mark_sent(session, record.outbox_id, record.sid, at=record.at)
@@ -149,8 +151,9 @@ def enqueue(
     not_before: datetime | None = None,
     now: datetime | None = None,
     further_part: bool = False,
+    language: str | None = None,
 ) -> OutboxMessage:
-    """Queue a text (body) or a call (TwiML in body) to `to`.
+    """Queue a text (body) or a call (TwiML in body) to `to`, written in `language`.
 
     With a `dedupe_key`, queuing the same thing twice returns the first row. A text to a number
     that opted out is stored as `suppressed` and never sent; one the outbound policy refuses
@@ -161,7 +164,10 @@ def enqueue(
     number = to_e164(to) or to.strip()[:20]
     now = now or utcnow()
     suppressed = kind is OutboxKind.SMS and is_opted_out(session, number)
-    refused = None if suppressed or further_part else refusal(session, kind, number, now, current())
+    refused = None
+    if not (suppressed or further_part):
+        hold_caps(session)  # until this row is committed, no other count of the caps
+        refused = refusal(session, kind, number, now, current())
     status, error = OutboxStatus.PENDING, None
     if suppressed:
         status, error = OutboxStatus.SUPPRESSED, "opted out"
@@ -180,6 +186,7 @@ def enqueue(
             next_attempt_at=not_before or now,
             created_at=now,
             dedupe_key=dedupe_key,
+            language=language,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxMessage.id)

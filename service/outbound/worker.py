@@ -254,6 +254,7 @@ class Worker:
                         from_number=row.from_number,
                         dedupe_key=f"{key[:120]}{PART_MARK}{number}",
                         further_part=True,
+                        language=row.language,
                     )
         except DATABASE_ERRORS as error:
             log.warning("outbox %d: could not split a long text: %s", row.id, describe_error(error))

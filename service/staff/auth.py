@@ -7,7 +7,14 @@
   issued and when it was last used. It lapses after 30 idle minutes and 12 hours in all; every
   request re-reads the account, so a disabled account or a changed role takes effect at once,
   and signing out ends every session of the account issued before it (copied cookies too).
-- CSRF: a random token kept in its own signed cookie and repeated in a hidden form field.
+- CSRF: each browser keeps a random secret in its own signed cookie; a form carries an HMAC of
+  that secret and the session the page was rendered for (`bound_csrf_token`), so a token is good
+  only beside the very cookies it was made for: another browser's secret, or the same secret next
+  to another session's cookie (an anonymous visitor's pair beside an administrator's session),
+  is refused.
+- Over https both cookies are named with the `__Host-` prefix (Secure, Path=/, no Domain), which
+  a browser only accepts from this very host over https: a sibling subdomain or a page over plain
+  http cannot plant one (cookie tossing). Over plain http (`make run`) they keep plain names.
 - Throttling is counted from the audit log, so it holds across processes and restarts (the
   attempts of one address are checked one at a time, so that many sent at once cannot all pass
   before their failures are written), and it slows guessing without letting a stranger lock the
@@ -22,6 +29,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import secrets
@@ -57,6 +65,7 @@ FAILURES_PER_PAIR_IN_A_FLOOD = 1
 
 SESSION_COOKIE = "phoneline_staff"
 CSRF_COOKIE = "phoneline_csrf"
+HOST_PREFIX = "__Host-"
 CSRF_FIELD = "csrf_token"
 
 SIGN_IN = "sign-in"
@@ -436,6 +445,11 @@ class StaffSession:
             or self.seen > stamp + 60  # from the future: not ours
         )
 
+    @property
+    def identity(self) -> str:
+        """The same for every cookie of one sign-in (`seen` moves with each request)."""
+        return f"{self.user_id}:{self.issued!r}"
+
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeSerializer:
     return URLSafeSerializer(settings.resolved_secret_key(), salt=f"phoneline-staff-{purpose}")
@@ -463,19 +477,37 @@ def is_https(request: Request, settings: Settings) -> bool:
     return public_url(request, own).startswith("https://")
 
 
-def cookie_options(request: Request, settings: Settings) -> dict[str, Any]:
-    return {
-        "httponly": True,
-        "samesite": "lax",
-        "secure": is_https(request, settings),
-        "path": "/staff",
-    }
+@dataclass(frozen=True)
+class StaffCookies:
+    """The staff cookies' names and attributes for the scheme the browser came by."""
+
+    session: str
+    csrf: str
+    options: dict[str, Any]
+
+
+def staff_cookies(request: Request, settings: Settings) -> StaffCookies:
+    """Over https, `__Host-` names (the prefix requires Secure, Path=/ and no Domain); over
+    plain http the plain names, sent to /staff only. A cookie is read only under the name of
+    the scheme the request came by, so a plain one planted beside an https session is ignored."""
+    if is_https(request, settings):
+        return StaffCookies(
+            HOST_PREFIX + SESSION_COOKIE,
+            HOST_PREFIX + CSRF_COOKIE,
+            {"httponly": True, "samesite": "lax", "secure": True, "path": "/"},
+        )
+    return StaffCookies(
+        SESSION_COOKIE,
+        CSRF_COOKIE,
+        {"httponly": True, "samesite": "lax", "secure": False, "path": "/staff"},
+    )
 
 
 # -- CSRF ----------------------------------------------------------------------------------------
 
 
 def read_csrf_cookie(settings: Settings, cookie: str | None) -> str | None:
+    """The browser's CSRF secret, if its cookie is one we signed."""
     if not cookie:
         return None
     try:
@@ -486,9 +518,17 @@ def read_csrf_cookie(settings: Settings, cookie: str | None) -> str | None:
 
 
 def new_csrf_cookie(settings: Settings) -> tuple[str, str]:
-    """A fresh (token, cookie value)."""
-    token = secrets.token_urlsafe(32)
-    return token, str(_serializer(settings, "csrf").dumps(token))
+    """A fresh (secret, cookie value)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, str(_serializer(settings, "csrf").dumps(secret))
+
+
+def bound_csrf_token(settings: Settings, secret: str, staff_session: StaffSession | None) -> str:
+    """The token a form carries: an HMAC of the browser's CSRF secret and the session (none
+    before signing in) the form was made for."""
+    identity = staff_session.identity if staff_session is not None else ""
+    message = f"phoneline-staff-csrf\0{secret}\0{identity}".encode()
+    return hmac.new(settings.resolved_secret_key().encode(), message, hashlib.sha256).hexdigest()
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:

@@ -1,8 +1,10 @@
 """CSV exports of calls and texts, streamed a batch at a time from a server-side cursor.
 
-Callers' numbers are masked in every row. Text bodies a patient wrote have phone-number-like
-runs masked too, and any text that came from outside (bodies, Twilio's SIDs) that a
-spreadsheet would read as a formula is prefixed with `'` (`safe_cell`).
+Callers' numbers are masked in every row, and text bodies a patient wrote have
+phone-number-like runs masked too. Every cell a spreadsheet would read as a formula (a body, a
+SID) or turn into a number (the clinic's own `+1…` numbers, which Excel shows as `1.8E+10`) is
+prefixed with `'` (`safe_cell`), whatever column it is in: the rows are guarded where they are
+written (`_Lines.row`), not column by column.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from service.db import Database
@@ -72,17 +74,28 @@ FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
 
 
 def safe_cell(value: str) -> str:
-    """`value`, prefixed with `'` if a spreadsheet could take it for a formula."""
+    """`value`, prefixed with `'` if a spreadsheet could take it for a formula (or, for a
+    `+` number, a number to round)."""
     if value[:1] in ("\t", "\r") or value.lstrip()[:1] in FORMULA_STARTS:
         return "'" + value
     return value
+
+
+def file_name(kind: str, date_from: date | None, date_to: date | None, today: date) -> str:
+    """The download's name: the days it covers, in the clinic's zone, both ends included
+    (`calls-2026-11-01_2026-11-30.csv`); without a start, everything until the end
+    (`calls-until-2026-12-06.csv`); without an end, until today's clinic date."""
+    last = date_to or max(today, date_from or today)
+    if date_from is None:
+        return f"{kind}-until-{last.isoformat()}.csv"
+    return f"{kind}-{date_from.isoformat()}_{last.isoformat()}.csv"
 
 
 def call_row(call: Any, contact_names: Mapping[str, str], zone: tzinfo = UTC) -> list[str]:
     """A CSV row from a Call or a row of `CSV_CALL_COLUMNS`."""
     contact = call.transferred_contact
     return [
-        safe_cell(call.call_sid),
+        call.call_sid,
         local_stamp(call.started_at, zone),
         "" if call.duration_seconds is None else str(call.duration_seconds),
         mask(call.caller),
@@ -98,7 +111,7 @@ def call_row(call: Any, contact_names: Mapping[str, str], zone: tzinfo = UTC) ->
 def message_row(message: Message, language: str | None, zone: tzinfo = UTC) -> list[str]:
     body = redact_numbers(message.body) if is_inbound(message) else message.body
     return [
-        safe_cell(message.message_sid or ""),
+        message.message_sid or "",
         local_stamp(message.created_at, zone),
         message.direction,
         mask(message.phone),
@@ -106,7 +119,7 @@ def message_row(message: Message, language: str | None, zone: tzinfo = UTC) -> l
         language or "",
         message.status or "",
         str(message.segments),
-        safe_cell(body),
+        body,
     ]
 
 
@@ -114,6 +127,9 @@ class _Lines:
     def __init__(self) -> None:
         self.buffer = io.StringIO()
         self.writer = csv.writer(self.buffer, lineterminator="\r\n")
+
+    def row(self, cells: list[str]) -> None:
+        self.writer.writerow([safe_cell(cell) for cell in cells])
 
     def take(self) -> str:
         text = self.buffer.getvalue()
@@ -130,7 +146,7 @@ def calls_csv(
     yield lines.take()
     with database.session(read_only=True) as session:
         for count, call in enumerate(stream_calls(session, filters), start=1):
-            lines.writer.writerow(call_row(call, contact_names, filters.zone))
+            lines.row(call_row(call, contact_names, filters.zone))
             if count % ROWS_PER_CHUNK == 0:
                 yield lines.take()
     yield lines.take()
@@ -142,7 +158,7 @@ def messages_csv(database: Database, filters: MessageFilters) -> Iterator[str]:
     yield lines.take()
     with database.session(read_only=True) as session:
         for count, (message, language) in enumerate(stream_messages(session, filters), start=1):
-            lines.writer.writerow(message_row(message, language, filters.zone))
+            lines.row(message_row(message, language, filters.zone))
             if count % ROWS_PER_CHUNK == 0:
                 yield lines.take()
     yield lines.take()

@@ -29,6 +29,7 @@ from service.models import (
     Direction,
     Message,
     OptOut,
+    OutboxMessage,
     UTCDateTime,
 )
 from service.phone import mask
@@ -409,8 +410,20 @@ def stream_calls(session: Session, filters: CallFilters, batch: int = 1000) -> I
 def stream_messages(
     session: Session, filters: MessageFilters, batch: int = 500
 ) -> Iterator[tuple[Message, str | None]]:
+    """Every text the filters select, newest first, with its language: for a text the outbox
+    sent, the language it was written in (its outbox row's, found by its MessageSid; press 8
+    and call-backs often have no conversation); otherwise its conversation's."""
+    sent_in = (
+        select(OutboxMessage.language)
+        .where(
+            Message.direction == Direction.OUT.value,
+            OutboxMessage.twilio_sid == Message.message_sid,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
     query = (
-        select(Message, Conversation.language)
+        select(Message, func.coalesce(sent_in, Conversation.language))
         .outerjoin(Conversation, Conversation.id == Message.conversation_id)
         .where(*filters.conditions(), Message.body != "")
         .order_by(Message.created_at.desc(), Message.id.desc())

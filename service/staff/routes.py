@@ -37,7 +37,7 @@ from service.staff.auth import (
     encode_session,
     sign_in,
 )
-from service.staff.export import calls_csv, messages_csv
+from service.staff.export import calls_csv, file_name, messages_csv
 from service.staff.followups import router as follow_ups_router
 from service.staff.headlines import (
     MEASURES,
@@ -383,7 +383,8 @@ def calls_export(request: Request, staff: CurrentStaff, session: SessionDep) -> 
     names = flow_names(_flow(request))
     filters = _call_filters(request, names)
     rows = calls_csv(get_database(), filters, names.contacts)
-    return _audited_csv(request, staff, session, "calls", filters.describe(), rows)
+    days = (filters.date_from, filters.date_to)
+    return _audited_csv(request, staff, session, "calls", filters.describe(), days, rows)
 
 
 EVENT_LABELS = {
@@ -517,7 +518,8 @@ def messages_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
 def messages_export(request: Request, staff: CurrentStaff, session: SessionDep) -> Response:
     filters = _message_filters(request)
     rows = messages_csv(get_database(), filters)
-    return _audited_csv(request, staff, session, "messages", filters.describe(), rows)
+    days = (filters.date_from, filters.date_to)
+    return _audited_csv(request, staff, session, "messages", filters.describe(), days, rows)
 
 
 UTF8_BOM = "\ufeff"
@@ -529,11 +531,13 @@ def _audited_csv(
     session: Session,
     name: str,
     filters: str,
+    days: tuple[date | None, date | None],
     rows: Iterator[str],
 ) -> Response:
-    """A streamed CSV download, written to the audit log as an export. `?for=excel` starts it
-    with a UTF-8 byte order mark, without which Excel reads the file as Windows-1252 and
-    garbles every accented letter (the Spanish texts)."""
+    """A streamed CSV download named for the days it covers (`export.file_name`), written to
+    the audit log as an export. `?for=excel` starts it with a UTF-8 byte order mark, without
+    which Excel reads the file as Windows-1252 and garbles every accented letter (the Spanish
+    texts)."""
     excel = request.query_params.get("for") == "excel"
     record_audit(
         session,
@@ -542,11 +546,12 @@ def _audited_csv(
         f"{name}.csv{' (for Excel)' if excel else ''}, filters: {filters}",
         client_address=client_address(request),
     )
-    stamp = clock_of(request)().strftime("%Y%m%d-%H%M%S")
+    today = clock_of(request)().astimezone(zone_of(request)).date()
+    download = file_name(name, *days, today)
     return StreamingResponse(
         itertools.chain([UTF8_BOM], rows) if excel else rows,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{download}"'},
     )
 
 

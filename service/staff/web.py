@@ -27,17 +27,16 @@ from service.db import DATABASE_ERRORS, get_database
 from service.followups import worklist
 from service.models import StaffRole, StaffUser
 from service.staff.auth import (
-    CSRF_COOKIE,
     CSRF_FIELD,
-    SESSION_COOKIE,
     StaffSession,
+    bound_csrf_token,
     clock_of,
-    cookie_options,
     csrf_matches,
     decode_session,
     encode_session,
     new_csrf_cookie,
     read_csrf_cookie,
+    staff_cookies,
 )
 from service.staff.localtime import local_filter, zone_label
 from service.staff.outcomes import outcome_label, outcome_text
@@ -131,21 +130,26 @@ def settings_of(request: Request) -> Settings:
 
 
 def csrf_token(request: Request) -> str:
-    """This browser's CSRF token (a new one, set as a cookie with the answer, if it has none)."""
-    token: str | None = getattr(request.state, "csrf_token", None)
-    if token is None:
-        token = read_csrf_cookie(settings_of(request), request.cookies.get(CSRF_COOKIE))
-    if token is None:
-        token, cookie = new_csrf_cookie(settings_of(request))
-        request.state.csrf_cookie = cookie
-    request.state.csrf_token = token
-    return token
+    """The CSRF token for this page's forms: bound to this browser's CSRF secret (a new one,
+    set as a cookie with the answer, if it has none) and to the session the answer leaves it
+    with (one this request issued, refreshed or ended, else the one it came with)."""
+    settings = settings_of(request)
+    cookies = staff_cookies(request, settings)
+    secret: str | None = getattr(request.state, "csrf_secret", None)
+    if secret is None:
+        secret = read_csrf_cookie(settings, request.cookies.get(cookies.csrf))
+    if secret is None:
+        secret, request.state.csrf_cookie = new_csrf_cookie(settings)
+    request.state.csrf_secret = secret
+    session_cookie: str | None = getattr(request.state, "session_cookie", None)
+    if session_cookie is None:
+        session_cookie = request.cookies.get(cookies.session)
+    return bound_csrf_token(settings, secret, decode_session(settings, session_cookie))
 
 
 def rotate_csrf(request: Request) -> None:
-    token, cookie = new_csrf_cookie(settings_of(request))
-    request.state.csrf_token = token
-    request.state.csrf_cookie = cookie
+    """A new CSRF secret for this browser (signing in and out)."""
+    request.state.csrf_secret, request.state.csrf_cookie = new_csrf_cookie(settings_of(request))
 
 
 def render(
@@ -171,16 +175,15 @@ def _redirect_returning_here(request: Request, page: str) -> RedirectResponse:
 
 
 def _finish(request: Request, response: Response) -> None:
-    settings = settings_of(request)
-    options = cookie_options(request, settings)
+    cookies = staff_cookies(request, settings_of(request))
     session_cookie = getattr(request.state, "session_cookie", None)
     if session_cookie == "":
-        response.delete_cookie(SESSION_COOKIE, **options)
+        response.delete_cookie(cookies.session, **cookies.options)
     elif session_cookie:
-        response.set_cookie(SESSION_COOKIE, session_cookie, **options)
+        response.set_cookie(cookies.session, session_cookie, **cookies.options)
     csrf_cookie = getattr(request.state, "csrf_cookie", None)
     if csrf_cookie:
-        response.set_cookie(CSRF_COOKIE, csrf_cookie, **options)
+        response.set_cookie(cookies.csrf, csrf_cookie, **cookies.options)
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -217,7 +220,8 @@ def signed_in_staff(request: Request) -> Staff:
     to the sign-in page). Only signing out and choosing a password take this one."""
     settings = settings_of(request)
     now = clock_of(request)()
-    staff_session = decode_session(settings, request.cookies.get(SESSION_COOKIE))
+    cookie = request.cookies.get(staff_cookies(request, settings).session)
+    staff_session = decode_session(settings, cookie)
     if staff_session is None or staff_session.expired(now):
         if staff_session is not None:
             request.state.session_cookie = ""
@@ -264,16 +268,21 @@ def admin_staff(staff: Annotated[Staff, Depends(current_staff)], request: Reques
 
 
 async def checked_form(request: Request) -> dict[str, str]:
-    """The posted form, once its CSRF token matches this browser's; else a 403 page."""
+    """The posted form, once its CSRF token is the one made for the cookies this request
+    carries (this browser's CSRF secret and its session, or none); else a 403 page."""
     form = await request.form()
-    expected = read_csrf_cookie(settings_of(request), request.cookies.get(CSRF_COOKIE))
+    settings = settings_of(request)
+    cookies = staff_cookies(request, settings)
+    secret = read_csrf_cookie(settings, request.cookies.get(cookies.csrf))
+    staff_session = decode_session(settings, request.cookies.get(cookies.session))
+    expected = None if secret is None else bound_csrf_token(settings, secret, staff_session)
     given = form.get(CSRF_FIELD)
     if not csrf_matches(expected, given if isinstance(given, str) else None):
         raise PageError(
             403,
             "Form expired",
-            "This form could not be accepted (its security token is missing or out of date). "
-            "Go back, reload the page and try again.",
+            "This form could not be accepted: its security token is missing, out of date or "
+            "from another sign-in. Go back, reload the page and try again.",
         )
     return {key: value for key, value in form.items() if isinstance(value, str)}
 

@@ -223,6 +223,7 @@ def _converse(
                 from_number=inbound.line,
                 dedupe_key=f"call-back:{inbound.sid}" if inbound.sid else None,
                 now=inbound.at,
+                language=turn.position.lang,
             )
             if call_back.status == OutboxStatus.REFUSED.value:
                 turn = replace(turn, reply=call_refused(flow, turn.position.lang))
@@ -237,6 +238,7 @@ def _converse(
                     from_number=inbound.line,
                     dedupe_key=f"reply:{inbound.sid}:{number}" if inbound.sid else None,
                     now=inbound.at,
+                    language=turn.position.lang,
                 )
             turn = replace(turn, reply=None)
     return turn
@@ -338,6 +340,7 @@ def _without_conversation(
             inbound.line,
             f"call-back:{inbound.sid}",
             inbound.at,
+            lang,
         )
         # A refused one is kept as refused, for staff to see; one nothing keeps is not promised.
         if spool.submit([call_back], hold=False).promised:
@@ -350,16 +353,16 @@ def _without_conversation(
                         phrase(lang, "sms_footer"),
                     )
                 )
-            return _unless_held(spool, inbound, messages_for(reply)), intent
+            return _unless_held(spool, inbound, messages_for(reply), lang), intent
     elif keyword is Keyword.HELP:
         return _unless_held(
-            spool, inbound, messages_for(keyword_reply(flow, lang, "sms_help"))
+            spool, inbound, messages_for(keyword_reply(flow, lang, "sms_help")), lang
         ), intent
     unavailable = messages_for(keyword_reply(flow, lang, "sms_unavailable"))
-    return _unless_held(spool, inbound, unavailable), intent
+    return _unless_held(spool, inbound, unavailable, lang), intent
 
 
-def _unless_held(spool: Spool, inbound: Inbound, messages: list[str]) -> list[str]:
+def _unless_held(spool: Spool, inbound: Inbound, messages: list[str], lang: str) -> list[str]:
     """The database is away: with other hosts sharing it (their opt-outs are out of sight
     until it is back), the reply is queued for the outbox instead of sent now."""
     if not spool.fence().others or not inbound.sid:
@@ -373,6 +376,7 @@ def _unless_held(spool: Spool, inbound: Inbound, messages: list[str]) -> list[st
             inbound.line,
             f"reply:{inbound.sid}:{n}",
             inbound.at,
+            lang,
         )
         for n, message in enumerate(messages)
     ]

@@ -97,6 +97,7 @@ def test_multiprocess_mode_sums_every_process(tmp_path: Path) -> None:
 def test_readyz_is_ready_on_a_migrated_database(client: AppClient) -> None:
     response = client.get("/readyz")
     assert (response.status_code, response.text) == (200, "ready\n")
+    assert samples(client.get("/metrics").text, "phoneline_flow_loaded") == {(): 1.0}
 
 
 def test_readyz_answers_503_when_the_database_does_not(client: AppClient) -> None:

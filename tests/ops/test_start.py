@@ -82,3 +82,45 @@ def test_serve_starts_and_answers_the_menu_while_the_database_is_away(tmp_path: 
     finally:
         server.stop()
     assert "serving anyway; migrations run when it is back" in (tmp_path / "serve.log").read_text()
+
+
+def test_serve_without_a_menu_is_not_ready_and_says_why(tmp_path: Path) -> None:
+    """A deploy whose FLOWS_DIR points nowhere (a relative path from another directory) and
+    that kept no last good copy answers every call with the fallback: not ready."""
+    env = phoneline_env(
+        f"sqlite:///{tmp_path / 'phoneline.db'}", tmp_path / "var", FLOWS_DIR="deploy/flows"
+    )
+    server = phoneline_server(env, tmp_path / "serve.log")
+    server.start(timeout=90)
+    try:
+        ready = httpx.get(server.base_url + "/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert ready.text == (
+            "no valid menu loaded (calls and texts get the fallback; see the log)\n"
+        )
+        metrics = httpx.get(server.base_url + "/metrics", timeout=10).text
+        assert "\nphoneline_flow_loaded 0.0\n" in metrics
+        params = {
+            "CallSid": "CA" + "8" * 32,
+            "AccountSid": ACCOUNT_SID,
+            "From": "+18045550111",
+            "To": LINE_NUMBER,
+            "CallStatus": "ringing",
+        }
+        call = httpx.post(
+            server.base_url + "/twilio/voice",
+            content=urlencode(params),
+            headers={
+                "X-Twilio-Signature": sign(PUBLIC_BASE + "/twilio/voice", params),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            timeout=10,
+        )
+        assert call.status_code == 200
+        assert "<Dial" in call.text and "+18048287999" in call.text  # the fallback
+        assert "press 2" not in call.text
+    finally:
+        server.stop()
+    log = (tmp_path / "serve.log").read_text()
+    assert "no menu loaded: every call and text gets the fallback" in log
+    assert "deploy/flows/second-opinion.yaml" in log

@@ -5,6 +5,9 @@ is told what to do instead. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from itertools import count
 
@@ -16,6 +19,7 @@ from service.config import Settings
 from service.db import Database
 from service.main import create_app
 from service.models import OutboxMessage, utcnow
+from service.outbound import limits
 from service.outbound.limits import Limits, Refusal, destination_refusal
 from service.outbound.outbox import enqueue
 from tests.sms.conftest import Texter
@@ -129,6 +133,40 @@ def test_the_hourly_caps_hold_across_numbers(database: Database, settings: Setti
     assert heard[3] == CANNOT_TEXT and CANNOT_TEXT not in heard[:3]
     assert [status for _, _, status, _ in rows(database)] == ["pending"] * 3 + ["refused"]
     assert rows(database)[-1][3] == "refused by the outbound policy: hourly cap"
+
+
+def call_backs_at_once(database: Database, numbers: list[str]) -> list[str]:
+    """Queue a call-back to each number, all at once: one thread per number, each with its own
+    connection and transaction, which stays open a moment after the row is queued (as the
+    webhook's goes on to answer the texter). The rows' statuses, in id order."""
+    url = database.url.render_as_string(hide_password=False)
+    concurrent = Database(url, pool_size=len(numbers), max_overflow=0)
+    start = threading.Barrier(len(numbers))
+
+    def call_back(number: str) -> None:
+        start.wait(10)
+        with concurrent.session() as session:
+            enqueue(session, "call", number, "<Response/>")
+            time.sleep(0.05)
+
+    try:
+        with ThreadPoolExecutor(len(numbers)) as pool:
+            for done in [pool.submit(call_back, number) for number in numbers]:
+                done.result()
+    finally:
+        concurrent.dispose()
+    return [status for kind, _, status, _ in rows(database) if kind == "call"]
+
+
+def test_the_hourly_cap_holds_when_texters_ask_at_once(database: Database) -> None:
+    limits.configure(Limits(calls_per_hour=7))
+    statuses = call_backs_at_once(database, [f"+1804555{n:04d}" for n in range(20)])
+    assert sorted(statuses) == ["pending"] * 7 + ["refused"] * 13
+
+
+def test_the_per_number_cap_holds_when_one_number_asks_at_once(database: Database) -> None:
+    statuses = call_backs_at_once(database, [SPOOFED] * 8)
+    assert sorted(statuses) == ["pending"] * 2 + ["refused"] * 6
 
 
 def test_opt_outs_win_over_the_policy(texter: Texter, database: Database) -> None:

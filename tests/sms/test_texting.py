@@ -149,8 +149,8 @@ def test_zero_gives_the_coordinator_and_call_queues_a_call_back(
     assert calling.endswith("Reply # to go back, 0 for a person.")
     with database.session() as session:
         rows = session.scalars(select(OutboxMessage)).all()
-    assert [(r.kind, r.to_number, r.from_number, r.status) for r in rows] == [
-        ("call", TEXTER, LINE, "pending")
+    assert [(r.kind, r.to_number, r.from_number, r.status, r.language) for r in rows] == [
+        ("call", TEXTER, LINE, "pending", "en")
     ]
     call = rows[0].body
     # Before it connects, the call says who is calling and why.
@@ -179,6 +179,15 @@ def test_llamame_in_an_english_conversation_calls_back_in_spanish(
     assert 'language="en-US"' not in call
     assert conversation.language == "es"
     assert texter.reply("1").startswith("Una segunda opinión")  # and goes on in Spanish
+
+
+def test_a_call_back_asked_for_in_spanish_is_in_spanish(texter: Texter, database: Database) -> None:
+    texter.send("hola")
+    assert "En un momento le llamaremos" in texter.reply("LLAMAME")
+    with database.session() as session:
+        row = session.scalars(select(OutboxMessage)).one()
+    assert (row.kind, row.language) == ("call", "es")
+    assert '<Say language="es-US"' in row.body
 
 
 def test_call_from_the_library_page_calls_back_to_the_library(

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from service.db import Database
 from service.models import AuditEntry, StaffUser
 from service.staff.auth import (
+    HOST_PREFIX,
     SESSION_COOKIE,
     TEMPORARY_ALPHABET,
     temporary_password,
@@ -273,12 +274,12 @@ def test_enabling_does_not_bring_back_a_session_from_before_the_account_was_disa
     with app_client(staff_app) as admin, app_client(staff_app) as viewer:
         signed_in(admin, ADMIN)
         signed_in(viewer, VIEWER)
-        copied = viewer.cookies.get(SESSION_COOKIE)
+        copied = viewer.cookies.get(HOST_PREFIX + SESSION_COOKIE)  # over https
         assert copied
         clock.advance(seconds=5)
         post_form(admin, "/staff/admin", f"/staff/admin/staff/{VIEWER}/disable", confirm="yes")
         post_form(admin, "/staff/admin", f"/staff/admin/staff/{VIEWER}/enable", confirm="yes")
-        viewer.cookies.set(SESSION_COOKIE, copied, domain="line.example.org", path="/staff")
+        viewer.cookies.set(HOST_PREFIX + SESSION_COOKIE, copied, domain="line.example.org")
         assert viewer.get("/staff/calls").status_code == 303
         clock.advance(seconds=5)
         signed_in(viewer, VIEWER)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import threading
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from service.db import Database
 from service.models import AuditEntry, StaffUser
-from service.staff.auth import SESSION_COOKIE, AccountError, disable_staff
+from service.staff.auth import (
+    CSRF_COOKIE,
+    HOST_PREFIX,
+    SESSION_COOKIE,
+    AccountError,
+    disable_staff,
+)
 from tests.staff.conftest import (
     ADMIN,
     PASSWORD,
@@ -23,6 +30,10 @@ from tests.staff.conftest import (
     signed_in,
 )
 from tests.support import AppClient, app_client
+
+# The default test client comes over https (https://line.example.org).
+HTTPS_SESSION = HOST_PREFIX + SESSION_COOKIE
+HTTPS_CSRF = HOST_PREFIX + CSRF_COOKIE
 
 STAFF_PAGES = [
     "/staff/",
@@ -100,34 +111,120 @@ def test_login_form_is_labelled_and_carries_a_csrf_token(client: AppClient) -> N
     assert 'href="#content"' in page.text  # the skip link
 
 
-def test_session_cookie_is_http_only_lax_and_secure_over_https(client: AppClient) -> None:
-    response = sign_in(client, VIEWER)
-    cookie = next(c for c in response.headers.get_list("set-cookie") if "phoneline_staff=" in c)
-    assert "HttpOnly" in cookie
-    assert "SameSite=lax" in cookie
-    assert "Secure" in cookie
-    assert "Path=/staff" in cookie
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    """Each cookie the answer sets, by name: its Set-Cookie header."""
+    return {header.split("=", 1)[0]: header for header in response.headers.get_list("set-cookie")}
 
 
-def test_cookie_is_not_secure_over_plain_http(staff_app: FastAPI) -> None:
+def attributes(set_cookie: str) -> set[str]:
+    """A Set-Cookie header's attributes (not its value), as written."""
+    return {part.strip() for part in set_cookie.split(";")[1:]}
+
+
+def test_over_https_the_cookies_are_host_only_secure_http_only_and_lax(client: AppClient) -> None:
+    form = client.get("/staff/login")
+    assert attributes(set_cookies(form)[HTTPS_CSRF]) == {
+        "HttpOnly",
+        "Path=/",
+        "SameSite=lax",
+        "Secure",
+    }  # the `__Host-` prefix: Secure, Path=/ and no Domain, or browsers drop it
+    response = client.post(
+        "/staff/login",
+        data={"username": VIEWER, "password": PASSWORD, "csrf_token": csrf_of(form)},
+    )
+    assert response.status_code == 303
+    cookies = set_cookies(response)
+    assert set(cookies) == {HTTPS_SESSION, HTTPS_CSRF}  # a new CSRF secret with the session
+    for header in cookies.values():
+        assert attributes(header) == {"HttpOnly", "Path=/", "SameSite=lax", "Secure"}
+    assert client.get("/staff/calls").status_code == 200
+    assert post_form(client, "/staff/calls", "/staff/logout").status_code == 303
+
+
+def test_over_plain_http_the_cookies_have_plain_names_and_sign_in_and_forms_work(
+    staff_app: FastAPI, database: Database
+) -> None:
+    # `make run` on a laptop: http://127.0.0.1:8000, where a `__Host-` cookie cannot be set.
     with app_client(staff_app, base_url="http://127.0.0.1:8000") as client:
         response = sign_in(client, VIEWER)
-        cookie = next(c for c in response.headers.get_list("set-cookie") if "phoneline_staff=" in c)
-        assert "Secure" not in cookie
+        assert response.status_code == 303
+        cookies = set_cookies(response)
+        assert set(cookies) == {SESSION_COOKIE, CSRF_COOKIE}
+        for header in cookies.values():
+            assert attributes(header) == {"HttpOnly", "Path=/staff", "SameSite=lax"}
         assert client.get("/staff/calls").status_code == 200
+        assert post_form(client, "/staff/calls", "/staff/logout").status_code == 303
+    assert [entry.actor for entry in audit(database, "sign-out")] == [VIEWER]
 
 
-def test_cookie_is_secure_behind_a_trusted_https_proxy(staff_app: FastAPI) -> None:
+def test_behind_a_trusted_https_proxy_the_cookies_are_host_only(staff_app: FastAPI) -> None:
     # The test transport's client address is 127.0.0.1, a trusted proxy by default.
+    proxied = {"X-Forwarded-Proto": "https"}
     with app_client(staff_app, base_url="http://127.0.0.1:8000") as client:
-        form = client.get("/staff/login")
+        form = client.get("/staff/login", headers=proxied)
+        csrf = form.cookies[HTTPS_CSRF]  # the browser has it (it speaks https to the proxy)
         response = client.post(
             "/staff/login",
             data={"username": VIEWER, "password": PASSWORD, "csrf_token": csrf_of(form)},
-            headers={"X-Forwarded-Proto": "https"},
+            headers={**proxied, "Cookie": f"{HTTPS_CSRF}={csrf}"},
         )
-        cookie = next(c for c in response.headers.get_list("set-cookie") if "phoneline_staff=" in c)
-        assert "Secure" in cookie
+        assert response.status_code == 303
+        assert attributes(set_cookies(response)[HTTPS_SESSION]) == {
+            "HttpOnly",
+            "Path=/",
+            "SameSite=lax",
+            "Secure",
+        }
+
+
+def test_over_https_a_cookie_without_the_prefix_is_not_read(client: AppClient) -> None:
+    """A plain-named cookie may have been planted by a sibling subdomain or over http."""
+    signed_in(client, VIEWER)
+    session = client.cookies.get(HTTPS_SESSION)
+    assert session
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, session, domain="line.example.org", path="/staff")
+    assert client.get("/staff/calls").status_code == 303
+
+
+def test_an_anonymous_browsers_csrf_pair_is_refused_beside_an_admins_session(
+    staff_app: FastAPI, database: Database
+) -> None:
+    """The attack: an anonymous visitor's CSRF cookie and token (the attacker's own, planted
+    in the administrator's browser) posted with the administrator's session cookie."""
+    with app_client(staff_app) as anonymous:
+        token = csrf_of(anonymous.get("/staff/login"))
+        planted = dict(anonymous.cookies.items())
+    with app_client(staff_app) as admin:
+        signed_in(admin, ADMIN)
+        own = dict(admin.cookies.items())
+        csrf_name = next(name for name in own if name.endswith(CSRF_COOKIE))
+        forged = {**own, csrf_name: planted[csrf_name]}
+        admin.cookies.clear()
+        for name, value in forged.items():
+            admin.cookies.set(name, value, domain="line.example.org")
+        response = admin.post(
+            f"/staff/admin/staff/{VIEWER}/disable", data={"csrf_token": token, "confirm": "yes"}
+        )
+        assert response.status_code == 403
+        assert "<h1>Form expired</h1>" in response.text
+        assert "from another sign-in" in response.text
+        assert admin.get("/staff/calls").status_code == 200  # the admin is still signed in
+    with database.session(read_only=True) as session:
+        viewer = session.scalars(select(StaffUser).where(StaffUser.username == VIEWER)).one()
+        assert not viewer.disabled
+
+
+def test_a_token_made_before_signing_in_is_refused_after(client: AppClient) -> None:
+    form = client.get("/staff/login")
+    before = csrf_of(form)
+    client.post(
+        "/staff/login", data={"username": ADMIN, "password": PASSWORD, "csrf_token": before}
+    )
+    response = client.post("/staff/admin/purge", data={"csrf_token": before, "older_than": "1d"})
+    assert response.status_code == 403
+    assert "Form expired" in response.text
 
 
 def test_wrong_password_is_refused_and_audited(client: AppClient, database: Database) -> None:
@@ -212,11 +309,11 @@ def test_sign_out_ends_the_session(client: AppClient, database: Database) -> Non
 
 def test_sign_out_also_ends_copies_of_the_session_cookie(client: AppClient, clock: Clock) -> None:
     signed_in(client, VIEWER)
-    copied = client.cookies.get(SESSION_COOKIE)
+    copied = client.cookies.get(HTTPS_SESSION)
     assert copied
     clock.advance(seconds=5)
     post_form(client, "/staff/calls", "/staff/logout")
-    client.cookies.set(SESSION_COOKIE, copied, domain="line.example.org", path="/staff")
+    client.cookies.set(HTTPS_SESSION, copied, domain="line.example.org")
     assert client.get("/staff/calls").status_code == 303
     clock.advance(seconds=5)
     signed_in(client, VIEWER)  # signing in again works
@@ -347,7 +444,8 @@ def test_two_admins_disabling_each_other_at_once_leave_one(database: Database) -
 
 def test_a_forged_session_cookie_is_ignored(client: AppClient) -> None:
     client.get("/staff/login")
-    response = client.get("/staff/calls", headers={"Cookie": "phoneline_staff=eyJ1IjoxfQ.forged"})
+    forged = f"{HTTPS_SESSION}=eyJ1IjoxfQ.forged"
+    response = client.get("/staff/calls", headers={"Cookie": forged})
     assert response.status_code == 303
 
 

@@ -257,7 +257,7 @@ def test_staff_review_calls_in_a_browser(chromium: object, server: str) -> None:
             "main>reach>coordinator",
         ]  # fmt: skip
         assert exported[1][7:] == [
-            "Patient referral coordinator, VCU Massey", "+18048287999", "completed"
+            "Patient referral coordinator, VCU Massey", "'+18048287999", "completed"
         ]  # fmt: skip
 
         # The call's timeline.

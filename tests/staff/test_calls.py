@@ -103,12 +103,15 @@ def test_calls_are_listed_newest_first_with_masked_callers(
 def test_csv_rows_are_exact(client: AppClient, three_calls: None, database: Database) -> None:
     signed_in(client, VIEWER)
     response = client.get("/staff/calls.csv")
-    assert response.headers["content-disposition"].startswith('attachment; filename="calls-')
+    assert (
+        response.headers["content-disposition"]
+        == 'attachment; filename="calls-until-2026-11-24.csv"'
+    )
     assert rows(response) == [
         HEADER,
         [
             "CAcccc0003", "2026-11-24T14:00:00Z", "61", "•••-•••-0177", "en", "not-answered",
-            "main>reach>library", "Patient Resource Library, VCU Massey", "+18048288709",
+            "main>reach>library", "Patient Resource Library, VCU Massey", "'+18048288709",
             "no-answer",
         ],
         [
@@ -118,7 +121,7 @@ def test_csv_rows_are_exact(client: AppClient, three_calls: None, database: Data
         [
             "CAaaaa0001", "2026-11-23T13:00:00Z", "95", "•••-•••-1234", "en", "reached",
             "main>reach>coordinator", "Patient referral coordinator, VCU Massey",
-            "+18048287999", "completed",
+            "'+18048287999", "completed",
         ],
     ]  # fmt: skip
     with database.session(read_only=True) as session:

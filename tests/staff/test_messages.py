@@ -91,15 +91,15 @@ def test_messages_csv_rows_are_exact(
     assert list(csv.reader(io.StringIO(response.text))) == [
         ["message_sid", "created_at", "direction", "phone", "line", "language", "status",
          "segments", "body"],
-        ["", "2026-11-24T15:00:00Z", "out", "•••-•••-7001", LINE, "en", "sent", "1",
+        ["", "2026-11-24T15:00:00Z", "out", "•••-•••-7001", f"'{LINE}", "en", "sent", "1",
          "'=cmd|' /C calc'!A0"],
-        ["SMa2", "2026-11-24T15:00:00Z", "in", "•••-•••-7001", LINE, "en", "received", "1",
+        ["SMa2", "2026-11-24T15:00:00Z", "in", "•••-•••-7001", f"'{LINE}", "en", "received", "1",
          "1 (my cell •••-•••-7001)"],
-        ["", "2026-11-24T14:58:00Z", "out", "•••-•••-7001", LINE, "en", "sent", "1",
+        ["", "2026-11-24T14:58:00Z", "out", "•••-•••-7001", f"'{LINE}", "en", "sent", "1",
          "Second Opinion Line\n1 Why"],
-        ["SMa1", "2026-11-24T14:58:00Z", "in", "•••-•••-7001", LINE, "en", "received", "1",
+        ["SMa1", "2026-11-24T14:58:00Z", "in", "•••-•••-7001", f"'{LINE}", "en", "received", "1",
          "Hi"],
-        ["SMb1", "2026-11-22T15:00:00Z", "in", "•••-•••-7002", LINE, "es", "received", "1",
+        ["SMb1", "2026-11-22T15:00:00Z", "in", "•••-•••-7002", f"'{LINE}", "es", "received", "1",
          "PARAR"],
     ]  # fmt: skip
     received = client.get("/staff/messages.csv?direction=in&from=2026-11-23")

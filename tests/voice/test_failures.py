@@ -37,15 +37,16 @@ def db_errors() -> float:
 
 
 def a_call_without_a_database(caller: Caller) -> None:
-    """The menu, a text that goes out once the database answers (and the caller is told so),
-    the coordinator, the end of the call."""
+    """The menu, no text promised (the database cannot say whether the number said STOP): the
+    numbers instead, the coordinator, the end of the call."""
     heard = caller.call()
     assert heard.gather is not None
     assert "To find another doctor, press 2." in heard.words
     heard = caller.press("2")
     assert heard.words[0].startswith("If your doctor cannot recommend a colleague")
     heard = caller.press("8")
-    assert heard.words[0] == "We will send you a text message as soon as we can."
+    assert heard.words[0] == "Sorry, we can't send a text message right now."
+    assert "To call the patient referral coordinator, press 1." in heard.words  # numbers instead
     heard = caller.press("0")
     assert heard.numbers == [COORDINATOR]
     assert heard.dial is not None and heard.dial["callerId"] == CALLER_NUMBER
