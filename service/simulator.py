@@ -18,7 +18,7 @@ from service.flowengine.render import contact_card, render_sms, render_voice
 from service.flowengine.segments import pack
 from service.texts.dialogue import respond
 
-DIAL_STATUSES: tuple[DialStatus, ...] = ("completed", "busy", "no-answer", "failed", "canceled")
+DIAL_STATUSES = tuple(status for status in DialStatus if status is not DialStatus.ANSWERED)
 VOICE_KEYS = frozenset("0123456789*#")
 
 
@@ -68,11 +68,7 @@ class Simulation:
         if self.channel == "sms":
             return Reply(text)
         if self.dialing:
-            status = text.lower() or "completed"
-            known: DialStatus = next(
-                (known for known in DIAL_STATUSES if known == status), "completed"
-            )
-            return DialEnded(known)
+            return DialEnded(DialStatus.read(text) or DialStatus.COMPLETED)
         if not text:
             return Silence()
         if len(text) == 1 and text in VOICE_KEYS:

@@ -23,6 +23,7 @@ from service.channels import voice
 from service.channels.form import form_field, outbox_id_of
 from service.channels.signature import verified_form
 from service.flowengine.model import Flow
+from service.flowengine.position import DialStatus
 from service.models import utcnow
 from service.outbound.outbox import CallBackReported
 from service.spool.spool import Spool
@@ -30,8 +31,6 @@ from service.spool.spool import Spool
 log = logging.getLogger(__name__)
 
 TWIML_MEDIA_TYPE = "application/xml"
-DIAL_CALL_STATUSES = frozenset({"completed", "answered", "busy", "no-answer", "failed", "canceled"})
-"""The DialCallStatus values Twilio documents for a `<Dial>` action."""
 
 
 async def call_back_status(request: Request) -> Response:
@@ -50,7 +49,7 @@ async def call_back_dial(request: Request) -> Response:
     try:
         outbox_id = outbox_id_of(request)
         status = form_field(form, "DialCallStatus").lower()
-        if outbox_id is not None and status in DIAL_CALL_STATUSES:
+        if outbox_id is not None and DialStatus.read(status) is not None:
             _spool(request).submit([CallBackReported(outbox_id, utcnow(), dial_status=status)])
         elif status:
             log.warning("ignoring a call-back dial action with an unknown DialCallStatus")

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from service.models import CallEventKind, CallOutcome, DialOutcome
+from service.flowengine.position import DialStatus
+from service.models import CallEventKind, CallOutcome, CallStatus, DialOutcome
 from service.spool.codec import register
 
 PATH_MAX = 255
@@ -29,36 +30,43 @@ PATH_SEPARATOR = ">"
 # Twilio CallStatus, in the order a call goes through them; the rank-3 ones are final.
 # "unknown" is the line's own: reconciliation found no final status (Twilio does not know the
 # call, or cannot be asked). Any real final status wins over it.
-CALL_STATUS_RANK = {
-    "queued": 0,
-    "initiated": 0,
-    "ringing": 1,
-    "in-progress": 2,
-    "answered": 2,
-    "completed": 3,
-    "busy": 3,
-    "no-answer": 3,
-    "failed": 3,
-    "canceled": 3,
-    "unknown": 3,
+CALL_STATUS_RANK: dict[str, int] = {
+    CallStatus.QUEUED: 0,
+    CallStatus.INITIATED: 0,
+    CallStatus.RINGING: 1,
+    CallStatus.IN_PROGRESS: 2,
+    CallStatus.ANSWERED: 2,
+    CallStatus.COMPLETED: 3,
+    CallStatus.BUSY: 3,
+    CallStatus.NO_ANSWER: 3,
+    CallStatus.FAILED: 3,
+    CallStatus.CANCELED: 3,
+    CallStatus.UNKNOWN: 3,
 }
 FINAL_CALL_RANK = 3
-TWILIO_CALL_STATUSES = frozenset(CALL_STATUS_RANK) - {"unknown"}
+TWILIO_CALL_STATUSES = frozenset(CallStatus) - {CallStatus.UNKNOWN}
 """The CallStatus values Twilio documents (a status callback may carry any of them)."""
-UNKNOWN_STATUS = "unknown"
+UNKNOWN_STATUS = CallStatus.UNKNOWN
 # Twilio sends one final status; should two differ, this one of them stands, whatever came first.
-FINAL_PREFERENCE = ("completed", "canceled", "busy", "no-answer", "failed", "unknown")
-FAILED_STATUSES = frozenset({"busy", "no-answer", "failed"})
+FINAL_PREFERENCE: tuple[str, ...] = (
+    CallStatus.COMPLETED,
+    CallStatus.CANCELED,
+    CallStatus.BUSY,
+    CallStatus.NO_ANSWER,
+    CallStatus.FAILED,
+    CallStatus.UNKNOWN,
+)
+FAILED_STATUSES = frozenset({CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED})
 
-# Twilio's DialCallStatus ("answered" is what some Dial actions report for a bridged call).
-DIAL_STATUSES = {
-    "completed": DialOutcome.COMPLETED,
-    "answered": DialOutcome.COMPLETED,
-    "busy": DialOutcome.BUSY,
-    "no-answer": DialOutcome.NO_ANSWER,
-    "failed": DialOutcome.FAILED,
-    "canceled": DialOutcome.CANCELED,
+DIAL_OUTCOME_OF = {
+    DialStatus.COMPLETED: DialOutcome.COMPLETED,
+    DialStatus.ANSWERED: DialOutcome.COMPLETED,
+    DialStatus.BUSY: DialOutcome.BUSY,
+    DialStatus.NO_ANSWER: DialOutcome.NO_ANSWER,
+    DialStatus.FAILED: DialOutcome.FAILED,
+    DialStatus.CANCELED: DialOutcome.CANCELED,
 }
+"""What a `<Dial>`'s end means for the call's record."""
 DIAL_OUTCOMES = frozenset(outcome.value for outcome in DialOutcome)
 STORY_KINDS = frozenset(
     {
@@ -239,7 +247,8 @@ def merge(state: CallState, fact: CallFact, new_events: list[Event], normalize: 
         case CallTransferred(contact=contact, number=number, node=node):
             event(CallEventKind.DIAL, node, dial_detail(contact, normalize(number)))
         case DialFinished(status=status, contact=contact, number=number, node=node):
-            outcome = DIAL_STATUSES.get(status.lower(), DialOutcome.FAILED)
+            known = DialStatus.read(status)
+            outcome = DialOutcome.FAILED if known is None else DIAL_OUTCOME_OF[known]
             dialed = dial_detail(contact, number and normalize(number)) if contact else None
             detail = outcome.value if dialed is None else f"{outcome.value} {dialed}"
             event(CallEventKind.DIAL_RESULT, node, detail)
@@ -262,7 +271,7 @@ def _merge_status(state: CallState, status: str, duration: int | None, at: datet
     ):
         state.status = status
         state.retell = True
-    if rank == CALL_STATUS_RANK["in-progress"]:
+    if rank == CALL_STATUS_RANK[CallStatus.IN_PROGRESS]:
         state.answered_at = at if state.answered_at is None else min(state.answered_at, at)
     if rank < FINAL_CALL_RANK or status == UNKNOWN_STATUS:
         return

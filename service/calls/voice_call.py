@@ -58,14 +58,6 @@ log = logging.getLogger(__name__)
 VOICE_PATH = "/twilio/voice"
 KEYS = frozenset("0123456789*#")
 REPEAT = "*"
-DIAL_STATUSES: tuple[DialStatus, ...] = (
-    "completed",
-    "answered",
-    "busy",
-    "no-answer",
-    "failed",
-    "canceled",
-)
 MAX_SPEECH_CHARS = 200
 TEXTABLE_TYPES = frozenset(
     {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -132,10 +124,7 @@ def read_input(webhook: Webhook, before: Position | None) -> Input:
     if before is None:
         return Start()
     if webhook.dial_status:
-        status: DialStatus = next(
-            (known for known in DIAL_STATUSES if known == webhook.dial_status), "failed"
-        )
-        return DialEnded(status)
+        return DialEnded(DialStatus.read(webhook.dial_status) or DialStatus.FAILED)
     if webhook.digits:
         return Key(webhook.digits) if webhook.digits in KEYS else Key(REPEAT)
     if webhook.speech:

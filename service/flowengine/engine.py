@@ -46,6 +46,7 @@ from service.flowengine.phrases import (
 from service.flowengine.position import (
     MAX_MISSES,
     DialEnded,
+    DialStatus,
     Input,
     Key,
     Position,
@@ -412,13 +413,17 @@ def _connect(
     return dialing, (*before, Connect(contact_id, line))
 
 
-def _dial_ended(flow: Flow, position: Position, status: str, now: datetime | None) -> Step:
+def _dial_ended(
+    flow: Flow, position: Position, status: DialStatus, now: datetime | None
+) -> Step:
     assert position.contact is not None
-    if status in ("completed", "answered"):
+    if status in (DialStatus.COMPLETED, DialStatus.ANSWERED):
         return position.at(position.node), (Say(phrase(position.lang, "goodbye")), HangUp())
-    if status == "canceled":
+    if status == DialStatus.CANCELED:
         return position.at(position.node), (HangUp(),)
-    what = {"busy": "lines_busy", "no-answer": "no_answer"}.get(status, "dial_failed")
+    what = {DialStatus.BUSY: "lines_busy", DialStatus.NO_ANSWER: "no_answer"}.get(
+        status, "dial_failed"
+    )
     contact = flow.contacts[position.contact]
     if position.line + 1 < len(contact.numbers):
         trying = (Say(phrase(position.lang, what)), Say(phrase(position.lang, "trying_other_line")))

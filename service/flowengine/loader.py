@@ -241,9 +241,13 @@ def _parents(start: str, nodes: Mapping[str, Node]) -> dict[str, str]:
     return parents
 
 
-def read(path: Path) -> Document:
+def read_text(path: Path) -> str:
+    """A flow file's text, or FlowError saying why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise FlowError([Problem(str(path), 1, f"cannot read: {error}")]) from None
-    return parse(text, str(path))
+
+
+def read(path: Path) -> Document:
+    return parse(read_text(path), str(path))

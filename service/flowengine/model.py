@@ -103,7 +103,8 @@ class Limits:
 
 @dataclass(frozen=True, eq=False)
 class Flow:
-    """A loaded flow. Compared and hashed by identity: each load is a version of its own."""
+    """A loaded flow. Compared and hashed by identity: each text loaded is a version of its own
+    (the same text loaded again in one process is the same Flow: `validate.flow_of_text`)."""
 
     name: str
     version: str

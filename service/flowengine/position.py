@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Literal
 
 Channel = Literal["voice", "sms"]
@@ -60,7 +61,24 @@ class Silence:
     """The caller said and pressed nothing before the menu timed out."""
 
 
-DialStatus = Literal["completed", "answered", "busy", "no-answer", "failed", "canceled"]
+class DialStatus(StrEnum):
+    """How a `<Dial>` ended: Twilio's DialCallStatus ("answered" is what some Dial actions
+    report for a bridged call). The one list of them."""
+
+    COMPLETED = "completed"
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @classmethod
+    def read(cls, value: str | None) -> DialStatus | None:
+        """The status Twilio sent (any case), or None for one it does not document."""
+        try:
+            return cls((value or "").strip().lower())
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)

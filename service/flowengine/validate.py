@@ -15,6 +15,7 @@ the words the engine really renders, in every language:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,10 +31,19 @@ from service.flowengine.engine import (
     REPEAT_KEY,
     step,
 )
-from service.flowengine.loader import Document, FlowError, Problem, build, read, schema_problems
+from service.flowengine.loader import (
+    Document,
+    FlowError,
+    Problem,
+    build,
+    parse,
+    read,
+    read_text,
+    schema_problems,
+)
 from service.flowengine.model import Flow, Node, Text
 from service.flowengine.phrases import CARRIER_KEYWORDS, PERSON_KEY, SUPPORTED_LANGUAGES, phrase
-from service.flowengine.position import DialEnded, Input, Key, Position, Reply, Start
+from service.flowengine.position import DialEnded, DialStatus, Input, Key, Position, Reply, Start
 from service.flowengine.render import (
     fixed_reply,
     render_sms,
@@ -94,7 +104,16 @@ def check_document(document: Document) -> list[Problem]:
 
 def load_flow(path: Path) -> Flow:
     """A flow ready to run, or FlowError listing every problem in the file."""
-    document = read(path)
+    return flow_of_text(read_text(path), str(path))
+
+
+@functools.lru_cache(maxsize=32)
+def flow_of_text(text: str, name: str) -> Flow:
+    """The flow of this text (`name` says where it came from in its problems), or FlowError
+    listing every problem. The same text gives the same Flow: an app built again in one process
+    (a reload of an unchanged file, a revision served again, every test) does not parse and
+    check it again, which costs about 0.3 s of pure-Python YAML a time."""
+    document = parse(text, name)
     problems = check_document(document)
     if problems:
         raise FlowError(problems)
@@ -296,7 +315,7 @@ def _retry_menus(flow: Flow, lang: str) -> Iterator[tuple[Path_, str]]:
             contact = flow.contacts[option.connect]
             last = len(contact.numbers) - 1
             dialing = Position(node.id, lang, state="dialing", contact=contact.id, line=last)
-            _, effects = step(flow, dialing, DialEnded("no-answer"))
+            _, effects = step(flow, dialing, DialEnded(DialStatus.NO_ANSWER))
             menu = next(effect for effect in effects if isinstance(effect, Menu))
             if not _ends_with_a_person(voice_lines_for_menu(menu, lang), lang):
                 yield (

@@ -52,6 +52,7 @@ from service.models import (
     CallEvent,
     CallEventKind,
     CallOutcome,
+    CallStatus,
     Conversation,
     Direction,
     FollowUp,
@@ -71,7 +72,12 @@ LOOKBACK = timedelta(days=7)
 NOT_UNDERSTOOD_WITHIN = timedelta(hours=24)
 """A text not understood is a follow-up when another one of the number's came within this."""
 SYSTEM = "system"
-CALL_NOT_ANSWERED = ("busy", "no-answer", "failed", "canceled")
+CALL_NOT_ANSWERED = (
+    CallStatus.BUSY,
+    CallStatus.NO_ANSWER,
+    CallStatus.FAILED,
+    CallStatus.CANCELED,
+)
 """A call-back's final CallStatus when the texter did not pick up."""
 DIAL_ANSWERED = ("completed", "answered")
 """A call-back's DialCallStatus when the person it put the texter through to picked up."""

@@ -2,7 +2,14 @@
 
 from service.models.aggregates import Channel, DailyAggregate, Metric
 from service.models.base import Base, UTCDateTime, utcnow
-from service.models.calls import Call, CallEvent, CallEventKind, CallOutcome, DialOutcome
+from service.models.calls import (
+    Call,
+    CallEvent,
+    CallEventKind,
+    CallOutcome,
+    CallStatus,
+    DialOutcome,
+)
 from service.models.followups import (
     URGENT_REASONS,
     FollowUp,
@@ -28,6 +35,7 @@ __all__ = [
     "CallEvent",
     "CallEventKind",
     "CallOutcome",
+    "CallStatus",
     "Channel",
     "Conversation",
     "DailyAggregate",

@@ -29,6 +29,23 @@ class CallOutcome(StrEnum):
     """No final status ever came, and Twilio could not tell (reconciliation)."""
 
 
+class CallStatus(StrEnum):
+    """Twilio's CallStatus, and the line's own `unknown` (reconciliation found no final status:
+    Twilio does not know the call, or cannot be asked). The one list of them."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    ANSWERED = "answered"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"
+
+
 class DialOutcome(StrEnum):
     COMPLETED = "completed"
     BUSY = "busy"

@@ -20,7 +20,7 @@ from service.audit import record_audit
 from service.calls.facts import dialed_contact
 from service.db import ReadSessionDep, SessionDep, get_database
 from service.flowengine import Flow
-from service.models import AuditEntry, CallEventKind, Conversation, StaffUser
+from service.models import AuditEntry, CallEventKind, Conversation, DialOutcome, StaffUser
 from service.phone import mask
 from service.staff import charts
 from service.staff.admin import router as admin_router
@@ -307,7 +307,7 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         for (node, key), count in report.options.most_common(15)
     ]
     drop_off = [(names.menu(node), count) for node, count in report.drop_off.most_common(15)]
-    dial_outcomes = ["completed", "busy", "no-answer", "failed", "canceled", "no result"]
+    dial_outcomes = [*DialOutcome, "no result"]
     transfer_rows = [
         (names.contact(contact), counts)
         for contact, counts in sorted(report.transfers.items(), key=lambda item: -item[1].total())

@@ -634,6 +634,20 @@ def settle(engine: Engine, ledger: Ledger, fake: FakeTwilio, timeout: float = 12
             time.sleep(1.0)  # a doubled record would land now
             return
         time.sleep(0.5)
+    # What was left, for the failure the audit will report.
+    with contextlib.suppress(Exception):
+        print("settle timed out; unsettled calls and waiting outbox rows:")
+        for row in rows(
+            engine,
+            "SELECT id, status, attempts, next_attempt_at, claimed_at, claimed_by, last_error, "
+            "created_at FROM outbox WHERE status IN ('pending', 'sending')",
+        ):
+            print("  outbox", tuple(row))
+        for row in rows(
+            engine, "SELECT call_sid, status, updated_at FROM calls WHERE settled_at IS NULL"
+        ):
+            print("  call", tuple(row))
+        print("  database now:", rows(engine, "SELECT CURRENT_TIMESTAMP")[0][0])
 
 
 def audit(scenario: str, engine: Engine, ledger: Ledger, fake: FakeTwilio) -> Audit:
@@ -711,9 +725,7 @@ def audit(scenario: str, engine: Engine, ledger: Ledger, fake: FakeTwilio) -> Au
             result.wrong += 1
             result.details.append(f"{entry.caller} opted out and was promised a text")
     # The press-8 texts (replies the fence held back go out through the outbox too).
-    sent = Counter(
-        message["to"] for message in fake.messages if PROMISED_TEXT in message["body"]
-    )
+    sent = Counter(message["to"] for message in fake.messages if PROMISED_TEXT in message["body"])
     result.texts_expected = sum(promised.values())
     result.texts_sent = sum(min(sent[number], promised[number]) for number in promised)
     for number, count in promised.items():

@@ -47,8 +47,8 @@ from tests.ops.test_multiprocess import metric_total
 pytestmark = [pytest.mark.faults]
 
 LONG = os.environ.get("FAULT_LOAD") == "long"
-CALLS = 300 if LONG else 40
-OUTAGE_SECONDS = 60 if LONG else 12
+CALLS = 300 if LONG else 24
+OUTAGE_SECONDS = 60 if LONG else 5
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 BACKENDS = ["sqlite", "postgres"]
 

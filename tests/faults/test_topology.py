@@ -45,7 +45,7 @@ from tests.ops.fake_twilio import FakeTwilio, running_fake_twilio
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
 LONG = os.environ.get("FAULT_LOAD") == "long"
-OUTAGE_SECONDS = 45 if LONG else 6
+OUTAGE_SECONDS = 45 if LONG else 4
 PEOPLE = 24 if LONG else 8
 CALLS = 120 if LONG else 16
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -37,7 +37,10 @@ class Outage:
         replace_with_garbage(self.path, os.urandom(max(self.path.stat().st_size, 8192)))
 
     def restore(self) -> None:
-        for suffix in ("", "-wal", "-shm"):
+        # The shared-memory file first: a connection that opened an empty file at the path
+        # meanwhile would take the old one over and truncate it under the connections of the
+        # process that still map it (SIGBUS).
+        for suffix in ("-shm", "-wal", ""):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         migrate.upgrade(self.url)
 
