@@ -52,27 +52,32 @@ def test_serve_and_worker_refuse_to_start_without_a_writable_var(
     assert "persistent" in result.stderr
 
 
+def a_call_rings(base_url: str, call_sid: str) -> httpx.Response:
+    """The first webhook of a call, signed as Twilio signs it."""
+    params = {
+        "CallSid": call_sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": "+18045550111",
+        "To": LINE_NUMBER,
+        "CallStatus": "ringing",
+    }
+    return httpx.post(
+        base_url + "/twilio/voice",
+        content=urlencode(params),
+        headers={
+            "X-Twilio-Signature": sign(PUBLIC_BASE + "/twilio/voice", params),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        timeout=10,
+    )
+
+
 def test_serve_starts_and_answers_the_menu_while_the_database_is_away(tmp_path: Path) -> None:
     env = phoneline_env(UNREACHABLE_POSTGRES, tmp_path / "var")
     server = phoneline_server(env, tmp_path / "serve.log")
     server.start(timeout=90)
     try:
-        params = {
-            "CallSid": "CA" + "7" * 32,
-            "AccountSid": ACCOUNT_SID,
-            "From": "+18045550111",
-            "To": LINE_NUMBER,
-            "CallStatus": "ringing",
-        }
-        response = httpx.post(
-            server.base_url + "/twilio/voice",
-            content=urlencode(params),
-            headers={
-                "X-Twilio-Signature": sign(PUBLIC_BASE + "/twilio/voice", params),
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
-            timeout=10,
-        )
+        response = a_call_rings(server.base_url, "CA" + "7" * 32)
         assert response.status_code == 200
         assert "To find another doctor, press 2." in response.text
         assert "<Gather" in response.text
@@ -100,22 +105,7 @@ def test_serve_without_a_menu_is_not_ready_and_says_why(tmp_path: Path) -> None:
         )
         metrics = httpx.get(server.base_url + "/metrics", timeout=10).text
         assert "\nphoneline_flow_loaded 0.0\n" in metrics
-        params = {
-            "CallSid": "CA" + "8" * 32,
-            "AccountSid": ACCOUNT_SID,
-            "From": "+18045550111",
-            "To": LINE_NUMBER,
-            "CallStatus": "ringing",
-        }
-        call = httpx.post(
-            server.base_url + "/twilio/voice",
-            content=urlencode(params),
-            headers={
-                "X-Twilio-Signature": sign(PUBLIC_BASE + "/twilio/voice", params),
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
-            timeout=10,
-        )
+        call = a_call_rings(server.base_url, "CA" + "8" * 32)
         assert call.status_code == 200
         assert "<Dial" in call.text and "+18048287999" in call.text  # the fallback
         assert "press 2" not in call.text
