@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from service.db import upsert
 from service.flowengine import FlowError
 from service.flowengine.loader import Problem, parse
+from service.flowengine.phrases import CARRIER_KEYWORDS
 from service.flowengine.validate import check_document
 from service.models import FlowRevision, Line, LineBookVersion, LineNumber, utcnow
 from service.phone import to_e164
@@ -26,6 +27,12 @@ from service.phone import to_e164
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
 KEYWORD = re.compile(r"^[A-Z0-9]{2,20}$")
 SEED_AUTHOR = "flows/"
+SERVICE_KEYWORDS = frozenset(
+    {"HOLA", "ESPANOL", "MENU", "HI", "HELLO", "INICIO", "CALL", "LLAMAME", "LLAMENME", "LLAMEME"}
+)
+"""Words the SMS line answers itself, whatever the line (`service.texts.keywords`; a test
+keeps the two the same): no line's keyword may be one of them, nor a carrier's."""
+RESERVED_KEYWORDS = frozenset().union(*CARRIER_KEYWORDS.values(), SERVICE_KEYWORDS)
 
 
 class LineError(ValueError):
@@ -142,6 +149,8 @@ def set_keyword(session: Session, line: Line, keyword: str | None) -> None:
         keyword = keyword.strip().upper()
         if not KEYWORD.match(keyword):
             raise LineError(f"{keyword!r}: a keyword is 2-20 letters or digits")
+        if keyword in RESERVED_KEYWORDS or keyword.isdigit():
+            raise LineError(f"{keyword} is a word every line answers; choose another keyword")
         taken = session.scalars(
             select(Line.slug).where(Line.keyword == keyword, Line.id != line.id)
         ).first()
@@ -166,12 +175,18 @@ def create_revision(
 
 
 def publish_text(
-    session: Session, slug: str, flow_text: str, *, author: str, message: str
+    session: Session,
+    slug: str,
+    flow_text: str,
+    *,
+    author: str,
+    message: str,
+    source: str | None = None,
 ) -> FlowRevision:
     """Check `flow_text` and publish it as the line's next revision; FlowError (nothing
-    changed) when the check finds a problem."""
+    changed) when the check finds a problem (each named `source:line`, default `SLUG.yaml`)."""
     line = line_named(session, slug)
-    checked = check_text(flow_text, f"{slug}.yaml")
+    checked = check_text(flow_text, source or f"{slug}.yaml")
     if not checked.ok:
         raise FlowError(checked.problems)
     revision = _new_revision(session, line, checked, author, message)
