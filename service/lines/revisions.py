@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import func, select, update
@@ -52,9 +53,11 @@ class Checked:
         return not self.problems
 
 
+@lru_cache(maxsize=32)
 def check_text(text: str, name: str) -> Checked:
     """Check a flow's YAML (the same rules as `phoneline flows check`); `name` names it in
-    the problems (`name:line: message`)."""
+    the problems (`name:line: message`). Remembered: a seed file is checked by every process
+    that starts."""
     try:
         document = parse(text, name)
     except FlowError as error:
@@ -306,11 +309,16 @@ def _publish(session: Session, line: Line, revision: FlowRevision, author: str) 
     bump(session)
 
 
-def _title_of(text: str) -> str | None:
+@lru_cache(maxsize=32)
+def _data_of(text: str) -> object:
     try:
-        data = parse(text, "flow").data
+        return parse(text, "flow").data
     except FlowError:
         return None
+
+
+def _title_of(text: str) -> str | None:
+    data = _data_of(text)
     title = data.get("title") if isinstance(data, Mapping) else None
     if isinstance(title, Mapping):
         value = title.get("en") or next(iter(title.values()), None)
@@ -319,9 +327,6 @@ def _title_of(text: str) -> str | None:
 
 
 def _slug_of(text: str) -> str | None:
-    try:
-        data = parse(text, "flow").data
-    except FlowError:
-        return None
+    data = _data_of(text)
     name = str(data.get("name", "")) if isinstance(data, Mapping) else ""
     return name if SLUG.match(name) else None
