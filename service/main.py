@@ -103,9 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.get_running_loop().add_signal_handler(
                 signal.SIGHUP, lambda: threading.Thread(target=book.refresh).start()
             )
-        # A process built long before it serves (serve's warm spare) reads what was
-        # published meanwhile before its first caller; then every REFRESH_SECONDS.
-        await anyio.to_thread.run_sync(book.refresh)
+        # Read at once (a process built long before it serves, serve's warm spare, catches up
+        # on what was published meanwhile), then every REFRESH_SECONDS; never holding up the
+        # start when the database hangs.
         book.start()
         # The language-identification model (about 0.7 s), now rather than on the first
         # text that needs it; before the freeze below, since it lives as long as the process.

@@ -223,11 +223,13 @@ class LineBook:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self.refresh_every):
+        while True:
             try:
                 self.refresh()
             except Exception:  # the thread must outlive a bug in one reload
                 log.exception("the line book could not be refreshed")
+            if self._stop.wait(self.refresh_every):
+                return
 
     def refresh(self, *, seed: bool = False) -> bool:
         """Reload when the database's version moved; True when the database answered. Until
