@@ -9,6 +9,7 @@ import re
 import statistics
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
 
@@ -16,11 +17,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from service.calls.facts import CallStarted, CallState, merge
 from service.db import Database
+from service.followups.sweep import sweep_follow_ups
 from service.lines.book import LineBook
 from service.lines.revisions import add_line, assign_number, line_named, publish_text, rollback
 from service.main import create_app
-from service.models import Call, Conversation, Message
+from service.models import Call, Conversation, FollowUp, Message, OutboxMessage, utcnow
 from tests.lines.conftest import (
     SHIPPED_GREETING,
     TRIALS_GREETING,
@@ -272,3 +275,41 @@ def test_a_publish_is_heard_by_new_calls_within_5_seconds(
         f"publish to heard: p50 {statistics.median(latencies):.2f} s, "
         f"max {max(latencies):.2f} s over {len(latencies)}"
     )
+
+
+def test_texts_and_call_backs_go_out_from_the_lines_number_and_follow_ups_keep_the_line(
+    client: AppClient, database: Database
+) -> None:
+    trials_id = line_ids(database)["clinical-trials"]
+    caller = call_to(client, TRIALS_NUMBER)
+    caller.call()
+    caller.press("2")
+    caller.press("8")  # press 8: the numbers by text
+    texter = Texter(client, phone="+18045550130", line=TRIALS_NUMBER)
+    texter.reply("hi")
+    texter.reply("CALL")  # a call-back
+    texter.reply("0")  # a person: a follow-up
+    with database.session() as session:
+        rows = session.execute(
+            select(OutboxMessage.kind, OutboxMessage.from_number, OutboxMessage.line_id)
+        ).all()
+        sweep_follow_ups(session, utcnow())
+        follow_ups = session.scalars(select(FollowUp.line_id)).all()
+    assert sorted(tuple(row) for row in rows) == [
+        ("call", TRIALS_NUMBER, trials_id),
+        ("sms", TRIALS_NUMBER, trials_id),
+    ]
+    assert follow_ups == [trials_id]
+
+
+def test_a_calls_line_and_revision_do_not_depend_on_the_order_its_facts_arrive() -> None:
+    at = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    began = CallStarted("CA1", at, "+18045550111", TRIALS_NUMBER, "en", "h", 2, 5)
+    restarted = CallStarted("CA1", at, "+18045550111", TRIALS_NUMBER, "en", "h", 2, 9)
+    states = []
+    for facts in ((began, restarted), (restarted, began)):
+        state = CallState(1, at)
+        for fact in facts:
+            merge(state, fact, [], lambda number: number)
+        states.append((state.line_id, state.revision_id))
+    assert states == [(2, 5), (2, 5)]  # the revision the call began on
