@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from service.lines.cli import lines_app, register_flow_commands
 from service.staff.cli import staff_app
 
 
@@ -15,13 +16,15 @@ def _group(help_text: str) -> typer.Typer:
 
 
 app = _group("Second Opinion Line: voice menu, SMS line and staff dashboard.")
-flows_app = _group("Validate flow files.")
+flows_app = _group("Flow files and each line's revisions: check, publish, roll back.")
 db_app = _group("Database migrations.")
 app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
 twilio_app = _group("Twilio: point a phone number at this service.")
 app.add_typer(twilio_app, name="twilio")
 app.add_typer(staff_app, name="staff")
+app.add_typer(lines_app, name="lines")
+register_flow_commands(flows_app)
 
 
 @app.command()
@@ -308,13 +311,15 @@ def simulate(
 
 @twilio_app.command("configure")
 def twilio_configure(
-    number: str = typer.Option(..., "--number", help="The Twilio number, e.g. +18045550100."),
     public_url: str = typer.Option(
         ..., "--public-url", help="The https:// address Twilio reaches this service at."
     ),
+    number: str = typer.Option(None, "--number", help="The Twilio number, e.g. +18045550100."),
+    line: str = typer.Option(None, "--line", help="Point every number of this line instead."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be set; send nothing."),
 ) -> None:
-    """Set the number's voice, fallback, call status and SMS webhook URLs (Twilio REST API)."""
+    """Set a number's (or every number of a line's) voice, fallback, call status and SMS
+    webhook URLs (Twilio REST API)."""
     from service.channels.numbers import (
         ConfigureError,
         check_public_url,
@@ -324,23 +329,44 @@ def twilio_configure(
     from service.config import get_settings
     from service.phone import to_e164
 
-    e164 = to_e164(number)
-    if e164 is None:
-        raise typer.BadParameter(f"{number!r} is not a phone number", param_hint="--number")
+    if (number is None) == (line is None):
+        raise typer.BadParameter("give --number or --line (one of them)", param_hint="--number")
+    if line is not None:
+        numbers = _numbers_of_line(line)
+    else:
+        e164 = to_e164(number)
+        if e164 is None:
+            raise typer.BadParameter(f"{number!r} is not a phone number", param_hint="--number")
+        numbers = [e164]
     try:
         check_public_url(public_url)
-        if dry_run:
-            typer.echo(f"would set on {e164} (dry run, nothing sent to Twilio):")
-            changes = webhook_settings(public_url)
-        else:
-            result = configure_number(get_settings(), e164, public_url)
-            typer.echo(f"updated {result.phone_number} ({result.sid}):")
-            changes = result.changes
-            for cleared in result.cleared_applications:
-                typer.echo(f"  cleared {cleared} (its URLs would override these)")
+        for e164 in numbers:
+            if dry_run:
+                typer.echo(f"would set on {e164} (dry run, nothing sent to Twilio):")
+                changes = webhook_settings(public_url)
+            else:
+                result = configure_number(get_settings(), e164, public_url)
+                typer.echo(f"updated {result.phone_number} ({result.sid}):")
+                changes = result.changes
+                for cleared in result.cleared_applications:
+                    typer.echo(f"  cleared {cleared} (its URLs would override these)")
+            for name, value in changes.items():
+                if value:
+                    typer.echo(f"  {name:<24} {value}")
     except ConfigureError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
-    for name, value in changes.items():
-        if value:
-            typer.echo(f"  {name:<24} {value}")
+
+
+def _numbers_of_line(slug: str) -> list[str]:
+    """The numbers of a line (exit 1 when there is no such line, or it has none)."""
+    from service.lines.cli import line_numbers
+
+    numbers = line_numbers(slug)
+    if not numbers:
+        typer.echo(
+            f"error: the line {slug!r} has no number (phoneline lines set {slug} --number +1…)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    return numbers

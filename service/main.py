@@ -7,10 +7,10 @@ import contextlib
 import gc
 import logging
 import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -27,11 +27,10 @@ from service.calls.router import WEBHOOKS as voice_webhooks
 from service.calls.voice_call import spooled_text_queue
 from service.config import Settings, get_settings
 from service.db import get_database
-from service.flowengine import FlowError, load_flow
 from service.flowengine.language import warm_up
 from service.followups.sweep import run_sweep
+from service.lines.book import LineBook
 from service.logs import RequestLog
-from service.metrics import FLOW_LOADED
 from service.middleware import LimitBodySize, TrustedProxies
 from service.ops import router as ops_router
 from service.outbound import limits
@@ -44,59 +43,6 @@ from service.stores import STORES
 from service.texts.router import WEBHOOKS as sms_webhooks
 
 log = logging.getLogger(__name__)
-
-
-def load_configured_flow(app: FastAPI) -> None:
-    """(Re)load the flow file. On a broken file keep the flow this process runs, or, in a
-    process just started (a restart, `kill -HUP` of `phoneline serve`), the last good copy kept
-    under var/; with neither, no flow: every call gets the fallback, and `/readyz`, the
-    `phoneline_flow_loaded` gauge and an error in the log say so."""
-    settings: Settings = app.state.settings
-    last_good = settings.var_dir / LAST_GOOD_FLOW
-    try:
-        app.state.flow = load_flow(settings.flow_path)
-        log.info("flow %s loaded (version %s)", settings.flow_path, app.state.flow.content_hash)
-        FLOW_LOADED.set(1)
-        _keep_a_copy(settings.flow_path, last_good)
-        return
-    except FlowError as error:
-        log.error("flow %s has problems, keeping the last good one:\n%s", settings.flow_path, error)
-    if getattr(app.state, "flow", None) is not None:
-        return  # the menu this process already runs (a reload of a broken file)
-    try:
-        app.state.flow = load_flow(last_good) if last_good.exists() else None
-    except FlowError:
-        app.state.flow = None
-    if app.state.flow is not None:
-        version = app.state.flow.content_hash
-        log.error("running the last good copy of the flow (version %s)", version)
-        FLOW_LOADED.set(1)
-        return
-    FLOW_LOADED.set(0)
-    log.error(
-        "no menu loaded: every call and text gets the fallback (the coordinator's number) and "
-        "/readyz answers 503 until %s loads (FLOWS_DIR %s, from %s); fix it and send SIGHUP",
-        settings.flow_path,
-        settings.flows_dir,
-        Path.cwd(),
-    )
-
-
-LAST_GOOD_FLOW = "flow-last-good.yaml"
-
-
-def _keep_a_copy(source: Path, copy: Path) -> None:
-    """Keep the flow file that loaded, for a process that starts while the file is broken."""
-    try:
-        content = source.read_bytes()
-        if copy.exists() and copy.read_bytes() == content:
-            return
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        temporary = copy.with_suffix(".tmp")
-        temporary.write_bytes(content)
-        temporary.replace(copy)
-    except OSError as error:
-        log.warning("could not keep a copy of the flow that loaded: %s", error)
 
 
 API_PREFIX = "/api/v1"
@@ -149,9 +95,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Not in the main thread (tests), or no signals on this platform: no reload on SIGHUP.
+        book: LineBook = app.state.book
+        # `phoneline serve`'s supervisor restarts its workers on SIGHUP (new code, settings);
+        # a worker sent one itself reads the lines again at once. Not in the main thread
+        # (tests), or no signals on this platform: no handler.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, load_configured_flow, app)
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: threading.Thread(target=book.refresh).start()
+            )
+        # Read at once (a process built long before it serves, serve's warm spare, catches up
+        # on what was published meanwhile), then every REFRESH_SECONDS; never holding up the
+        # start when the database hangs.
+        book.start()
         # The language-identification model (about 0.7 s), now rather than on the first
         # text that needs it; before the freeze below, since it lives as long as the process.
         await anyio.to_thread.run_sync(warm_up)
@@ -168,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ):
                 yield
         finally:
+            book.close()
             # Shutting down: what the spool holds goes to the database before the end (or
             # stays on disk for the next start, when the database is away).
             await anyio.to_thread.run_sync(app.state.spool.close)
@@ -189,7 +145,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fence_give_up=settings.fence_give_up_seconds,
     )
     app.state.text_queue = spooled_text_queue(get_database, lambda: app.state.spool)
-    load_configured_flow(app)
+    # The lines and their published flows: from the database (seeded from FLOWS_DIR on a
+    # first start), else the copy kept under var/, else the files.
+    app.state.book = LineBook(get_database, settings.var_dir, settings.flows_dir)
+    app.state.book.open()
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # logs and times every answer, 413s included
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)

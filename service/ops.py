@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from service.config import Settings
 from service.db import get_database
+from service.lines.book import LineBook
 from service.metrics import exposition
 from service.middleware import trusted_networks
 from service.spool.spool import Spool
@@ -22,7 +23,8 @@ def readyz(request: Request) -> Response:
     """200 when a valid menu is loaded, the database answers and holds the schema, and the
     spool can keep what the line acknowledges; 503 (saying which) otherwise."""
     problems = []
-    if getattr(request.app.state, "flow", None) is None:
+    book: LineBook | None = getattr(request.app.state, "book", None)
+    if book is None or not book.lines:
         problems.append("no valid menu loaded (calls and texts get the fallback; see the log)")
     if not get_database().is_ready():
         problems.append("database not ready")

@@ -24,6 +24,7 @@ from service.channels.form import form_field, outbox_id_of
 from service.channels.signature import verified_form
 from service.flowengine.model import Flow
 from service.flowengine.position import DialStatus
+from service.lines.book import LineBook
 from service.models import utcnow
 from service.outbound.outbox import CallBackReported
 from service.spool.spool import Spool
@@ -53,7 +54,9 @@ async def call_back_dial(request: Request) -> Response:
             _spool(request).submit([CallBackReported(outbox_id, utcnow(), dial_status=status)])
         elif status:
             log.warning("ignoring a call-back dial action with an unknown DialCallStatus")
-        flow: Flow | None = request.app.state.flow
+        # A call-back goes out from the line's number: Twilio's `From` names the line.
+        book: LineBook = request.app.state.book
+        flow: Flow | None = book.flow(book.line_for(form_field(form, "From")))
         contact = flow.contacts.get(request.query_params.get("contact", "")) if flow else None
         if flow is not None and contact is not None:
             lang = request.query_params.get("lang", "")
@@ -61,7 +64,7 @@ async def call_back_dial(request: Request) -> Response:
             return _twiml(voice.after_call_back_dial_twiml(contact, language))
     except Exception:
         log.exception("the call-back dial action failed: answering with the fallback")
-    return _twiml(voice.fallback(coordinator_number(request)))
+    return _twiml(voice.fallback(coordinator_number(request, form_field(form, "From"))))
 
 
 WEBHOOKS = {"/twilio/call-back/status": call_back_status, "/twilio/call-back/dial": call_back_dial}

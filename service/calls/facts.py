@@ -107,6 +107,10 @@ class CallStarted:
     called: str | None = None
     language: str | None = None
     flow_hash: str | None = None
+    line_id: int | None = None
+    """The line the called number reaches."""
+    revision_id: int | None = None
+    """The flow revision the call began on (travels in its action URLs)."""
 
 
 @register("call_event")
@@ -205,6 +209,8 @@ class CallState:
     caller: str | None = None
     called: str | None = None
     flow_hash: str | None = None
+    line_id: int | None = None
+    revision_id: int | None = None
     status: str | None = None
     outcome: str = CallOutcome.IN_PROGRESS.value
     dial_outcome: str | None = None
@@ -237,6 +243,8 @@ def merge(state: CallState, fact: CallFact, new_events: list[Event], normalize: 
             state.caller = _lesser(state.caller, caller and normalize(caller))
             state.called = _lesser(state.called, called and normalize(called))
             state.flow_hash = _lesser(state.flow_hash, flow_hash and flow_hash[:64])
+            state.line_id = _least(state.line_id, fact.line_id)
+            state.revision_id = _least(state.revision_id, fact.revision_id)
             if language:
                 # The language the call started in; a `language` event, when there is one,
                 # wins in `retell`.
@@ -415,6 +423,13 @@ def _dialed(detail: str | None) -> tuple[str | None, str | None]:
 
 def _story_order(event: Event) -> tuple[datetime, int, str, str]:
     return (event.at, KIND_ORDER.get(event.kind, 9), event.node or "", event.detail or "")
+
+
+def _least(current: int | None, value: int | None) -> int | None:
+    """`_lesser` of two ids (a call restarted on a newer revision keeps the one it began on)."""
+    if value is None or value <= 0:
+        return current
+    return value if current is None else min(current, value)
 
 
 def _lesser(current: str | None, value: str | None) -> str | None:

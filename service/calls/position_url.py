@@ -1,8 +1,10 @@
 """Where a call is in the flow, carried in the query string of the signed action URL.
 
-`/twilio/voice?at=<node>&lang=<en|es>&m=<misses>&s=<state>&c=<contact>&l=<line>&h=<0|1>`
+`/twilio/voice?at=<node>&lang=<en|es>&m=<misses>&s=<state>&c=<contact>&l=<line>&h=<0|1>&r=<rev>`
 
-(`h`: the caller has heard a part of the handout, so silence ends with a goodbye.)
+(`h`: the caller has heard a part of the handout, so silence ends with a goodbye; `l`: which
+of a contact's numbers is being dialed; `r`: the flow revision the call began with, so that a
+call finishes on it whatever is published meanwhile.)
 
 Twilio signs the whole URL it posts to, so a caller cannot change their position; the URL is
 still treated as untrusted (an old URL after the flow file changed, a hand-made request with a
@@ -26,6 +28,7 @@ STATE_PARAM = "s"
 CONTACT_PARAM = "c"
 LINE_PARAM = "l"
 HEARD_PARAM = "h"
+REVISION_PARAM = "r"
 
 STATES: tuple[State, ...] = ("menu", "dialing", "retry")
 MAX_ID_CHARS = 64
@@ -78,6 +81,23 @@ def decode(params: Mapping[str, Any], default_lang: str) -> Position | None:
         line=_small_int(params.get(LINE_PARAM), MAX_LINE),
         heard=_text(params.get(HEARD_PARAM)) == "1",
     )
+
+
+def with_revision(query: str, revision_id: int | None) -> str:
+    """`query` naming the flow revision the call is on (none for a flow read from a file)."""
+    if revision_id is None or revision_id <= 0:
+        return query
+    return f"{query}&{REVISION_PARAM}={revision_id}"
+
+
+@lru_cache(maxsize=4096)
+def revision_in(query: bytes) -> int | None:
+    """The revision id a signed action URL names (None: none, or not a number)."""
+    for name, value in parse_qsl(query.decode("latin-1")):
+        if name == REVISION_PARAM:
+            text = _text(value)
+            return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
+    return None
 
 
 def _text(value: Any) -> str:

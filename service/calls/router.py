@@ -26,6 +26,7 @@ from service.channels.form import TwilioForm, form_field
 from service.channels.signature import public_url, verified_form
 from service.config import Settings
 from service.flowengine import Flow
+from service.lines.book import LineBook
 from service.metrics import WEBHOOKS_UNHEARD
 from service.serving import gave_up
 from service.spool.spool import Spool
@@ -42,12 +43,20 @@ async def voice_webhook(request: Request) -> Response:
     caller did."""
     form = await verified_form(request, "CallSid")
     try:
-        flow: Flow | None = request.app.state.flow
-        if flow is None:
+        webhook = Webhook.from_form(form)
+        query: bytes = request.scope["query_string"]
+        book = _book(request)
+        line = book.line_for(form_field(form, "Called") or webhook.called)
+        wanted = position_url.revision_in(query)
+        if wanted is not None and not book.knows(wanted):
+            # A call that began before a publish, in a process that never served its revision.
+            await anyio.to_thread.run_sync(book.load_revision, wanted)
+        served = book.served(line, wanted)
+        if line is None or served is None:
             log.error("no flow is loaded: answering a call with the fallback")
             return _fallback(request, form)
-        webhook = Webhook.from_form(form)
-        before = position_url.decode_query(request.scope["query_string"], flow.default_language)
+        flow, revision_id = served
+        before = position_url.decode_query(query, flow.default_language)
         now = clock()
         texts: TextQueue = request.app.state.text_queue
         settings: Settings = request.app.state.settings
@@ -57,8 +66,14 @@ async def voice_webhook(request: Request) -> Response:
             WEBHOOKS_UNHEARD.labels(route="/twilio/voice").inc()
             log.warning("a voice webhook came after Twilio gave up on it: not recorded")
             return _fallback(request, form)
-        turn = await take_turn(flow, webhook, before, _base_url(request), now, texts)
-        if not await _kept(request, turn_facts(flow, webhook, turn, now)):
+        # A revision nobody can serve any more: the caller starts over at the line's main menu.
+        restart = wanted is not None and wanted != revision_id
+        turn = await take_turn(
+            flow, webhook, before, _base_url(request), now, texts,
+            revision_id=revision_id, restart=restart, line_id=line.id,
+        )  # fmt: skip
+        facts = turn_facts(flow, webhook, turn, now, line_id=line.id, revision_id=revision_id)
+        if not await _kept(request, facts):
             # Neither the disk nor the database keeps this call's record: promise nothing
             # (no menu whose choices would be lost), put the caller through to a person.
             log.error("nothing keeps this call's record: answering with the fallback")
@@ -97,7 +112,7 @@ async def call_status(request: Request) -> Response:
 async def fallback_webhook(request: Request) -> Response:
     """`POST /twilio/fallback`: Twilio's fallback URL, requested when the voice webhook failed
     or timed out. Static: no database, no flow engine; only the coordinator's number from the
-    loaded flow."""
+    flow of the line the called number belongs to."""
     form = await verified_form(request, "CallSid")
     return _fallback(request, form)
 
@@ -131,13 +146,26 @@ def _spool(request: Request) -> Spool:
     return spool
 
 
+def _book(request: Request) -> LineBook:
+    book: LineBook = request.app.state.book
+    return book
+
+
 def _fallback(request: Request, form: TwilioForm) -> Response:
+    called = form_field(form, "Called") or form_field(form, "To")
     caller_id = voice.caller_id_for(form_field(form, "From"), form_field(form, "To"))
-    return _twiml(voice.fallback(coordinator_number(request), caller_id))
+    return _twiml(voice.fallback(coordinator_number(request, called), caller_id))
 
 
-def coordinator_number(request: Request) -> str:
-    flow: Flow | None = getattr(request.app.state, "flow", None)
+def coordinator_number(request: Request, our_number: str | None) -> str:
+    """The number of the operator of the line `our_number` belongs to (the default line's for
+    a number nobody assigned; the shipped coordinator's when no flow is loaded at all)."""
+    try:
+        book = _book(request)
+        flow: Flow | None = book.flow(book.line_for(our_number))
+    except Exception:  # the fallback answers whatever else is broken
+        log.exception("the line book could not be read: the fallback dials the coordinator")
+        flow = None
     if flow is not None:
         operator = flow.contacts.get(flow.operator)
         if operator is not None and operator.numbers:

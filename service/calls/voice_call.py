@@ -114,8 +114,10 @@ TextOutcome = Literal["queued", "not_now", "not_textable"]
 now (the database does not answer, or neither it nor the disk takes the text); or not going out
 (the number cannot take texts, opted out, or the outbound policy refuses it). Unless it is
 queued, the caller hears the number instead and is promised nothing."""
-TextQueue = Callable[[Flow, Webhook, Position, tuple[str, ...]], Awaitable[TextOutcome]]
-"""Queues a text of these contacts (of this flow) to the caller."""
+TextQueue = Callable[
+    [Flow, Webhook, Position, tuple[str, ...], int | None], Awaitable[TextOutcome]
+]
+"""Queues a text of these contacts (of this flow) to the caller, for this line (its id)."""
 
 
 def read_input(webhook: Webhook, before: Position | None) -> Input:
@@ -139,10 +141,16 @@ async def take_turn(
     base_url: str,
     now: datetime,
     queue_text: TextQueue,
+    *,
+    revision_id: int | None = None,
+    restart: bool = False,
+    line_id: int | None = None,
 ) -> Turn:
-    """Step the engine once for this webhook and render the answer."""
+    """Step the engine once for this webhook and render the answer, on the flow of
+    `revision_id` (which the next action URL names). `restart`: the call's revision cannot be
+    served, so the caller starts over at this flow's main menu (in their language)."""
     lang = before.lang if before is not None else None
-    if before is not None and before.node not in flow.nodes:
+    if before is not None and (restart or before.node not in flow.nodes):
         before = None  # a stale or bogus position: start over at the main menu
     event = read_input(webhook, before)
     position = before or start(flow, "voice", lang)
@@ -153,7 +161,7 @@ async def take_turn(
     after, turn = planned.after, planned.voice
     texted: tuple[str, ...] = ()
     if turn.texts:
-        outcome = await queue_text(flow, webhook, after, turn.texts)
+        outcome = await queue_text(flow, webhook, after, turn.texts, line_id)
         if outcome != "not_textable":
             texted = turn.texts
         if outcome != "queued":
@@ -168,7 +176,7 @@ async def take_turn(
     twiml = voice.render_turn(
         turn,
         after.lang,
-        action_url(base_url, after),
+        action_url(base_url, after, revision_id),
         hints=planned.hints if turn.ending == "gather" else (),
         caller_id=(
             voice.caller_id_for(webhook.caller, webhook.called) if turn.ending == "dial" else None
@@ -212,8 +220,9 @@ def _remembered_plan(flow: Flow, position: Position, event: Input, offer_texts: 
     return _plan(flow, position, event, None, offer_texts)
 
 
-def action_url(base_url: str, position: Position) -> str:
-    return f"{base_url}{VOICE_PATH}?{position_url.encode(position)}"
+def action_url(base_url: str, position: Position, revision_id: int | None = None) -> str:
+    query = position_url.with_revision(position_url.encode(position), revision_id)
+    return f"{base_url}{VOICE_PATH}?{query}"
 
 
 # -- "press 8": a text of the numbers to the caller ------------------------------------------
@@ -252,12 +261,22 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
     caller only, never the event loop."""
 
     async def queue(
-        flow: Flow, webhook: Webhook, position: Position, contacts: tuple[str, ...]
+        flow: Flow,
+        webhook: Webhook,
+        position: Position,
+        contacts: tuple[str, ...],
+        line_id: int | None,
     ) -> TextOutcome:
-        return await anyio.to_thread.run_sync(queue_now, flow, webhook, position, contacts)
+        return await anyio.to_thread.run_sync(
+            queue_now, flow, webhook, position, contacts, line_id
+        )
 
     def queue_now(
-        flow: Flow, webhook: Webhook, position: Position, contacts: tuple[str, ...]
+        flow: Flow,
+        webhook: Webhook,
+        position: Position,
+        contacts: tuple[str, ...],
+        line_id: int | None,
     ) -> TextOutcome:
         to = textable_number(webhook.caller)
         if to is None or not webhook.call_sid:
@@ -289,6 +308,7 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
             text_dedupe_key(webhook.call_sid, position.node, contacts),
             utcnow(),
             position.lang,
+            line_id,
         )
         kept = spool().submit([text], hold=False)
         if refused:
@@ -301,8 +321,17 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
 # -- the call's record ------------------------------------------------------------------------
 
 
-def turn_facts(flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> list[CallFact]:
-    """What this turn leaves in the call's record (written later, by the call writer)."""
+def turn_facts(
+    flow: Flow,
+    webhook: Webhook,
+    turn: Turn,
+    at: datetime,
+    *,
+    line_id: int | None = None,
+    revision_id: int | None = None,
+) -> list[CallFact]:
+    """What this turn leaves in the call's record (written later, by the call writer): on its
+    first webhook, the line it reached and the revision it hears."""
     sid = webhook.call_sid
     if not sid:
         return []
@@ -311,7 +340,16 @@ def turn_facts(flow: Flow, webhook: Webhook, turn: Turn, at: datetime) -> list[C
     facts: list[CallFact] = []
     if before is None:
         facts.append(
-            CallStarted(sid, at, webhook.caller, webhook.called, after.lang, flow.content_hash)
+            CallStarted(
+                sid,
+                at,
+                webhook.caller,
+                webhook.called,
+                after.lang,
+                flow.content_hash,
+                line_id if line_id and line_id > 0 else None,
+                revision_id if revision_id and revision_id > 0 else None,
+            )
         )
 
     def happened(kind: CallEventKind, where: str, detail: str | None = None) -> None:

@@ -95,6 +95,8 @@ class Trigger:
     reason: FollowUpReason
     language: str | None
     call_id: int | None = None
+    line_id: int | None = None
+    """The line of the call, text or call-back (the item keeps its first one's)."""
 
     @property
     def urgent(self) -> bool:
@@ -123,13 +125,13 @@ def _not_filed(kind: FollowUpSourceKind, ref_id: Any) -> ColumnElement[bool]:
 
 
 def _missed_transfers(session: Session, since: datetime) -> Iterator[Trigger]:
-    query = select(Call.id, Call.caller, Call.started_at, Call.language).where(
+    query = select(Call.id, Call.caller, Call.started_at, Call.language, Call.line_id).where(
         Call.outcome == CallOutcome.NOT_ANSWERED.value,
         Call.started_at >= since,
         Call.caller.is_not(None),
         _not_filed(FollowUpSourceKind.CALL, Call.id),
     )
-    for call_id, caller, started_at, language in session.execute(query):
+    for call_id, caller, started_at, language, line_id in session.execute(query):
         yield Trigger(
             str(caller),
             started_at,
@@ -138,6 +140,7 @@ def _missed_transfers(session: Session, since: datetime) -> Iterator[Trigger]:
             FollowUpReason.MISSED_TRANSFER,
             language,
             call_id,
+            line_id,
         )
 
 
@@ -155,6 +158,7 @@ def _call_events(session: Session, since: datetime) -> Iterator[Trigger]:
             Call.caller,
             Call.started_at,
             Call.language,
+            Call.line_id,
         )
         .join(Call, Call.id == CallEvent.call_id)
         .where(
@@ -164,22 +168,35 @@ def _call_events(session: Session, since: datetime) -> Iterator[Trigger]:
             _not_filed(FollowUpSourceKind.CALL_EVENT, CallEvent.id),
         )
     )
-    for event_id, kind, detail, said_at, call_id, caller, started_at, language in session.execute(
-        query
-    ):
+    for row in session.execute(query):
+        event_id, kind, detail, said_at, call_id, caller, started_at, language, line_id = row
         if kind == CallEventKind.CRISIS.value:
             reason = SAID_CRISIS.get(detail or "", FollowUpReason.EMERGENCY)
             at = said_at
         else:
             reason, at = FollowUpReason.CALL_BACK_ASKED, started_at
         yield Trigger(
-            str(caller), at, FollowUpSourceKind.CALL_EVENT, event_id, reason, language, call_id
+            str(caller),
+            at,
+            FollowUpSourceKind.CALL_EVENT,
+            event_id,
+            reason,
+            language,
+            call_id,
+            line_id,
         )
 
 
 def _texts(session: Session, since: datetime) -> Iterator[Trigger]:
     query = (
-        select(Message.id, Message.phone, Message.created_at, Message.intent, Conversation.language)
+        select(
+            Message.id,
+            Message.phone,
+            Message.created_at,
+            Message.intent,
+            Conversation.language,
+            Message.line_id,
+        )
         .outerjoin(Conversation, Conversation.id == Message.conversation_id)
         .where(
             Message.created_at >= since - NOT_UNDERSTOOD_WITHIN,
@@ -194,7 +211,7 @@ def _texts(session: Session, since: datetime) -> Iterator[Trigger]:
     # one may have been filed already (and so is not in this query): any earlier one counts.
     earlier = aliased(Message)
     last_not_understood: dict[str, datetime] = {}
-    for message_id, number, created_at, intent, language in session.execute(query):
+    for message_id, number, created_at, intent, language, line_id in session.execute(query):
         phone = str(number)
         if intent in TEXT_INTENTS:
             if created_at >= since:
@@ -205,6 +222,7 @@ def _texts(session: Session, since: datetime) -> Iterator[Trigger]:
                     message_id,
                     TEXT_INTENTS[intent],
                     language,
+                    line_id=line_id,
                 )
             continue
         previous = last_not_understood.get(phone)
@@ -228,6 +246,7 @@ def _texts(session: Session, since: datetime) -> Iterator[Trigger]:
                 message_id,
                 FollowUpReason.TEXT_NOT_UNDERSTOOD,
                 language,
+                line_id=line_id,
             )
 
 
@@ -254,14 +273,18 @@ def _failed_call_backs(session: Session, since: datetime) -> Iterator[Trigger]:
         ),
     )
     query = select(
-        OutboxMessage.id, OutboxMessage.to_number, OutboxMessage.created_at, language
+        OutboxMessage.id,
+        OutboxMessage.to_number,
+        OutboxMessage.created_at,
+        language,
+        OutboxMessage.line_id,
     ).where(
         OutboxMessage.created_at >= since,
         OutboxMessage.kind == OutboxKind.CALL.value,
         not_answered,
         _not_filed(FollowUpSourceKind.OUTBOX, OutboxMessage.id),
     )
-    for outbox_id, phone, created_at, lang in session.execute(query):
+    for outbox_id, phone, created_at, lang, line_id in session.execute(query):
         yield Trigger(
             phone,
             created_at,
@@ -269,6 +292,7 @@ def _failed_call_backs(session: Session, since: datetime) -> Iterator[Trigger]:
             outbox_id,
             FollowUpReason.CALL_BACK_FAILED,
             lang,
+            line_id=line_id,
         )
 
 
@@ -320,6 +344,7 @@ def file_trigger(session: Session, trigger: Trigger, now: datetime) -> bool:
             open_phone=trigger.phone,
             reason=trigger.reason.value,
             language=trigger.language,
+            line_id=trigger.line_id,
             opened_at=now,
             first_attempt_at=trigger.at,
             last_attempt_at=trigger.at,

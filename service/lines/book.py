@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 
 from service.db import DATABASE_ERRORS, Database, describe_error
 from service.flowengine import Flow, FlowError
-from service.flowengine.loader import build, parse
-from service.flowengine.validate import check_document
+from service.flowengine.validate import flow_of_text
 from service.lines.revisions import seed_from_files
+from service.metrics import FLOW_LOADED
 from service.models import FlowRevision, Line, LineBookVersion, LineNumber
 from service.phone import to_e164
 
@@ -127,9 +127,26 @@ class LineBook:
     def lines(self) -> tuple[LineView, ...]:
         return self.snapshot.lines
 
+    def by_id(self, line_id: int | None) -> LineView | None:
+        if line_id is None:
+            return None
+        return next((line for line in self.snapshot.lines if line.id == line_id), None)
+
+    @property
+    def default(self) -> LineView | None:
+        return self.snapshot.default
+
     def flow(self, line: LineView | None, revision_id: int | None = None) -> Flow | None:
         """The flow of `revision_id` if this process knows it (a call in progress keeps the
         revision it began with), else the line's published one."""
+        served = self.served(line, revision_id)
+        return served[0] if served is not None else None
+
+    def served(
+        self, line: LineView | None, revision_id: int | None = None
+    ) -> tuple[Flow, int] | None:
+        """The flow to answer with and its revision id: `revision_id`'s if this process knows
+        it, else the line's published one (None: no line, or nothing to serve at all)."""
         if line is None:
             return None
         snapshot = self.snapshot
@@ -139,10 +156,16 @@ class LineBook:
                 with self._lock:
                     known = self._older.get(revision_id)
             if known is not None:
-                return known
-        return snapshot.flows.get(line.revision_id)
+                return known, revision_id
+        flow = snapshot.flows.get(line.revision_id)
+        return (flow, line.revision_id) if flow is not None else None
+
+    def default_flow(self) -> Flow | None:
+        """The default line's flow (the staff pages name menus and contacts by it)."""
+        return self.flow(self.snapshot.default)
 
     def knows(self, revision_id: int) -> bool:
+        """Whether this process can serve `revision_id` without asking the database."""
         with self._lock:
             return revision_id in self.snapshot.flows or revision_id in self._older
 
@@ -167,13 +190,23 @@ class LineBook:
     def open(self) -> None:
         """Load the book (seeding the database from the flow files on a first start), or,
         with the database away, the copy kept under var/, or the flow files themselves."""
-        if self.refresh(seed=True):
-            return
-        if self._load_snapshot_file():
-            log.warning("the database is away: serving the lines kept under var/")
-            return
-        self.snapshot = self._from_files()
-        log.warning("the database is away and nothing is kept under var/: serving flows/")
+        if not self.refresh(seed=True):
+            if self._load_snapshot_file():
+                log.warning("the database is away: serving the lines kept under var/")
+            else:
+                self.snapshot = self._from_files()
+                if self.snapshot.lines:
+                    log.warning("the database is away, nothing is kept under var/: serving flows/")
+        FLOW_LOADED.set(1 if self.snapshot.lines else 0)
+        if not self.snapshot.lines:
+            log.error(
+                "no menu loaded: every call and text gets the fallback (the coordinator's "
+                "number) and /readyz answers 503 until a line's flow loads: no line in the "
+                "database (or it is away), nothing kept under var/, and FLOWS_DIR %s (from %s) "
+                "has no flow file that passes the check (phoneline flows check)",
+                self.flows_dir,
+                Path.cwd(),
+            )
 
     def start(self) -> None:
         if self._thread is None:
@@ -188,16 +221,20 @@ class LineBook:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self.refresh_every):
+        while True:
             try:
-                self.refresh(seed=self.loaded_at is None)
+                self.refresh()
             except Exception:  # the thread must outlive a bug in one reload
                 log.exception("the line book could not be refreshed")
+            if self._stop.wait(self.refresh_every):
+                return
 
     def refresh(self, *, seed: bool = False) -> bool:
-        """Reload when the database's version moved; True when the database answered."""
+        """Reload when the database's version moved; True when the database answered. Until
+        this process has read the database once, it seeds it first (a first start)."""
+        seed = seed or self.loaded_at is None
         try:
-            with self._database().session() as session:
+            with self._database().session(read_only=not seed) as session:
                 if seed:
                     seed_from_files(session, self.flows_dir)
                 version = session.scalar(select(LineBookVersion.version)) or 0
@@ -247,6 +284,7 @@ class LineBook:
                 if revision_id not in snapshot.flows:
                     self._keep_older_locked(revision_id, flow)
             self.snapshot = snapshot
+        FLOW_LOADED.set(1 if snapshot.lines else 0)
         log.info(
             "lines loaded (version %d): %s",
             snapshot.version,
@@ -318,14 +356,12 @@ class LineBook:
 
 
 def _flow_of(text: str, name: str) -> Flow | None:
+    """The flow of a YAML text that passes the check (each text read once per process:
+    `flow_of_text`), or None, logged."""
     try:
-        document = parse(text, name)
-        if check_document(document):
-            log.error("%s does not pass the flow check: not served", name)
-            return None
-        return build(document)
-    except FlowError as error:
-        log.error("%s cannot be read: %s", name, error)
+        return flow_of_text(text, "flow")
+    except FlowError:
+        log.error("%s cannot be read or does not pass the flow check: not served", name)
         return None
 
 

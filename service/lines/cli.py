@@ -32,15 +32,22 @@ def author() -> str:
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    """A committed session; a refused change exits 1 with what was wrong, nothing changed."""
+    """A committed session; a refused change exits 1 with what was wrong, nothing changed.
+    The database is migrated first and, if it has no line yet, seeded from the flow files as a
+    first start of the service would (so that a line added before that start is not the only
+    one)."""
     from service import migrate
+    from service.config import get_settings
     from service.db import get_database
     from service.flowengine import FlowError
-    from service.lines.revisions import LineError
+    from service.lines.revisions import LineError, seed_from_files
 
-    migrate.upgrade()
+    database = get_database()
+    migrate.upgrade(database.url)
+    with database.session() as session:
+        seed_from_files(session, get_settings().flows_dir)
     try:
-        with get_database().session() as session:
+        with database.session() as session:
             yield session
     except FlowError as error:
         for problem in error.problems:
@@ -127,6 +134,14 @@ def lines_set(
         typer.echo(f"{line.slug} changed")
 
 
+def line_numbers(slug: str) -> list[str]:
+    """The numbers of the line `slug` (exit 1 when there is no such line)."""
+    from service.lines.revisions import line_named, numbers_of
+
+    with _session() as session:
+        return numbers_of(session, line_named(session, slug))
+
+
 def register_flow_commands(flows_app: typer.Typer) -> None:
     """Add publish, history, show, export and rollback to `phoneline flows`."""
 
@@ -142,7 +157,9 @@ def register_flow_commands(flows_app: typer.Typer) -> None:
 
         text = _read(path)
         with _session() as session:
-            revision = publish_text(session, slug, text, author=author(), message=message)
+            revision = publish_text(
+                session, slug, text, author=author(), message=message, source=str(path)
+            )
             typer.echo(f"{slug}: revision {revision.number} published")
 
     @flows_app.command("history")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import func, select, update
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from service.db import upsert
 from service.flowengine import FlowError
 from service.flowengine.loader import Problem, parse
+from service.flowengine.phrases import CARRIER_KEYWORDS
 from service.flowengine.validate import check_document
 from service.models import FlowRevision, Line, LineBookVersion, LineNumber, utcnow
 from service.phone import to_e164
@@ -26,6 +28,12 @@ from service.phone import to_e164
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
 KEYWORD = re.compile(r"^[A-Z0-9]{2,20}$")
 SEED_AUTHOR = "flows/"
+SERVICE_KEYWORDS = frozenset(
+    {"HOLA", "ESPANOL", "MENU", "HI", "HELLO", "INICIO", "CALL", "LLAMAME", "LLAMENME", "LLAMEME"}
+)
+"""Words the SMS line answers itself, whatever the line (`service.texts.keywords`; a test
+keeps the two the same): no line's keyword may be one of them, nor a carrier's."""
+RESERVED_KEYWORDS = frozenset().union(*CARRIER_KEYWORDS.values(), SERVICE_KEYWORDS)
 
 
 class LineError(ValueError):
@@ -45,9 +53,11 @@ class Checked:
         return not self.problems
 
 
+@lru_cache(maxsize=32)
 def check_text(text: str, name: str) -> Checked:
     """Check a flow's YAML (the same rules as `phoneline flows check`); `name` names it in
-    the problems (`name:line: message`)."""
+    the problems (`name:line: message`). Remembered: a seed file is checked by every process
+    that starts."""
     try:
         document = parse(text, name)
     except FlowError as error:
@@ -142,6 +152,8 @@ def set_keyword(session: Session, line: Line, keyword: str | None) -> None:
         keyword = keyword.strip().upper()
         if not KEYWORD.match(keyword):
             raise LineError(f"{keyword!r}: a keyword is 2-20 letters or digits")
+        if keyword in RESERVED_KEYWORDS or keyword.isdigit():
+            raise LineError(f"{keyword} is a word every line answers; choose another keyword")
         taken = session.scalars(
             select(Line.slug).where(Line.keyword == keyword, Line.id != line.id)
         ).first()
@@ -166,12 +178,18 @@ def create_revision(
 
 
 def publish_text(
-    session: Session, slug: str, flow_text: str, *, author: str, message: str
+    session: Session,
+    slug: str,
+    flow_text: str,
+    *,
+    author: str,
+    message: str,
+    source: str | None = None,
 ) -> FlowRevision:
     """Check `flow_text` and publish it as the line's next revision; FlowError (nothing
-    changed) when the check finds a problem."""
+    changed) when the check finds a problem (each named `source:line`, default `SLUG.yaml`)."""
     line = line_named(session, slug)
-    checked = check_text(flow_text, f"{slug}.yaml")
+    checked = check_text(flow_text, source or f"{slug}.yaml")
     if not checked.ok:
         raise FlowError(checked.problems)
     revision = _new_revision(session, line, checked, author, message)
@@ -291,11 +309,16 @@ def _publish(session: Session, line: Line, revision: FlowRevision, author: str) 
     bump(session)
 
 
-def _title_of(text: str) -> str | None:
+@lru_cache(maxsize=32)
+def _data_of(text: str) -> object:
     try:
-        data = parse(text, "flow").data
+        return parse(text, "flow").data
     except FlowError:
         return None
+
+
+def _title_of(text: str) -> str | None:
+    data = _data_of(text)
     title = data.get("title") if isinstance(data, Mapping) else None
     if isinstance(title, Mapping):
         value = title.get("en") or next(iter(title.values()), None)
@@ -304,9 +327,6 @@ def _title_of(text: str) -> str | None:
 
 
 def _slug_of(text: str) -> str | None:
-    try:
-        data = parse(text, "flow").data
-    except FlowError:
-        return None
+    data = _data_of(text)
     name = str(data.get("name", "")) if isinstance(data, Mapping) else ""
     return name if SLUG.match(name) else None

@@ -63,6 +63,8 @@ class MessageReceived:
     segments: int
     at: datetime
     intent: str | None = None
+    line_id: int | None = None
+    """The line the text came to."""
 
 
 @register("msg_out")
@@ -77,6 +79,8 @@ class MessageSent:
     segments: int
     status: str
     at: datetime
+    line_id: int | None = None
+    """The line it went out for."""
 
 
 @register("msg_status")
@@ -148,6 +152,7 @@ def _message(
         "segments": record.segments,
         "status": status[:16],
         "intent": intent[:24] if intent else None,
+        "line_id": record.line_id,
         "created_at": record.at,
         "updated_at": record.at,
     }
@@ -170,6 +175,7 @@ def _message(
                     "body",
                     "segments",
                     "intent",
+                    "line_id",
                     "stored_at",
                 )
             },

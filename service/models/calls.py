@@ -97,6 +97,10 @@ class Call(Base):
     dial_outcome: Mapped[str | None] = mapped_column(String(16))
     last_node: Mapped[str | None] = mapped_column(String(64))
     flow_hash: Mapped[str | None] = mapped_column(String(64))
+    line_id: Mapped[int | None]
+    """The line the call reached (`lines.id`; NULL: before lines, or no line was loaded)."""
+    revision_id: Mapped[int | None]
+    """The flow revision the caller heard (`flow_revisions.id`)."""
     path: Mapped[str | None] = mapped_column(String(255))
     last_seen_at: Mapped[datetime | None]
     """The latest moment any webhook or callback of the call was made."""

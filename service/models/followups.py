@@ -74,6 +74,8 @@ class FollowUp(Base):
     reason: Mapped[str] = mapped_column(String(24))
     """Why the item was opened (the first source's reason)."""
     language: Mapped[str | None] = mapped_column(String(8))
+    line_id: Mapped[int | None]
+    """The line of the call or text that opened it."""
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     first_attempt_at: Mapped[datetime]
     last_attempt_at: Mapped[datetime]

@@ -49,6 +49,8 @@ class OutboxMessage(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     language: Mapped[str | None] = mapped_column(String(8))
     """The language the text (or the call-back's words) is in: the caller's or texter's."""
+    line_id: Mapped[int | None]
+    """The line it goes out for (from that line's number)."""
     call_status: Mapped[str | None] = mapped_column(String(16))
     """A call-back's final CallStatus, from Twilio's status callback: completed (the texter
     answered), busy, no-answer, failed, canceled. None for texts, and until Twilio says."""

@@ -42,6 +42,10 @@ class Conversation(Base):
     stored_at: Mapped[datetime | None] = mapped_column(default=written_now, onupdate=written_now)
     """When the row was last written, by the server's clock (NULL: before 2026-12-04)."""
     flow_hash: Mapped[str | None] = mapped_column(String(64))
+    line_id: Mapped[int | None]
+    """The line the texter is talking to (a keyword on a shared number can choose it)."""
+    revision_id: Mapped[int | None]
+    """The flow revision the conversation goes on in (for 24 quiet hours)."""
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation",
@@ -74,6 +78,8 @@ class Message(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(16))
     intent: Mapped[str | None] = mapped_column(String(24))
+    line_id: Mapped[int | None]
+    """The line the text came to or went from (`lines.id`)."""
     """What an inbound text asked for, as the line understood it: asked_for_person,
     not_understood, emergency, call_back, opt_out, opt_in, help (None: a menu choice)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -65,6 +65,7 @@ class OutboxQueued:
     dedupe_key: str | None
     at: datetime
     language: str | None = None
+    line_id: int | None = None
 
 
 @register("outbox_sent")
@@ -109,6 +110,7 @@ def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> N
                     dedupe_key=record.dedupe_key,
                     now=record.at,
                     language=record.language,
+                    line_id=record.line_id,
                 )
             case OutboxSent():
                 mark_sent(session, record.outbox_id, record.sid, at=record.at)
@@ -152,8 +154,10 @@ def enqueue(
     now: datetime | None = None,
     further_part: bool = False,
     language: str | None = None,
+    line_id: int | None = None,
 ) -> OutboxMessage:
-    """Queue a text (body) or a call (TwiML in body) to `to`, written in `language`.
+    """Queue a text (body) or a call (TwiML in body) to `to`, written in `language`, for the
+    line `line_id` (sent from `from_number`, that line's number).
 
     With a `dedupe_key`, queuing the same thing twice returns the first row. A text to a number
     that opted out is stored as `suppressed` and never sent; one the outbound policy refuses
@@ -187,6 +191,7 @@ def enqueue(
             created_at=now,
             dedupe_key=dedupe_key,
             language=language,
+            line_id=line_id if line_id and line_id > 0 else None,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxMessage.id)

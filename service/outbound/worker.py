@@ -223,7 +223,9 @@ class Worker:
             line = row.from_number or self.settings.twilio_from_number or ""
             segments = count_segments(row.body)
             records.append(
-                MessageSent(sid, row.to_number, line, row.body, segments, "queued", utcnow())
+                MessageSent(
+                    sid, row.to_number, line, row.body, segments, "queued", utcnow(), row.line_id
+                )
             )
         if not self._store(self.spool.write, records, now=utcnow()):
             # Twilio has it: keep the mark (fsync'd) so that no worker sends it again.
@@ -255,6 +257,7 @@ class Worker:
                         dedupe_key=f"{key[:120]}{PART_MARK}{number}",
                         further_part=True,
                         language=row.language,
+                        line_id=row.line_id,
                     )
         except DATABASE_ERRORS as error:
             log.warning("outbox %d: could not split a long text: %s", row.id, describe_error(error))

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep
-from service.flowengine import Flow
 from service.followups import worklist
+from service.lines.book import LineBook
 from service.models import Call
 from service.phone import mask
 from service.staff.auth import client_address, clock_of
@@ -50,8 +50,8 @@ ViewerStaff = Annotated[Staff, Depends(current_staff)]
 
 
 def _names(request: Request) -> Any:
-    flow: Flow | None = request.app.state.flow
-    return flow_names(flow)
+    book: LineBook = request.app.state.book
+    return flow_names(book.default_flow())
 
 
 def looking_for(calls: list[Call], names: Any, text_nodes: Iterable[str | None] = ()) -> list[str]:

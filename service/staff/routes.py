@@ -20,6 +20,7 @@ from service.audit import record_audit
 from service.calls.facts import dialed_contact
 from service.db import ReadSessionDep, SessionDep, get_database
 from service.flowengine import Flow
+from service.lines.book import LineBook
 from service.models import AuditEntry, CallEventKind, Conversation, DialOutcome, StaffUser
 from service.phone import mask
 from service.staff import charts
@@ -90,8 +91,8 @@ router.include_router(admin_router)
 
 
 def _flow(request: Request) -> Flow | None:
-    flow: Flow | None = request.app.state.flow
-    return flow
+    book: LineBook = request.app.state.book
+    return book.default_flow()
 
 
 def _params(request: Request) -> dict[str, str]:

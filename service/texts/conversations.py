@@ -54,9 +54,12 @@ def save_conversation(
     flow_hash: str | None = None,
     now: datetime | None = None,
     ttl: timedelta = CONVERSATION_TTL,
+    line_id: int | None = None,
+    revision_id: int | None = None,
 ) -> Conversation:
-    """Store where the texter is now (one row per phone and line; safe under concurrent texts).
-    A conversation that had expired starts again: its started_at becomes `now`."""
+    """Store where the texter is now (one row per phone and our number; safe under concurrent
+    texts), on which line and flow revision. A conversation that had expired starts again: its
+    started_at becomes `now`."""
     now = now or utcnow()
     table = Conversation.__table__
     insert = upsert(session, Conversation).values(
@@ -66,6 +69,8 @@ def save_conversation(
         language=language,
         state=state or {},
         flow_hash=flow_hash,
+        line_id=line_id,
+        revision_id=revision_id,
         started_at=now,
         last_activity_at=now,
     )
@@ -77,6 +82,8 @@ def save_conversation(
                 "language": insert.excluded.language,
                 "state": insert.excluded.state,
                 "flow_hash": insert.excluded.flow_hash,
+                "line_id": insert.excluded.line_id,
+                "revision_id": insert.excluded.revision_id,
                 "last_activity_at": insert.excluded.last_activity_at,
                 "stored_at": insert.excluded.stored_at,
                 "started_at": case(

@@ -46,6 +46,7 @@ from service.flowengine import Flow, Position
 from service.flowengine.freetext import crisis_in
 from service.flowengine.phrases import phrase
 from service.flowengine.render import contact_card
+from service.lines.book import LineBook, LineView
 from service.messages.records import (
     MESSAGE_STATUS_RANK,
     MessageReceived,
@@ -68,7 +69,7 @@ from service.spool.codec import Record
 from service.spool.spool import Kept, Spool
 from service.texts.conversations import CONVERSATION_TTL, save_conversation
 from service.texts.dialogue import TextTurn, crisis_reply_without_menu, respond
-from service.texts.keywords import Keyword, classify, keyword_reply
+from service.texts.keywords import Keyword, classify, fold, keyword_reply
 
 log = logging.getLogger(__name__)
 
@@ -112,44 +113,69 @@ def _reply(request: Request, form: TwilioForm) -> Response:
     if not inbound.phone or not inbound.line:
         raise HTTPException(400, "From and To are required")
     spool: Spool = request.app.state.spool
-    flow: Flow | None = request.app.state.flow
+    book: LineBook = request.app.state.book
     settings: Settings = request.app.state.settings
     database = get_database()
     _, after_dial = call_back_urls(settings)
+    # Without the database: the line a keyword names, else the number's (the default line's
+    # for a number nobody assigned).
+    line = _keyword_line(book, inbound.body) or book.line_for(inbound.line)
+    flow = book.flow(line)
     if gave_up(request.scope, settings.twilio_timeout_seconds):
-        return _too_late(spool, database, inbound)
+        return _too_late(spool, database, inbound, line)
     turn: TextTurn | None = None
     if flow is not None:
         deadline = time.monotonic() + settings.fence_wait_seconds
         while True:
             try:
-                turn = _converse(
-                    database, spool, flow, inbound, after_dial, hold=time.monotonic() >= deadline
+                turn, line = _converse(
+                    database, spool, book, inbound, after_dial, hold=time.monotonic() >= deadline
                 )
             except _FenceHeld:
                 time.sleep(FENCE_POLL_SECONDS)
                 continue
+            except _NoLine:
+                log.error("no line's flow is loaded: answering a text without the menu")
             except DATABASE_ERRORS as error:
                 log.warning("SMS conversation unavailable: %s", describe_error(error))
             break
+    line_id = _id_of(line)
     records: list[Record] = []
     if turn is None:
-        messages, intent = _without_conversation(flow, inbound, spool, database, after_dial)
+        messages, intent = _without_conversation(
+            flow, inbound, spool, database, after_dial, line_id
+        )
         if inbound.sid:
-            records.append(_received(inbound, intent))
+            records.append(_received(inbound, intent, line_id))
     else:
         if turn.opted_out is not None:
             _record_opt_out(spool, database, inbound, turn.opted_out, turn.word)
         messages = messages_for(turn.reply)
     records += [
-        MessageSent(None, inbound.phone, inbound.line, m, segments_of(m), "sent", inbound.at)
+        MessageSent(
+            None, inbound.phone, inbound.line, m, segments_of(m), "sent", inbound.at,
+            line_id=line_id,
+        )
         for m in messages
-    ]
+    ]  # fmt: skip
     spool.submit(records)
     return _answer(messages)
 
 
-def _too_late(spool: Spool, database: Database, inbound: Inbound) -> Response:
+def _keyword_line(book: LineBook, body: str) -> LineView | None:
+    """The line whose keyword the text is (a shared number or short code: `TRIALS`)."""
+    word = fold(body)
+    return book.by_keyword(word) if word else None
+
+
+def _id_of(line: LineView | None) -> int | None:
+    """A line's id as records keep it (none for a line read from a file, not the database)."""
+    return line.id if line is not None and line.id > 0 else None
+
+
+def _too_late(
+    spool: Spool, database: Database, inbound: Inbound, line: LineView | None
+) -> Response:
     """Twilio gave up on this webhook (it waited too long) and will deliver no reply: the text
     is recorded, a STOP or START kept (and obeyed), and nothing is answered or stepped."""
     WEBHOOKS_UNHEARD.labels(route="/twilio/sms").inc()
@@ -158,14 +184,21 @@ def _too_late(spool: Spool, database: Database, inbound: Inbound) -> Response:
     if said.keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
         _record_opt_out(spool, database, inbound, said.keyword is Keyword.OPT_OUT, said.word)
     if inbound.sid:
-        spool.submit([_received(inbound, "unanswered")])
+        spool.submit([_received(inbound, "unanswered", _id_of(line))])
     return _answer([])
 
 
-def _received(inbound: Inbound, intent: str | None) -> MessageReceived:
+def _received(inbound: Inbound, intent: str | None, line_id: int | None) -> MessageReceived:
     segments = max(1, segments_of(inbound.body))
     return MessageReceived(
-        inbound.sid, inbound.phone, inbound.line, inbound.body, segments, inbound.at, intent
+        inbound.sid,
+        inbound.phone,
+        inbound.line,
+        inbound.body,
+        segments,
+        inbound.at,
+        intent,
+        line_id=line_id,
     )
 
 
@@ -178,17 +211,18 @@ def _answer(messages: list[str]) -> Response:
 def _converse(
     database: Database,
     spool: Spool,
-    flow: Flow,
+    book: LineBook,
     inbound: Inbound,
     after_dial: str | None,
     *,
     hold: bool,
-) -> TextTurn:
+) -> tuple[TextTurn, LineView]:
     """Step the conversation, store it and the inbound text (one transaction; a text Twilio
     sends again is recognised by its MessageSid and changes nothing). Raises `_FenceHeld`
     before anything is written while another host's spool may hold opt-outs the database
     lacks, unless `hold`: then the reply (other than a STOP or START confirmation) is queued in
-    the outbox, for when the fence is clear, and the turn answers nothing now."""
+    the outbox, for when the fence is clear, and the turn answers nothing now. Returns the
+    turn and the line the conversation is on (`_on_line`)."""
     with database.session() as session:
         held = bool(spool.fence().holding(session))
         if held and not hold:
@@ -196,7 +230,8 @@ def _converse(
         repeat = bool(inbound.sid) and _already_received(session, inbound.sid)
         pending = pending_changes(spool.pending_records())
         opted_out = opted_out_now(session, inbound.phone, pending)
-        position, lang = _position(session, flow, inbound, inbound.at)
+        on = _on_line(session, book, inbound)
+        flow, line, position, lang = on.flow, on.line, on.position, on.lang
         turn = respond(flow, inbound.body, position, opted_out=opted_out, lang=lang, repeat=repeat)
         if repeat and turn.opted_out is not None:
             # Twilio retried a STOP/START we already recorded: answer it again, record it once.
@@ -210,9 +245,12 @@ def _converse(
                 language=turn.position.lang,
                 flow_hash=flow.content_hash,
                 now=inbound.at,
+                line_id=_id_of(line),
+                revision_id=on.revision_id if on.revision_id > 0 else None,
             )
         if inbound.sid and not repeat:
-            spool.write(session, [_received(inbound, _intent(turn))], now=inbound.at)
+            received = _received(inbound, _intent(turn), _id_of(line))
+            spool.write(session, [received], now=inbound.at)
         if turn.call_contact is not None:
             contact = flow.contacts[turn.call_contact]
             call_back = enqueue(
@@ -224,6 +262,7 @@ def _converse(
                 dedupe_key=f"call-back:{inbound.sid}" if inbound.sid else None,
                 now=inbound.at,
                 language=turn.position.lang,
+                line_id=_id_of(line),
             )
             if call_back.status == OutboxStatus.REFUSED.value:
                 turn = replace(turn, reply=call_refused(flow, turn.position.lang))
@@ -239,9 +278,10 @@ def _converse(
                     dedupe_key=f"reply:{inbound.sid}:{number}" if inbound.sid else None,
                     now=inbound.at,
                     language=turn.position.lang,
+                    line_id=_id_of(line),
                 )
             turn = replace(turn, reply=None)
-    return turn
+    return turn, line
 
 
 def call_refused(flow: Flow, lang: str) -> str:
@@ -285,26 +325,70 @@ def _already_received(session: Session, sid: str) -> bool:
     return found is not None
 
 
-def _position(
-    session: Session, flow: Flow, inbound: Inbound, now: datetime
-) -> tuple[Position | None, str | None]:
-    """The texter's position, or (None, last language) when there is none or it expired."""
+@dataclass(frozen=True)
+class OnLine:
+    """The line a text is for, the flow (and revision) it is answered on, and where the
+    texter is in it."""
+
+    line: LineView
+    flow: Flow
+    revision_id: int
+    position: Position | None
+    """None: a new conversation (or one that expired, or whose revision is gone)."""
+    lang: str | None
+    """The language the conversation last used."""
+
+
+class _NoLine(Exception):
+    """No line has a flow to answer with (nothing loaded at all)."""
+
+
+def _on_line(session: Session, book: LineBook, inbound: Inbound) -> OnLine:
+    """A text that is a line's keyword starts that line's menu; a conversation in progress
+    goes on with its line and the revision it began on (a revision that cannot be served any
+    more: the line's current main menu); anything else is for the number's line."""
     conversation = session.scalars(
         select(Conversation).where(
             Conversation.phone == opt_out_key(inbound.phone),
             Conversation.line == opt_out_key(inbound.line),
         )
     ).one_or_none()
+    lang = conversation.language if conversation is not None else None
+    keyword_line = _keyword_line(book, inbound.body)
+    if keyword_line is not None:
+        return _fresh(book, keyword_line, lang)
     if conversation is None:
-        return None, None
-    if conversation.last_activity_at < now - CONVERSATION_TTL or not conversation.node:
-        return None, conversation.language
+        return _fresh(book, book.line_for(inbound.line), lang)
+    live = conversation.last_activity_at >= inbound.at - CONVERSATION_TTL and conversation.node
+    line = (book.by_id(conversation.line_id) if live else None) or book.line_for(inbound.line)
+    wanted = conversation.revision_id if live else None
+    if wanted is not None and not book.knows(wanted):
+        book.load_revision(wanted)  # begun before a publish, in a process that never served it
+    served = book.served(line, wanted)
+    if line is None or served is None:
+        raise _NoLine
+    flow, revision_id = served
+    if not live or (wanted is not None and wanted != revision_id):
+        return OnLine(line, flow, revision_id, None, lang)
     lang = conversation.language or flow.default_language
-    return Position(node=conversation.node, lang=lang, channel="sms"), lang
+    position = Position(node=str(conversation.node), lang=lang, channel="sms")
+    return OnLine(line, flow, revision_id, position, lang)
+
+
+def _fresh(book: LineBook, line: LineView | None, lang: str | None) -> OnLine:
+    served = book.served(line)
+    if line is None or served is None:
+        raise _NoLine
+    return OnLine(line, served[0], served[1], None, lang)
 
 
 def _without_conversation(
-    flow: Flow | None, inbound: Inbound, spool: Spool, database: Database, after_dial: str | None
+    flow: Flow | None,
+    inbound: Inbound,
+    spool: Spool,
+    database: Database,
+    after_dial: str | None,
+    line_id: int | None,
 ) -> tuple[list[str], str | None]:
     """The database is down or no flow is loaded: answer a crisis (988, 911, a person's
     number; recorded as urgent when the database is back), keep an opt-out or opt-in, answer
@@ -341,6 +425,7 @@ def _without_conversation(
             f"call-back:{inbound.sid}",
             inbound.at,
             lang,
+            line_id,
         )
         # A refused one is kept as refused, for staff to see; one nothing keeps is not promised.
         if spool.submit([call_back], hold=False).promised:
@@ -353,16 +438,17 @@ def _without_conversation(
                         phrase(lang, "sms_footer"),
                     )
                 )
-            return _unless_held(spool, inbound, messages_for(reply), lang), intent
+            return _unless_held(spool, inbound, messages_for(reply), lang, line_id), intent
     elif keyword is Keyword.HELP:
-        return _unless_held(
-            spool, inbound, messages_for(keyword_reply(flow, lang, "sms_help")), lang
-        ), intent
+        help_reply = messages_for(keyword_reply(flow, lang, "sms_help"))
+        return _unless_held(spool, inbound, help_reply, lang, line_id), intent
     unavailable = messages_for(keyword_reply(flow, lang, "sms_unavailable"))
-    return _unless_held(spool, inbound, unavailable, lang), intent
+    return _unless_held(spool, inbound, unavailable, lang, line_id), intent
 
 
-def _unless_held(spool: Spool, inbound: Inbound, messages: list[str], lang: str) -> list[str]:
+def _unless_held(
+    spool: Spool, inbound: Inbound, messages: list[str], lang: str, line_id: int | None
+) -> list[str]:
     """The database is away: with other hosts sharing it (their opt-outs are out of sight
     until it is back), the reply is queued for the outbox instead of sent now."""
     if not spool.fence().others or not inbound.sid:
@@ -377,6 +463,7 @@ def _unless_held(spool: Spool, inbound: Inbound, messages: list[str], lang: str)
             f"reply:{inbound.sid}:{n}",
             inbound.at,
             lang,
+            line_id,
         )
         for n, message in enumerate(messages)
     ]

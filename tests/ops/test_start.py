@@ -113,4 +113,4 @@ def test_serve_without_a_menu_is_not_ready_and_says_why(tmp_path: Path) -> None:
         server.stop()
     log = (tmp_path / "serve.log").read_text()
     assert "no menu loaded: every call and text gets the fallback" in log
-    assert "deploy/flows/second-opinion.yaml" in log
+    assert "FLOWS_DIR deploy/flows (from " in log

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.calls import router as voice_router
 from service.db import Database, set_database
+from service.lines.book import EMPTY
 from service.main import create_app
 from service.metrics import DB_ERRORS
 from service.models import Call, CallEvent, OutboxMessage
@@ -136,7 +137,7 @@ def test_the_fallback_url_dials_the_coordinator_without_the_database(
 def test_without_a_flow_the_voice_webhook_answers_with_the_fallback(
     app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app.state.flow = None  # the flow file was broken at start-up
+    app.state.book.snapshot = EMPTY  # no line's flow could be loaded at start-up
     with app_client(app) as client, caplog.at_level(logging.ERROR):
         fallback_is_heard(Caller(client).call())
         response = client.twilio("/twilio/fallback", {"CallSid": "CA" + "5" * 32})
