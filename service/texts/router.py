@@ -233,6 +233,11 @@ def _converse(
         on = _on_line(session, book, inbound)
         flow, line, position, lang = on.flow, on.line, on.position, on.lang
         turn = respond(flow, inbound.body, position, opted_out=opted_out, lang=lang, repeat=repeat)
+        if held and turn.keyword is Keyword.OPT_IN and not opted_out:
+            # Answered while another host's spool may hold this number's STOP: a START is
+            # confirmed as a START (the menu is what it says to a number known never to have
+            # stopped), so a texter who stopped on the other host reads that it worked.
+            turn = respond(flow, inbound.body, position, opted_out=True, lang=lang, repeat=repeat)
         if repeat and turn.opted_out is not None:
             # Twilio retried a STOP/START we already recorded: answer it again, record it once.
             turn = replace(turn, opted_out=None)
