@@ -8,6 +8,9 @@ import phonenumbers
 
 DEFAULT_REGION = "US"
 MASK_PREFIX = "•••-•••-"
+LAST_RESORT_NUMBER = "+18048287999"
+"""The coordinator the fallback dials and names when no line's flow could be loaded at all (the
+shipped flow's `coordinator`; a test keeps them equal). Every other number comes from a flow."""
 # +1 and ten digits: a possible North American number, written in E.164 already.
 _NANP_E164 = re.compile(r"\+1[0-9]{10}")
 
@@ -43,6 +46,14 @@ def parse_valid(raw: str) -> phonenumbers.PhoneNumber | None:
 
 def e164_of(parsed: phonenumbers.PhoneNumber) -> str:
     formatted: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return formatted
+
+
+def national(number: str) -> str:
+    """How a number is written at home: "+18048287999" -> "(804) 828-7999"."""
+    formatted: str = phonenumbers.format_number(
+        phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.NATIONAL
+    )
     return formatted
 
 

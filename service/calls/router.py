@@ -28,14 +28,13 @@ from service.config import Settings
 from service.flowengine import Flow
 from service.lines.book import LineBook
 from service.metrics import WEBHOOKS_UNHEARD
+from service.phone import LAST_RESORT_NUMBER
 from service.serving import gave_up
 from service.spool.spool import Spool
 
 log = logging.getLogger(__name__)
 
 TWIML_MEDIA_TYPE = "application/xml"
-COORDINATOR_NUMBER = "+18048287999"
-"""Dialed by the fallback when no flow is loaded (the shipped flow's operator contact)."""
 
 
 async def voice_webhook(request: Request) -> Response:
@@ -170,7 +169,7 @@ def coordinator_number(request: Request, our_number: str | None) -> str:
         operator = flow.contacts.get(flow.operator)
         if operator is not None and operator.numbers:
             return operator.numbers[0]
-    return COORDINATOR_NUMBER
+    return LAST_RESORT_NUMBER
 
 
 def _base_url(request: Request) -> str:

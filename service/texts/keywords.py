@@ -29,6 +29,7 @@ from service.flowengine.freetext import call_request, plain_opt_out
 from service.flowengine.model import Flow
 from service.flowengine.phrases import CARRIER_KEYWORDS, phrase
 from service.flowengine.render import fixed_reply
+from service.phone import LAST_RESORT_NUMBER, national
 
 
 class Keyword(StrEnum):
@@ -118,9 +119,8 @@ def coordinator_display(flow: Flow | None, fallback: str) -> str:
     return operator.display[0]
 
 
-# The coordinator's number for when no flow could be loaded at all: the last resort, kept equal
-# to the shipped flow's `coordinator` contact (a test checks).
-FALLBACK_COORDINATOR = "(804) 828-7999"
+FALLBACK_COORDINATOR = national(LAST_RESORT_NUMBER)
+"""The coordinator's number as a text writes it, for when no flow could be loaded at all."""
 
 
 def keyword_reply(flow: Flow | None, lang: str, name: str) -> str:

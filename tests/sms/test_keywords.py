@@ -8,6 +8,7 @@ import pytest
 from service.flowengine import Flow
 from service.flowengine.language import language_of
 from service.flowengine.segments import count_segments
+from service.phone import LAST_RESORT_NUMBER
 from service.texts.keywords import (
     FALLBACK_COORDINATOR,
     Keyword,
@@ -189,6 +190,7 @@ def test_a_first_text_in_spanish_is_seen_anywhere_in_it(text: str, spanish: bool
 
 def test_the_fallback_coordinator_is_the_shipped_flows(flow: Flow) -> None:
     assert coordinator_display(flow, "") == FALLBACK_COORDINATOR
+    assert flow.contacts[flow.operator].numbers[0] == LAST_RESORT_NUMBER  # what the fallback dials
     assert FALLBACK_COORDINATOR in keyword_reply(None, "en", "sms_unavailable")
 
 
