@@ -266,8 +266,9 @@ class Spool:
                 self._thread = threading.Thread(target=self._run, name="spool", daemon=True)
                 self._thread.start()
 
-    def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until everything submitted so far is in the database; False after `timeout`."""
+    def drain(self, timeout: float = 30.0, *, while_it_answers: bool = False) -> bool:
+        """Wait until everything submitted so far is in the database; False after `timeout`
+        (or, `while_it_answers`, as soon as the database refuses a write)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             target = self._submitted
@@ -276,6 +277,8 @@ class Spool:
             while self._written < target:
                 if self._thread is None or not self._thread.is_alive():
                     return self._written >= target
+                if while_it_answers and self.database_down_since is not None:
+                    return False
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -288,7 +291,8 @@ class Spool:
         go of the segments. What the database did not take stays on disk for the next start (no
         waiting for a database that is away: it is on disk already)."""
         if self.database_down_since is None:
-            self.drain(timeout)
+            # Stopping during an outage this spool had not yet seen: no waiting for it either.
+            self.drain(timeout, while_it_answers=True)
         with self._lock:
             self._stopping = True
             self._wake.notify()
