@@ -38,7 +38,7 @@ run: install
 # The engine must stay fully covered: the coverage gate measures service/flowengine only.
 # TEST_WORKERS processes run the tests (pytest-xdist; 0 runs them in this one); the 20 slowest
 # are printed at the end.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 test: install-dev axe-core
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 \
 	  --cov=service.flowengine --cov-report=term --cov-fail-under=100 $(PYTEST_ARGS)
