@@ -190,9 +190,10 @@ def recorder(database: Database) -> Recorder:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Under pytest-xdist (`make test`) the fault scenarios of one module run one after another
-    # in one process (each starts servers and a private PostgreSQL and times its outages), and
-    # so do the browser tests (one Chromium); everything else goes wherever a process is free.
+    # Under pytest-xdist the fault scenarios of one module run one after another in one process
+    # (each starts servers and a private PostgreSQL and times its outages; `make test` runs them
+    # after the rest, on their own), and so do the browser tests (one Chromium); everything else
+    # goes wherever a process is free.
     for item in items:
         if item.get_closest_marker("faults") is not None:
             item.add_marker(pytest.mark.xdist_group(f"faults-{item.path.stem}"))
