@@ -221,7 +221,12 @@ def claim_due(
 ) -> list[OutboxMessage]:
     """Claim up to `limit` rows that are due for `worker_id`, or claimed more than
     `dead_after` ago by a worker that is gone (no heartbeat for `dead_after`), or claimed more
-    than `stale_after` ago by anyone.
+    than `stale_after` ago by anyone, or claimed by `worker_id` itself and left unfinished.
+
+    A worker handles its whole batch before it claims again, so a row it still holds then is
+    one it could not finish (the database refused the opt-out check or the split of a long
+    text, or the answer to the claim's commit was lost): it takes it again at once instead of
+    waiting `stale_after` while its heartbeat keeps everyone else off it.
 
     Claimed rows are `sending`, with attempts counted. Texts to numbers that opted out since
     they were queued are suppressed here instead of being handed out.
@@ -242,6 +247,7 @@ def claim_due(
                 and_(
                     OutboxMessage.status == OutboxStatus.SENDING.value,
                     or_(
+                        OutboxMessage.claimed_by == worker_id[:64],
                         OutboxMessage.claimed_at < now - stale_after,
                         # The claim's own age too: on PostgreSQL a row another worker claimed
                         # while this statement ran is re-checked as it is now, but `alive`

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from service import migrate
 from service.channels.sender import TwilioSender
@@ -217,6 +218,37 @@ def test_a_stale_claim_is_reclaimed_but_a_sent_row_never(
         )
     assert worker_for(database, settings, fake_twilio).run_once().sent == 1
     assert [r.form["Body"] for r in fake_twilio.requests] == ["stuck"]
+
+
+def test_a_row_left_unfinished_when_the_database_refused_is_sent_on_the_next_tick(
+    database: Database,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim is stored, then the database goes away before the opt-out check: the row
+    stays `sending` under this worker, whose heartbeat keeps every other worker off it. It
+    must not wait `stale_after` (minutes) for its own worker to take it again."""
+    message_id = queue_text(database)
+    worker = worker_for(database, settings, fake_twilio, stale_after=timedelta(hours=1))
+    check = worker._opted_out
+    refusals = iter([OperationalError("SELECT opt_outs", None, Exception("server closed"))])
+
+    def refused_once(row: OutboxMessage) -> bool:
+        for refusal in refusals:
+            raise refusal
+        return check(row)
+
+    monkeypatch.setattr(worker, "_opted_out", refused_once)
+    assert worker.run_once().sent == 0
+    assert row(database, message_id).status == "sending"
+    other = worker_for(database, settings, fake_twilio, stale_after=timedelta(hours=1))
+    assert other.run_once().handled == 0  # a live worker's fresh claim is its own
+    assert fake_twilio.requests == []
+
+    assert worker.run_once().sent == 1
+    assert [r.form["Body"] for r in fake_twilio.requests] == ["Coordinator: (804) 828-7999"]
+    assert row(database, message_id).status == "sent"
 
 
 def test_a_call_back_is_placed_with_its_twiml(
