@@ -227,6 +227,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line("database tests, " + "; ".join(parts))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashes() -> Iterator[None]:
+    """Passwords hashed and checked in this process use argon2id's cheapest parameters (a tenth
+    of a millisecond, against 0.15 s a hash or a check, three times that on a loaded machine:
+    the staff tests sign in thousands of times). Processes the tests start keep the shipped
+    parameters, and `tests/staff/test_cli.py` checks them in one."""
+    from argon2 import PasswordHasher
+    from argon2.profiles import CHEAPEST
+
+    from service.staff import auth
+
+    shipped = auth._hasher, auth._DUMMY_HASH
+    auth._hasher = PasswordHasher.from_parameters(CHEAPEST)
+    auth._DUMMY_HASH = auth._hasher.hash("not a password of anyone")
+    yield
+    auth._hasher, auth._DUMMY_HASH = shipped
+
+
 @pytest.fixture(autouse=True)
 def default_outbound_limits() -> Iterator[None]:
     """Each test starts with the outbound policy's defaults (an app a test built configures

@@ -473,6 +473,12 @@ class Spool:
         except Exception as error:
             log.warning("the database's schema is not ready: %s", describe_error(error))
             self._schema_known = False
+        if not self._schema_known and self.database_down_since is None:
+            # Nothing is written until it is: the database is away for this spool (a stop
+            # does not wait for it).
+            self.database_down_since = time.monotonic()
+        elif self._schema_known:
+            self.database_down_since = None
         return self._schema_known
 
     def _beat(self) -> None:

@@ -100,7 +100,7 @@ def phoneline(serve: ServerProcess, *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-WALKERS = 20
+WALKERS = 8
 NEW_LABEL = "To hear why trials matter, press 1."
 
 
@@ -185,7 +185,7 @@ def test_lines_added_and_revisions_published_beside_serve_are_live_within_5_seco
         assert FIRST_LABEL in began.start().text
         firsts, everys, commands = [], [], []
         walkers = Walkers(serve).__enter__()
-        for edition in ("two", "three", "four", "five", "six", "rollback"):
+        for edition in ("two", "three", "four", "rollback"):
             typed = time.monotonic()
             if edition == "rollback":
                 phoneline(serve, "flows", "rollback", "clinical-trials", "1", "-m", "back")

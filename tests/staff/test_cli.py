@@ -4,6 +4,8 @@ use)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -165,3 +167,12 @@ def test_rollup_rolls_up_the_year_and_today_so_far(
     assert found and found.group(1) in (before, after), result.output
     result = runner.invoke(app, ["staff", "rollup"])
     assert result.output.startswith("Overview rollup (Asia/Kolkata): 0 days added")
+
+
+def test_the_service_hashes_passwords_with_argon2ids_recommended_parameters() -> None:
+    """In a process of its own: the tests' processes use the cheapest (tests/conftest.py)."""
+    made = subprocess.run(
+        [sys.executable, "-c", "from service.staff.auth import hash_password as h; print(h(12*'x'))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert made.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), made
