@@ -171,8 +171,8 @@ def test_rollup_rolls_up_the_year_and_today_so_far(
 
 def test_the_service_hashes_passwords_with_argon2ids_recommended_parameters() -> None:
     """In a process of its own: the tests' processes use the cheapest (tests/conftest.py)."""
+    code = "from service.staff.auth import hash_password as h; print(h(12 * 'x'))"
     made = subprocess.run(
-        [sys.executable, "-c", "from service.staff.auth import hash_password as h; print(h(12*'x'))"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     assert made.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), made
