@@ -188,6 +188,18 @@ def recorder(database: Database) -> Recorder:
     return Recorder(database)
 
 
+STARTED_FIRST = (
+    "ops/test_multiprocess.py",
+    "lines/test_serve.py",
+    "ops/test_start.py",
+    "staff/test_rollup.py",
+    "lines/test_two_lines.py",
+    "spool/test_fence.py",
+    "db/test_concurrency.py",
+)
+"""Modules of long tests (real processes, big loads), started before the rest."""
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Under pytest-xdist the fault scenarios of one module run one after another in one process
@@ -199,6 +211,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(f"faults-{item.path.stem}"))
         elif item.get_closest_marker("browser") is not None:
             item.add_marker(pytest.mark.xdist_group("browser"))
+    # The longest run first (the browser tests, one after another, then the modules that start
+    # real processes), so that no process is left with one of them when the rest are done.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("browser") else 1 if any(
+        item.path.match(pattern) for pattern in STARTED_FIRST) else 2)  # fmt: skip
     # Tag each database test with its backend, for the per-backend counts below.
     for item in items:
         callspec = getattr(item, "callspec", None)
