@@ -27,6 +27,7 @@ from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.messages.records import MessageReceived, MessageSent, MessageStatusReported
 from service.metrics import DB_ERRORS
 from service.models import CallEventKind, utcnow
+from service.models.opt_outs import EVERY_NUMBER
 from service.optouts.store import OptOutChanged
 from service.spool.codec import Record
 from service.stores import write_records
@@ -182,8 +183,15 @@ class Recorder:
         self.record(MessageStatusReported(message_sid, status, code, at or utcnow()))
 
     def opt_out(
-        self, phone: str, opted_out: bool, keyword: str | None = None, *, at: datetime | None = None
+        self,
+        phone: str,
+        opted_out: bool,
+        keyword: str | None = None,
+        *,
+        at: datetime | None = None,
+        number: str = EVERY_NUMBER,
     ) -> bool:
-        """Record STOP (opted_out=True) or START; whether it reached the database."""
-        return self.record(OptOutChanged(phone, opted_out, keyword, at or utcnow()))
+        """Record STOP (opted_out=True) or START texted to `number` (every number: STOPALL);
+        whether it reached the database."""
+        return self.record(OptOutChanged(phone, opted_out, keyword, at or utcnow(), number))
 

@@ -282,13 +282,13 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
         if to is None or not webhook.call_sid:
             return "not_textable"
         pending = pending_changes(spool().pending_records())
-        if opted_out_now(None, to, pending):
+        if opted_out_now(None, to, webhook.called or None, pending):
             return "not_textable"
         refused = destination_refusal(to, limits.current()) is not None
         if not refused:
             try:
                 with database().session(read_only=True) as session:
-                    if opted_out_now(session, to, pending):
+                    if opted_out_now(session, to, webhook.called or None, pending):
                         return "not_textable"
                     now = utcnow()
                     refused = (

@@ -1,6 +1,10 @@
 """Who opted out of texts, and how a STOP or START is kept. Services take a session and never
 commit.
 
+Carriers' rules: a STOP texted to one of the service's numbers stops the texts from that number;
+STOPALL stops every number's; a START texted to a number starts that number's again. What
+decides for a phone and a number is the newest of that number's change and STOPALL's.
+
 A STOP (or START) is acknowledged as soon as it is on local disk: it is spooled in the spool's
 durable stream (`OptOutChanged`) and written to the database at once when it answers. Until the
 database has it, every process on the host finds it among the spool's pending records, so the
@@ -16,11 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db import upsert
 from service.models import OptOut, OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from service.models.opt_outs import EVERY_NUMBER
 from service.phone import to_e164
 from service.spool.codec import Record, register
 from service.spool.stores import AfterCommit, Store
@@ -29,12 +34,21 @@ from service.spool.stores import AfterCommit, Store
 @register("opt_out")
 @dataclass(frozen=True, slots=True)
 class OptOutChanged:
-    """STOP (opted_out True) or START from `phone`, acknowledged at `at`."""
+    """STOP (opted_out True) or START from `phone` to the service's `number`, acknowledged at
+    `at`. `number` "*" is every number (STOPALL; and a record spooled before opt-outs were kept
+    per number, which has none)."""
 
     phone: str
     opted_out: bool
     keyword: str | None
     at: datetime
+    number: str = EVERY_NUMBER
+
+
+Key = tuple[str, str]
+"""(phone, number): what one opt-out row is about."""
+Change = tuple[str, bool, datetime]
+"""(number, opted_out, at): one STOP or START of a phone."""
 
 
 def opt_out_key(phone: str) -> str:
@@ -42,37 +56,101 @@ def opt_out_key(phone: str) -> str:
     return to_e164(phone) or phone[:20]
 
 
-def is_opted_out(session: Session, phone: str) -> bool:
-    """What the database says: True when `phone` texted a stop keyword and not START since."""
-    opted_out = session.scalar(select(OptOut.opted_out).where(OptOut.phone == opt_out_key(phone)))
-    return bool(opted_out)
+def number_key(number: str | None) -> str | None:
+    """The service's number a text goes from (or a STOP went to) as opt-outs key it; None when
+    it is not known (a text sent through a Messaging Service)."""
+    if not number or number == EVERY_NUMBER:
+        return None
+    return opt_out_key(number)
 
 
-def pending_changes(records: Iterable[Record]) -> dict[str, OptOutChanged]:
-    """The newest opt-out change of each number among `records` (the spool's pending ones)."""
-    latest: dict[str, OptOutChanged] = {}
+def stops_every_number(word: str | None) -> bool:
+    """Whether an opt-out keyword stops every number of the service (STOPALL, "stop all …")."""
+    folded = (word or "").partition(":")[2] or (word or "")
+    return folded.upper().startswith("STOPALL")
+
+
+def _opted_out(changes: Iterable[Change], number: str | None) -> bool:
+    """Whether the changes of one phone (number, opted_out, at) stop texts from `number`: the
+    newest of that number's and STOPALL's decides. Without a number (not known), texts stop
+    when any number's newest change, or STOPALL's, is a STOP."""
+    newest: dict[str, tuple[datetime, bool]] = {}
+    for changed, opted_out, at in changes:
+        if changed not in newest or newest[changed][0] <= at:
+            newest[changed] = (at, opted_out)
+    every = newest.get(EVERY_NUMBER)
+    if number is None:
+        return any(
+            opted_out if every is None or every[0] <= at else every[1]
+            for at, opted_out in newest.values()
+        )
+    mine = newest.get(number)
+    chosen = [c for c in (mine, every) if c is not None]
+    return max(chosen, key=lambda c: c[0])[1] if chosen else False
+
+
+def _stored(session: Session, phone: str) -> list[Change]:
+    return [
+        (row.number, row.opted_out, row.changed_at)
+        for row in session.execute(
+            select(OptOut.number, OptOut.opted_out, OptOut.changed_at).where(
+                OptOut.phone == opt_out_key(phone)
+            )
+        )
+    ]
+
+
+def is_opted_out(session: Session, phone: str, number: str | None) -> bool:
+    """What the database says: True when `phone` texted a stop keyword to `number` (or STOPALL
+    to any) and not START to it since. `number` None: stopped from any number."""
+    return _opted_out(_stored(session, phone), number_key(number))
+
+
+def opted_out_of(session: Session, phones: Iterable[str]) -> dict[str, list[Change]]:
+    """The stored changes of each of `phones` (for `stopped`), in one query."""
+    keys = {opt_out_key(phone) for phone in phones}
+    found: dict[str, list[Change]] = {key: [] for key in keys}
+    if keys:
+        for row in session.execute(
+            select(OptOut.phone, OptOut.number, OptOut.opted_out, OptOut.changed_at).where(
+                OptOut.phone.in_(keys)
+            )
+        ):
+            found[row.phone].append((row.number, row.opted_out, row.changed_at))
+    return found
+
+
+def stopped(changes: list[Change], number: str | None) -> bool:
+    """`is_opted_out` over changes read with `opted_out_of`."""
+    return _opted_out(changes, number_key(number))
+
+
+def pending_changes(records: Iterable[Record]) -> dict[Key, OptOutChanged]:
+    """The newest opt-out change of each (phone, number) among `records` (the spool's pending
+    ones)."""
+    latest: dict[Key, OptOutChanged] = {}
     for record in records:
         if isinstance(record, OptOutChanged):
-            key = opt_out_key(record.phone)
+            key = (opt_out_key(record.phone), number_key(record.number) or EVERY_NUMBER)
             if key not in latest or latest[key].at <= record.at:
                 latest[key] = record
     return latest
 
 
-def opted_out_now(session: Session | None, phone: str, pending: dict[str, OptOutChanged]) -> bool:
-    """Whether `phone` is opted out now: the newer of the change pending in the spool (the
-    database may not have it yet) and the database's row. Without a session (the database is
-    away) the pending change alone, else not opted out."""
+def opted_out_now(
+    session: Session | None, phone: str, number: str | None, pending: dict[Key, OptOutChanged]
+) -> bool:
+    """Whether texts from `number` to `phone` are stopped now: the newest of the changes
+    pending in the spool (the database may not have them yet) and the database's rows. Without
+    a session (the database is away) the pending changes alone, else not opted out."""
     key = opt_out_key(phone)
-    waiting = pending.get(key)
-    if session is None:
-        return bool(waiting and waiting.opted_out)
-    row = session.execute(
-        select(OptOut.opted_out, OptOut.changed_at).where(OptOut.phone == key)
-    ).one_or_none()
-    if waiting is not None and (row is None or row.changed_at <= waiting.at):
-        return waiting.opted_out
-    return bool(row and row.opted_out)
+    changes = _stored(session, phone) if session is not None else []
+    changes += [
+        (changed, change.opted_out, change.at)
+        for (who, changed), change in pending.items()
+        if who == key
+    ]
+    return _opted_out(changes, number_key(number))
 
 
 def set_opt_out(
@@ -81,20 +159,24 @@ def set_opt_out(
     opted_out: bool,
     keyword: str | None = None,
     *,
+    number: str | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Record a STOP (opted_out=True) or START (False) made at `at`. A change older than the one
-    already stored for the number changes nothing (so a change may be written again, or late).
-    An opt-out also suppresses the texts still waiting in the outbox for that number."""
+    """Record a STOP (opted_out=True) or START (False) texted to the service's `number` (None:
+    every number, STOPALL) at `at`. A change older than the one already stored for the phone
+    and number changes nothing (so a change may be written again, or late). An opt-out also
+    suppresses the texts still waiting in the outbox for that phone from that number (and
+    those whose number is not known)."""
     at = at or utcnow()
     phone = opt_out_key(phone)
+    scope = number_key(number) or EVERY_NUMBER
     keyword = keyword[:32] if keyword else None
     insert = upsert(session, OptOut).values(
-        phone=phone, opted_out=opted_out, keyword=keyword, changed_at=at
+        phone=phone, number=scope, opted_out=opted_out, keyword=keyword, changed_at=at
     )
     session.execute(
         insert.on_conflict_do_update(
-            index_elements=["phone"],
+            index_elements=["phone", "number"],
             set_={
                 "opted_out": opted_out,
                 "keyword": keyword,
@@ -104,20 +186,29 @@ def set_opt_out(
         )
     )
     if opted_out:
-        session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.to_number == phone,
-                OutboxMessage.kind == OutboxKind.SMS.value,
-                OutboxMessage.status == OutboxStatus.PENDING.value,
-            )
-            .values(status=OutboxStatus.SUPPRESSED.value, last_error="opted out")
+        waiting = update(OutboxMessage).where(
+            OutboxMessage.to_number == phone,
+            OutboxMessage.kind == OutboxKind.SMS.value,
+            OutboxMessage.status == OutboxStatus.PENDING.value,
         )
+        if scope != EVERY_NUMBER:
+            waiting = waiting.where(
+                or_(OutboxMessage.from_number == scope, OutboxMessage.from_number.is_(None))
+            )
+        suppressed = waiting.values(status=OutboxStatus.SUPPRESSED.value, last_error="opted out")
+        session.execute(suppressed)
 
 
 def _write(session: Session, records: Sequence[Record], now: datetime) -> AfterCommit | None:
     for record in records:
-        set_opt_out(session, record.phone, record.opted_out, record.keyword, at=record.at)
+        set_opt_out(
+            session,
+            record.phone,
+            record.opted_out,
+            record.keyword,
+            number=record.number,
+            at=record.at,
+        )
     return None
 
 

@@ -19,14 +19,13 @@ from sqlalchemy.orm import Session, aliased
 
 from service.db import upsert
 from service.models import (
-    OptOut,
     OutboxKind,
     OutboxMessage,
     OutboxStatus,
     OutboxWorker,
     utcnow,
 )
-from service.optouts.store import is_opted_out
+from service.optouts.store import is_opted_out, opt_out_key, opted_out_of, stopped
 from service.outbound.limits import count_refusal, current, hold_caps, refusal
 from service.phone import mask, to_e164
 from service.spool.codec import Record, register
@@ -167,7 +166,7 @@ def enqueue(
     kind = OutboxKind(kind)
     number = to_e164(to) or to.strip()[:20]
     now = now or utcnow()
-    suppressed = kind is OutboxKind.SMS and is_opted_out(session, number)
+    suppressed = kind is OutboxKind.SMS and is_opted_out(session, number, from_number)
     refused = None
     if not (suppressed or further_part):
         hold_caps(session)  # until this row is committed, no other count of the caps
@@ -271,17 +270,15 @@ def claim_due(
             ids.append(item)
     if not ids:
         return []
-    opted_out = set(
-        session.scalars(
-            select(OutboxMessage.id)
-            .join(OptOut, OptOut.phone == OutboxMessage.to_number)
-            .where(
-                OutboxMessage.id.in_(ids),
-                OutboxMessage.kind == OutboxKind.SMS.value,
-                OptOut.opted_out.is_(True),
-            )
+    sms = session.execute(
+        select(OutboxMessage.id, OutboxMessage.to_number, OutboxMessage.from_number).where(
+            OutboxMessage.id.in_(ids), OutboxMessage.kind == OutboxKind.SMS.value
         )
-    )
+    ).all()
+    changes = opted_out_of(session, (row.to_number for row in sms))
+    opted_out = {
+        row.id for row in sms if stopped(changes[opt_out_key(row.to_number)], row.from_number)
+    }
     if opted_out:
         session.execute(
             update(OutboxMessage)

@@ -273,7 +273,8 @@ class Worker:
             return False
         pending = pending_changes(self.spool.pending_records())
         with self.database.session(read_only=True) as session:
-            return opted_out_now(session, row.to_number, pending)
+            number = row.from_number or self.settings.twilio_from_number or None
+            return opted_out_now(session, row.to_number, number, pending)
 
     def _already_sent(self, row: OutboxMessage) -> str | None:
         """Before sending a text again (an earlier attempt timed out, or its worker died between

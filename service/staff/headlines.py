@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -228,8 +228,9 @@ def _still_open(session: Session, chosen: Range) -> Counter[str]:
 
 
 def _opted_out_at_the_end(session: Session, chosen: Range) -> Counter[str]:
-    """The numbers opted out at the end of the range, by the language of their latest
-    conversation. A number's opt-out row tells its state since it last changed; one changed
+    """The numbers opted out at the end of the range (of any of the line's numbers: counted
+    once), by the language of their latest conversation. An opt-out row tells its state since
+    it last changed; one changed
     after the range was in the state of its last STOP or START texted before the range ended
     (none left, once purged: not opted out)."""
     end = chosen.end
@@ -256,7 +257,10 @@ def _opted_out_at_the_end(session: Session, chosen: Range) -> Counter[str]:
         (OptOut.changed_at < end, OptOut.opted_out), else_=last_word == "opt_out"
     )
     return _by_language(
-        session, select(language, func.count()).where(opted_out_then).group_by(language)
+        session,
+        select(language, func.count(distinct(OptOut.phone)))
+        .where(opted_out_then)
+        .group_by(language),
     )
 
 

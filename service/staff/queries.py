@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     func,
     literal,
+    or_,
     select,
     tuple_,
 )
@@ -32,6 +33,8 @@ from service.models import (
     OutboxMessage,
     UTCDateTime,
 )
+from service.models.opt_outs import EVERY_NUMBER
+from service.optouts import store
 from service.phone import mask
 
 PAGE_SIZE = 50
@@ -280,8 +283,7 @@ def list_conversations(
         .scalar_subquery()
     )
     query = (
-        select(Conversation, func.coalesce(OptOut.opted_out, False), count)
-        .outerjoin(OptOut, OptOut.phone == Conversation.phone)
+        select(Conversation, func.coalesce(_stopped_here(), False), count)
         .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
     )
     if filters.date_from:
@@ -326,8 +328,25 @@ def conversation_messages(session: Session, conversation: Conversation) -> Seque
     ).all()
 
 
-def is_opted_out(session: Session, phone: str) -> bool:
-    return bool(session.scalar(select(OptOut.opted_out).where(OptOut.phone == phone)))
+def is_opted_out(session: Session, conversation: Conversation) -> bool:
+    """Whether the conversation's texter stopped the texts of its number (or all: STOPALL)."""
+    return store.is_opted_out(session, conversation.phone, conversation.line)
+
+
+def _stopped_here() -> Any:
+    """Per conversation (correlated): whether its number's texts are stopped (the newest of the
+    texter's STOP or START to that number and STOPALL), NULL when neither was ever texted."""
+    return (
+        select(OptOut.opted_out)
+        .where(
+            OptOut.phone == Conversation.phone,
+            or_(OptOut.number == Conversation.line, OptOut.number == EVERY_NUMBER),
+        )
+        .order_by(OptOut.changed_at.desc())
+        .limit(1)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
 
 
 @dataclass(frozen=True)

@@ -580,7 +580,7 @@ def conversation_page(
         "conversation.html",
         conversation=conversation,
         phone=mask(conversation.phone),
-        opted_out=is_opted_out(session, conversation.phone),
+        opted_out=is_opted_out(session, conversation),
         node=names.menu(conversation.node),
         messages=messages,
     )

@@ -55,11 +55,13 @@ from service.messages.records import (
 )
 from service.metrics import FENCE_HELD, OPT_OUT_CHANGES, TEXTS_SENT, WEBHOOKS_UNHEARD
 from service.models import Conversation, Direction, Message, OutboxKind, OutboxStatus, utcnow
+from service.models.opt_outs import EVERY_NUMBER
 from service.optouts.store import (
     OptOutChanged,
     opt_out_key,
     opted_out_now,
     pending_changes,
+    stops_every_number,
 )
 from service.outbound import limits
 from service.outbound.limits import destination_refusal
@@ -229,7 +231,7 @@ def _converse(
             raise _FenceHeld
         repeat = bool(inbound.sid) and _already_received(session, inbound.sid)
         pending = pending_changes(spool.pending_records())
-        opted_out = opted_out_now(session, inbound.phone, pending)
+        opted_out = opted_out_now(session, inbound.phone, inbound.line, pending)
         on = _on_line(session, book, inbound)
         flow, line, position, lang = on.flow, on.line, on.position, on.lang
         turn = respond(flow, inbound.body, position, opted_out=opted_out, lang=lang, repeat=repeat)
@@ -311,7 +313,9 @@ def _record_opt_out(
     (where every process sees it). If neither takes it, this process holds it in memory,
     obeys it, retries, and /readyz says so."""
     OPT_OUT_CHANGES.labels(change="stop" if opted_out else "start").inc()
-    change = OptOutChanged(inbound.phone, opted_out, word or None, inbound.at)
+    every = opted_out and stops_every_number(word)
+    number = EVERY_NUMBER if every else inbound.line
+    change = OptOutChanged(inbound.phone, opted_out, word or None, inbound.at, number)
     if spool.submit([change], durable=True) is not Kept.DISK:
         return  # already in the database, or held in memory (the database did not answer)
     try:
@@ -418,7 +422,7 @@ def _without_conversation(
         _record_opt_out(spool, database, inbound, opted_out, word)
         reply = "sms_stopped" if opted_out else "sms_started"
         return messages_for(keyword_reply(flow, lang, reply)), intent
-    if _opted_out(spool, database, inbound.phone):
+    if _opted_out(spool, database, inbound.phone, inbound.line):
         return [], intent
     if keyword is Keyword.CALL and flow is not None and inbound.sid:
         contact = flow.contacts[flow.operator]
@@ -476,13 +480,13 @@ def _unless_held(
     return []
 
 
-def _opted_out(spool: Spool, database: Database, phone: str) -> bool:
+def _opted_out(spool: Spool, database: Database, phone: str, number: str) -> bool:
     pending = pending_changes(spool.pending_records())
     try:
         with database.session(read_only=True) as session:
-            return opted_out_now(session, phone, pending)
+            return opted_out_now(session, phone, number, pending)
     except DATABASE_ERRORS:
-        return opted_out_now(None, phone, pending)
+        return opted_out_now(None, phone, number, pending)
 
 
 async def text_status(request: Request) -> Response:

@@ -155,9 +155,9 @@ def test_an_opt_out_taken_while_the_database_is_down_is_applied_later(
         is_down = False
         assert spool.drain(10)
         with database.session() as session:
-            assert is_opted_out(session, "+18045550100")
-            assert is_opted_out(session, "+18045550101")
-            assert not is_opted_out(session, "+18045550102")
+            assert is_opted_out(session, "+18045550100", None)
+            assert is_opted_out(session, "+18045550101", None)
+            assert not is_opted_out(session, "+18045550102", None)
     finally:
         spool.close(timeout=2)
         down.dispose()

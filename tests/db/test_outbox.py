@@ -138,7 +138,7 @@ def test_opted_out_numbers_get_no_texts(database: Database) -> None:
         call_before = enqueue(session, "call", TEXTER, "<Response/>", now=NOW).id
         set_opt_out(session, "804-555-0100", True, "STOP")
         queued_after = enqueue(session, "sms", TEXTER, "after", now=NOW).id
-        assert is_opted_out(session, TEXTER)
+        assert is_opted_out(session, TEXTER, None)
 
     with database.session() as session:
         claimed = claim_due(session, "w", now=NOW + timedelta(days=1))
@@ -149,7 +149,7 @@ def test_opted_out_numbers_get_no_texts(database: Database) -> None:
 
     with database.session() as session:
         set_opt_out(session, TEXTER, False, "START")
-        assert not is_opted_out(session, TEXTER)
+        assert not is_opted_out(session, TEXTER, None)
         assert enqueue(session, "sms", TEXTER, "welcome back", now=NOW).status == "pending"
 
 

@@ -702,7 +702,14 @@ def audit(scenario: str, engine: Engine, ledger: Ledger, fake: FakeTwilio) -> Au
             result.details.append(f"lost text {entry.sid}")
         elif found > 1:
             result.doubled += found - 1
-    stored = dict(rows(engine, "SELECT phone, opted_out FROM opt_outs"))
+    stored = dict(  # the state of each number for the line's number: the newest row decides
+        rows(
+            engine,
+            "SELECT phone, opted_out FROM opt_outs WHERE number IN ('*', :line) "
+            "ORDER BY changed_at",
+            line=LINE_NUMBER,
+        )
+    )
     for phone, opted_out in ledger.finally_opted_out().items():
         if bool(stored.get(phone)) != opted_out:
             result.lost += 1

@@ -315,3 +315,50 @@ def test_a_calls_line_and_revision_do_not_depend_on_the_order_its_facts_arrive()
             merge(state, fact, [], lambda number: number)
         states.append((state.line_id, state.revision_id))
     assert states == [(2, 5), (2, 5)]  # the revision the call began on
+
+
+PRESS_8_SENDS = "We will send you a text message in a moment."
+PRESS_8_REFUSED = "Sorry, we can't send a text message to this phone."
+
+
+def press_8(client: AppClient, number: str, phone: str) -> str:
+    """A call from `phone` to `number` that asks for the numbers by text: what it hears."""
+    caller = Caller(client, call_sid=f"CA{next(_sids):032d}", caller=phone, called=number)
+    caller.call()
+    caller.press("2")
+    return caller.press("8").text
+
+
+def test_a_stop_to_one_number_stops_its_texts_only_and_stopall_stops_every_number(
+    client: AppClient, database: Database
+) -> None:
+    """The carriers' rules: STOP to a number stops that number's texts; STOPALL every
+    number's; START to a number starts that number's again."""
+    phone = "+18045550142"
+    trials = Texter(client, phone=phone, line=TRIALS_NUMBER)
+    shipped = Texter(client, phone=phone, line=SHIPPED_NUMBER)
+    assert TRIALS_SMS in trials.reply("hi") and SHIPPED_SMS in shipped.reply("hi")
+
+    assert "unsubscribed" in trials.reply("STOP")
+    assert trials.reply("hi") == ""  # stopped: nothing more from this number
+    assert SHIPPED_SMS in shipped.reply("hi")  # the other number still answers
+    assert PRESS_8_REFUSED in press_8(client, TRIALS_NUMBER, phone)
+    assert PRESS_8_SENDS in press_8(client, SHIPPED_NUMBER, phone)
+
+    assert "unsubscribed" in shipped.reply("stopall")
+    assert shipped.reply("hi") == ""
+    assert PRESS_8_REFUSED in press_8(client, SHIPPED_NUMBER, phone)
+
+    trials.reply("START")
+    assert TRIALS_SMS in trials.reply("hi")  # START to the trials number starts it alone
+    assert PRESS_8_SENDS in press_8(client, TRIALS_NUMBER, phone)
+    assert shipped.reply("hi") == ""
+    with database.session(read_only=True) as session:
+        outbox = session.execute(
+            select(OutboxMessage.from_number, OutboxMessage.status).order_by(OutboxMessage.id)
+        ).all()
+    # press 8 to the shipped number before STOPALL was queued, then suppressed by it
+    assert [tuple(row) for row in outbox] == [
+        (SHIPPED_NUMBER, "suppressed"),
+        (TRIALS_NUMBER, "pending"),
+    ]

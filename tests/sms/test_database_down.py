@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service import migrate
 from service.config import Settings
@@ -17,7 +17,7 @@ from service.db import Database, set_database
 from service.lines.book import EMPTY
 from service.main import create_app
 from service.models import OptOut, OutboxKind, OutboxMessage
-from service.optouts.store import OptOutChanged
+from service.optouts.store import OptOutChanged, is_opted_out
 from service.outbound.outbox import enqueue
 from service.spool.codec import decode
 from service.spool.segments import read_lines
@@ -61,7 +61,9 @@ def outage(tmp_path: Path) -> Iterator[tuple[Outage, Database, Settings]]:
 
 def opt_out_state(database: Database) -> bool | None:
     with database.session() as session:
-        return session.scalar(select(OptOut.opted_out).where(OptOut.phone == TEXTER))
+        if not session.scalar(select(func.count()).where(OptOut.phone == TEXTER)):
+            return None
+        return is_opted_out(session, TEXTER, LINE)
 
 
 def spooled_opt_outs(settings: Settings) -> list[tuple[str, bool, str | None]]:

@@ -4,11 +4,12 @@ START; HELP always answers with a number and STOP (on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.config import Settings
 from service.db import Database
 from service.models import OptOut, OutboxKind, OutboxMessage
+from service.optouts.store import is_opted_out
 from service.outbound.outbox import enqueue
 from tests.sms.conftest import LINE, TEXTER, FakeTwilio, Texter
 from tests.sms.test_worker import worker_for
@@ -29,7 +30,9 @@ OPT_OUT_WORDS = [
 
 def opted_out(database: Database) -> bool | None:
     with database.session() as session:
-        return session.scalar(select(OptOut.opted_out).where(OptOut.phone == TEXTER))
+        if not session.scalar(select(func.count()).where(OptOut.phone == TEXTER)):
+            return None
+        return is_opted_out(session, TEXTER, LINE)
 
 
 @pytest.mark.parametrize("word", OPT_OUT_WORDS)

@@ -87,7 +87,7 @@ def test_a_stop_a_host_could_not_write_holds_the_others_until_it_is_written(
     a_is_down = False  # a's database is back: the STOP first, then a clear beat
     wait_for(lambda: holding(database, b) == [], "the fence to clear")
     with database.session() as session:
-        assert session.get(OptOut, "+18045550111").opted_out is True  # type: ignore[union-attr]
+        assert session.get(OptOut, ("+18045550111", "*")).opted_out is True  # type: ignore[union-attr]
 
 
 def test_a_directory_with_a_stop_not_yet_written_beats_not_clear(

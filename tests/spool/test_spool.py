@@ -241,17 +241,17 @@ def test_opt_outs_are_fsynced_and_seen_by_every_process_until_the_database_has_t
     worker = new_spool(spools, tmp_path, switch)
     stop = OptOutChanged("+18045550111", True, "STOP", T0)
     assert server.submit([stop], durable=True) is Kept.DISK
-    assert pending_changes(worker.pending_records()) == {"+18045550111": stop}
+    assert pending_changes(worker.pending_records()) == {("+18045550111", "*"): stop}
     start = OptOutChanged("(804) 555-0111", False, "START", T0 + timedelta(seconds=1))
     server.submit([start], durable=True)
-    assert pending_changes(worker.pending_records()) == {"+18045550111": start}, (
+    assert pending_changes(worker.pending_records()) == {("+18045550111", "*"): start}, (
         "the latest change wins"
     )
     switch.is_down = False
     assert server.drain(10)
     wait_for(lambda: worker.pending_records() == [], "the written opt-outs to leave the spool")
     with database.session(read_only=True) as session:
-        assert session.get(OptOut, "+18045550111").opted_out is False  # type: ignore[union-attr]
+        assert session.get(OptOut, ("+18045550111", "*")).opted_out is False  # type: ignore[union-attr]
 
 
 def test_with_the_disk_refusing_a_record_waits_in_memory_and_the_spool_is_not_healthy(
@@ -272,7 +272,7 @@ def test_with_the_disk_refusing_a_record_waits_in_memory_and_the_spool_is_not_he
     stop = OptOutChanged("+18045550111", True, "STOP", T0)
     assert spool.submit([stop], durable=True) is Kept.MEMORY
     assert not spool.healthy
-    assert pending_changes(spool.pending_records()) == {"+18045550111": stop}, (
+    assert pending_changes(spool.pending_records()) == {("+18045550111", "*"): stop}, (
         "still obeyed from memory"
     )
     switch.is_down = False
@@ -282,7 +282,7 @@ def test_with_the_disk_refusing_a_record_waits_in_memory_and_the_spool_is_not_he
     assert spool.submit(a_call(1)) is Kept.DISK
     assert spool.healthy
     with database.session(read_only=True) as session:
-        assert session.get(OptOut, "+18045550111").opted_out is True  # type: ignore[union-attr]
+        assert session.get(OptOut, ("+18045550111", "*")).opted_out is True  # type: ignore[union-attr]
 
 
 def test_texts_and_opt_outs_keep_their_order(

@@ -95,7 +95,7 @@ def counted_by_hand(
         for item in items:
             if in_range(item.opened_at) and item.closed_at is None:
                 counts["follow_ups_open"][item.language or ""] += 1
-        for phone in session.scalars(select(OptOut.phone)):
+        for phone in session.scalars(select(OptOut.phone).distinct()):
             said = [
                 m
                 for m in messages
