@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
@@ -468,12 +469,26 @@ class Line:
 class PrivatePostgres:
     """A PostgreSQL of the test's own, that it may stop and start (never the shared one)."""
 
+    _cluster: Path | None = None
+    """A cluster `initdb` made once per test process; each server starts from a copy of it."""
+
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="phoneline-pg-"))
         shutil.chown(self.root, "postgres", "postgres")
         self.data = self.root / "data"
         self.port = free_port()
-        self._as_postgres(PG_BIN / "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        subprocess.run(["cp", "-a", str(self.fresh_cluster()), str(self.data)], check=True)
+
+    @classmethod
+    def fresh_cluster(cls) -> Path:
+        if cls._cluster is None or not cls._cluster.is_dir():
+            root = Path(tempfile.mkdtemp(prefix="phoneline-pg-initdb-"))
+            atexit.register(shutil.rmtree, root, True)
+            shutil.chown(root, "postgres", "postgres")
+            cluster = root / "data"
+            cls._as_postgres(PG_BIN / "initdb", "-D", str(cluster), "-A", "trust", "-U", "postgres")
+            cls._cluster = cluster
+        return cls._cluster
 
     @property
     def url(self) -> str:

@@ -24,6 +24,9 @@ from tests.support import app_client
 from tests.voice.caller import Caller, Heard
 from tests.voice.conftest import REPO_ROOT, voice_settings
 
+# One process walks (the walks are module-scoped: about two hundred webhooks, done once).
+pytestmark = pytest.mark.xdist_group("voice-walk")
+
 ANNOUNCED_KEY = re.compile(r"(?:press|oprima) (\d|star|pound|asterisco|numeral)\.")
 KEY_WORDS = {"star": "*", "pound": "#", "asterisco": "*", "numeral": "#"}
 
