@@ -37,6 +37,7 @@ from service.outbound import limits
 from service.outbound.worker import background_sender
 from service.serving import KeepsConnection, drain_before_shutdown
 from service.spool.spool import Spool
+from service.staff.auth import prepare_sign_in
 from service.staff.rollup import periodic_roll_up
 from service.staff.routes import router as staff_router
 from service.stores import STORES
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The language-identification model (about 0.7 s), now rather than on the first
         # text that needs it; before the freeze below, since it lives as long as the process.
         await anyio.to_thread.run_sync(warm_up)
+        await anyio.to_thread.run_sync(prepare_sign_in)
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which would otherwise walk it all (tens of milliseconds, a
         # pause every caller on this process would hear).

@@ -254,11 +254,12 @@ def quick_password_hashes() -> Iterator[None]:
 
     from service.staff import auth
 
-    shipped = auth._hasher, auth._DUMMY_HASH
+    shipped = auth._hasher
     auth._hasher = PasswordHasher.from_parameters(CHEAPEST)
-    auth._DUMMY_HASH = auth._hasher.hash("not a password of anyone")
+    auth._dummy_hash.cache_clear()
     yield
-    auth._hasher, auth._DUMMY_HASH = shipped
+    auth._hasher = shipped
+    auth._dummy_hash.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -80,8 +81,19 @@ TEMPORARY_GROUPS = 4
 TEMPORARY_GROUP_LENGTH = 4
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
-# Verified when the username is unknown, so that answering takes as long as for a real one.
-_DUMMY_HASH = _hasher.hash("not a password of anyone " + secrets.token_hex(8))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so that answering takes as long as for a real
+    one. Made by `prepare_sign_in` when a web process starts, not when the module is imported
+    (a hash takes 0.15 s, and every process, the CLI's too, imports this)."""
+    return str(_hasher.hash("not a password of anyone " + secrets.token_hex(8)))
+
+
+def prepare_sign_in() -> None:
+    """Before the first sign-in: so that it takes as long as every other."""
+    _dummy_hash()
 
 
 class AccountError(ValueError):
@@ -414,7 +426,7 @@ def sign_in(
         if is_username(name)
         else None
     )
-    verified = _verified(user.password_hash if user is not None else _DUMMY_HASH, password)
+    verified = _verified(user.password_hash if user is not None else _dummy_hash(), password)
     if user is None or not verified or user.disabled:
         reason = "wrong password" if user is not None and not verified else "unknown account"
         if user is not None and verified:
