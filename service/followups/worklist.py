@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -91,9 +91,11 @@ def _rows(session: Session, items: Sequence[FollowUp]) -> list[ItemRow]:
     return list(rows.values())
 
 
-def list_items(session: Session, *, closed: bool = False) -> list[ItemRow]:
+def list_items(
+    session: Session, *, closed: bool = False, where: Sequence[ColumnElement[bool]] = ()
+) -> list[ItemRow]:
     """Open items, urgent ones (a crisis, an emergency) first, then longest waiting first; or
-    the latest closed ones, newest first."""
+    the latest closed ones, newest first; those that meet `where` too (a line's)."""
     if closed:
         query = (
             select(FollowUp)
@@ -106,7 +108,7 @@ def list_items(session: Session, *, closed: bool = False) -> list[ItemRow]:
             .where(FollowUp.open_phone.is_not(None))
             .order_by(FollowUp.urgent.desc(), FollowUp.first_attempt_at, FollowUp.id)
         )
-    return _rows(session, session.scalars(query.limit(LIST_LIMIT)).all())
+    return _rows(session, session.scalars(query.where(*where).limit(LIST_LIMIT)).all())
 
 
 def open_count(session: Session) -> int:

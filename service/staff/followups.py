@@ -16,9 +16,10 @@ from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep
 from service.followups import worklist
 from service.lines.book import LineBook
-from service.models import Call
+from service.models import Call, FollowUp
 from service.phone import mask
 from service.staff.auth import client_address, clock_of
+from service.staff.line_filter import chosen_line
 from service.staff.names import flow_names
 from service.staff.queries import parse_id, redact_numbers
 from service.staff.web import (
@@ -87,7 +88,9 @@ def _item_id(raw: str) -> int:
 @router.get("/follow-ups", response_class=HTMLResponse)
 def follow_ups_page(request: Request, staff: ViewerStaff, session: ReadSessionDep) -> Response:
     closed = request.query_params.get("show") == "closed"
-    rows = worklist.list_items(session, closed=closed)
+    choice = chosen_line(request)
+    line_only = [FollowUp.line_id == choice.line_id] if choice.line is not None else []
+    rows = worklist.list_items(session, closed=closed, where=line_only)
     names = _names(request)
     calls = _calls_by_id(session, [call_id for row in rows for call_id in row.call_ids])
     nodes = worklist.text_menus(session, [m for row in rows for m in row.message_ids])
@@ -107,6 +110,7 @@ def follow_ups_page(request: Request, staff: ViewerStaff, session: ReadSessionDe
         request,
         "follow_ups.html",
         items=items,
+        line_choice=choice,
         closed=closed,
         outcome_labels=worklist.OUTCOME_LABELS,
     )

@@ -18,6 +18,7 @@ from service.db import ReadSessionDep
 from service.followups.sweep import DIAL_ANSWERED
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.phone import mask
+from service.staff.line_filter import LineChoice, chosen_line
 from service.staff.queries import parse_id
 from service.staff.web import CurrentStaff, PageError, StaffRoute, render
 
@@ -40,6 +41,7 @@ class OutboundFilters:
     status: str | None
     kind: str | None
     before: int | None
+    line: LineChoice | None = None
 
     @classmethod
     def of(cls, request: Request) -> OutboundFilters:
@@ -54,7 +56,7 @@ class OutboundFilters:
             raise PageError(400, "Unknown kind", "Choose texts or call-backs.")
         if raw_before and before is None:
             raise PageError(400, "Bad page link", "That page link is not one this site wrote.")
-        return cls(status, kind, before)
+        return cls(status, kind, before, chosen_line(request))
 
 
 def outbound_rows(session: Session, filters: OutboundFilters) -> list[OutboxMessage]:
@@ -65,6 +67,8 @@ def outbound_rows(session: Session, filters: OutboundFilters) -> list[OutboxMess
         query = query.where(OutboxMessage.kind == filters.kind)
     if filters.before:
         query = query.where(OutboxMessage.id < filters.before)
+    if filters.line is not None and filters.line.line is not None:
+        query = query.where(OutboxMessage.line_id == filters.line.line_id)
     return list(session.scalars(query))
 
 
@@ -115,6 +119,7 @@ def outbound_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
     filters = OutboundFilters.of(request)
     rows = outbound_rows(session, filters)
     params = {k: v for k, v in (("status", filters.status), ("kind", filters.kind)) if v}
+    params |= filters.line.params() if filters.line is not None else {}
     next_page = None
     if len(rows) == PAGE_ROWS:
         next_page = "/staff/outbound?" + "&".join(
@@ -132,4 +137,5 @@ def outbound_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         first_line=first_line,
         call_back_result=call_back_result,
         next_page=next_page,
+        line_choice=filters.line,
     )

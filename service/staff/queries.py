@@ -141,6 +141,9 @@ class CallFilters:
     language: str | None = None
     contact: str | None = None
     zone: tzinfo = UTC
+    line: str = ""
+    """The chosen line's slug ("" every line: `service.staff.line_filter`), and its id."""
+    line_id: int | None = None
 
     @classmethod
     def parse(
@@ -168,10 +171,13 @@ class CallFilters:
             where.append(Call.language == self.language)
         if self.contact:
             where.append(Call.transferred_contact == self.contact)
+        if self.line:
+            where.append(Call.line_id == self.line_id)
         return where
 
     def as_params(self) -> dict[str, str]:
         values = {
+            "line": self.line,
             "from": self.date_from.isoformat() if self.date_from else "",
             "to": self.date_to.isoformat() if self.date_to else "",
             "outcome": self.outcome or "",
@@ -267,6 +273,7 @@ class ConversationRow:
     last_activity_at: datetime
     opted_out: bool
     messages: int
+    line_id: int | None = None
 
 
 def list_conversations(
@@ -292,6 +299,8 @@ def list_conversations(
     if filters.date_to:
         end = day_start(filters.date_to + timedelta(days=1), filters.zone)
         query = query.where(Conversation.last_activity_at < end)
+    if filters.line:
+        query = query.where(Conversation.line_id == filters.line_id)
     if after is not None:
         query = query.where(_before(Conversation.last_activity_at, Conversation.id, after))
     rows = [
@@ -304,6 +313,7 @@ def list_conversations(
             conversation.last_activity_at,
             bool(opted_out),
             int(messages or 0),
+            conversation.line_id,
         )
         for conversation, opted_out, messages in session.execute(query.limit(limit + 1)).all()
     ]
@@ -355,6 +365,9 @@ class MessageFilters:
     date_to: date | None = None
     direction: str | None = None
     zone: tzinfo = UTC
+    line: str = ""
+    """The chosen line's slug ("" every line: `service.staff.line_filter`), and its id."""
+    line_id: int | None = None
 
     @classmethod
     def parse(cls, params: Mapping[str, str], zone: tzinfo = UTC) -> MessageFilters:
@@ -370,10 +383,13 @@ class MessageFilters:
         where = _within(Message.created_at, self.date_from, self.date_to, self.zone)
         if self.direction:
             where.append(Message.direction == self.direction)
+        if self.line:
+            where.append(Message.line_id == self.line_id)
         return where
 
     def as_params(self) -> dict[str, str]:
         values = {
+            "line": self.line,
             "from": self.date_from.isoformat() if self.date_from else "",
             "to": self.date_to.isoformat() if self.date_to else "",
             "direction": self.direction or "",

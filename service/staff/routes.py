@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from service.staff.headlines import (
     overview_report,
     wait_text,
 )
+from service.staff.line_filter import LineChoice, chosen_line
 from service.staff.localtime import zone_of
 from service.staff.names import FlowNames, flow_names
 from service.staff.numbers import router as numbers_router
@@ -90,8 +92,11 @@ router.include_router(numbers_router)
 router.include_router(admin_router)
 
 
-def _flow(request: Request) -> Flow | None:
+def _flow(request: Request, choice: LineChoice | None = None) -> Flow | None:
+    """The flow whose words name menus and contacts: the chosen line's, else the default's."""
     book: LineBook = request.app.state.book
+    if choice is not None and choice.line is not None:
+        return book.flow(choice.line) or book.default_flow()
     return book.default_flow()
 
 
@@ -99,13 +104,14 @@ def _params(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-def _call_filters(request: Request, names: FlowNames) -> CallFilters:
+def _call_filters(request: Request, names: FlowNames, choice: LineChoice) -> CallFilters:
     try:
-        return CallFilters.parse(
+        filters = CallFilters.parse(
             _params(request), names.languages, list(names.contacts), zone_of(request)
         )
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
+    return replace(filters, line=choice.slug, line_id=choice.line_id)
 
 
 def _cursor(request: Request) -> Cursor | None:
@@ -285,14 +291,15 @@ def logout(
 
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
-    names = flow_names(_flow(request))
+    choice = chosen_line(request)
+    names = flow_names(_flow(request, choice))
     zone = zone_of(request)
     today = clock_of(request)().astimezone(zone).date()
     try:
         chosen = Range.parse(_params(request), today, zone)
     except FilterError as error:
         raise PageError(400, "Check the dates", str(error)) from None
-    report = overview_report(session, chosen, today)
+    report = overview_report(session, chosen, today, choice.numbers)
     periods = charts.periods_of(chosen.days)
     per = "day" if len(periods) == len(chosen.days) else "month"
     over_time = [
@@ -317,6 +324,7 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         request,
         "overview.html",
         report=report,
+        line_choice=choice,
         measures=MEASURES,
         language_name=language_name,
         wait_text=wait_text,
@@ -359,8 +367,9 @@ def _days_of(period: charts.Period) -> Iterator[date]:
 
 @router.get("/calls", response_class=HTMLResponse)
 def calls_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
-    names = flow_names(_flow(request))
-    filters = _call_filters(request, names)
+    choice = chosen_line(request)
+    names = flow_names(_flow(request, choice))
+    filters = _call_filters(request, names, choice)
     calls, next_cursor = list_calls(session, filters, _cursor(request))
     params = filters.as_params()
     return render(
@@ -371,6 +380,7 @@ def calls_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -
         filters=filters,
         outcomes=OUTCOMES,
         mask=mask,
+        line_choice=choice,
         first_page=_link("/staff/calls", params) if "after" in request.query_params else None,
         next_page=(
             _link("/staff/calls", params | {"after": next_cursor.encode()}) if next_cursor else None
@@ -381,8 +391,9 @@ def calls_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -
 
 @router.get("/calls.csv")
 def calls_export(request: Request, staff: CurrentStaff, session: SessionDep) -> Response:
-    names = flow_names(_flow(request))
-    filters = _call_filters(request, names)
+    choice = chosen_line(request)
+    names = flow_names(_flow(request, choice))
+    filters = _call_filters(request, names, choice)
     rows = calls_csv(get_database(), filters, names.contacts)
     days = (filters.date_from, filters.date_to)
     return _audited_csv(request, staff, session, "calls", filters.describe(), days, rows)
@@ -487,16 +498,18 @@ def reveal_caller(
 # -- texts -------------------------------------------------------------------------------------
 
 
-def _message_filters(request: Request) -> MessageFilters:
+def _message_filters(request: Request, choice: LineChoice) -> MessageFilters:
     try:
-        return MessageFilters.parse(_params(request), zone_of(request))
+        filters = MessageFilters.parse(_params(request), zone_of(request))
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
+    return replace(filters, line=choice.slug, line_id=choice.line_id)
 
 
 @router.get("/messages", response_class=HTMLResponse)
 def messages_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
-    filters = _message_filters(request)
+    choice = chosen_line(request)
+    filters = _message_filters(request, choice)
     conversations, next_cursor = list_conversations(session, filters, _cursor(request))
     params = filters.as_params()
     return render(
@@ -505,6 +518,7 @@ def messages_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         conversations=conversations,
         filters=filters,
         mask=mask,
+        line_choice=choice,
         first_page=_link("/staff/messages", params) if "after" in request.query_params else None,
         next_page=(
             _link("/staff/messages", params | {"after": next_cursor.encode()})
@@ -517,7 +531,7 @@ def messages_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
 
 @router.get("/messages.csv")
 def messages_export(request: Request, staff: CurrentStaff, session: SessionDep) -> Response:
-    filters = _message_filters(request)
+    filters = _message_filters(request, chosen_line(request))
     rows = messages_csv(get_database(), filters)
     days = (filters.date_from, filters.date_to)
     return _audited_csv(request, staff, session, "messages", filters.describe(), days, rows)

@@ -102,6 +102,10 @@ class PasswordChangeRequired(Exception):
 PASSWORD_PAGE = "/staff/password"
 
 
+LINE_COOKIE = "staff_line"
+"""The line a member of staff chose to see, for the browser session (`line_filter`)."""
+
+
 class PageError(Exception):
     """Answer with an error page: `status`, a title and a sentence saying what to do."""
 
@@ -184,6 +188,11 @@ def _finish(request: Request, response: Response) -> None:
     csrf_cookie = getattr(request.state, "csrf_cookie", None)
     if csrf_cookie:
         response.set_cookie(cookies.csrf, csrf_cookie, **cookies.options)
+    line_cookie = getattr(request.state, "line_cookie", None)  # service.staff.line_filter
+    if line_cookie == "":
+        response.delete_cookie(LINE_COOKIE, **cookies.options)
+    elif line_cookie:
+        response.set_cookie(LINE_COOKIE, line_cookie, **cookies.options)
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
