@@ -145,6 +145,7 @@ class Call(Base):
         Index(
             "ix_calls_transferred_contact_started_at_id", "transferred_contact", "started_at", "id"
         ),
+        Index("ix_calls_line_id_started_at_id", "line_id", "started_at", "id"),  # ?line=
         # The calls changed since a moment: the days of the overview's rollup to count again.
         Index("ix_calls_updated_at", "updated_at"),
         # The few calls not counted yet: what the settler and reconciliation look through.

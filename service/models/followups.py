@@ -111,6 +111,7 @@ class FollowUp(Base):
             postgresql_include=["language"],
         ),
         Index("ix_follow_ups_stored_at", "stored_at"),
+        Index("ix_follow_ups_line_id", "line_id"),  # the worklist of one line (?line=)
     )
 
 

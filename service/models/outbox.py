@@ -65,6 +65,7 @@ class OutboxMessage(Base):
             name="status",
         ),
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_line_id_id", "line_id", "id"),  # the staff list of one line (?line=)
         # What the outbound policy counts (service/outbound/limits.py).
         Index("ix_outbox_to_number_created_at", "to_number", "created_at"),
         Index("ix_outbox_kind_created_at", "kind", "created_at"),

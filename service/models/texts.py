@@ -56,6 +56,9 @@ class Conversation(Base):
     __table_args__ = (
         UniqueConstraint("phone", "line"),
         Index("ix_conversations_last_activity_at", "last_activity_at"),
+        Index(  # the staff list of one line (?line=)
+            "ix_conversations_line_id_last_activity_at_id", "line_id", "last_activity_at", "id"
+        ),
         Index("ix_conversations_stored_at", "stored_at"),
     )
 
@@ -94,6 +97,7 @@ class Message(Base):
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
         Index("ix_messages_created_at_id", "created_at", "id"),
+        Index("ix_messages_line_id_created_at_id", "line_id", "created_at", "id"),  # ?line=
         Index("ix_messages_stored_at", "stored_at"),
         # The overview's texts per day (texts with a body) and text conversations (those with
         # an inbound text), each a range of an index of its own.
