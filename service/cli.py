@@ -290,16 +290,29 @@ def simulate(
     sms: bool = typer.Option(False, "--sms", help="Be a texter instead of a caller."),
     lang: str = typer.Option("", "--lang", help="Start in this language (en, es)."),
     flow_file: Path = typer.Option(None, "--flow", help="Flow file (default: the configured one)."),
+    line: str = typer.Option(
+        None, "--line", help="Play this line's published revision, from the database."
+    ),
+    revision: int = typer.Option(
+        None, "--revision", help="With --line: this revision of it instead (a draft too)."
+    ),
 ) -> None:
     """Play the flow in the terminal: type keys (or words; Enter alone is silence), or texts."""
     import sys
 
     from service.config import get_settings
     from service.flowengine import FlowError, load_flow
+    from service.lines.cli import flow_of_line
     from service.simulator import Simulation, run_terminal
 
+    if (line and flow_file) or (revision is not None and not line):
+        typer.echo("choose a flow file (--flow) or a line (--line [--revision N])", err=True)
+        raise typer.Exit(2)
     try:
-        flow = load_flow(flow_file or get_settings().flow_path)
+        if line:
+            flow = flow_of_line(line, revision)
+        else:
+            flow = load_flow(flow_file or get_settings().flow_path)
     except FlowError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None

@@ -15,11 +15,24 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from service.flowengine import Flow
+
 lines_app = typer.Typer(
     help="Lines: a program's numbers and its flow.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def flow_of_line(slug: str, number: int | None = None) -> Flow:
+    """Revision `number` of a line (its published one by default), from the database, as the
+    service would serve it; exits 1 saying why when there is no such line or revision."""
+    from service.flowengine.validate import flow_of_text
+    from service.lines.revisions import line_named, revision_of
+
+    with _session() as session:
+        revision = revision_of(session, line_named(session, slug), number)
+        return flow_of_text(revision.yaml, f"{slug}, revision {revision.number}")
 
 
 def author() -> str:

@@ -176,3 +176,30 @@ def test_twilio_configure_points_every_number_of_a_line(
         assert code == 1 and "the line 'second-opinion' has no number" in err
         code, _, err = run(runner, "twilio", "configure", "--line", "nope", "--public-url", public)
         assert code == 1 and "there is no line 'nope'" in err
+
+
+def test_simulate_plays_a_lines_published_revision_or_the_one_named(
+    runner: CliRunner, trials_file: Path, tmp_path: Path
+) -> None:
+    assert run(runner, "lines", "add", "clinical-trials", "--flow", str(trials_file))[0] == 0
+    edition_two = tmp_path / "two.yaml"
+    edition_two.write_text(trials_text("Trials line, edition two."), encoding="utf-8")
+    assert run(runner, "flows", "publish", "clinical-trials", str(edition_two), "-m", "two")[0] == 0
+
+    def played(*args: str) -> tuple[int, str, str]:
+        result = runner.invoke(app, ["simulate", *args], input="")
+        return result.exit_code, result.stdout, result.stderr
+
+    code, out, err = played("--line", "clinical-trials")
+    assert code == 0, err
+    assert "Trials line, edition two." in out
+    code, out, err = played("--line", "clinical-trials", "--revision", "1")
+    assert code == 0, err
+    assert "Welcome to VCU Massey's Clinical Trials Line." in out
+    assert "edition two" not in out
+    code, _, err = played("--line", "clinical-trials", "--revision", "9")
+    assert code == 1 and "has no revision 9" in err
+    code, _, err = played("--line", "no-such-line")
+    assert code == 1 and "there is no line 'no-such-line'" in err
+    code, _, err = played("--revision", "1")
+    assert code == 2 and "--line" in err
