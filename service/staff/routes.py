@@ -49,6 +49,8 @@ from service.staff.headlines import (
     wait_text,
 )
 from service.staff.line_filter import LineChoice, chosen_line
+from service.staff.lines import revision_heard
+from service.staff.lines import router as lines_router
 from service.staff.localtime import zone_of
 from service.staff.names import FlowNames, flow_names
 from service.staff.numbers import router as numbers_router
@@ -89,6 +91,7 @@ router = APIRouter(prefix="/staff", route_class=StaffRoute)
 router.include_router(follow_ups_router)
 router.include_router(outbound_router)
 router.include_router(numbers_router)
+router.include_router(lines_router)
 router.include_router(admin_router)
 
 
@@ -468,6 +471,7 @@ def _call_page(
         caller=mask(call.caller),
         revealed=revealed,
         timeline=timeline,
+        heard=revision_heard(session, call.revision_id),
     )
 
 

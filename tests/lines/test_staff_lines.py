@@ -11,12 +11,21 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from service.db import Database
 from service.followups.sweep import sweep_follow_ups
-from service.models import StaffUser, utcnow
+from service.lines.revisions import create_revision, line_named, publish_text
+from service.models import Call, StaffUser, utcnow
 from service.staff.web import LINE_COOKIE
-from tests.lines.test_two_lines import SHIPPED_NUMBER, TRIALS_NUMBER, app, call_to  # noqa: F401
+from tests.lines.conftest import trials_text
+from tests.lines.test_two_lines import (  # noqa: F401
+    SHIPPED_NUMBER,
+    TRIALS_NUMBER,
+    app,
+    call_to,
+    edition_two,
+)
 from tests.sms.conftest import Texter
 from tests.staff.conftest import ADMIN, password_hash, signed_in
 from tests.support import AppClient, app_client
@@ -47,6 +56,10 @@ def staff(app: FastAPI, database: Database) -> Iterator[AppClient]:  # noqa: F81
 
 def titles(app: FastAPI) -> dict[str, str]:  # noqa: F811
     return {line.slug: line.title for line in app.state.book.lines}
+
+
+def rows_of(page: str) -> list[str]:
+    return page.split("<tr>")[1:]
 
 
 def rows(page: str) -> list[str]:
@@ -108,3 +121,52 @@ def test_the_overview_counts_the_chosen_lines_calls(staff: AppClient) -> None:
 
     assert calls(staff.get("/staff/?line=").text) == "2"
     assert calls(staff.get(f"/staff/?line={TRIALS}").text) == "1"
+
+
+def test_the_lines_page_shows_each_lines_numbers_published_revision_drafts_and_calls(
+    staff: AppClient, app: FastAPI, database: Database  # noqa: F811
+) -> None:
+    with database.session() as session:
+        publish_text(session, TRIALS, edition_two(), author="grace", message="New greeting")
+        create_revision(session, TRIALS, trials_text("A draft."), author="grace", message="WIP")
+    page = staff.get("/staff/lines").text
+    names = titles(app)
+    trials_row = next(row for row in rows_of(page) if names[TRIALS] in row)
+    assert TRIALS_NUMBER in trials_row
+    assert "revision 2" in trials_row and "by grace" in trials_row
+    assert "“New greeting”" in trials_row
+    assert re.search(r'data-label="Drafts" class="num">1<', trials_row)
+    assert re.search(r'data-label="Calls it took" class="num">0<', trials_row)  # heard rev 1
+    shipped_row = next(row for row in rows_of(page) if names["second-opinion"] in row)
+    assert SHIPPED_NUMBER in shipped_row and "default" in shipped_row
+    assert re.search(r'data-label="Calls it took" class="num">1<', shipped_row)
+
+    history = staff.get(f"/staff/lines/{TRIALS}").text
+    assert [int(n) for n in re.findall(r">revision (\d+)</a>", history)] == [3, 2, 1]
+    assert "never" in history and "WIP" in history
+
+
+def test_a_revision_reads_as_callers_hear_it_in_each_language_not_as_yaml(
+    staff: AppClient,
+) -> None:
+    page = staff.get(f"/staff/lines/{TRIALS}/revisions/1").text
+    assert "What a caller hears, in English" in page
+    assert "What a caller hears, in Spanish" in page
+    assert "Welcome to VCU Massey&#39;s Clinical Trials Line." in page
+    assert "Press 1: hear why it matters (it goes to" in page
+    assert "goto:" not in page and "nodes:" not in page
+    for bad in ("9", "0", "x", "%D9%A3"):
+        assert staff.get(f"/staff/lines/{TRIALS}/revisions/{bad}").status_code == 404, bad
+    assert staff.get("/staff/lines/no-such-line").status_code == 404
+
+
+def test_a_calls_page_links_to_the_revision_its_caller_heard(
+    staff: AppClient, app: FastAPI, database: Database  # noqa: F811
+) -> None:
+    with database.session(read_only=True) as session:
+        call_id = session.scalars(
+            select(Call.id).where(Call.line_id == line_named(session, TRIALS).id)
+        ).one()
+    page = staff.get(f"/staff/calls/{call_id}").text
+    assert f'href="/staff/lines/{TRIALS}/revisions/1"' in page
+    assert f"{titles(app)[TRIALS]}, revision 1" in page

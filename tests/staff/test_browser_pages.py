@@ -247,6 +247,13 @@ def test_every_staff_page_is_accessible_at_desktop_and_phone_width(
         expect(page.locator("tbody")).to_contain_text("No calls match these filters.")
         visit(page, f"{role}-call", f"/calls/{call_sid('es', 1001)}")
         expect(page.locator("dl.facts")).to_contain_text("Reached a person")
+        page.get_by_role("link", name=re.compile(r"revision 1$")).click()  # the menu heard
+        expect(page.get_by_role("heading", name="What a caller hears, in Spanish")).to_be_visible()
+        visits.check(page, f"{role}-revision")
+        visit(page, f"{role}-lines", "/lines")
+        page.locator("tbody tr").first.get_by_role("link").first.click()
+        expect(page.locator("tbody")).to_contain_text("live")
+        visits.check(page, f"{role}-line")
         visit(page, f"{role}-messages", "/messages")
         page.locator("tbody tr").first.get_by_role("link").click()
         visits.check(page, f"{role}-conversation")

@@ -1,0 +1,202 @@
+"""The lines, read by staff: each line with its numbers and its published revision (who,
+when, why, how many calls it took), a line's revisions, and one revision rendered as a caller
+and a texter meet it (what each menu says, each option, where it leads), never as YAML. A
+call's page links to the revision its caller heard."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.db import ReadSessionDep
+from service.flowengine import Flow, FlowError
+from service.flowengine.model import Node, Option
+from service.flowengine.validate import flow_of_text
+from service.models import Call, FlowRevision, Line, LineNumber
+from service.staff.names import FlowNames, flow_names
+from service.staff.queries import parse_id
+from service.staff.web import CurrentStaff, PageError, StaffRoute, render
+
+router = APIRouter(route_class=StaffRoute)
+
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
+
+
+@dataclass(frozen=True)
+class LineRow:
+    line: Line
+    numbers: Sequence[str]
+    published: FlowRevision | None
+    drafts: int
+    """Revisions newer than the published one, never published."""
+    calls: int
+    """Calls that heard the published revision."""
+
+
+def line_rows(session: Session) -> list[LineRow]:
+    lines = session.scalars(select(Line).order_by(Line.title, Line.slug)).all()
+    numbers: dict[int, list[str]] = {}
+    for line_id, number in session.execute(
+        select(LineNumber.line_id, LineNumber.number).order_by(LineNumber.number)
+    ):
+        numbers.setdefault(line_id, []).append(number)
+    published = {
+        revision.id: revision
+        for revision in session.scalars(
+            select(FlowRevision).where(
+                FlowRevision.id.in_([line.published_revision_id or -1 for line in lines])
+            )
+        )
+    }
+    calls = Counter(
+        dict(
+            session.execute(
+                select(Call.revision_id, func.count())
+                .where(Call.revision_id.in_(list(published)))
+                .group_by(Call.revision_id)
+            ).all()
+        )
+    )
+    rows = []
+    for line in lines:
+        current = published.get(line.published_revision_id or -1)
+        drafts = session.scalar(
+            select(func.count()).where(
+                FlowRevision.line_id == line.id,
+                FlowRevision.published_at.is_(None),
+                FlowRevision.number > (current.number if current else 0),
+            )
+        )
+        rows.append(
+            LineRow(
+                line,
+                numbers.get(line.id, []),
+                current,
+                int(drafts or 0),
+                calls[current.id] if current else 0,
+            )
+        )
+    return rows
+
+
+def _line(session: Session, slug: str) -> Line:
+    line = session.scalars(select(Line).where(Line.slug == slug[:40])).one_or_none()
+    if line is None:
+        raise PageError(404, "Line not found", "There is no line by that name.")
+    return line
+
+
+@dataclass(frozen=True)
+class Step:
+    """One option of a menu as staff read it."""
+
+    key: str
+    label: str
+    leads_to: str
+
+
+def _leads_to(option: Option, flow: Flow, names: FlowNames, lang: str) -> str:
+    if option.connect:
+        return f"puts the caller through to {names.contact(option.connect)}"
+    if option.text:
+        texted = ", ".join(names.contact(contact) for contact in option.text)
+        return f"texts the caller the number of {texted}"
+    if option.language:
+        return f"goes on in {LANGUAGE_NAMES.get(option.language, option.language)}"
+    if option.hangup:
+        return "ends the call"
+    if option.goto:
+        return f"goes to {names.menu(option.goto)}"
+    return ""
+
+
+def _menus(flow: Flow, names: FlowNames, lang: str) -> list[tuple[Node, str, list[Step]]]:
+    """Every menu, the main one first, then in the order a caller reaches them."""
+    order, seen = [flow.start], {flow.start}
+    for node_id in order:
+        for option in flow.nodes[node_id].options:
+            if option.goto and option.goto in flow.nodes and option.goto not in seen:
+                seen.add(option.goto)
+                order.append(option.goto)
+    order += [node for node in flow.nodes if node not in seen]
+    menus = []
+    for node_id in order:
+        node = flow.nodes[node_id]
+        steps = [
+            Step(option.key, option.label.get(lang, ""), _leads_to(option, flow, names, lang))
+            for option in node.options
+        ]
+        menus.append((node, node.say.get(lang, ""), steps))
+    return menus
+
+
+@router.get("/lines", response_class=HTMLResponse)
+def lines_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
+    return render(request, "lines.html", rows=line_rows(session))
+
+
+@router.get("/lines/{slug}", response_class=HTMLResponse)
+def line_page(
+    request: Request, slug: str, staff: CurrentStaff, session: ReadSessionDep
+) -> Response:
+    line = _line(session, slug)
+    revisions = session.scalars(
+        select(FlowRevision)
+        .where(FlowRevision.line_id == line.id)
+        .order_by(FlowRevision.number.desc())
+    ).all()
+    return render(request, "line.html", line=line, revisions=revisions)
+
+
+@router.get("/lines/{slug}/revisions/{raw_number}", response_class=HTMLResponse)
+def revision_page(
+    request: Request, slug: str, raw_number: str, staff: CurrentStaff, session: ReadSessionDep
+) -> Response:
+    line = _line(session, slug)
+    number = parse_id(raw_number)
+    revision = (
+        session.scalars(
+            select(FlowRevision).where(
+                FlowRevision.line_id == line.id, FlowRevision.number == number
+            )
+        ).one_or_none()
+        if number is not None
+        else None
+    )
+    if revision is None:
+        raise PageError(404, "Revision not found", f"The line {line.title} has no such revision.")
+    try:
+        flow: Flow | None = flow_of_text(revision.yaml, f"{slug}, revision {revision.number}")
+    except FlowError:
+        flow = None  # a draft that fails the check: its problems are listed instead
+    names = flow_names(flow)
+    return render(
+        request,
+        "revision.html",
+        line=line,
+        revision=revision,
+        flow=flow,
+        names=names,
+        languages=[(lang, LANGUAGE_NAMES.get(lang, lang)) for lang in flow.languages]
+        if flow is not None
+        else [],
+        menus=(lambda lang: _menus(flow, names, lang)) if flow is not None else None,
+    )
+
+
+def revision_heard(session: Session, revision_id: int | None) -> tuple[str, int, str] | None:
+    """(line slug, revision number, line title) of a revision id, for a call's page."""
+    if revision_id is None:
+        return None
+    found = session.execute(
+        select(Line.slug, FlowRevision.number, Line.title)
+        .join(Line, Line.id == FlowRevision.line_id)
+        .where(FlowRevision.id == revision_id)
+    ).one_or_none()
+    return (found[0], found[1], found[2]) if found is not None else None
