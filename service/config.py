@@ -5,11 +5,25 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/phoneline.db"
+
+
+DEFAULT_TIMEZONE = "America/New_York"
+
+
+@lru_cache(maxsize=16)
+def zone_named(name: str) -> ZoneInfo:
+    """The clinic's zone (TIMEZONE, an IANA name: its days are the dashboard's, the rollup's
+    and purge's); America/New_York when the name is not a zone this machine knows."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TIMEZONE)
 
 
 class Settings(BaseSettings):
@@ -66,7 +80,7 @@ class Settings(BaseSettings):
     outbound_calls_per_hour: int = 30
     # The clinic's time zone (an IANA name): every time staff see, and every day boundary of
     # the dashboard's filters and charts, is in it.
-    timezone: str = "America/New_York"
+    timezone: str = DEFAULT_TIMEZONE
     log_level: str = "info"
     max_body_bytes: int = Field(default=64 * 1024)
     # /metrics answers loopback and TRUSTED_PROXIES peers, and anyone sending

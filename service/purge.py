@@ -17,7 +17,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from service.audit import SYSTEM_ACTOR, record_audit
-from service.config import get_settings
+from service.config import get_settings, zone_named
 from service.db import Database, upsert
 from service.models import (
     Call,
@@ -33,7 +33,6 @@ from service.models import (
     utcnow,
 )
 from service.models.rollups import forget_days
-from service.staff.localtime import zone_named
 
 DEFAULT_BATCH_SIZE = 1000
 

@@ -125,9 +125,8 @@ def rollup() -> None:
     """Roll up the overview's counts of every day over (in TIMEZONE) now; the server keeps
     them current by itself, a month of days at a time."""
     from service import migrate
-    from service.config import get_settings
+    from service.config import get_settings, zone_named
     from service.db import get_database
-    from service.staff.localtime import zone_named
     from service.staff.rollup import roll_up
 
     migrate.upgrade()

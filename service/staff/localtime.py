@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from jinja2 import pass_context
 
-DEFAULT_TIMEZONE = "America/New_York"
-
-
-@lru_cache(maxsize=16)
-def zone_named(name: str) -> ZoneInfo:
-    """The zone `name`; America/New_York when the name is not a zone this machine knows."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_TIMEZONE)
+from service.config import DEFAULT_TIMEZONE, zone_named
 
 
 def zone_of(request: Request) -> ZoneInfo:

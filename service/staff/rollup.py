@@ -72,6 +72,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from service.config import zone_named
 from service.db import upsert
 from service.models import (
     Call,
@@ -86,7 +87,6 @@ from service.models import (
     OverviewRollup,
     utcnow,
 )
-from service.staff.localtime import zone_named
 from service.staff.queries import day_start
 from service.texts.conversations import CONVERSATION_TTL
 
