@@ -1,8 +1,9 @@
-"""`/staff/admin`, for administrators: the staff accounts (add one, disable, enable, set a
-temporary password) and purging old records. Each change to what exists asks first, on a page
-that says what will happen, and every action is audited with the client's address (never a
-password). A temporary password is made here, shown once on the answer to the POST (which no
-cache keeps: every staff answer is `no-store`), and stored only as its hash."""
+"""`/staff/admin` and `/staff/audit`, for administrators: the staff accounts (add one,
+disable, enable, set a temporary password), purging old records, and the audit log. Each
+change to what exists asks first, on a page that says what will happen, and every action is
+audited with the client's address (never a password). A temporary password is made here, shown
+once on the answer to the POST (which no cache keeps: every staff answer is `no-store`), and
+stored only as its hash."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep, get_database
-from service.models import StaffRole, StaffUser
+from service.models import AuditEntry, StaffRole, StaffUser
 from service.purge import parse_age, purge
 from service.staff.auth import (
     AccountError,
@@ -34,6 +36,7 @@ from service.staff.auth import (
     temporary_password,
 )
 from service.staff.localtime import format_local, zone_of
+from service.staff.queries import parse_id
 from service.staff.web import AdminStaff, CheckedForm, PageError, Staff, StaffRoute, render
 
 router = APIRouter(route_class=StaffRoute)
@@ -261,3 +264,23 @@ def purge_records(request: Request, staff: AdminStaff, form: CheckedForm) -> Res
     )
     with get_database().session(read_only=True) as session:
         return _admin_page(request, session, report.summary().capitalize())
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, staff: AdminStaff, session: ReadSessionDep) -> Response:
+    raw_before = request.query_params.get("before", "")
+    before = parse_id(raw_before)
+    if raw_before and before is None:
+        raise PageError(400, "Page link not valid", "Start again from the newest entries.")
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(101)
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
+    entries = session.scalars(query).all()
+    more = len(entries) > 100
+    entries = entries[:100]
+    return render(
+        request,
+        "audit.html",
+        entries=entries,
+        next_page=f"/staff/audit?before={entries[-1].id}" if more and entries else None,
+    )

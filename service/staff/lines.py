@@ -18,6 +18,7 @@ from service.db import ReadSessionDep
 from service.flowengine import Flow, FlowError
 from service.flowengine.model import Node, Option
 from service.flowengine.validate import flow_of_text
+from service.lines.revisions import SLUG
 from service.models import Call, FlowRevision, Line, LineNumber
 from service.staff.names import FlowNames, flow_names
 from service.staff.queries import parse_id
@@ -86,7 +87,9 @@ def line_rows(session: Session) -> list[LineRow]:
 
 
 def _line(session: Session, slug: str) -> Line:
-    line = session.scalars(select(Line).where(Line.slug == slug[:40])).one_or_none()
+    # Only what could be a line's name is looked up (PostgreSQL refuses text with NUL in it).
+    found = SLUG.fullmatch(slug) is not None
+    line = session.scalars(select(Line).where(Line.slug == slug)).one_or_none() if found else None
     if line is None:
         raise PageError(404, "Line not found", "There is no line by that name.")
     return line

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from service.flowengine import Flow
 from service.simulator import DIAL_STATUSES, Simulation
-from service.staff.web import PageError, render, settings_of
+from service.staff.pages import flow_of
+from service.staff.web import (
+    CheckedForm,
+    CurrentStaff,
+    PageError,
+    StaffRoute,
+    render,
+    settings_of,
+)
+
+router = APIRouter(route_class=StaffRoute)
 
 MAX_ENTRIES = 200
 MAX_ENTRY_LENGTH = 320
@@ -127,3 +137,13 @@ def simulator_step(request: Request, flow: Flow | None, form: dict[str, str]) ->
             entry = form.get("text", "").replace("\n", " ").strip()[:MAX_ENTRY_LENGTH]
         played.entries.append(entry)
     return simulator_page(request, flow, played)
+
+
+@router.get("/simulator", response_class=HTMLResponse)
+def simulator_start(request: Request, staff: CurrentStaff) -> Response:
+    return simulator_page(request, flow_of(request), None)
+
+
+@router.post("/simulator", response_class=HTMLResponse)
+def simulator_post(request: Request, staff: CurrentStaff, form: CheckedForm) -> Response:
+    return simulator_step(request, flow_of(request), form)
