@@ -20,7 +20,7 @@ from starlette.responses import Response
 from service.calls.facts import CALL_STATUS_RANK, FINAL_CALL_RANK, TWILIO_CALL_STATUSES
 from service.calls.router import coordinator_number
 from service.channels import voice
-from service.channels.form import form_field, outbox_id_of
+from service.channels.form import Webhook, outbox_id_of
 from service.channels.signature import verified_form
 from service.flowengine.model import Flow
 from service.flowengine.position import DialStatus
@@ -35,9 +35,9 @@ TWIML_MEDIA_TYPE = "application/xml"
 
 
 async def call_back_status(request: Request) -> Response:
-    form = await verified_form(request, "CallSid")
+    webhook = Webhook.parse(await verified_form(request, "CallSid"))
     outbox_id = outbox_id_of(request)
-    status = form_field(form, "CallStatus").lower()
+    status = webhook.call_status
     if status not in TWILIO_CALL_STATUSES:
         log.warning("ignoring a call-back status callback with an unknown CallStatus")
     elif outbox_id is not None and CALL_STATUS_RANK[status] == FINAL_CALL_RANK:
@@ -46,17 +46,17 @@ async def call_back_status(request: Request) -> Response:
 
 
 async def call_back_dial(request: Request) -> Response:
-    form = await verified_form(request, "CallSid")
+    webhook = Webhook.parse(await verified_form(request, "CallSid"))
     try:
         outbox_id = outbox_id_of(request)
-        status = form_field(form, "DialCallStatus").lower()
+        status = webhook.dial_status
         if outbox_id is not None and DialStatus.read(status) is not None:
             _spool(request).submit([CallBackReported(outbox_id, utcnow(), dial_status=status)])
         elif status:
             log.warning("ignoring a call-back dial action with an unknown DialCallStatus")
         # A call-back goes out from the line's number: Twilio's `From` names the line.
         book: LineBook = request.app.state.book
-        flow: Flow | None = book.flow(book.line_for(form_field(form, "From")))
+        flow: Flow | None = book.flow(book.line_for(webhook.from_number))
         contact = flow.contacts.get(request.query_params.get("contact", "")) if flow else None
         if flow is not None and contact is not None:
             lang = request.query_params.get("lang", "")
@@ -64,7 +64,7 @@ async def call_back_dial(request: Request) -> Response:
             return _twiml(voice.after_call_back_dial_twiml(contact, language))
     except Exception:
         log.exception("the call-back dial action failed: answering with the fallback")
-    return _twiml(voice.fallback(coordinator_number(request, form_field(form, "From"))))
+    return _twiml(voice.fallback(coordinator_number(request, webhook.from_number)))
 
 
 WEBHOOKS = {"/twilio/call-back/status": call_back_status, "/twilio/call-back/dial": call_back_dial}

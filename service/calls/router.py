@@ -20,9 +20,9 @@ from fastapi import HTTPException, Request, Response
 
 from service.calls import position_url
 from service.calls.facts import TWILIO_CALL_STATUSES, CallFact, StatusReported, duration_of
-from service.calls.voice_call import TextQueue, Webhook, take_turn, turn_facts
+from service.calls.voice_call import TextQueue, take_turn, turn_facts
 from service.channels import voice
-from service.channels.form import TwilioForm, form_field
+from service.channels.form import TwilioForm, Webhook
 from service.channels.signature import public_url, verified_form
 from service.config import Settings
 from service.flowengine import Flow
@@ -42,10 +42,10 @@ async def voice_webhook(request: Request) -> Response:
     caller did."""
     form = await verified_form(request, "CallSid")
     try:
-        webhook = Webhook.from_form(form)
+        webhook = Webhook.parse(form)
         query: bytes = request.scope["query_string"]
         book = _book(request)
-        line = book.line_for(form_field(form, "Called") or webhook.called)
+        line = book.line_for(webhook.to_number)
         wanted = position_url.revision_in(query)
         if wanted is not None and not book.knows(wanted):
             # A call that began before a publish, in a process that never served its revision.
@@ -86,9 +86,8 @@ async def voice_webhook(request: Request) -> Response:
 async def call_status(request: Request) -> Response:
     """`POST /twilio/voice/status`: Twilio's call status callback (best-effort, may repeat,
     unordered): the call's end and duration. Repeats change nothing (`service.calls.facts`)."""
-    form = await verified_form(request, "CallSid")
-    sid = form_field(form, "CallSid")
-    status = form_field(form, "CallStatus").lower()
+    webhook = Webhook.parse(await verified_form(request, "CallSid"))
+    sid, status = webhook.call_sid, webhook.call_status
     if not sid or not status:
         raise HTTPException(400, "CallSid and CallStatus are required")
     if status not in TWILIO_CALL_STATUSES:
@@ -100,9 +99,9 @@ async def call_status(request: Request) -> Response:
         sid,
         clock(),
         status,
-        duration=duration_of(form_field(form, "CallDuration")),
-        caller=form_field(form, "From") or None,
-        called=form_field(form, "To") or None,
+        duration=duration_of(webhook.call_duration),
+        caller=webhook.from_number or None,
+        called=webhook.to_number or None,
     )
     _spool(request).submit([report])
     return Response(status_code=204)
@@ -151,9 +150,9 @@ def _book(request: Request) -> LineBook:
 
 
 def _fallback(request: Request, form: TwilioForm) -> Response:
-    called = form_field(form, "Called") or form_field(form, "To")
-    caller_id = voice.caller_id_for(form_field(form, "From"), form_field(form, "To"))
-    return _twiml(voice.fallback(coordinator_number(request, called), caller_id))
+    webhook = Webhook.parse(form)
+    caller_id = voice.caller_id_for(webhook.from_number, webhook.to_number)
+    return _twiml(voice.fallback(coordinator_number(request, webhook.to_number), caller_id))
 
 
 def coordinator_number(request: Request, our_number: str | None) -> str:

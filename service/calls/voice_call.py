@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
 import anyio.to_thread
 import phonenumbers
@@ -30,6 +30,7 @@ from service.calls.facts import (
     DialFinished,
 )
 from service.channels import voice
+from service.channels.form import Webhook
 from service.db import DATABASE_ERRORS, Database, describe_error
 from service.flowengine import Flow, Position, start, step
 from service.flowengine.effects import Effect
@@ -58,41 +59,9 @@ log = logging.getLogger(__name__)
 VOICE_PATH = "/twilio/voice"
 KEYS = frozenset("0123456789*#")
 REPEAT = "*"
-MAX_SPEECH_CHARS = 200
 TEXTABLE_TYPES = frozenset(
     {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
-
-
-@dataclass(frozen=True)
-class Webhook:
-    """The parameters of a voice webhook this line uses (all optional: bad input is expected)."""
-
-    call_sid: str = ""
-    caller: str = ""
-    called: str = ""
-    digits: str = ""
-    speech: str = ""
-    confidence: str = ""
-    dial_status: str = ""
-    dial_duration: str = ""
-
-    @classmethod
-    def from_form(cls, form: Mapping[str, Any]) -> Webhook:
-        def field(name: str, limit: int = 64) -> str:
-            value = form.get(name)
-            return value.strip()[:limit] if isinstance(value, str) else ""
-
-        return cls(
-            call_sid=field("CallSid"),
-            caller=field("From"),
-            called=field("To"),
-            digits=field("Digits"),
-            speech=field("SpeechResult", MAX_SPEECH_CHARS),
-            confidence=field("Confidence", 16),
-            dial_status=field("DialCallStatus").lower(),
-            dial_duration=field("DialCallDuration", 16),
-        )
 
 
 @dataclass(frozen=True)
@@ -156,7 +125,7 @@ async def take_turn(
     position = before or start(flow, "voice", lang)
     # "Press 8 for a text" is offered only to a phone that can take one: a landline, a withheld
     # number or junk hears the numbers in the menus instead.
-    mobile = textable_number(webhook.caller) is not None
+    mobile = textable_number(webhook.from_number) is not None
     planned = plan(flow, position, event, now, offer_texts=mobile)
     after, turn = planned.after, planned.voice
     texted: tuple[str, ...] = ()
@@ -179,7 +148,9 @@ async def take_turn(
         action_url(base_url, after, revision_id),
         hints=planned.hints if turn.ending == "gather" else (),
         caller_id=(
-            voice.caller_id_for(webhook.caller, webhook.called) if turn.ending == "dial" else None
+            voice.caller_id_for(webhook.from_number, webhook.to_number)
+            if turn.ending == "dial"
+            else None
         ),
     )
     return Turn(before, event, after, turn, twiml, texted)
@@ -278,17 +249,17 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
         contacts: tuple[str, ...],
         line_id: int | None,
     ) -> TextOutcome:
-        to = textable_number(webhook.caller)
+        to = textable_number(webhook.from_number)
         if to is None or not webhook.call_sid:
             return "not_textable"
         pending = pending_changes(spool().pending_records())
-        if opted_out_now(None, to, webhook.called or None, pending):
+        if opted_out_now(None, to, webhook.to_number or None, pending):
             return "not_textable"
         refused = destination_refusal(to, limits.current()) is not None
         if not refused:
             try:
                 with database().session(read_only=True) as session:
-                    if opted_out_now(session, to, webhook.called or None, pending):
+                    if opted_out_now(session, to, webhook.to_number or None, pending):
                         return "not_textable"
                     now = utcnow()
                     refused = (
@@ -304,7 +275,7 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
             OutboxKind.SMS,
             to,
             text_body(flow, position.lang, contacts),
-            webhook.called or None,
+            webhook.to_number or None,
             text_dedupe_key(webhook.call_sid, position.node, contacts),
             utcnow(),
             position.lang,
@@ -343,8 +314,8 @@ def turn_facts(
             CallStarted(
                 sid,
                 at,
-                webhook.caller,
-                webhook.called,
+                webhook.from_number,
+                webhook.to_number,
                 after.lang,
                 flow.content_hash,
                 line_id if line_id and line_id > 0 else None,

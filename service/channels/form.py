@@ -1,12 +1,21 @@
-"""Reading what Twilio posts: the form, a field of it, and the outbox row named in a callback's
-URL."""
+"""Reading what Twilio posts: the form, the webhook it is (`Webhook`: every field the voice and
+text lines read, parsed and its numbers normalised once, here at the boundary), and the outbox
+row named in a callback's URL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import Request
+
+from service.phone import to_e164
+
+MAX_SPEECH_CHARS = 200
+MAX_BODY_CHARS = 1600
+"""Twilio's own limit for a text's body."""
 
 
 class TwilioForm(dict[str, str]):
@@ -56,13 +65,66 @@ def _unquote(text: str) -> str:
     return unquote(text, errors="replace")
 
 
-def form_field(form: TwilioForm, name: str) -> str:
-    """A field of Twilio's form, stripped and at most 64 characters ("" when absent)."""
-    return form.get(name, "").strip()[:64]
-
-
 def outbox_id_of(request: Request) -> int | None:
     """The outbox row a status callback or a dial action is about (`?outbox=N` in its URL,
     which the line wrote when it sent the text or placed the call), or None."""
     value = request.query_params.get("outbox", "")
     return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """What the voice and text lines read of a webhook (every field optional: bad input is
+    expected), parsed once: stripped, cut to a bound, a dial status in lower case, and the two
+    numbers in E.164 (as written, at most 64 characters, when they are not phone numbers:
+    "anonymous", a SIP address, a client name)."""
+
+    from_number: str = ""
+    """The caller or texter (`From`)."""
+    to_number: str = ""
+    """The line's number that was called or texted (`To`, else `Called`)."""
+    call_sid: str = ""
+    message_sid: str = ""
+    """`MessageSid` (`SmsSid` from older accounts)."""
+    body: str = ""
+    """A text's body, as written (not stripped: the spaces are the texter's)."""
+    digits: str = ""
+    speech: str = ""
+    confidence: str = ""
+    dial_status: str = ""
+    dial_duration: str = ""
+    call_status: str = ""
+    """A status callback's `CallStatus`, in lower case."""
+    call_duration: str = ""
+    message_status: str = ""
+    """A text's status callback's `MessageStatus` (`SmsStatus`), in lower case."""
+    error_code: str = ""
+
+    @classmethod
+    def parse(cls, form: Mapping[str, Any]) -> Webhook:
+        def field(name: str, limit: int = 64) -> str:
+            value = form.get(name)
+            return value.strip()[:limit] if isinstance(value, str) else ""
+
+        body = form.get("Body")
+        return cls(
+            from_number=_number(field("From")),
+            to_number=_number(field("To") or field("Called")),
+            call_sid=field("CallSid"),
+            message_sid=field("MessageSid") or field("SmsSid"),
+            body=body[:MAX_BODY_CHARS] if isinstance(body, str) else "",
+            digits=field("Digits"),
+            speech=field("SpeechResult", MAX_SPEECH_CHARS),
+            confidence=field("Confidence", 16),
+            dial_status=field("DialCallStatus").lower(),
+            dial_duration=field("DialCallDuration", 16),
+            call_status=field("CallStatus").lower(),
+            call_duration=field("CallDuration", 16),
+            message_status=(field("MessageStatus") or field("SmsStatus")).lower(),
+            error_code=field("ErrorCode", 16),
+        )
+
+
+def _number(raw: str) -> str:
+    return to_e164(raw) or raw if raw else ""
+

@@ -35,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.channels.form import TwilioForm, outbox_id_of
+from service.channels.form import TwilioForm, Webhook, outbox_id_of
 from service.channels.sender import call_back_urls
 from service.channels.signature import verified_form
 from service.channels.sms import messages_for, segments_of, twiml_response
@@ -105,11 +105,12 @@ async def inbound_text(request: Request) -> Response:
 
 
 def _reply(request: Request, form: TwilioForm) -> Response:
+    webhook = Webhook.parse(form)
     inbound = Inbound(
-        sid=str(form.get("MessageSid") or form.get("SmsSid") or ""),
-        phone=str(form.get("From") or "").strip(),
-        line=str(form.get("To") or "").strip(),
-        body=str(form.get("Body") or ""),
+        sid=webhook.message_sid,
+        phone=webhook.from_number,
+        line=webhook.to_number,
+        body=webhook.body,
         at=utcnow(),
     )
     if not inbound.phone or not inbound.line:
@@ -492,15 +493,14 @@ def _opted_out(spool: Spool, database: Database, phone: str, number: str) -> boo
 async def text_status(request: Request) -> Response:
     """`POST /twilio/sms/status`: Twilio's delivery report for a text we sent (best-effort,
     may repeat, unordered). Spooled; a status Twilio may add one day is logged and ignored."""
-    form = await verified_form(request, "MessageSid")
-    sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
-    status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    webhook = Webhook.parse(await verified_form(request, "MessageSid"))
+    sid, status = webhook.message_sid, webhook.message_status
     if not sid or not status:
         raise HTTPException(400, "MessageSid and MessageStatus are required")
     if status not in MESSAGE_STATUS_RANK:
         log.warning("ignoring a message status callback with an unknown MessageStatus")
         return Response(status_code=204)
-    error_code = str(form.get("ErrorCode") or "") or None
+    error_code = webhook.error_code or None
     outbox_id = outbox_id_of(request)
     spool: Spool = request.app.state.spool
     spool.submit([MessageStatusReported(sid, status, error_code, utcnow(), outbox_id)])
