@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -327,10 +328,13 @@ class Spool:
 
     @property
     def healthy(self) -> bool:
-        """False while the disk refuses records, or records are held in memory only."""
+        """False while the disk refuses records (or the directory cannot be written: a disk
+        remounted read-only, found at once, before this process tried to write to it; every
+        process on the host shares it), or records are held in memory only."""
         with self._lock:
             memory_only = any(entry.segment is None for entry in self._queue)
-        return self.unwritable_since is None and not memory_only
+        writable = os.access(self.directory.path, os.W_OK)
+        return writable and self.unwritable_since is None and not memory_only
 
     def pending_records(self) -> list[Record]:
         """The records of the durable stream that the database may not have yet: those in the

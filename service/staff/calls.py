@@ -22,7 +22,7 @@ from service.staff.line_filter import LineChoice, chosen_line
 from service.staff.lines import revision_heard
 from service.staff.localtime import zone_of
 from service.staff.names import FlowNames, flow_names
-from service.staff.pages import audited_csv, cursor_of, flow_of, link_to, params_of
+from service.staff.pages import audited_csv, cursor_of, flow_of, list_links, params_of
 from service.staff.queries import (
     OUTCOMES,
     CallFilters,
@@ -63,7 +63,6 @@ def calls_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -
     names = flow_names(flow_of(request, choice))
     filters = _call_filters(request, names, choice)
     calls, next_cursor = list_calls(session, filters, cursor_of(request))
-    params = filters.as_params()
     return render(
         request,
         "calls.html",
@@ -73,13 +72,7 @@ def calls_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -
         outcomes=OUTCOMES,
         mask=mask,
         line_choice=choice,
-        first_page=link_to("/staff/calls", params) if "after" in request.query_params else None,
-        next_page=(
-            link_to("/staff/calls", params | {"after": next_cursor.encode()})
-            if next_cursor
-            else None
-        ),
-        csv_link=link_to("/staff/calls.csv", params),
+        **list_links(request, "/staff/calls", filters.as_params(), next_cursor),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -53,6 +54,20 @@ def cursor_of(request: Request) -> Cursor | None:
 
 def link_to(path: str, params: dict[str, str]) -> str:
     return path + ("?" + urlencode(params) if params else "")
+
+
+def list_links(
+    request: Request, path: str, params: dict[str, str], next_cursor: Cursor | None
+) -> dict[str, Any]:
+    """A paged list's links, with its filters: its first page (when this is not it), its next
+    page (when there is one), and its CSV (`path`.csv)."""
+    return {
+        "first_page": link_to(path, params) if "after" in request.query_params else None,
+        "next_page": (
+            link_to(path, params | {"after": next_cursor.encode()}) if next_cursor else None
+        ),
+        "csv_link": link_to(f"{path}.csv", params),
+    }
 
 
 UTF8_BOM = "\ufeff"

@@ -14,7 +14,7 @@ from service.staff.export import messages_csv
 from service.staff.line_filter import LineChoice, chosen_line
 from service.staff.localtime import zone_of
 from service.staff.names import flow_names
-from service.staff.pages import audited_csv, cursor_of, flow_of, link_to, params_of
+from service.staff.pages import audited_csv, cursor_of, flow_of, list_links, params_of
 from service.staff.queries import (
     FilterError,
     MessageFilters,
@@ -48,7 +48,6 @@ def messages_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
     choice = chosen_line(request)
     filters = _message_filters(request, choice)
     conversations, next_cursor = list_conversations(session, filters, cursor_of(request))
-    params = filters.as_params()
     return render(
         request,
         "messages.html",
@@ -56,13 +55,7 @@ def messages_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         filters=filters,
         mask=mask,
         line_choice=choice,
-        first_page=link_to("/staff/messages", params) if "after" in request.query_params else None,
-        next_page=(
-            link_to("/staff/messages", params | {"after": next_cursor.encode()})
-            if next_cursor
-            else None
-        ),
-        csv_link=link_to("/staff/messages.csv", params),
+        **list_links(request, "/staff/messages", filters.as_params(), next_cursor),
     )
 
 
