@@ -90,6 +90,15 @@ class Directory:
 
     path: Path
 
+    def writable(self) -> bool:
+        """Whether records could be written here now: the directory, or the nearest folder above
+        it while it is not made yet, may be written (a disk remounted read-only says no at once,
+        in every process)."""
+        for folder in (self.path, *self.path.parents):
+            if folder.exists():
+                return os.access(folder, os.W_OK)
+        return False
+
     def create(self, stream: str) -> Segment:
         """A new segment of `stream`, locked by this process."""
         self.path.mkdir(parents=True, exist_ok=True)

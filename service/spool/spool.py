@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -333,8 +332,7 @@ class Spool:
         process on the host shares it), or records are held in memory only."""
         with self._lock:
             memory_only = any(entry.segment is None for entry in self._queue)
-        writable = os.access(self.directory.path, os.W_OK)
-        return writable and self.unwritable_since is None and not memory_only
+        return self.directory.writable() and self.unwritable_since is None and not memory_only
 
     def pending_records(self) -> list[Record]:
         """The records of the durable stream that the database may not have yet: those in the
