@@ -89,21 +89,10 @@ def _opted_out(changes: Iterable[Change], number: str | None) -> bool:
     return max(chosen, key=lambda c: c[0])[1] if chosen else False
 
 
-def _stored(session: Session, phone: str) -> list[Change]:
-    return [
-        (row.number, row.opted_out, row.changed_at)
-        for row in session.execute(
-            select(OptOut.number, OptOut.opted_out, OptOut.changed_at).where(
-                OptOut.phone == opt_out_key(phone)
-            )
-        )
-    ]
-
-
 def is_opted_out(session: Session, phone: str, number: str | None) -> bool:
     """What the database says: True when `phone` texted a stop keyword to `number` (or STOPALL
     to any) and not START to it since. `number` None: stopped from any number."""
-    return _opted_out(_stored(session, phone), number_key(number))
+    return stopped(opted_out_of(session, [phone])[opt_out_key(phone)], number)
 
 
 def opted_out_of(session: Session, phones: Iterable[str]) -> dict[str, list[Change]]:
@@ -144,7 +133,7 @@ def opted_out_now(
     pending in the spool (the database may not have them yet) and the database's rows. Without
     a session (the database is away) the pending changes alone, else not opted out."""
     key = opt_out_key(phone)
-    changes = _stored(session, phone) if session is not None else []
+    changes = opted_out_of(session, [phone])[key] if session is not None else []
     changes += [
         (changed, change.opted_out, change.at)
         for (who, changed), change in pending.items()

@@ -64,22 +64,22 @@ def line_rows(session: Session) -> list[LineRow]:
             ).all()
         )
     )
+    never_published = session.execute(
+        select(FlowRevision.line_id, FlowRevision.number).where(
+            FlowRevision.published_at.is_(None)
+        )
+    ).all()
     rows = []
     for line in lines:
         current = published.get(line.published_revision_id or -1)
-        drafts = session.scalar(
-            select(func.count()).where(
-                FlowRevision.line_id == line.id,
-                FlowRevision.published_at.is_(None),
-                FlowRevision.number > (current.number if current else 0),
-            )
-        )
+        newer_than = current.number if current else 0
+        drafts = sum(1 for of, n in never_published if of == line.id and n > newer_than)
         rows.append(
             LineRow(
                 line,
                 numbers.get(line.id, []),
                 current,
-                int(drafts or 0),
+                drafts,
                 calls[current.id] if current else 0,
             )
         )
