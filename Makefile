@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench fuzz faults install install-dev axe-core clean
+.PHONY: run test lint bench fuzz faults install install-dev axe-core language-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test: install-dev axe-core
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 -m "not slow and not faults" \
 	  --ignore=tests/engine $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --durations=20 -m "faults and not slow" tests/faults $(PYTEST_ARGS)
+
+# The language-identification model the line ships (service/flowengine/language.py), made
+# again from py3langid's own; tests/engine/test_language_model.py says when it is needed.
+language-model: install-dev
+	$(BIN)/python -c "from service.flowengine.language import save_restricted_model as s; s()"
 
 lint: install-dev
 	$(BIN)/ruff check service tests bench

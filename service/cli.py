@@ -115,6 +115,7 @@ def worker(
         stores=STORES,
         periodic=[run_sweep],
         ready=migrate.upgrade_if_reachable,
+        periodic_every=settings.spool_periodic_seconds,
         fence_give_up=settings.fence_give_up_seconds,
     )
     reconciler = call_reconciler(settings, spool)

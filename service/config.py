@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # A call is counted in /metrics by outcome once it has ended and its record has not changed
     # for this long (late facts from other processes may still be on their way until then).
     call_settle_seconds: float = 30.0
+    # How often each process runs its periodic work (settling quiet calls, the follow-up
+    # sweep, the day rollup), once what its spool holds is written.
+    spool_periodic_seconds: float = 5.0
     # A call with no final status and nothing heard of it for this long is looked up in
     # Twilio's Calls resource (by the outbox worker) and settled by what Twilio says.
     call_reconcile_seconds: int = 900

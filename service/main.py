@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             periodic_roll_up(settings.timezone),
         ],
         ready=lambda: migrate.upgrade_if_reachable(get_database().url),
+        periodic_every=settings.spool_periodic_seconds,
         fence_give_up=settings.fence_give_up_seconds,
     )
     app.state.text_queue = spooled_text_queue(get_database, lambda: app.state.spool)

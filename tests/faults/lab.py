@@ -359,6 +359,7 @@ class Line:
         self.var_dir = var_dir or root / "var"
         settings = {
             "CALL_SETTLE_SECONDS": "1",
+            "SPOOL_PERIODIC_SECONDS": "1",
             "CALL_RECONCILE_SECONDS": "5",
             "WORKER_DEAD_SECONDS": "6",
             "LOG_LEVEL": "warning",
@@ -639,7 +640,7 @@ def settle(engine: Engine, ledger: Ledger, fake: FakeTwilio, timeout: float = 12
             )[0][0]
             known = rows(engine, "SELECT count(*) FROM calls")[0][0]
         except Exception:  # the database may still be coming back
-            time.sleep(0.5)
+            time.sleep(0.2)
             continue
         if (
             unsettled == 0
@@ -648,7 +649,7 @@ def settle(engine: Engine, ledger: Ledger, fake: FakeTwilio, timeout: float = 12
         ):
             time.sleep(1.0)  # a doubled record would land now
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     # What was left, for the failure the audit will report.
     with contextlib.suppress(Exception):
         print("settle timed out; unsettled calls and waiting outbox rows:")
