@@ -38,15 +38,18 @@ run: install
 # The engine must stay fully covered by its own tests: they run first, alone, under the coverage
 # gate (service/flowengine only; tracing every other test cost a third of the suite's time).
 # Then TEST_WORKERS processes run the rest (pytest-xdist; 0 runs them in this one), then the
-# fault scenarios run one after another on a machine left to them (they time their webhooks and
-# outages); the 20 slowest of each part are printed at the end.
+# short fault scenarios on a machine left to them (they time their webhooks and outages): each
+# module's one after another, FAULT_WORKERS modules side by side. The 20 slowest of each part
+# are printed.
 TEST_WORKERS ?= 3
+FAULT_WORKERS ?= 2
 test: install-dev axe-core
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q -m "not slow and not faults" tests/engine \
 	  --cov=service.flowengine --cov-report=term --cov-fail-under=100 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 -m "not slow and not faults" \
 	  --ignore=tests/engine $(PYTEST_ARGS)
-	$(BIN)/python -m pytest --durations=20 -m "faults and not slow" tests/faults $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(FAULT_WORKERS) --dist loadgroup --durations=20 \
+	  -m "faults and not slow" tests/faults $(PYTEST_ARGS)
 
 # The language-identification model the line ships (service/flowengine/language.py), made
 # again from py3langid's own; tests/engine/test_language_model.py says when it is needed.

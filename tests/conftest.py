@@ -204,8 +204,8 @@ STARTED_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Under pytest-xdist the fault scenarios of one module run one after another in one process
     # (each starts servers and a private PostgreSQL and times its outages; `make test` runs them
-    # after the rest, on their own), and so do the browser tests (one Chromium); everything else
-    # goes wherever a process is free.
+    # after the rest, the two modules side by side), and so do the browser tests (one
+    # Chromium); everything else goes wherever a process is free.
     for item in items:
         if item.get_closest_marker("faults") is not None:
             item.add_marker(pytest.mark.xdist_group(f"faults-{item.path.stem}"))

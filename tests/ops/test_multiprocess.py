@@ -41,9 +41,9 @@ from tests.ops.fake_twilio import FakeTwilio, running_fake_twilio
 
 pytestmark = pytest.mark.postgres
 
-TRANSFER_CALLS = 40
+TRANSFER_CALLS = 24
 TEXT_ME_CALLS = 12
-TEXTERS = 20
+TEXTERS = 10
 TEXTS_EACH = 5
 
 
