@@ -72,6 +72,7 @@ fuzz: install-dev
 # outage (needs root for the disk scenarios). `make test` runs a short version of each.
 faults: install-dev
 	FAULT_LOAD=long $(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
+	FAULT_LOAD=long $(BIN)/python -m pytest tests/lines/test_serve.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var node_modules .pytest_cache .mypy_cache .ruff_cache

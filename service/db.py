@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import ColumnElement, Engine, create_engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -161,6 +161,12 @@ def make_engine(url: str | URL, *, sqlite_foreign_keys: bool = True, **kwargs: A
             "connect_args", {}
         )
     return create_engine(parsed, **kwargs)
+
+
+def one_of(column: Any, values: frozenset[int] | None) -> list[ColumnElement[bool]]:
+    """The condition that `column` is one of `values`, as a list to spread into a `where`
+    (empty, no condition, when `values` is None: e.g. the lines an account is limited to)."""
+    return [] if values is None else [column.in_(sorted(values))]
 
 
 def upsert(session: Session, entity: Any) -> postgresql.Insert | sqlite.Insert:

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from service.db import one_of
 from service.models import (
     Call,
     Conversation,
@@ -129,22 +130,27 @@ class History:
     call_backs: Sequence[OutboxMessage]
 
 
-def history(session: Session, phone: str) -> History:
+def history(session: Session, phone: str, line_ids: frozenset[int] | None = None) -> History:
+    """The number's calls, texts and call-backs (of these lines; None: of every line)."""
     calls = session.scalars(
         select(Call)
-        .where(Call.caller == phone)
+        .where(Call.caller == phone, *one_of(Call.line_id, line_ids))
         .order_by(Call.started_at.desc(), Call.id.desc())
         .limit(HISTORY_LIMIT)
     ).all()
     messages = session.scalars(
         select(Message)
-        .where(Message.phone == phone, Message.body != "")
+        .where(Message.phone == phone, Message.body != "", *one_of(Message.line_id, line_ids))
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(HISTORY_LIMIT)
     ).all()
     call_backs = session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.to_number == phone, OutboxMessage.kind == OutboxKind.CALL.value)
+        .where(
+            OutboxMessage.to_number == phone,
+            OutboxMessage.kind == OutboxKind.CALL.value,
+            *one_of(OutboxMessage.line_id, line_ids),
+        )
         .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
         .limit(HISTORY_LIMIT)
     ).all()

@@ -24,7 +24,7 @@ from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
 from service.models.rollups import OverviewDay, OverviewRollup
 from service.models.spool import SpoolCheckpoint, SpoolFence
-from service.models.staff import AuditEntry, StaffRole, StaffUser
+from service.models.staff import AuditEntry, StaffLine, StaffRole, StaffUser
 from service.models.texts import Conversation, Direction, Message
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "OverviewRollup",
     "SpoolCheckpoint",
     "SpoolFence",
+    "StaffLine",
     "StaffRole",
     "StaffUser",
     "UTCDateTime",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Index, String, false
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.models.base import Base, utcnow
@@ -37,6 +37,21 @@ class StaffUser(Base):
     own, the choose-password page is the only staff page it reaches."""
 
     __table_args__ = (CheckConstraint("role IN ('viewer', 'navigator', 'admin')", name="role"),)
+
+
+class StaffLine(Base):
+    """A line an account is limited to. An account with none sees every line; one with some sees
+    only their calls, texts, follow-ups and texts sent, on every page, export, search and
+    reveal (administrators are never limited)."""
+
+    __tablename__ = "staff_lines"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    line_id: Mapped[int] = mapped_column(
+        ForeignKey("lines.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class AuditEntry(Base):

@@ -20,17 +20,20 @@ from sqlalchemy.orm import Session
 
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep, get_database
-from service.models import AuditEntry, StaffRole, StaffUser
+from service.models import AuditEntry, Line, StaffLine, StaffRole, StaffUser
 from service.purge import parse_age, purge
 from service.staff.auth import (
     AccountError,
     AccountExists,
     NoSuchAccount,
+    account,
     add_staff,
     client_address,
     clock_of,
     disable_staff,
     enable_staff,
+    limit_to_lines,
+    line_slugs_of,
     list_staff,
     set_temporary_password,
     temporary_password,
@@ -54,11 +57,19 @@ def _admin_page(
     form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The administration page; `add_error` and `form` when an account could not be added."""
+    titles: dict[int, list[str]] = {}
+    for user_id, title in session.execute(
+        select(StaffLine.user_id, Line.title)
+        .join(Line, Line.id == StaffLine.line_id)
+        .order_by(Line.title)
+    ):
+        titles.setdefault(user_id, []).append(title)
     return render(
         request,
         "admin.html",
         status_code=status_code,
         users=list_staff(session),
+        line_titles=titles,
         message=message,
         roles=ROLES,
         add_error=add_error,
@@ -230,6 +241,48 @@ def reset_password(
     return _temporary_password_page(
         request, f"New temporary password for {user.username}", user.username, password
     )
+
+
+LINE_FIELD = "line:"
+"""A checkbox of the lines form is named `line:SLUG`."""
+
+
+def _account_lines_page(
+    request: Request, session: Session, username: str, *, status_code: int = 200
+) -> HTMLResponse:
+    with _refused("Lines not changed"):
+        user = account(session, username)
+    chosen = set(line_slugs_of(session, user))
+    lines = session.scalars(select(Line).order_by(Line.title, Line.slug)).all()
+    return render(
+        request,
+        "account_lines.html",
+        status_code=status_code,
+        user=user,
+        lines=[(line, line.slug in chosen) for line in lines],
+        field=LINE_FIELD,
+    )
+
+
+@router.get("/admin/staff/{username:path}/lines", response_class=HTMLResponse)
+def account_lines_page(
+    request: Request, username: str, staff: AdminStaff, session: ReadSessionDep
+) -> Response:
+    """Which lines an account sees: every line (none ticked) or only those ticked."""
+    return _account_lines_page(request, session, username)
+
+
+@router.post("/admin/staff/{username:path}/lines", response_class=HTMLResponse)
+def limit_account(
+    request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    slugs = [name.removeprefix(LINE_FIELD) for name in form if name.startswith(LINE_FIELD)]
+    with _refused("Lines not changed"):
+        user = limit_to_lines(session, username, slugs)
+    chosen = ", ".join(sorted(slugs)) or "every line"
+    _audit(request, staff, session, "limit-lines", f"{user.username}: {chosen}")
+    session.flush()
+    return _admin_page(request, session, f"{user.username} now sees {chosen}.")
 
 
 @router.post("/admin/purge", response_class=HTMLResponse)

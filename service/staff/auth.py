@@ -43,14 +43,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Request
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
 from service.channels.signature import public_url
 from service.config import Settings
 from service.metrics import SIGN_INS_THROTTLED
-from service.models import AuditEntry, StaffRole, StaffUser, utcnow
+from service.models import AuditEntry, Line, StaffLine, StaffRole, StaffUser, utcnow
 
 MIN_PASSWORD_LENGTH = 12
 IDLE_TIMEOUT = timedelta(minutes=30)
@@ -167,6 +167,45 @@ def add_staff(
     return user
 
 
+def account_lines(session: Session, user: StaffUser) -> frozenset[int] | None:
+    """The lines an account is limited to; None: every line (none chosen, or an administrator)."""
+    if user.role == StaffRole.ADMIN.value:
+        return None
+    ids = frozenset(
+        session.scalars(select(StaffLine.line_id).where(StaffLine.user_id == user.id)).all()
+    )
+    return ids or None
+
+
+def line_slugs_of(session: Session, user: StaffUser) -> list[str]:
+    """The slugs of the lines an account is limited to (none: every line)."""
+    return list(
+        session.scalars(
+            select(Line.slug)
+            .join(StaffLine, StaffLine.line_id == Line.id)
+            .where(StaffLine.user_id == user.id)
+            .order_by(Line.slug)
+        )
+    )
+
+
+def limit_to_lines(session: Session, username: str, slugs: Sequence[str]) -> StaffUser:
+    """Limit an account to these lines (none: every line). Refused for an administrator (who
+    manages every account, and so sees every line) and for a slug no line has."""
+    user = account(session, username)
+    wanted = sorted({slug.strip() for slug in slugs if slug.strip()})
+    if wanted and user.role == StaffRole.ADMIN.value:
+        raise AccountError("an administrator sees every line; choose another role to limit it")
+    found = dict(session.execute(select(Line.slug, Line.id).where(Line.slug.in_(wanted))).all())
+    unknown = [slug for slug in wanted if slug not in found]
+    if unknown:
+        raise AccountError(f"there is no line named {unknown[0][:40]!r}")
+    session.execute(delete(StaffLine).where(StaffLine.user_id == user.id))
+    session.add_all(StaffLine(user_id=user.id, line_id=found[slug]) for slug in wanted)
+    session.flush()
+    return user
+
+
 def list_staff(session: Session) -> Sequence[StaffUser]:
     return session.scalars(select(StaffUser).order_by(StaffUser.username)).all()
 
@@ -175,7 +214,8 @@ class NoSuchAccount(AccountError):
     """There is no staff account by that name."""
 
 
-def _account(session: Session, username: str) -> StaffUser:
+def account(session: Session, username: str) -> StaffUser:
+    """The account by this name, or NoSuchAccount."""
     name = normalise_username(username)
     user = (
         session.scalars(select(StaffUser).where(StaffUser.username == name)).one_or_none()
@@ -191,7 +231,7 @@ def disable_staff(session: Session, username: str, *, by: str | None = None) -> 
     """Disable an account (`by`: the admin doing it, None for the command line). Refused for
     the admin's own account and for the last active admin, so the dashboard always keeps one
     administrator who can sign in."""
-    user = _account(session, username)
+    user = account(session, username)
     if by is not None and user.username == normalise_username(by):
         raise AccountError("you cannot disable your own account; ask another administrator")
     if user.role == StaffRole.ADMIN.value and not user.disabled:
@@ -215,7 +255,7 @@ def disable_staff(session: Session, username: str, *, by: str | None = None) -> 
 def enable_staff(session: Session, username: str, now: datetime) -> StaffUser:
     """Let a disabled account sign in again. Its sessions from before `now` stay ended (a
     cookie from before it was disabled does not come back to life)."""
-    user = _account(session, username)
+    user = account(session, username)
     user.disabled = False
     user.sessions_valid_after = now
     return user
@@ -227,7 +267,7 @@ def set_temporary_password(
     """Give an account a new temporary password, returned to be shown once: the account's
     sessions end everywhere, and it must choose its own password at its next sign-in. Refused
     for the admin's own account (`by`), which has its current password to change it with."""
-    user = _account(session, username)
+    user = account(session, username)
     if by is not None and user.username == normalise_username(by):
         raise AccountError(
             "you cannot give your own account a temporary password; change your password at "

@@ -12,13 +12,13 @@ from fastapi.responses import HTMLResponse, Response
 from service.audit import record_audit
 from service.calls.facts import dialed_contact
 from service.db import ReadSessionDep, SessionDep, get_database
-from service.models import CallEventKind
+from service.models import Call, CallEventKind
 from service.phone import mask
 from service.staff.auth import (
     client_address,
 )
 from service.staff.export import calls_csv
-from service.staff.line_filter import LineChoice, chosen_line
+from service.staff.line_filter import LineChoice, chosen_line, visible
 from service.staff.lines import revision_heard
 from service.staff.localtime import zone_of
 from service.staff.names import FlowNames, flow_names
@@ -51,7 +51,7 @@ def _call_filters(request: Request, names: FlowNames, choice: LineChoice) -> Cal
         )
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
-    return replace(filters, line=choice.slug, line_id=choice.line_id)
+    return replace(filters, line=choice.slug, line_ids=choice.line_ids)
 
 
 
@@ -133,9 +133,7 @@ def _event_text(kind: str, node: str | None, detail: str | None, names: FlowName
 def _call_page(
     request: Request, session: Any, ident: str, revealed: str | None = None
 ) -> HTMLResponse:
-    call = find_call(session, ident)
-    if call is None:
-        raise PageError(404, "Call not found", "There is no call with that id or CallSid.")
+    call = _visible_call(request, session, ident)
     names = flow_names(flow_of(request))
     timeline = [
         {
@@ -159,6 +157,11 @@ def _call_page(
     )
 
 
+def _visible_call(request: Request, session: Any, ident: str) -> Call:
+    call = find_call(session, ident)
+    return visible(request, call, call.line_id if call else None, "Call")
+
+
 @router.get("/calls/{ident}", response_class=HTMLResponse)
 def call_page(
     request: Request, ident: str, staff: CurrentStaff, session: ReadSessionDep
@@ -170,9 +173,7 @@ def call_page(
 def reveal_caller(
     request: Request, ident: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
-    call = find_call(session, ident)
-    if call is None:
-        raise PageError(404, "Call not found", "There is no call with that id or CallSid.")
+    call = _visible_call(request, session, ident)
     record_audit(
         session,
         staff.username,

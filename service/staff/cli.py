@@ -1,4 +1,4 @@
-"""`phoneline staff add|list|disable|enable`: staff accounts for the dashboard."""
+"""`phoneline staff add|list|lines|disable|enable`: staff accounts for the dashboard."""
 
 from __future__ import annotations
 
@@ -36,12 +36,15 @@ def add(
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from the first line of stdin."
     ),
+    lines: list[str] = typer.Option(
+        [], "--line", help="A line the account sees (repeat for more; none: every line)."
+    ),
 ) -> None:
     """Create a staff account (asks for the password twice unless --password-stdin)."""
     from service import migrate
     from service.db import get_database
     from service.models import StaffRole
-    from service.staff.auth import AccountError, add_staff, check_password_rules
+    from service.staff.auth import AccountError, add_staff, check_password_rules, limit_to_lines
 
     if role not in tuple(StaffRole):
         raise typer.BadParameter("viewer, navigator or admin", param_hint="--role")
@@ -51,11 +54,13 @@ def add(
         migrate.upgrade()
         with get_database().session() as session:
             user = add_staff(session, name, password, role)
+            limit_to_lines(session, user.username, lines)
             username = user.username
     except AccountError as error:
         typer.echo(f"Not added: {error}.", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"Added {role} {username}. Sign in at /staff/login.")
+    seen = f", sees {', '.join(sorted(lines))}" if lines else ""
+    typer.echo(f"Added {role} {username}{seen}. Sign in at /staff/login.")
 
 
 @staff_app.command("list")
@@ -63,7 +68,7 @@ def list_accounts() -> None:
     """List staff accounts: username, role, state, last sign-in."""
     from service import migrate
     from service.db import get_database
-    from service.staff.auth import list_staff
+    from service.staff.auth import line_slugs_of, list_staff
 
     migrate.upgrade()
     with get_database().session(read_only=True) as session:
@@ -73,7 +78,29 @@ def list_accounts() -> None:
         for user in users:
             last = f"{user.last_login_at:%Y-%m-%d %H:%M} UTC" if user.last_login_at else "never"
             state = "disabled" if user.disabled else "active"
-            typer.echo(f"{user.username}\t{user.role}\t{state}\tlast sign-in {last}")
+            lines = ", ".join(line_slugs_of(session, user)) or "every line"
+            typer.echo(f"{user.username}\t{user.role}\t{state}\tlast sign-in {last}\t{lines}")
+
+
+@staff_app.command("lines")
+def lines_of(
+    name: str = typer.Argument(..., help="Username."),
+    lines: list[str] = typer.Option(
+        [], "--line", help="A line the account sees (repeat for more; none: every line)."
+    ),
+) -> None:
+    """Limit an account to some lines (its calls, texts and follow-ups only), or with no
+    --line let it see every line again."""
+    from service.staff.auth import limit_to_lines
+
+    chosen = ", ".join(sorted(lines)) or "every line"
+    _change_account(
+        name,
+        lambda session, username: limit_to_lines(session, username, lines),
+        "limit-lines",
+        f"Lines ({chosen}) set for",
+        detail=chosen,
+    )
 
 
 @staff_app.command("disable")
@@ -100,7 +127,11 @@ def enable(name: str = typer.Argument(..., help="Username.")) -> None:
 
 
 def _change_account(
-    name: str, change: Callable[[Session, str], StaffUser], action: str, done: str
+    name: str,
+    change: Callable[[Session, str], StaffUser],
+    action: str,
+    done: str,
+    detail: str = "",
 ) -> None:
     """Change one account and audit it as the system's doing, or say why not (exit 1)."""
     from service import migrate
@@ -112,7 +143,8 @@ def _change_account(
     try:
         with get_database().session() as session:
             user = change(session, name)
-            record_audit(session, SYSTEM_ACTOR, action, user.username)
+            said = f"{user.username}: {detail}" if detail else user.username
+            record_audit(session, SYSTEM_ACTOR, action, said)
             username = user.username
     except AccountError as error:
         typer.echo(f"Not changed: {error}.", err=True)

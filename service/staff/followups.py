@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
-from service.db import ReadSessionDep, SessionDep
+from service.db import ReadSessionDep, SessionDep, one_of
 from service.followups import worklist
 from service.lines.book import LineBook
 from service.models import Call, FollowUp
 from service.phone import mask
 from service.staff.auth import client_address, clock_of
-from service.staff.line_filter import chosen_line
+from service.staff.line_filter import chosen_line, staff_of, visible
 from service.staff.names import flow_names
 from service.staff.queries import parse_id, redact_numbers
 from service.staff.web import (
@@ -85,11 +85,16 @@ def _item_id(raw: str) -> int:
     return ident
 
 
+def _visible_item(request: Request, session: Session, item_id: int) -> worklist.ItemRow:
+    row = worklist.get_item(session, item_id)
+    return visible(request, row, row.item.line_id if row else None, "Follow-up")
+
+
 @router.get("/follow-ups", response_class=HTMLResponse)
 def follow_ups_page(request: Request, staff: ViewerStaff, session: ReadSessionDep) -> Response:
     closed = request.query_params.get("show") == "closed"
     choice = chosen_line(request)
-    line_only = [FollowUp.line_id == choice.line_id] if choice.line is not None else []
+    line_only = one_of(FollowUp.line_id, choice.line_ids)
     rows = worklist.list_items(session, closed=closed, where=line_only)
     names = _names(request)
     calls = _calls_by_id(session, [call_id for row in rows for call_id in row.call_ids])
@@ -126,11 +131,10 @@ def _item_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    row = worklist.get_item(session, item_id)
-    if row is None:
-        raise PageError(404, "Follow-up not found", "There is no follow-up with that id.")
+    row = _visible_item(request, session, item_id)
     names = _names(request)
-    past = worklist.history(session, row.item.phone)
+    staff = staff_of(request)
+    past = worklist.history(session, row.item.phone, staff.line_ids if staff else None)
     calls = _calls_by_id(session, row.call_ids)
     return render(
         request,
@@ -189,6 +193,7 @@ def claim_follow_up(
     request: Request, raw_id: str, staff: NavigatorStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     item_id = _item_id(raw_id)
+    _visible_item(request, session, item_id)
     now = clock_of(request)()
     return _acted(
         request,
@@ -204,6 +209,7 @@ def note_follow_up(
     request: Request, raw_id: str, staff: NavigatorStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     item_id = _item_id(raw_id)
+    _visible_item(request, session, item_id)
     now = clock_of(request)()
     text = form.get("note", "")
     return _acted(
@@ -220,6 +226,7 @@ def close_follow_up(
     request: Request, raw_id: str, staff: NavigatorStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     item_id = _item_id(raw_id)
+    _visible_item(request, session, item_id)
     now = clock_of(request)()
     outcome = form.get("outcome", "")
     return _acted(
@@ -236,9 +243,7 @@ def reveal_follow_up(
     request: Request, raw_id: str, staff: NavigatorStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     item_id = _item_id(raw_id)
-    row = worklist.get_item(session, item_id)
-    if row is None:
-        raise PageError(404, "Follow-up not found", "There is no follow-up with that id.")
+    row = _visible_item(request, session, item_id)
     record_audit(
         session,
         staff.username,

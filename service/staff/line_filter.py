@@ -1,40 +1,55 @@
 """Which line a staff page shows: `?line=SLUG` on every list, page and export, remembered for
-the browser session (a cookie) once chosen; `?line=` (empty) or nothing chosen yet: every line.
+the browser session (a cookie) once chosen; `?line=` (empty) or nothing chosen yet: every line
+the account may see.
 
-A slug no line has is a 400 when given, and forgotten when only remembered (a line renamed
-since). Rows say their line by its title (`LineChoice.title_of`)."""
+An account limited to some lines (`Staff.line_ids`) chooses among those only, and "every line"
+means every one of them: a record of another line (or of no line) is not on its lists, exports
+or overview, and its page is "not found", as if it did not exist (`visible`).
+
+A slug no line has (or none the account may see) is a 400 when given, and forgotten when only
+remembered (a line renamed since). Rows say their line by its title (`LineChoice.title_of`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.requests import Request
 
 from service.lines.book import LineBook, LineView
-from service.staff.web import LINE_COOKIE, PageError
+from service.staff.web import LINE_COOKIE, PageError, Staff
 
 
 @dataclass(frozen=True)
 class LineChoice:
     line: LineView | None
-    """None: every line."""
+    """None: every line (the account may see)."""
     lines: tuple[LineView, ...]
     """The lines to choose from."""
+    limited: bool = False
+    """The account sees only `lines`."""
 
     @property
     def slug(self) -> str:
         return self.line.slug if self.line is not None else ""
 
     @property
-    def line_id(self) -> int | None:
-        """The chosen line's id as records keep it (None: every line, or a line read from a
-        file, which no record names)."""
-        return self.line.id if self.line is not None and self.line.id > 0 else None
+    def line_ids(self) -> frozenset[int] | None:
+        """The lines whose records show, as records keep them (None: every record)."""
+        if self.line is not None:
+            return frozenset({self.line.id})
+        if self.limited:
+            return frozenset(line.id for line in self.lines)
+        return None
 
     @property
     def numbers(self) -> frozenset[str] | None:
-        """The chosen line's numbers (None: every line)."""
-        return frozenset(self.line.numbers) if self.line is not None else None
+        """The shown lines' numbers (None: every number)."""
+        if self.line is not None:
+            return frozenset(self.line.numbers)
+        if self.limited:
+            return frozenset(number for line in self.lines for number in line.numbers)
+        return None
 
     def title_of(self, line_id: int | None) -> str:
         for line in self.lines:
@@ -46,18 +61,45 @@ class LineChoice:
         return {"line": self.slug} if self.line is not None else {}
 
 
-def chosen_line(request: Request) -> LineChoice:
+def staff_of(request: Request) -> Staff | None:
+    staff: Staff | None = getattr(request.state, "staff", None)
+    return staff
+
+
+def visible_lines(request: Request) -> tuple[LineView, ...]:
+    """The lines the signed-in account may see, by title."""
     book: LineBook = request.app.state.book
+    staff = staff_of(request)
+    lines = [line for line in book.lines if staff is None or staff.may_see(line.id)]
+    return tuple(sorted(lines, key=lambda item: item.title))
+
+
+def chosen_line(request: Request) -> LineChoice:
+    lines = visible_lines(request)
+    by_slug = {line.slug: line for line in lines}
     given = request.query_params.get("line")
     if given is None:
-        remembered = request.cookies.get(LINE_COOKIE, "")
-        line = book.by_slug(remembered) if remembered else None
+        line = by_slug.get(request.cookies.get(LINE_COOKIE, ""))
     else:
         given = given.strip()
-        line = book.by_slug(given) if given else None
+        line = by_slug.get(given) if given else None
         if given and line is None:
             raise PageError(
                 400, "Check the filters", "There is no line by that name: choose one from the list."
             )
         request.state.line_cookie = given
-    return LineChoice(line, tuple(sorted(book.lines, key=lambda item: item.title)))
+    staff = staff_of(request)
+    return LineChoice(line, lines, limited=staff is not None and staff.line_ids is not None)
+
+
+Record = TypeVar("Record")
+
+
+def visible(request: Request, record: Record | None, line_id: int | None, what: str) -> Record:
+    """`record` when it exists and is of a line the account may see; else a 404 that says
+    `what` was not found (the same answer for both: a limited account learns nothing of other
+    lines' records)."""
+    staff = staff_of(request)
+    if record is None or (staff is not None and not staff.may_see(line_id)):
+        raise PageError(404, f"{what} not found", f"There is no {what.lower()} with that id.")
+    return record

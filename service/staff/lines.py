@@ -20,6 +20,7 @@ from service.flowengine.model import Node, Option
 from service.flowengine.validate import flow_of_text
 from service.lines.revisions import SLUG
 from service.models import Call, FlowRevision, Line, LineNumber
+from service.staff.line_filter import visible
 from service.staff.names import FlowNames, flow_names
 from service.staff.queries import parse_id
 from service.staff.web import CurrentStaff, PageError, StaffRoute, render
@@ -86,13 +87,11 @@ def line_rows(session: Session) -> list[LineRow]:
     return rows
 
 
-def _line(session: Session, slug: str) -> Line:
+def _line(request: Request, session: Session, slug: str) -> Line:
     # Only what could be a line's name is looked up (PostgreSQL refuses text with NUL in it).
     found = SLUG.fullmatch(slug) is not None
     line = session.scalars(select(Line).where(Line.slug == slug)).one_or_none() if found else None
-    if line is None:
-        raise PageError(404, "Line not found", "There is no line by that name.")
-    return line
+    return visible(request, line, line.id if line else None, "Line")
 
 
 @dataclass(frozen=True)
@@ -141,14 +140,15 @@ def _menus(flow: Flow, names: FlowNames, lang: str) -> list[tuple[Node, str, lis
 
 @router.get("/lines", response_class=HTMLResponse)
 def lines_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
-    return render(request, "lines.html", rows=line_rows(session))
+    rows = [row for row in line_rows(session) if staff.may_see(row.line.id)]
+    return render(request, "lines.html", rows=rows)
 
 
 @router.get("/lines/{slug}", response_class=HTMLResponse)
 def line_page(
     request: Request, slug: str, staff: CurrentStaff, session: ReadSessionDep
 ) -> Response:
-    line = _line(session, slug)
+    line = _line(request, session, slug)
     revisions = session.scalars(
         select(FlowRevision)
         .where(FlowRevision.line_id == line.id)
@@ -161,7 +161,7 @@ def line_page(
 def revision_page(
     request: Request, slug: str, raw_number: str, staff: CurrentStaff, session: ReadSessionDep
 ) -> Response:
-    line = _line(session, slug)
+    line = _line(request, session, slug)
     number = parse_id(raw_number)
     revision = (
         session.scalars(

@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.channels.signature import CALL_SID, MESSAGE_SID
-from service.db import ReadSessionDep
+from service.db import ReadSessionDep, one_of
 from service.models import Call, Conversation, Message, OutboxMessage
 from service.phone import mask
 from service.staff.outbound import STATUS_LABELS
 from service.staff.outcomes import outcome_label
 from service.staff.queries import parse_id, redact_numbers
-from service.staff.web import CurrentStaff, PageError, StaffRoute, render
+from service.staff.web import CurrentStaff, PageError, Staff, StaffRoute, render
 
 router = APIRouter(route_class=StaffRoute)
 
@@ -36,19 +36,22 @@ class Match:
     link: str
 
 
-def numbers_ending(session: Session, digits: str) -> list[Match]:
-    """The numbers that called or texted ending in these four digits, each named by a row."""
+def numbers_ending(
+    session: Session, digits: str, line_ids: frozenset[int] | None = None
+) -> list[Match]:
+    """The numbers that called or texted (these lines; None: any) ending in these four digits,
+    each named by a row."""
     pattern = f"%{digits}"
     callers = session.execute(
         select(Call.caller, func.count(), func.max(Call.id))
-        .where(Call.caller.like(pattern))
+        .where(Call.caller.like(pattern), *one_of(Call.line_id, line_ids))
         .group_by(Call.caller)
         .limit(ROWS)
     ).all()
     texters = session.execute(
         select(Conversation.phone, func.count(Message.id), func.max(Conversation.id))
         .join(Message, Message.conversation_id == Conversation.id, isouter=True)
-        .where(Conversation.phone.like(pattern))
+        .where(Conversation.phone.like(pattern), *one_of(Conversation.line_id, line_ids))
         .group_by(Conversation.phone)
         .limit(ROWS)
     ).all()
@@ -70,13 +73,18 @@ def numbers_ending(session: Session, digits: str) -> list[Match]:
 @router.get("/search", response_class=HTMLResponse)
 def search(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
     query = (request.query_params.get("q") or "").strip()
+    lines = staff.line_ids
     if CALL_SID.fullmatch(query):
-        call_id = session.scalar(select(Call.id).where(Call.call_sid == query))
+        call_id = session.scalar(
+            select(Call.id).where(Call.call_sid == query, *one_of(Call.line_id, lines))
+        )
         if call_id is not None:
             return RedirectResponse(f"/staff/calls/{call_id}", status_code=303)
     elif MESSAGE_SID.fullmatch(query):
         conversation_id = session.scalar(
-            select(Message.conversation_id).where(Message.message_sid == query)
+            select(Message.conversation_id).where(
+                Message.message_sid == query, *one_of(Message.line_id, lines)
+            )
         )
         if conversation_id is not None:
             return RedirectResponse(f"/staff/messages/{conversation_id}", status_code=303)
@@ -86,27 +94,31 @@ def search(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Re
             "Check the search",
             "Search by the last four digits of a number, a CallSid (CA…) or a MessageSid (SM…).",
         )
-    matches = numbers_ending(session, query) if LAST_FOUR.fullmatch(query) else []
+    matches = numbers_ending(session, query, lines) if LAST_FOUR.fullmatch(query) else []
     return render(request, "search.html", query=query, matches=matches)
 
 
 @router.get("/number", response_class=HTMLResponse)
 def number_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -> Response:
-    phone = _phone_named_by(session, request)
+    lines = staff.line_ids
+    phone = _phone_named_by(session, request, staff)
     if phone is None:
         raise PageError(404, "Number not found", "There is no call or conversation with that id.")
     calls = session.scalars(
-        select(Call).where(Call.caller == phone).order_by(Call.started_at.desc()).limit(ROWS)
+        select(Call)
+        .where(Call.caller == phone, *one_of(Call.line_id, lines))
+        .order_by(Call.started_at.desc())
+        .limit(ROWS)
     ).all()
     texts = session.scalars(
         select(Message)
-        .where(Message.phone == phone)
+        .where(Message.phone == phone, *one_of(Message.line_id, lines))
         .order_by(Message.created_at.desc())
         .limit(ROWS)
     ).all()
     sent = session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.to_number == phone)
+        .where(OutboxMessage.to_number == phone, *one_of(OutboxMessage.line_id, lines))
         .order_by(OutboxMessage.id.desc())
         .limit(ROWS)
     ).all()
@@ -123,16 +135,20 @@ def number_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) 
     )
 
 
-def _phone_named_by(session: Session, request: Request) -> str | None:
+def _phone_named_by(session: Session, request: Request, staff: Staff) -> str | None:
+    """The number of the call or conversation the address names (one of these lines)."""
     params = request.query_params
     if "call" in params:
         call_id = parse_id(params["call"])
         call = session.get(Call, call_id) if call_id is not None else None
-        return call.caller if call is not None else None
+        return call.caller if call is not None and staff.may_see(call.line_id) else None
     if "conversation" in params:
         conversation_id = parse_id(params["conversation"])
         conversation = (
             session.get(Conversation, conversation_id) if conversation_id is not None else None
         )
-        return conversation.phone if conversation is not None else None
+        if conversation is None or not staff.may_see(conversation.line_id):
+            return None
+        return conversation.phone
     return None
+

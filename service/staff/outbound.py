@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db import ReadSessionDep
+from service.db import ReadSessionDep, one_of
 from service.followups.sweep import DIAL_ANSWERED
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.phone import mask
@@ -67,19 +67,22 @@ def outbound_rows(session: Session, filters: OutboundFilters) -> list[OutboxMess
         query = query.where(OutboxMessage.kind == filters.kind)
     if filters.before:
         query = query.where(OutboxMessage.id < filters.before)
-    if filters.line is not None and filters.line.line is not None:
-        query = query.where(OutboxMessage.line_id == filters.line.line_id)
+    if filters.line is not None:
+        query = query.where(*one_of(OutboxMessage.line_id, filters.line.line_ids))
     return list(session.scalars(query))
 
 
-def last_day_counts(session: Session) -> Counter[tuple[str, str]]:
-    """(kind, status) -> rows queued in the last 24 hours."""
+def last_day_counts(
+    session: Session, line_ids: frozenset[int] | None = None
+) -> Counter[tuple[str, str]]:
+    """(kind, status) -> rows queued in the last 24 hours (of these lines; None: all)."""
     since = utcnow() - timedelta(hours=24)
-    rows = session.execute(
+    query = (
         select(OutboxMessage.kind, OutboxMessage.status, func.count())
         .where(OutboxMessage.created_at >= since)
         .group_by(OutboxMessage.kind, OutboxMessage.status)
     )
+    rows = session.execute(query.where(*one_of(OutboxMessage.line_id, line_ids)))
     return Counter({(kind, status): int(count) for kind, status, count in rows})
 
 
@@ -130,7 +133,7 @@ def outbound_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         "outbound.html",
         rows=rows,
         filters=filters,
-        counts=last_day_counts(session),
+        counts=last_day_counts(session, filters.line.line_ids if filters.line else None),
         kinds=KIND_LABELS,
         statuses=STATUS_LABELS,
         mask=mask,

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from service.db import one_of
 from service.models import (
     Call,
     CallEvent,
@@ -142,8 +143,9 @@ class CallFilters:
     contact: str | None = None
     zone: tzinfo = UTC
     line: str = ""
-    """The chosen line's slug ("" every line: `service.staff.line_filter`), and its id."""
-    line_id: int | None = None
+    """The chosen line's slug ("" every line: `service.staff.line_filter`)."""
+    line_ids: frozenset[int] | None = None
+    """The lines whose records show (None: every record)."""
 
     @classmethod
     def parse(
@@ -171,8 +173,7 @@ class CallFilters:
             where.append(Call.language == self.language)
         if self.contact:
             where.append(Call.transferred_contact == self.contact)
-        if self.line:
-            where.append(Call.line_id == self.line_id)
+        where.extend(one_of(Call.line_id, self.line_ids))
         return where
 
     def as_params(self) -> dict[str, str]:
@@ -299,8 +300,7 @@ def list_conversations(
     if filters.date_to:
         end = day_start(filters.date_to + timedelta(days=1), filters.zone)
         query = query.where(Conversation.last_activity_at < end)
-    if filters.line:
-        query = query.where(Conversation.line_id == filters.line_id)
+    query = query.where(*one_of(Conversation.line_id, filters.line_ids))
     if after is not None:
         query = query.where(_before(Conversation.last_activity_at, Conversation.id, after))
     rows = [
@@ -366,8 +366,9 @@ class MessageFilters:
     direction: str | None = None
     zone: tzinfo = UTC
     line: str = ""
-    """The chosen line's slug ("" every line: `service.staff.line_filter`), and its id."""
-    line_id: int | None = None
+    """The chosen line's slug ("" every line: `service.staff.line_filter`)."""
+    line_ids: frozenset[int] | None = None
+    """The lines whose records show (None: every record)."""
 
     @classmethod
     def parse(cls, params: Mapping[str, str], zone: tzinfo = UTC) -> MessageFilters:
@@ -383,8 +384,7 @@ class MessageFilters:
         where = _within(Message.created_at, self.date_from, self.date_to, self.zone)
         if self.direction:
             where.append(Message.direction == self.direction)
-        if self.line:
-            where.append(Message.line_id == self.line_id)
+        where.extend(one_of(Message.line_id, self.line_ids))
         return where
 
     def as_params(self) -> dict[str, str]:

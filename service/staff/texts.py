@@ -11,7 +11,7 @@ from service.db import ReadSessionDep, SessionDep, get_database
 from service.models import Conversation
 from service.phone import mask
 from service.staff.export import messages_csv
-from service.staff.line_filter import LineChoice, chosen_line
+from service.staff.line_filter import LineChoice, chosen_line, visible
 from service.staff.localtime import zone_of
 from service.staff.names import flow_names
 from service.staff.pages import audited_csv, cursor_of, flow_of, list_links, params_of
@@ -40,7 +40,7 @@ def _message_filters(request: Request, choice: LineChoice) -> MessageFilters:
         filters = MessageFilters.parse(params_of(request), zone_of(request))
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
-    return replace(filters, line=choice.slug, line_id=choice.line_id)
+    return replace(filters, line=choice.slug, line_ids=choice.line_ids)
 
 
 @router.get("/messages", response_class=HTMLResponse)
@@ -72,9 +72,8 @@ def conversation_page(
     request: Request, conversation_id: str, staff: CurrentStaff, session: ReadSessionDep
 ) -> Response:
     ident = parse_id(conversation_id)
-    conversation = session.get(Conversation, ident) if ident is not None else None
-    if conversation is None:
-        raise PageError(404, "Conversation not found", "There is no conversation with that id.")
+    found = session.get(Conversation, ident) if ident is not None else None
+    conversation = visible(request, found, found.line_id if found else None, "Conversation")
     names = flow_names(flow_of(request))
     messages = [
         {

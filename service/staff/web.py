@@ -29,6 +29,7 @@ from service.models import StaffRole, StaffUser
 from service.staff.auth import (
     CSRF_FIELD,
     StaffSession,
+    account_lines,
     bound_csrf_token,
     clock_of,
     csrf_matches,
@@ -122,10 +123,16 @@ class Staff:
     username: str
     role: str
     must_change_password: bool = False
+    line_ids: frozenset[int] | None = None
+    """The lines this account is limited to (None: every line; administrators always)."""
 
     @property
     def is_admin(self) -> bool:
         return self.role == StaffRole.ADMIN.value
+
+    def may_see(self, line_id: int | None) -> bool:
+        """Whether a record of this line (None: of no line) is this account's to see."""
+        return self.line_ids is None or line_id in self.line_ids
 
 
 def settings_of(request: Request) -> Settings:
@@ -247,7 +254,13 @@ def signed_in_staff(request: Request) -> Staff:
         staff = (
             None
             if user is None or user.disabled or ended
-            else Staff(user.id, user.username, user.role, user.must_change_password)
+            else Staff(
+                user.id,
+                user.username,
+                user.role,
+                user.must_change_password,
+                account_lines(session, user),
+            )
         )
     if staff is None:
         request.state.session_cookie = ""

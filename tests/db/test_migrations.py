@@ -37,6 +37,7 @@ TABLES = {
     "overview_days",
     "overview_rollups",
     "spool_checkpoints",
+    "staff_lines",
     "staff_users",
 }
 

@@ -5,6 +5,7 @@ revision it began with. Requests are signed as Twilio signs them."""
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import subprocess
@@ -100,7 +101,11 @@ def phoneline(serve: ServerProcess, *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-WALKERS = 4
+LONG = os.environ.get("FAULT_LOAD") == "long"
+WALKERS = 20 if LONG else 4
+"""Callers walking the menus while revisions are published (`make faults`: 20)."""
+EDITIONS = ("two", "three", "four", "five", "six") if LONG else ("two", "three", "four")
+"""Revisions published before the rollback (`make faults`: 5)."""
 NEW_LABEL = "To hear why trials matter, press 1."
 
 
@@ -185,7 +190,7 @@ def test_lines_added_and_revisions_published_beside_serve_are_live_within_5_seco
         assert FIRST_LABEL in began.start().text
         firsts, everys, commands = [], [], []
         walkers = Walkers(serve).__enter__()
-        for edition in ("two", "three", "four", "rollback"):
+        for edition in (*EDITIONS, "rollback"):
             typed = time.monotonic()
             if edition == "rollback":
                 phoneline(serve, "flows", "rollback", "clinical-trials", "1", "-m", "back")

@@ -51,7 +51,7 @@ def test_add_list_and_disable(runner: CliRunner, database: Database) -> None:
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0].startswith("grace\tadmin\tactive\tlast sign-in 2026-11-24 15:00 UTC")
-    assert lines[1] == "linus\tviewer\tactive\tlast sign-in never"
+    assert lines[1] == "linus\tviewer\tactive\tlast sign-in never\tevery line"
     result = runner.invoke(app, ["staff", "disable", "linus"])
     assert result.exit_code == 0 and "Disabled linus." in result.output
     assert "linus\tviewer\tdisabled" in runner.invoke(app, ["staff", "list"]).output
