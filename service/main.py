@@ -20,6 +20,8 @@ from fastapi.responses import PlainTextResponse
 from fastapi.routing import iter_route_contexts
 
 from service import migrate
+from service.api.routes import API_PREFIX
+from service.api.routes import router as api_router
 from service.calls.call_backs import WEBHOOKS as call_back_webhooks
 from service.calls.jobs import end_forgotten_calls, settle_quiet_calls
 from service.calls.reconcile import call_reconciler
@@ -44,10 +46,6 @@ from service.stores import STORES
 from service.texts.router import WEBHOOKS as sms_webhooks
 
 log = logging.getLogger(__name__)
-
-
-API_PREFIX = "/api/v1"
-"""The API for the clinic's IT: the only routes the public OpenAPI document lists."""
 
 
 class PhoneLineApp(FastAPI):
@@ -162,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
     app.include_router(ops_router)
     app.include_router(staff_router)
+    app.include_router(api_router)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:

@@ -1,6 +1,7 @@
 """All models, so that `Base.metadata` is complete once this package is imported."""
 
 from service.models.aggregates import Channel, DailyAggregate, Metric
+from service.models.api_tokens import ApiRole, ApiToken, ApiTokenLine
 from service.models.base import Base, UTCDateTime, utcnow
 from service.models.calls import (
     Call,
@@ -29,6 +30,9 @@ from service.models.texts import Conversation, Direction, Message
 
 __all__ = [
     "URGENT_REASONS",
+    "ApiRole",
+    "ApiToken",
+    "ApiTokenLine",
     "AuditEntry",
     "Base",
     "Call",

@@ -17,6 +17,8 @@ from service.config import get_settings
 from service.models import Base
 
 TABLES = {
+    "api_token_lines",
+    "api_tokens",
     "audit_log",
     "call_events",
     "calls",

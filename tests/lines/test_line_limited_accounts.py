@@ -190,7 +190,8 @@ def test_no_follow_up_action_or_reveal_reaches_the_other_line(
         ).all()
     revealed = post_form(navigator, own_page, own_page + "/reveal")
     assert revealed.status_code == 200
-    assert any(number in revealed.text for number in (CALLERS[TRIALS_NUMBER], TEXTERS[TRIALS_NUMBER]))
+    own_numbers = (CALLERS[TRIALS_NUMBER], TEXTERS[TRIALS_NUMBER])
+    assert any(number in revealed.text for number in own_numbers)
 
 
 def test_an_administrator_limits_an_account_in_the_browser_and_it_is_audited(
