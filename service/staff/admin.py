@@ -18,9 +18,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.api.tokens import TokenError, create_token, list_tokens, revoke_token
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep, get_database
-from service.models import AuditEntry, Line, StaffLine, StaffRole, StaffUser
+from service.models import ApiRole, AuditEntry, Line, StaffLine, StaffRole, StaffUser
 from service.purge import parse_age, purge
 from service.staff.auth import (
     AccountError,
@@ -70,6 +71,10 @@ def _admin_page(
         status_code=status_code,
         users=list_staff(session),
         line_titles=titles,
+        tokens=list_tokens(session),
+        token_roles=tuple(role.value for role in ApiRole),
+        all_lines=session.scalars(select(Line).order_by(Line.title, Line.slug)).all(),
+        line_field=LINE_FIELD,
         message=message,
         roles=ROLES,
         add_error=add_error,
@@ -283,6 +288,47 @@ def limit_account(
     _audit(request, staff, session, "limit-lines", f"{user.username}: {chosen}")
     session.flush()
     return _admin_page(request, session, f"{user.username} now sees {chosen}.")
+
+
+@router.post("/admin/api-tokens", response_class=HTMLResponse)
+def add_api_token(
+    request: Request, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    """A token for the clinic's IT, shown once on the answer (only its hash is kept)."""
+    slugs = [name.removeprefix(LINE_FIELD) for name in form if name.startswith(LINE_FIELD)]
+    try:
+        token, secret = create_token(
+            session, form.get("name", ""), form.get("role", ""), by=staff.username, lines=slugs
+        )
+    except TokenError as error:
+        raise PageError(400, "Token not made", f"Not made: {error}.") from None
+    seen = ", ".join(sorted(slugs)) or "every line"
+    _audit(request, staff, session, "api-token", f"{token.name} ({token.role}, {seen})")
+    return render(request, "api_token.html", token=token, secret=secret, seen=seen)
+
+
+@router.post("/admin/api-tokens/{name}/revoke", response_class=HTMLResponse)
+def revoke_api_token(
+    request: Request, name: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    if form.get("confirm") != "yes":
+        return render(
+            request,
+            "confirm.html",
+            heading=f"Revoke the API token {name}?",
+            consequence=f"Every request with the token {name} is refused from now on; whatever "
+            "uses it stops working until it is given a new token.",
+            action=f"/staff/admin/api-tokens/{quote(name, safe='')}/revoke",
+            fields={},
+            button=f"Yes, revoke {name}",
+        )
+    try:
+        token = revoke_token(session, name, clock_of(request)())
+    except TokenError as error:
+        raise PageError(404, "No such token", str(error)) from None
+    _audit(request, staff, session, "api-token-revoke", token.name)
+    session.flush()
+    return _admin_page(request, session, f"The API token {token.name} is revoked.")
 
 
 @router.post("/admin/purge", response_class=HTMLResponse)

@@ -270,3 +270,45 @@ def test_every_use_is_audited_and_the_public_document_lists_only_the_api(
     paths = set(document["paths"])
     assert paths and all(path.startswith("/api/v1/") for path in paths), paths
     assert {"/api/v1/lines", "/api/v1/calls", "/api/v1/lines/{slug}/rollback"} <= paths
+
+
+def test_an_administrator_makes_and_revokes_a_token_at_staff_admin(
+    client: AppClient, database: Database
+) -> None:
+    from service.models import StaffUser
+    from tests.staff.conftest import ADMIN, csrf_of, password_hash, post_form, signed_in
+
+    with database.session() as session:
+        session.add(StaffUser(username=ADMIN, password_hash=password_hash(), role="admin"))
+    signed_in(client, ADMIN)
+    form = client.get("/staff/admin")
+    made = client.post(
+        "/staff/admin/api-tokens",
+        data={"csrf_token": csrf_of(form), "name": "crm-export", "role": "viewer",
+              f"line:{TRIALS}": "on"},
+    )  # fmt: skip
+    assert made.status_code == 200
+    token = re.search(r"plt_[A-Za-z0-9_-]{43}", made.text)
+    assert token is not None
+    lines = client.get("/api/v1/lines", headers=bearer(token.group(0))).json()
+    assert [line["slug"] for line in lines] == [TRIALS]
+    listed = client.get("/staff/admin").text
+    assert "crm-export" in listed and token.group(0) not in listed
+    asked = post_form(client, "/staff/admin", "/staff/admin/api-tokens/crm-export/revoke")
+    assert "Revoke the API token crm-export?" in asked.text
+    done = post_form(
+        client, "/staff/admin", "/staff/admin/api-tokens/crm-export/revoke", confirm="yes"
+    )
+    assert "The API token crm-export is revoked." in done.text
+    assert client.get("/api/v1/lines", headers=bearer(token.group(0))).status_code == 401
+    duplicate = client.post(
+        "/staff/admin/api-tokens",
+        data={"csrf_token": csrf_of(client.get("/staff/admin")), "name": "crm-export",
+              "role": "viewer"},
+    )  # fmt: skip
+    assert duplicate.status_code == 400 and "already a token named" in duplicate.text
+    with database.session(read_only=True) as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.actor == ADMIN).order_by(AuditEntry.id)
+        ).all()
+    assert [a for a in actions if a.startswith("api-token")] == ["api-token", "api-token-revoke"]

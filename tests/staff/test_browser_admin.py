@@ -72,7 +72,7 @@ def test_an_admin_manages_a_navigators_account_in_a_browser(chromium: object, li
         sign_in_as(admin, ADMIN, PASSWORD)
         expect(admin).to_have_url(administration)
         admin.get_by_label("Username").fill(NEWCOMER)
-        admin.get_by_label("Role").select_option("navigator")
+        admin.get_by_label("Role", exact=True).select_option("navigator")
         admin.get_by_role("button", name="Add the account").click()
         expect(admin.get_by_role("heading", level=1)).to_have_text(
             f"{NEWCOMER} is added (navigator)"
