@@ -74,16 +74,17 @@ SPOOL_DROPPED = Counter(
 )
 
 # Counted once per call when it settles (service.calls.jobs), however often Twilio's callbacks
-# repeat.
+# repeat; `line` is the line's slug ("" for a call no line took), as few as the lines an
+# administrator adds.
 CALLS = Counter(
     "phoneline_calls",
-    "Calls by outcome (transferred, completed, abandoned, failed), counted when settled.",
-    ["outcome"],
+    "Calls by outcome (transferred, completed, abandoned, failed) and line, counted when settled.",
+    ["outcome", "line"],
 )
 TRANSFERS = Counter(
     "phoneline_transfers",
-    "Transfers by the flow's contact id and dial result (completed, busy, no-answer, ...).",
-    ["contact", "result"],
+    "Transfers by the flow's contact id, dial result (completed, busy, no-answer, ...) and line.",
+    ["contact", "result", "line"],
 )
 OPT_OUT_CHANGES = Counter(
     "phoneline_opt_out_changes",

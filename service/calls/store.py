@@ -46,13 +46,14 @@ from service.calls.facts import (
     merge,
     retell,
 )
-from service.models import Call, CallEvent, CallOutcome, utcnow
+from service.models import Call, CallEvent, CallOutcome, Line, utcnow
 from service.phone import to_e164
 from service.spool.codec import Record
 from service.spool.stores import AfterCommit, Store
 
 CALLS = cast(Table, Call.__table__)
 EVENTS = cast(Table, CallEvent.__table__)
+LINES = cast(Table, Line.__table__)
 STATE_COLUMNS = tuple(f.name for f in fields(CallState) if f.name != "retell")
 CHANGING_COLUMNS = STATE_COLUMNS[1:]  # everything but the id
 EVENT_COLUMNS = ("call_id", "at", "kind", "node", "detail")
@@ -118,7 +119,7 @@ def settle_calls(
     count for them. Two processes never settle the same call (the rows are locked, and only
     unsettled ones are updated)."""
     candidates = (
-        select(CALLS.c.id, CALLS.c.outcome)
+        select(CALLS.c.id, CALLS.c.outcome, CALLS.c.line_id)
         .where(
             CALLS.c.settled_at.is_(None),
             CALLS.c.outcome != CallOutcome.IN_PROGRESS.value,
@@ -128,10 +129,19 @@ def settle_calls(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    outcomes = dict(connection.execute(candidates).all())
+    found = connection.execute(candidates).all()
     settled = Settled()
-    if not outcomes:
+    if not found:
         return settled
+    outcomes = {call_id: outcome for call_id, outcome, _ in found}
+    slugs = dict(
+        connection.execute(
+            select(LINES.c.id, LINES.c.slug).where(
+                LINES.c.id.in_({line_id for *_, line_id in found if line_id is not None})
+            )
+        ).all()
+    )
+    lines = {call_id: slugs.get(line_id, "") for call_id, _, line_id in found}
     ids = sorted(outcomes)
     changed = connection.execute(
         update(CALLS)
@@ -140,9 +150,11 @@ def settle_calls(
         .returning(CALLS.c.id)
     )
     ids = sorted(row[0] for row in changed)
-    settled.calls = [(call_id, outcomes[call_id]) for call_id in ids]
+    settled.calls = [(call_id, outcomes[call_id], lines[call_id]) for call_id in ids]
     for call_id, story in _stories(connection, ids, kinds=("dial", "dial_result")).items():
-        settled.transfers.extend((call_id, *result) for result in dial_results(story))
+        settled.transfers.extend(
+            (call_id, contact, result, lines[call_id]) for contact, result in dial_results(story)
+        )
     return settled
 
 
@@ -175,17 +187,18 @@ def calls_without_final_status(
 class Settled:
     """What settling calls found, to count once it is committed."""
 
-    calls: list[tuple[int, str]] = field(default_factory=list)
-    """(id, outcome) of each call settled (phoneline_calls_total)."""
-    transfers: list[tuple[int, str, str]] = field(default_factory=list)
-    """(call id, contact, dial result) of their finished dials (phoneline_transfers_total)."""
+    calls: list[tuple[int, str, str]] = field(default_factory=list)
+    """(id, outcome, line slug) of each call settled (phoneline_calls_total)."""
+    transfers: list[tuple[int, str, str, str]] = field(default_factory=list)
+    """(call id, contact, dial result, line slug) of their finished dials
+    (phoneline_transfers_total)."""
 
     def count(self) -> None:
         """Count them in /metrics (once the transaction that settled them has committed)."""
-        for _, outcome in self.calls:
-            metrics.CALLS.labels(outcome=outcome).inc()
-        for _, contact, result in self.transfers:
-            metrics.TRANSFERS.labels(contact=contact, result=result).inc()
+        for _, outcome, line in self.calls:
+            metrics.CALLS.labels(outcome=outcome, line=line).inc()
+        for _, contact, result, line in self.transfers:
+            metrics.TRANSFERS.labels(contact=contact, result=result, line=line).inc()
 
 
 # -- 1 and 2: the calls, locked -------------------------------------------------------------------

@@ -156,10 +156,10 @@ def counted(database: Database, prefixes: list[str]) -> list[tuple[list[str], li
         sids = dict(session.execute(select(Call.id, Call.call_sid)).all())
     return [
         (
-            sorted(outcome for call_id, outcome in result.calls if sids[call_id].startswith(p)),
+            sorted(outcome for call_id, outcome, _ in result.calls if sids[call_id].startswith(p)),
             sorted(
                 (contact, outcome)
-                for call_id, contact, outcome in result.transfers
+                for call_id, contact, outcome, _ in result.transfers
                 if sids[call_id].startswith(p)
             ),
         )
@@ -252,10 +252,10 @@ def test_a_busy_transfer_is_not_answered_whatever_arrives_first(
         )
         assert (call.status, call.duration_seconds, call.path) == ("completed", 30, "main")
         settled = settle_calls(session.connection(), utcnow() + timedelta(minutes=5))
-    assert [outcome for call_id, outcome in settled.calls if call_id == call.id] == [
+    assert [outcome for call_id, outcome, _ in settled.calls if call_id == call.id] == [
         "not-answered"
     ]
-    assert [(c, r) for call_id, c, r in settled.transfers if call_id == call.id] == [
+    assert [(c, r) for call_id, c, r, _ in settled.transfers if call_id == call.id] == [
         ("coordinator", "busy")
     ]
 

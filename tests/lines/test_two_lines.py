@@ -9,7 +9,7 @@ import re
 import statistics
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from service.calls.facts import CallStarted, CallState, merge
+from service.calls.store import settle_calls
 from service.db import Database
 from service.followups.sweep import sweep_follow_ups
 from service.lines.book import LineBook
@@ -362,3 +363,38 @@ def test_a_stop_to_one_number_stops_its_texts_only_and_stopall_stops_every_numbe
         (SHIPPED_NUMBER, "suppressed"),
         (TRIALS_NUMBER, "pending"),
     ]
+
+
+def test_calls_and_transfers_are_counted_in_metrics_by_their_line(
+    client: AppClient, app: FastAPI, database: Database
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def counted() -> dict[tuple[str, str], float]:
+        found: dict[tuple[str, str], float] = {}
+        for family in REGISTRY.collect():
+            for sample in family.samples:
+                if sample.name in ("phoneline_calls_total", "phoneline_transfers_total"):
+                    key = (sample.name, sample.labels["line"])
+                    found[key] = found.get(key, 0.0) + sample.value
+        return found
+
+    before = counted()
+    for number in (SHIPPED_NUMBER, TRIALS_NUMBER, TRIALS_NUMBER):
+        caller = call_to(client, number)
+        caller.call()
+        caller.press("0")
+        caller.dial_ends("busy")
+        caller.hang_up()
+    assert app.state.spool.drain(15)
+    with database.session() as session:
+        settle_calls(session.connection(), utcnow() + timedelta(minutes=5)).count()
+    after = counted()
+
+    def more(name: str, line: str) -> float:
+        return after.get((name, line), 0.0) - before.get((name, line), 0.0)
+
+    assert more("phoneline_calls_total", "second-opinion") == 1
+    assert more("phoneline_calls_total", "clinical-trials") == 2
+    assert more("phoneline_transfers_total", "clinical-trials") == 2
+    assert more("phoneline_calls_total", "") == 0
