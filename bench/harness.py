@@ -284,14 +284,15 @@ class Driver:
         script: Sequence[tuple[str, str]] = DEFAULT_CALL_SCRIPT,
         *,
         repeat_status: bool = False,
+        to: str = LINE_NUMBER,
     ) -> None:
         base = {
             "CallSid": call_sid,
             "AccountSid": ACCOUNT_SID,
             "From": caller,
-            "To": LINE_NUMBER,
+            "To": to,
             "Caller": caller,
-            "Called": LINE_NUMBER,
+            "Called": to,
             "Direction": "inbound",
             "ApiVersion": "2010-04-01",
         }
@@ -350,8 +351,10 @@ async def run_callers(
     sid_prefix: str = "CA",
     repeat_status: bool = False,
     think_seconds: float = 0.0,
+    numbers: Sequence[str] = (LINE_NUMBER,),
 ) -> Timings:
-    """`calls` calls, `concurrency` at a time, each a caller walking `script`."""
+    """`calls` calls, `concurrency` at a time, each a caller walking `script`, to `numbers` in
+    turn."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(first_index, first_index + calls):
         queue.put_nowait(index)
@@ -367,7 +370,10 @@ async def run_callers(
                 except asyncio.QueueEmpty:
                     break
                 sid = f"{sid_prefix}{index:032x}"[:34]
-                await driver.call(sid, caller_number(index), script, repeat_status=repeat_status)
+                await driver.call(
+                    sid, caller_number(index), script, repeat_status=repeat_status,
+                    to=numbers[index % len(numbers)],
+                )  # fmt: skip
             timings.extend(driver.timings)
 
         await asyncio.gather(*(one_line() for _ in range(concurrency)))

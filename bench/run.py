@@ -56,6 +56,7 @@ from bench.harness import (
     run_callers,
     run_texters,
 )
+from bench.lines import lines_table, run_lines
 from bench.staff_data import (
     MILLION,
     STAFF_CALLS,
@@ -68,6 +69,8 @@ from service.staff.rollup import MAX_DAYS
 
 RESULTS = REPO_ROOT / "bench" / "results"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+LINES_RATIO_BUDGET = 1.2
+"""50 lines against 1: the machine's noise between rounds is about 10 %."""
 CPU_RATIO_BUDGET = 2.0
 P99_BUDGET_MS = 25.0
 STAFF_BUDGET_MS = 100.0
@@ -575,6 +578,20 @@ def budgets(results: list[RunResult], staff: dict[str, Any] | None) -> list[tupl
     return checks
 
 
+def lines_budgets(lines: dict[str, Any] | None) -> list[tuple[str, bool]]:
+    if not lines:
+        return []
+    live = lines["publish_to_live_s"]["from_commit"]["max"]
+    return [
+        (
+            f"CPU/voice webhook with {lines['lines']} lines: {lines['ratio']:.2f}x one line's "
+            f"(<= {LINES_RATIO_BUDGET}x: the same within noise)",
+            lines["ratio"] <= LINES_RATIO_BUDGET,
+        ),
+        (f"publish -> heard by a new call: max {live:.2f} s (<= 5)", live <= 5.0),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls-4", type=int, default=150, help="calls a round, 4 at a time")
@@ -585,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texters-4", type=int, default=60, help="texters a round, 4 at a time")
     parser.add_argument("--paced-texters", type=int, default=12, help="paced texters, 4 at a time")
     parser.add_argument("--skip-staff", action="store_true")
+    parser.add_argument("--skip-lines", action="store_true", help="not 1 line against 50")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument(
         "--staff-only", action="store_true", help="only the staff pages (no webhook servers)"
@@ -600,8 +618,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="phoneline-bench-") as tmp:
         work = Path(tmp)
         results = [] if args.staff_only else run_webhooks(args, work)
+        lines = None if args.staff_only or args.skip_lines else run_lines(work)
         staff = None if args.skip_staff or args.skip_postgres else run_staff(work)
-    checks = budgets(results, staff)
+    checks = budgets(results, staff) + lines_budgets(lines)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = {
         "time": stamp,
@@ -609,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         "webhooks_per_call": len(DEFAULT_CALL_SCRIPT) + 2,
         "think_seconds": THINK_SECONDS,
         "runs": [asdict(r) for r in results],
+        "lines": lines,
         "staff_list": staff,
         "budgets": [{"check": name, "met": met} for name, met in checks],
     }
@@ -616,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(report, indent=2))
     print()
     print(table(results, staff))
+    if lines:
+        print("\n" + "\n".join(lines_table(lines)))
     print()
     for name, met in checks:
         print(f"  [{'ok' if met else 'MISSED'}] {name}")
