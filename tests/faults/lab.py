@@ -53,6 +53,7 @@ from bench.harness import (
     process_group_pids,
     sign,
 )
+from bench.lines import greeting, line_number, line_text
 from tests.ops.fake_twilio import FakeTwilio
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -108,6 +109,8 @@ class Ledger:
     """Number -> when its (first) STOP was confirmed."""
     changes: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
     """Number -> (when confirmed, opted out) of each STOP and START the line confirmed."""
+    line_of: dict[str, str] = field(default_factory=dict)
+    """Number -> the service's number it called and texted (each patient keeps to one line)."""
 
     refused: int = 0
     """Requests that found nothing listening, or no answer (Twilio's "application error")."""
@@ -145,14 +148,23 @@ class Twilio:
         fake: FakeTwilio | None = None,
         *,
         gives_up_after: float | None = None,
+        numbers: Sequence[str] = (LINE_NUMBER,),
     ) -> None:
         self.base_urls = list(base_urls)
         self.ledger = ledger
         self.fake = fake
+        self.numbers = list(numbers)
+        """The service's numbers (its lines'): each patient calls and texts one of them."""
         self.gives_up_after = gives_up_after
         """Twilio's webhook timeout: an answer slower than this is not heard (the caller hears
         Twilio's fallback instead), however it ends."""
         self._turn = 0
+
+    def number_for(self, phone: str) -> str:
+        """The service's number this patient calls and texts (always the same one)."""
+        number = self.numbers[int(phone[-6:]) % len(self.numbers)]
+        self.ledger.line_of.setdefault(phone, number)
+        return number
 
     def _base(self) -> str:
         self._turn += 1
@@ -202,11 +214,12 @@ class Twilio:
         entry = CallEntry(sid, caller, script)
         self.ledger.calls[sid] = entry
         steps, _, _ = SCRIPTS[script]
+        called = self.number_for(caller)
         base = {
             "CallSid": sid,
             "AccountSid": ACCOUNT_SID,
             "From": caller,
-            "To": LINE_NUMBER,
+            "To": called,
             "Direction": "inbound",
             "ApiVersion": "2010-04-01",
         }
@@ -234,7 +247,7 @@ class Twilio:
                 entry.texted_at = time.monotonic()
         entry.complete = entry.started and len(entry.steps) == len(steps)
         if self.fake is not None:  # Twilio knows how every call ended, whatever we heard
-            self.fake.register_call(sid, "completed", 60, caller, LINE_NUMBER)
+            self.fake.register_call(sid, "completed", 60, caller, called)
         final = {**base, "CallStatus": "completed", "CallDuration": "60"}
         sends = 2 if duplicate_status else 1
         if early_status:
@@ -250,7 +263,7 @@ class Twilio:
             "MessageSid": f"SM{sid:032x}",
             "AccountSid": ACCOUNT_SID,
             "From": phone,
-            "To": LINE_NUMBER,
+            "To": self.number_for(phone),
             "Body": body,
             "NumMedia": "0",
             "NumSegments": "1",
@@ -380,6 +393,11 @@ class Line:
         self.workers = workers
         self.separate_worker = separate_worker
         self.worker: subprocess.Popen[bytes] | None = None
+        self.fake = fake
+        self.numbers = [LINE_NUMBER]
+        """The service's numbers: the shipped line's, and a second line's once added."""
+        self.probes = 0
+        """Calls made to see the second line answer (not in any ledger)."""
 
     @property
     def base_url(self) -> str:
@@ -390,6 +408,38 @@ class Line:
         self.wait_for_workers()
         if self.separate_worker:
             self.start_worker()
+
+    def add_a_second_line(self, timeout: float = 60) -> None:
+        """A second line beside the shipped one (its own number and flow), added with `phoneline
+        lines add` beside the running service as an operator would; live when this returns."""
+        flow = self.root / "program-01.yaml"
+        flow.write_text(line_text(1), encoding="utf-8")
+        subprocess.run(
+            [PHONELINE, "lines", "add", "program-01", "--flow", str(flow),
+             "--number", line_number(1)],
+            env=self.env, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        probe = 0
+        while not self._heard(line_number(1), greeting(1, 1), 990_000_000 + probe):
+            assert time.monotonic() < deadline, "the second line did not answer"
+            probe += 1
+            time.sleep(0.2)
+        self.numbers.append(line_number(1))
+
+    def _heard(self, number: str, words: str, index: int) -> bool:
+        """A probe call to `number`: whether it hears `words` (it ends at once, completed)."""
+        self.probes += 1
+        sid, caller = f"CA{index:032x}", caller_number(index)
+        params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "From": caller, "To": number}
+        answer = ""
+        for path, status in (("/twilio/voice", "ringing"), ("/twilio/voice/status", "completed")):
+            signed = {**params, "CallStatus": status, "CallDuration": "1"}
+            headers = {"X-Twilio-Signature": sign(PUBLIC_BASE + path, signed)}
+            response = httpx.post(self.base_url + path, data=signed, headers=headers, timeout=10)
+            answer = answer or response.text
+        self.fake.register_call(sid, "completed", 1, caller, number)
+        return words.replace("'", "&apos;") in answer or words in answer
 
     def start_worker(self) -> None:
         with open(self.root / f"worker-{self.port}.log", "ab") as log:
@@ -718,14 +768,12 @@ def audit(scenario: str, engine: Engine, ledger: Ledger, fake: FakeTwilio) -> Au
             result.details.append(f"lost text {entry.sid}")
         elif found > 1:
             result.doubled += found - 1
-    stored = dict(  # the state of each number for the line's number: the newest row decides
-        rows(
-            engine,
-            "SELECT phone, opted_out FROM opt_outs WHERE number IN ('*', :line) "
-            "ORDER BY changed_at",
-            line=LINE_NUMBER,
-        )
-    )
+    stored: dict[str, bool] = {}  # each number's state for the line it texted: the newest row
+    for phone, number, opted_out in rows(
+        engine, "SELECT phone, number, opted_out FROM opt_outs ORDER BY changed_at"
+    ):
+        if number in ("*", ledger.line_of.get(phone, LINE_NUMBER)):
+            stored[phone] = bool(opted_out)
     for phone, opted_out in ledger.finally_opted_out().items():
         if bool(stored.get(phone)) != opted_out:
             result.lost += 1
@@ -737,6 +785,10 @@ def audit(scenario: str, engine: Engine, ledger: Ledger, fake: FakeTwilio) -> Au
             result.texts_to_opted_out += 1
             result.details.append(f"{entry.phone} was answered while opted out")
     for message in fake.messages:
+        line = ledger.line_of.get(message["to"])
+        if line is not None and message["from"] != line:
+            result.wrong += 1
+            result.details.append(f"{message['to']} was texted from {message['from']}, not {line}")
         if ledger.opted_out_at(message["to"], message["received_monotonic"]):
             result.texts_to_opted_out += 1
             result.details.append(f"{message['to']} was texted while opted out")

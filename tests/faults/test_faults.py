@@ -90,6 +90,7 @@ def start_line(
     line = Line(url, tmp_path, fake, separate_worker=bool(separate), **options)  # type: ignore[arg-type]
     lines.append(line)
     line.start()
+    line.add_a_second_line()  # every scenario runs with two lines, each patient on one of them
     return line
 
 
@@ -119,7 +120,7 @@ def wait_for_a_sending_worker(url: str, timeout: float = 60) -> None:
 
 def drive(line: Line, ledger: Ledger, fake: FakeTwilio, **options: object) -> threading.Thread:
     """Callers and texters in the background (so that the test can break things meanwhile)."""
-    twilio = Twilio([line.base_url], ledger, fake)
+    twilio = Twilio([line.base_url], ledger, fake, numbers=line.numbers)
     thread = threading.Thread(target=lambda: asyncio.run(load(twilio, **options)))  # type: ignore[arg-type]
     thread.start()
     return thread
@@ -198,7 +199,7 @@ def test_twilio_fails_then_hangs_then_a_worker_is_killed_mid_send(
         lines, database_url, tmp_path, fake, separate_worker=True, OUTBOX_FIRST_RETRY_SECONDS="1"
     )
     ledger = Ledger()
-    twilio = Twilio([line.base_url], ledger, fake)
+    twilio = Twilio([line.base_url], ledger, fake, numbers=line.numbers)
 
     def callers(first: int) -> None:
         asyncio.run(load(twilio, calls=10, first_index=first, concurrency=4))
@@ -224,7 +225,7 @@ def test_duplicate_and_early_status_callbacks_across_two_writers(
 ) -> None:
     line = start_line(lines, database_url, tmp_path, fake, workers=2)
     ledger = Ledger()
-    twilio = Twilio([line.base_url], ledger, fake)
+    twilio = Twilio([line.base_url], ledger, fake, numbers=line.numbers)
     asyncio.run(
         load(
             twilio,
@@ -242,7 +243,7 @@ def test_duplicate_and_early_status_callbacks_across_two_writers(
         for sample in metrics.splitlines()
         if sample.startswith("phoneline_calls_total{")
     )
-    assert counted == len(ledger.calls), "each call counted once in /metrics, by its outcome"
+    assert counted == len(ledger.calls) + line.probes, "each call counted once, by its outcome"
 
 
 @pytest.mark.parametrize("backend", backends("postgres"))
@@ -306,7 +307,7 @@ def test_var_full_or_read_only(
     with small_disk(var):
         line = start_line(lines, database_url, tmp_path, fake)
         ledger = Ledger()
-        twilio = Twilio([line.base_url], ledger, fake)
+        twilio = Twilio([line.base_url], ledger, fake, numbers=line.numbers)
         asyncio.run(load(twilio, calls=10, first_index=700_000))
         if line.separate_worker:
             # The worker checks var/ once, at its start: the fault comes to a running one.
