@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -163,7 +163,7 @@ def language_name(code: str) -> str:
 
 
 def overview_report(
-    session: Session, chosen: Range, today: date, lines: Collection[str] | None = None
+    session: Session, chosen: Range, today: date, lines: Container[str] | None = None
 ) -> Report:
     """The numbers of the days of `chosen` (`today`: the clinic's today, in its zone). With
     `lines`, of those of the clinic's numbers only ('' for what belongs to no line); what has

@@ -21,6 +21,20 @@ from service.staff.web import LINE_COOKIE, PageError, Staff
 
 
 @dataclass(frozen=True)
+class NumbersOf:
+    """The numbers called of some lines, as the overview counts them: the lines' own numbers,
+    and, when the default line is one of them, every number no line has (a call to a number
+    nobody assigned reaches the default line)."""
+
+    own: frozenset[str]
+    taken: frozenset[str] | None = None
+    """Every line's numbers, when the default line is among these (None: it is not)."""
+
+    def __contains__(self, number: object) -> bool:
+        return number in self.own or (self.taken is not None and number not in self.taken)
+
+
+@dataclass(frozen=True)
 class LineChoice:
     line: LineView | None
     """None: every line (the account may see)."""
@@ -28,6 +42,10 @@ class LineChoice:
     """The lines to choose from."""
     limited: bool = False
     """The account sees only `lines`."""
+    taken: frozenset[str] = frozenset()
+    """Every line's numbers (the account's or not)."""
+    default_id: int | None = None
+    """The line a number nobody assigned reaches."""
 
     @property
     def slug(self) -> str:
@@ -43,13 +61,14 @@ class LineChoice:
         return None
 
     @property
-    def numbers(self) -> frozenset[str] | None:
-        """The shown lines' numbers (None: every number)."""
-        if self.line is not None:
-            return frozenset(self.line.numbers)
-        if self.limited:
-            return frozenset(number for line in self.lines for number in line.numbers)
-        return None
+    def numbers(self) -> NumbersOf | None:
+        """The numbers called of the shown lines (None: every number)."""
+        shown = [self.line] if self.line is not None else self.lines if self.limited else None
+        if shown is None:
+            return None
+        own = frozenset(number for line in shown for number in line.numbers)
+        default = any(line.id == self.default_id for line in shown)
+        return NumbersOf(own, self.taken if default else None)
 
     def title_of(self, line_id: int | None) -> str:
         for line in self.lines:
@@ -89,7 +108,13 @@ def chosen_line(request: Request) -> LineChoice:
             )
         request.state.line_cookie = given
     staff = staff_of(request)
-    return LineChoice(line, lines, limited=staff is not None and staff.line_ids is not None)
+    book: LineBook = request.app.state.book
+    taken = frozenset(number for each in book.lines for number in each.numbers)
+    limited = staff is not None and staff.line_ids is not None
+    default = book.default
+    return LineChoice(
+        line, lines, limited=limited, taken=taken, default_id=default.id if default else None
+    )
 
 
 Record = TypeVar("Record")

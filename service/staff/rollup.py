@@ -48,7 +48,7 @@ import uuid
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cached_property
@@ -593,7 +593,7 @@ def day_parts(
     first: date,
     last: date,
     today: date,
-    lines: Collection[str] | None = None,
+    lines: Container[str] | None = None,
 ) -> list[Part]:
     """The counts of the days `first` to `last`, of `lines` (None: of every line, a rolled-up
     day's lines together): rolled-up days where they are current (of today's part, the rest

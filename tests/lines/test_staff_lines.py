@@ -22,6 +22,7 @@ from tests.lines.conftest import trials_text
 from tests.lines.test_two_lines import (  # noqa: F401
     SHIPPED_NUMBER,
     TRIALS_NUMBER,
+    UNASSIGNED,
     app,
     call_to,
     edition_two,
@@ -120,6 +121,30 @@ def test_the_overview_counts_the_chosen_lines_calls(staff: AppClient) -> None:
         return match.group(1)
 
     assert calls(staff.get("/staff/?line=").text) == "2"
+    assert calls(staff.get(f"/staff/?line={TRIALS}").text) == "1"
+    assert calls(staff.get("/staff/?line=second-opinion").text) == "1"
+
+
+def test_a_call_to_a_number_nobody_assigned_counts_for_the_default_line(
+    staff: AppClient, app: FastAPI, database: Database  # noqa: F811
+) -> None:
+    caller = call_to(staff, UNASSIGNED)
+    caller.call()
+    caller.hang_up()
+    assert app.state.spool.drain(15)
+    with database.session(read_only=True) as session:
+        default = line_named(session, "second-opinion").id
+        assert session.scalars(select(Call.line_id).where(Call.called == UNASSIGNED)).one() == (
+            default
+        )
+
+    def calls(page: str) -> str:
+        match = re.search(r'id="headline-calls".*?<td class="num">(\d+)</td>', page, re.S)
+        assert match is not None
+        return match.group(1)
+
+    assert calls(staff.get("/staff/?line=").text) == "3"
+    assert calls(staff.get("/staff/?line=second-opinion").text) == "2"  # its own, and this one
     assert calls(staff.get(f"/staff/?line={TRIALS}").text) == "1"
 
 
