@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from service.flowengine.effects import (
     Choice,
@@ -32,6 +31,7 @@ from service.flowengine.effects import (
     TextContacts,
 )
 from service.flowengine.freetext import Crisis, about_the_line, courtesy, crisis_in
+from service.flowengine.hours import closure_at, next_opening, open_at, when_words
 from service.flowengine.language import MODEL_MIN_WORDS, language_of, words_in
 from service.flowengine.model import Contact, Flow, Node, Option
 from service.flowengine.phrases import (
@@ -398,15 +398,10 @@ def _connect(
     *before: Effect,
 ) -> Step:
     contact = flow.contacts[contact_id]
-    if not is_open(contact, now) and contact.hours is not None:
-        closed = phrase(
-            position.lang,
-            "closed",
-            name=_capitalized(contact.name[position.lang]),
-            hours=contact.hours.description[position.lang],
-        )
+    if not is_open(contact, now):
+        closed = _closed(contact, position.lang, now)
         menu_position = position.at(position.node)
-        return _menu_again(flow, menu_position, *before, Say(closed), ReadNumber(contact_id))
+        return _menu_again(flow, menu_position, *before, *closed, ReadNumber(contact_id))
     if position.channel == "sms":
         return position.at(position.node), (*before, Connect(contact_id, line))
     dialing = replace(position, state="dialing", contact=contact_id, line=line, misses=0)
@@ -433,14 +428,26 @@ def _dial_ended(
 
 
 def is_open(contact: Contact, now: datetime | None) -> bool:
-    """Whether a contact takes calls at `now` (always, when it has no hours or no time is given)."""
-    if contact.hours is None or now is None:
-        return True
-    local = now.astimezone(ZoneInfo(contact.hours.timezone))
-    return any(
-        local.weekday() in span.days and span.opens <= local.time() < span.closes
-        for span in contact.hours.spans
-    )
+    """Whether a contact takes calls at `now` (always, when it has no hours and no closures, or
+    no time is given)."""
+    return now is None or open_at(contact.hours, contact.closures, now)
+
+
+def _closed(contact: Contact, lang: str, now: datetime | None) -> tuple[Effect, ...]:
+    """What a caller or texter hears of a closed contact: that it is closed, the closure's own
+    message when it has one, and when it opens again (or, past two weeks, its hours)."""
+    assert now is not None
+    said = [Say(phrase(lang, "closed", name=_capitalized(contact.name[lang])))]
+    closure = closure_at(contact.closures, now)
+    if closure is not None and closure.message.get(lang):
+        said.append(Say(closure.message[lang]))
+    opening = next_opening(contact.hours, contact.closures, now)
+    if opening is not None:
+        again = phrase(lang, "opens_again", when=when_words(opening, now, lang))
+        said.append(Say(again if again.endswith(".") else again + "."))  # "8 a.m." ends one
+    elif contact.hours is not None:
+        said.append(Say(phrase(lang, "hours_are", hours=contact.hours.description[lang])))
+    return tuple(said)
 
 
 # -- words --------------------------------------------------------------------------------------

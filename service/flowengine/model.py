@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import time
 from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.flowengine.hours import Closure
 
 Text = dict[str, str]
 """Per-language text: {"en": "...", "es": "..."}."""
@@ -44,6 +48,9 @@ class Contact:
     """How each number is written for people, e.g. "(804) 828-7999"."""
     hours: Hours | None = None
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    closures: tuple[Closure, ...] = ()
+    """Its closures (`service.flowengine.hours.Closure`), kept by staff outside the flow and
+    given with it (none in a flow read from its file)."""
     """Words per language that name this contact ("library"): said or texted from any menu,
     they lead to the part of the flow that gives its number."""
 
@@ -123,8 +130,11 @@ class Flow:
 
     @cached_property
     def keeps_hours(self) -> bool:
-        """Whether a contact keeps office hours: only then does a step depend on the time."""
-        return any(contact.hours is not None for contact in self.contacts.values())
+        """Whether a contact keeps office hours or has a closure: only then does a step depend
+        on the time."""
+        return any(
+            contact.hours is not None or contact.closures for contact in self.contacts.values()
+        )
 
     @cached_property
     def home_of(self) -> dict[str, str]:

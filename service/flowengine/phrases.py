@@ -71,7 +71,8 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "as soon as they can."
         ),
         "call_yourself": "You can also call {name} yourself.",
-        "closed": "{name} is closed right now. Hours: {hours}.",
+        "closed": "{name} is closed right now.",
+        "opens_again": "They are open again {when}",
         "call_them_at": "You can call {name}.",
         "goodbye": "Thank you for calling. Take care. Goodbye.",
         "star": "star",
@@ -199,7 +200,8 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "llama, lo antes posible."
         ),
         "call_yourself": "También puede llamar directamente a {name}.",
-        "closed": "{name} está cerrado en este momento. Horario: {hours}.",
+        "closed": "{name} está cerrado en este momento.",
+        "opens_again": "Vuelve a abrir {when}",
         "call_them_at": "Puede llamar a {name}.",
         "goodbye": "Gracias por llamar. Cuídese mucho. Adiós.",
         "star": "asterisco",

@@ -415,7 +415,10 @@ def test_office_hours(features: Flow) -> None:
     position, effects = step(features, clinic, Key("2"), now=OPEN)
     assert effects[-1] == Connect("desk", 0)
     position, effects = step(features, clinic, Key("2"), now=CLOSED)
-    assert says(effects) == ["The front desk is closed right now. Hours: weekdays 8 to 5."]
+    assert says(effects) == [
+        "The front desk is closed right now.",
+        "They are open again tomorrow at 8 a.m.",
+    ]
     assert effects[-2] == ReadNumber("desk") and position.state == "menu"
     saturday_night = datetime(2026, 11, 29, 4, 30, tzinfo=UTC)  # Sat 23:30 in New York
     _, effects = step(features, clinic, Key("2"), now=saturday_night)
