@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from service.api.cli import api_token_app
-from service.lines.cli import lines_app, register_flow_commands
+from service.lines.cli import hours_app, lines_app, register_flow_commands
 from service.staff.cli import staff_app
 
 
@@ -25,6 +25,7 @@ twilio_app = _group("Twilio: point a phone number at this service.")
 app.add_typer(twilio_app, name="twilio")
 app.add_typer(staff_app, name="staff")
 app.add_typer(lines_app, name="lines")
+app.add_typer(hours_app, name="hours")
 app.add_typer(api_token_app, name="api-token")
 register_flow_commands(flows_app)
 

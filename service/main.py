@@ -148,7 +148,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.text_queue = spooled_text_queue(get_database, lambda: app.state.spool)
     # The lines and their published flows: from the database (seeded from FLOWS_DIR on a
     # first start), else the copy kept under var/, else the files.
-    app.state.book = LineBook(get_database, settings.var_dir, settings.flows_dir)
+    app.state.book = LineBook(
+        get_database, settings.var_dir, settings.flows_dir, timezone=settings.timezone
+    )
     app.state.book.open()
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # logs and times every answer, 413s included

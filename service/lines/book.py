@@ -22,16 +22,19 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.config import DEFAULT_TIMEZONE
 from service.db import DATABASE_ERRORS, Database, describe_error
 from service.flowengine import Flow, FlowError
+from service.flowengine.hours import Closure
 from service.flowengine.validate import flow_of_text
+from service.lines.closures import engine_closures
 from service.lines.revisions import seed_from_files
 from service.metrics import FLOW_LOADED
 from service.models import FlowRevision, Line, LineBookVersion, LineNumber
@@ -96,8 +99,11 @@ class LineBook:
         flows_dir: Path,
         *,
         refresh_every: float = REFRESH_SECONDS,
+        timezone: str = DEFAULT_TIMEZONE,
     ) -> None:
         self._database = database
+        self.timezone = timezone
+        """The clinic's time zone, the closures' (`service.lines.closures`)."""
         self.snapshot_path = var_dir / SNAPSHOT
         self.flows_dir = flows_dir
         self.refresh_every = refresh_every
@@ -257,12 +263,13 @@ class LineBook:
         ).all()
         lines = []
         flows: dict[int, Flow] = {}
+        closures = engine_closures(session, self.timezone)
         for line, revision_number, text in rows:
             revision_id = int(line.published_revision_id or 0)
             flow = self.snapshot.flows.get(revision_id) or _flow_of(text, line.slug)
             if flow is None:
                 continue
-            flows[revision_id] = flow
+            flows[revision_id] = _closed_on(flow, closures.get(line.id, {}))
             lines.append(
                 LineView(
                     line.id,
@@ -353,6 +360,18 @@ class LineBook:
                         LineView(-index, flow.name, title, None, index == 1, (), revision_id, 0)
                     )
         return Snapshot(-1, tuple(lines), flows)
+
+
+def _closed_on(flow: Flow, closures: dict[str, tuple[Closure, ...]]) -> Flow:
+    """The flow with its contacts' closures as they are now (a contact with none has none,
+    whatever the flow it came from had)."""
+    if not closures and not any(contact.closures for contact in flow.contacts.values()):
+        return flow
+    contacts = {
+        contact_id: replace(contact, closures=closures.get(contact_id, ()))
+        for contact_id, contact in flow.contacts.items()
+    }
+    return replace(flow, contacts=contacts)
 
 
 def _flow_of(text: str, name: str) -> Flow | None:

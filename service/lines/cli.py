@@ -230,3 +230,89 @@ def register_flow_commands(flows_app: typer.Typer) -> None:
         with _session() as session:
             copy = rollback(session, slug, number, author=author(), message=message)
             typer.echo(f"{slug}: revision {copy.number} (a copy of {number}) published")
+
+
+hours_app = typer.Typer(
+    help="Closures of a line's contacts: a holiday, an early closing, a snow day.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _line_or_default(session: Session, slug: str) -> str:
+    """`slug`, or the default line's (the first, or the one made default)."""
+    from sqlalchemy import select
+
+    from service.lines.revisions import LineError
+    from service.models import Line
+
+    if slug:
+        return slug
+    default = session.scalars(select(Line).order_by(Line.is_default.desc(), Line.id)).first()
+    if default is None:
+        raise LineError("there is no line yet")
+    return default.slug
+
+
+@hours_app.command("close")
+def hours_close(
+    contact: str = typer.Argument(..., help="The contact's id in the flow, e.g. coordinator."),
+    on: str = typer.Option(
+        ..., "--on", help="2026-12-24, or every year: 12-25, '4th thu of nov', 'last mon of may'."
+    ),
+    closes_at: str = typer.Option("", "--from", help="Closed from this time (HH:MM) on."),
+    line: str = typer.Option("", "--line", help="The line (default: the default line)."),
+    message_en: str = typer.Option("", "--message-en", help="What callers are told of it."),
+    message_es: str = typer.Option("", "--message-es", help="The same, in Spanish."),
+) -> None:
+    """Close a contact on a day (or from a time that day): callers hear that it is closed and
+    when it opens again; at once in every process, without publishing."""
+    from service.audit import record_audit
+    from service.lines.closures import add_closure, when_of
+
+    with _session() as session:
+        slug = _line_or_default(session, line)
+        closure = add_closure(
+            session, slug, contact, on, by=author(), closes_at=closes_at or None,
+            message_en=message_en, message_es=message_es,
+        )  # fmt: skip
+        said = f"{slug}: {contact} closed {when_of(closure).describe()}" + (
+            f" from {closure.closes_at}" if closure.closes_at else ""
+        )
+        record_audit(session, author(), "closure", said)
+        typer.echo(f"closure {closure.id}: {said}")
+
+
+@hours_app.command("list")
+def hours_list() -> None:
+    """Every closure: its id, line, contact, day and message."""
+    from service.lines.closures import list_closures, when_of
+    from service.models import Line
+
+    with _session() as session:
+        slugs = {line.id: line.slug for line in session.query(Line)}
+        closures = list_closures(session)
+        if not closures:
+            typer.echo("No closures: phoneline hours close CONTACT --on 2026-12-24")
+        for row in closures:
+            since = f" from {row.closes_at}" if row.closes_at else ""
+            message = f"\t{row.message_en}" if row.message_en else ""
+            typer.echo(
+                f"{row.id}\t{slugs.get(row.line_id, '?')}\t{row.contact}\t"
+                f"{when_of(row).describe()}{since}{message}"
+            )
+
+
+@hours_app.command("reopen")
+def hours_reopen(
+    closure_id: int = typer.Argument(..., help="The closure's id (hours list)."),
+) -> None:
+    """Remove a closure: the contact keeps its usual hours that day again."""
+    from service.audit import record_audit
+    from service.lines.closures import remove_closure, when_of
+
+    with _session() as session:
+        closure = remove_closure(session, closure_id)
+        said = f"{closure.contact} {when_of(closure).describe()}"
+        record_audit(session, author(), "closure-removed", said)
+        typer.echo(f"removed closure {closure_id}: {said}")

@@ -20,7 +20,13 @@ from service.models.followups import (
     FollowUpSource,
     FollowUpSourceKind,
 )
-from service.models.lines import FlowRevision, Line, LineBookVersion, LineNumber
+from service.models.lines import (
+    ContactClosure,
+    FlowRevision,
+    Line,
+    LineBookVersion,
+    LineNumber,
+)
 from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
 from service.models.rollups import OverviewDay, OverviewRollup
@@ -41,6 +47,7 @@ __all__ = [
     "CallOutcome",
     "CallStatus",
     "Channel",
+    "ContactClosure",
     "Conversation",
     "DailyAggregate",
     "DialOutcome",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -73,3 +73,29 @@ class LineBookVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(default=0)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactClosure(Base):
+    """A day a line's contact is closed (a holiday, an early closing, a snow day), kept by staff
+    outside the flow: one date, or every year on a date or on the nth weekday of a month; all
+    day, or from `closes_at` ("HH:MM", the clinic's time) to the end of the day."""
+
+    __tablename__ = "contact_closures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"))
+    contact: Mapped[str] = mapped_column(String(64))
+    on_date: Mapped[date | None]
+    month: Mapped[int | None]
+    day: Mapped[int | None]
+    weekday: Mapped[int | None]
+    """0 is Monday."""
+    nth: Mapped[int | None]
+    """1 to 4, or -1: the last."""
+    closes_at: Mapped[str | None] = mapped_column(String(5))
+    message_en: Mapped[str | None] = mapped_column(Text)
+    message_es: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_contact_closures_line_id", "line_id"),)

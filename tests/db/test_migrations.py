@@ -19,6 +19,7 @@ from service.models import Base
 TABLES = {
     "api_token_lines",
     "api_tokens",
+    "contact_closures",
     "audit_log",
     "call_events",
     "calls",
