@@ -13,6 +13,7 @@ from service.staff import (
     admin,
     calls,
     followups,
+    hours,
     lines,
     numbers,
     outbound,
@@ -33,6 +34,7 @@ for pages in (
     outbound,
     numbers,
     lines,
+    hours,
     simulator,
     admin,
 ):

@@ -52,7 +52,9 @@ def press_0(client: AppClient, number: str, *first: str) -> str:
 
 
 def test_a_closed_coordinator_is_not_dialled_and_callers_hear_when_it_opens(
-    client: AppClient, app: FastAPI, database: Database  # noqa: F811
+    client: AppClient,
+    app: FastAPI,  # noqa: F811
+    database: Database,
 ) -> None:
     assert "<Dial" in press_0(client, SHIPPED_NUMBER)
     runner = CliRunner()
@@ -95,9 +97,7 @@ def test_a_closed_coordinator_is_not_dialled_and_callers_hear_when_it_opens(
         ("last mon of May", "the last Monday of May, every year"),
     ],
 )
-def test_yearly_closures_are_read_and_said_plainly(
-    client: AppClient, when: str, said: str
-) -> None:
+def test_yearly_closures_are_read_and_said_plainly(client: AppClient, when: str, said: str) -> None:
     runner = CliRunner()
     added = runner.invoke(cli, ["hours", "close", "coordinator", "--on", when])
     assert added.exit_code == 0, added.output
@@ -124,3 +124,59 @@ def test_a_closure_that_cannot_be_is_refused_and_nothing_changes(
     assert refused.exit_code == 1 and error in refused.output, refused.output
     assert "No closures" in runner.invoke(cli, ["hours", "list"]).output
     assert runner.invoke(cli, ["hours", "reopen", "99"]).exit_code == 1
+
+
+def test_staff_add_and_remove_closures_at_staff_hours_and_see_the_next_14_days(
+    client: AppClient,
+    app: FastAPI,  # noqa: F811
+    database: Database,
+) -> None:
+    from service.models import StaffUser
+    from service.staff.auth import limit_to_lines
+    from tests.staff.conftest import csrf_of, password_hash, post_form, signed_in
+
+    with database.session() as session:
+        for name, role in (("nina", "navigator"), ("vic", "viewer"), ("tia", "navigator")):
+            session.add(StaffUser(username=name, password_hash=password_hash(), role=role))
+        session.flush()
+        limit_to_lines(session, "tia", ["clinical-trials"])
+    with app_client(app) as viewer, app_client(app) as trials_only:
+        signed_in(client, "nina")
+        signed_in(viewer, "vic")
+        signed_in(trials_only, "tia")
+        page = client.get("/staff/hours")
+        assert page.status_code == 200 and "No closures." in page.text
+        added = client.post(
+            "/staff/hours/closures",
+            data={"csrf_token": csrf_of(page), "line": "second-opinion", "contact": "coordinator",
+                  "on": today(app), "message_en": HOLIDAY_EN},
+        )  # fmt: skip
+        assert added.status_code == 303
+        page = client.get(added.headers["location"])
+        assert "The closure is added" in page.text
+        assert f"closed ({HOLIDAY_EN})" in page.text  # today, among the next 14 days
+        assert app.state.book.refresh()
+        assert "<Dial" not in press_0(client, SHIPPED_NUMBER)
+        bad = post_form(client, "/staff/hours", "/staff/hours/closures",
+                        line="second-opinion", contact="coordinator", on="someday")  # fmt: skip
+        assert bad.status_code == 400 and "is not a day" in bad.text
+
+        seen = viewer.get("/staff/hours").text
+        assert HOLIDAY_EN in seen and "Add a closure" not in seen
+        refused = viewer.post(
+            "/staff/hours/closures", data={"csrf_token": csrf_of(viewer.get("/staff/hours"))}
+        )
+        assert refused.status_code == 403
+        assert HOLIDAY_EN not in trials_only.get("/staff/hours").text
+        closure_id = page.text.split("/staff/hours/closures/")[1].split("/")[0]
+        other = post_form(trials_only, "/staff/hours", f"/staff/hours/closures/{closure_id}/remove")
+        assert other.status_code == 404
+
+        removed = post_form(client, "/staff/hours", f"/staff/hours/closures/{closure_id}/remove")
+        assert removed.status_code == 303
+        assert "No closures." in client.get("/staff/hours").text
+    with database.session(read_only=True) as session:
+        audited = session.scalars(
+            select(AuditEntry.actor).where(AuditEntry.action.like("closure%"))
+        ).all()
+    assert audited == ["nina", "nina"]
