@@ -114,10 +114,11 @@ def next_opening(
     )  # fmt: skip
 
 
-def when_words(moment: datetime, now: datetime, lang: str) -> str:
+def when_words(moment: datetime, now: datetime, lang: str, *, after: bool = False) -> str:
     """`moment` as a caller hears it, from `now`: "today at 1 p.m.", "tomorrow at 8 a.m.",
     "Monday at 8:30 a.m.", "Monday, December 28, at 8 a.m." (more than six days on); in
-    Spanish "hoy a la 1 de la tarde", "el lunes a las 8:30 de la mañana"."""
+    Spanish "hoy a la 1 de la tarde", "el lunes a las 8:30 de la mañana". `after`: from then
+    on ("Monday after 8 a.m.", "el lunes a partir de las 8 de la mañana")."""
     local_now = now.astimezone(moment.tzinfo)
     days = (moment.date() - local_now.date()).days
     spanish = lang == "es"
@@ -132,7 +133,13 @@ def when_words(moment: datetime, now: datetime, lang: str) -> str:
         day = f"el {weekday} {moment.day} de {MONTHS['es'][moment.month - 1]}"
     else:
         day = f"{weekday}, {MONTHS['en'][moment.month - 1]} {moment.day},"
-    return f"{day} {_clock_es(moment.time()) if spanish else _clock_en(moment.time())}"
+    if spanish:
+        clock = _clock_es(moment.time())
+        return f"{day} {clock.replace('a la', 'a partir de la', 1) if after else clock}"
+    clock = _clock_en(moment.time())
+    if after:
+        clock = "after 12 noon" if clock == "at noon" else clock.replace("at", "after", 1)
+    return f"{day} {clock}"
 
 
 def _clock_en(at: time) -> str:

@@ -125,6 +125,9 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "Reply STOP to opt out."
         ),
         "sms_calling": "We will call you in a moment and connect you to {name}.",
+        "sms_calling_later": (
+            "{name} is closed now. We will call you {when} and connect you to them."
+        ),
         "sms_call_refused": "We can't call this number back. Please call us:",
         # Voice: the text a caller asked for, and the fallback when the menu cannot run
         "voice_text_intro": "{title}: the numbers you asked for. Reply STOP to opt out.",
@@ -257,6 +260,9 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "{coordinator}. Emergencias: llame al 911. Responda STOP para cancelar."
         ),
         "sms_calling": "En un momento le llamaremos para comunicarle con {name}.",
+        "sms_calling_later": (
+            "{name} está cerrado ahora. Le llamaremos {when} para comunicarle."
+        ),
         "sms_call_refused": "No podemos devolver la llamada a este número. Llámenos, por favor:",
         "voice_text_intro": "{title}: los números que pidió. Responda STOP para cancelar.",
         "fallback_sorry": (

@@ -65,6 +65,8 @@ class OutboxQueued:
     at: datetime
     language: str | None = None
     line_id: int | None = None
+    not_before: datetime | None = None
+    """A call-back asked for while its contact was closed: not before it opens."""
 
 
 @register("outbox_sent")
@@ -110,6 +112,7 @@ def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> N
                     now=record.at,
                     language=record.language,
                     line_id=record.line_id,
+                    not_before=record.not_before,
                 )
             case OutboxSent():
                 mark_sent(session, record.outbox_id, record.sid, at=record.at)

@@ -22,6 +22,7 @@ the message.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Literal
 
 from service.flowengine import Flow, Position, start, step
@@ -32,12 +33,13 @@ from service.flowengine.effects import (
     NotUnderstood,
     PlaceCallBack,
 )
-from service.flowengine.engine import OPERATOR_KEY, language_to_answer, match_words
+from service.flowengine.engine import OPERATOR_KEY, is_open, language_to_answer, match_words
 from service.flowengine.freetext import Crisis, about_the_line, courtesy, crisis_in
+from service.flowengine.hours import next_opening, when_words
 from service.flowengine.phrases import phrase
 from service.flowengine.position import Key, Reply
 from service.flowengine.position import Start as StartInput
-from service.flowengine.render import render_sms
+from service.flowengine.render import contact_card, render_sms
 from service.texts.keywords import (
     FALLBACK_COORDINATOR,
     Classified,
@@ -64,11 +66,46 @@ class TextTurn:
     call_contact: str | None = None
     """A contact to connect the texter to by calling them back (CALL, or "call me" in a
     contact's menu)."""
+    call_at: datetime | None = None
+    """When that contact opens, if it is closed now: the call back waits until then."""
     new_conversation: bool = False
     flag: Flag | None = None
     """For staff to follow up: "asked_for_person" (0, "person", "someone call me"),
     "not_understood" (the text matched nothing), "crisis" (thoughts of suicide or self-harm)
     or "emergency" (a medical emergency): the last two are urgent."""
+
+
+def _call_when_open(
+    flow: Flow,
+    position: Position,
+    contact_id: str,
+    keyword: Keyword,
+    word: str,
+    new: bool,
+    now: datetime | None,
+) -> TextTurn:
+    """CALL while the contact is closed: a call back once it opens, and the texter told when
+    ("We will call you Monday after 8 a.m."); closed for longer than anyone looks ahead, its
+    number instead."""
+    assert now is not None
+    contact, lang = flow.contacts[contact_id], position.lang
+    name = contact.name[lang]
+    opening = next_opening(contact.hours, contact.closures, now)
+    if opening is None:
+        closed = phrase(lang, "closed", name=name[:1].upper() + name[1:])
+        reply = "\n".join((closed, contact_card(contact, lang), phrase(lang, "sms_footer")))
+        return TextTurn(position, reply, keyword, word, new_conversation=new)
+    when = when_words(opening, now, lang, after=True)
+    calling = phrase(lang, "sms_calling_later", name=name[:1].upper() + name[1:], when=when)
+    return TextTurn(
+        position,
+        "\n".join((calling, phrase(lang, "sms_footer"))),
+        keyword,
+        word,
+        call_contact=contact_id,
+        call_at=opening,
+        new_conversation=new,
+    )
 
 
 def call_back_contact(flow: Flow, position: Position) -> str:
@@ -89,6 +126,7 @@ def respond(
     opted_out: bool = False,
     lang: str | None = None,
     repeat: bool = False,
+    now: datetime | None = None,
 ) -> TextTurn:
     """Answer one text. `position` is None for a new (or expired) conversation, which then
     starts in the language the text is written in, else `lang` (the language it last used),
@@ -128,6 +166,8 @@ def respond(
         return TextTurn(current, reply, keyword, word, new_conversation=new)
     if keyword is Keyword.CALL:
         contact_id = call_back_contact(flow, current)
+        if not is_open(flow.contacts[contact_id], now):
+            return _call_when_open(flow, current, contact_id, keyword, word, new, now)
         name = flow.contacts[contact_id].name[here]
         return TextTurn(
             current,

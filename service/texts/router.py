@@ -25,10 +25,11 @@ takes is not promised. Bodies never reach the log.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import HTTPException, Request, Response
 from sqlalchemy import select
@@ -235,12 +236,18 @@ def _converse(
         opted_out = opted_out_now(session, inbound.phone, inbound.line, pending)
         on = _on_line(session, book, inbound)
         flow, line, position, lang = on.flow, on.line, on.position, on.lang
-        turn = respond(flow, inbound.body, position, opted_out=opted_out, lang=lang, repeat=repeat)
+        turn = respond(
+            flow, inbound.body, position, opted_out=opted_out, lang=lang, repeat=repeat,
+            now=inbound.at,
+        )  # fmt: skip
         if held and turn.keyword is Keyword.OPT_IN and not opted_out:
             # Answered while another host's spool may hold this number's STOP: a START is
             # confirmed as a START (the menu is what it says to a number known never to have
             # stopped), so a texter who stopped on the other host reads that it worked.
-            turn = respond(flow, inbound.body, position, opted_out=True, lang=lang, repeat=repeat)
+            turn = respond(
+                flow, inbound.body, position, opted_out=True, lang=lang, repeat=repeat,
+                now=inbound.at,
+            )  # fmt: skip
         if repeat and turn.opted_out is not None:
             # Twilio retried a STOP/START we already recorded: answer it again, record it once.
             turn = replace(turn, opted_out=None)
@@ -268,6 +275,7 @@ def _converse(
                 call_back_twiml(contact, turn.position.lang, after_dial=after_dial),
                 from_number=inbound.line,
                 dedupe_key=f"call-back:{inbound.sid}" if inbound.sid else None,
+                not_before=spread_out(turn.call_at, inbound.phone),
                 now=inbound.at,
                 language=turn.position.lang,
                 line_id=_id_of(line),
@@ -290,6 +298,18 @@ def _converse(
                 )
             turn = replace(turn, reply=None)
     return turn, line
+
+
+OPENING_SPREAD_MINUTES = 30
+"""Call-backs asked for while closed go out over the first half hour after the opening, each
+number at its own minute, so that a morning does not start with fifty calls at once."""
+
+
+def spread_out(opening: datetime | None, phone: str) -> datetime | None:
+    if opening is None:
+        return None
+    minute = int(hashlib.sha256(phone.encode()).hexdigest(), 16) % OPENING_SPREAD_MINUTES
+    return opening + timedelta(minutes=minute)
 
 
 def call_refused(flow: Flow, lang: str) -> str:
@@ -427,6 +447,11 @@ def _without_conversation(
         return [], intent
     if keyword is Keyword.CALL and flow is not None and inbound.sid:
         contact = flow.contacts[flow.operator]
+        later = respond(flow, inbound.body, None, lang=lang, now=inbound.at)  # closed now?
+        if later.call_contact is None:  # closed for weeks: its number, no call back
+            return _unless_held(
+                spool, inbound, messages_for(later.reply or ""), lang, line_id
+            ), intent
         call_back = OutboxQueued(
             OutboxKind.CALL,
             inbound.phone,
@@ -436,11 +461,14 @@ def _without_conversation(
             inbound.at,
             lang,
             line_id,
+            spread_out(later.call_at, inbound.phone),
         )
         # A refused one is kept as refused, for staff to see; one nothing keeps is not promised.
         if spool.submit([call_back], hold=False).promised:
             if destination_refusal(inbound.phone, limits.current()) is not None:
                 reply = call_refused(flow, lang)
+            elif later.call_at is not None:
+                reply = later.reply or ""
             else:
                 reply = "\n".join(
                     (

@@ -159,3 +159,21 @@ def test_a_flow_with_a_closure_depends_on_the_time(features: Flow) -> None:
     assert closed.keeps_hours
     assert not is_open(operator, at(2027, 1, 1, 10, 0)) and is_open(operator, at(2027, 1, 2, 10, 0))
     assert is_open(operator, None)
+
+
+@pytest.mark.parametrize(
+    ("moment", "en", "es"),
+    [
+        (at(2026, 12, 7, 8, 0), "Monday after 8 a.m.", "el lunes a partir de las 8 de la mañana"),
+        (at(2026, 12, 5, 13, 0), "tomorrow after 1 p.m.", "mañana a partir de la 1 de la tarde"),
+        (
+            at(2026, 12, 7, 12, 0),
+            "Monday after 12 noon",
+            "el lunes a partir de las 12 del mediodía",
+        ),
+    ],
+)
+def test_a_call_back_is_promised_from_the_opening_on(moment: datetime, en: str, es: str) -> None:
+    now = at(2026, 12, 4, 18, 0)  # a Friday evening
+    assert when_words(moment, now, "en", after=True) == en
+    assert when_words(moment, now, "es", after=True) == es

@@ -40,7 +40,8 @@ def test_a_closed_contact_is_not_dialed(features_caller: tuple[Caller, pytest.Mo
     caller.call()
     heard = caller.press("0")
     assert heard.dial is None and heard.gather is not None
-    assert "The front desk is closed right now. Hours: weekdays 8 to 5." in heard.words
+    assert "The front desk is closed right now." in heard.words
+    assert "They are open again tomorrow at 8 a.m." in heard.words  # Monday morning
     monkeypatch.setattr(voice_router, "clock", lambda: MONDAY_MORNING)
     heard = caller.press("0")
     assert heard.dial is not None and heard.words[0] == "Connecting you to the front desk."
