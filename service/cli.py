@@ -275,14 +275,18 @@ def purge(
 def flows_check(
     paths: list[Path] = typer.Argument(None, help="Flow files or folders (default: FLOWS_DIR)."),
 ) -> None:
-    """Validate flow files; print every problem as file:line: message; exit 1 on any."""
+    """Validate flow files; print every problem as file:line: message; exit 1 on any. Warnings
+    (an operator with no office hours) are printed and do not fail the check."""
     from service.config import get_settings
     from service.flowengine import check_paths
+    from service.flowengine.validate import check_warnings
 
     targets = paths or [get_settings().flows_dir]
     problems = check_paths(targets)
     for problem in problems:
         typer.echo(str(problem))
+    for warning in check_warnings(targets):
+        typer.echo(str(warning))
     if problems:
         typer.echo(f"{len(problems)} problem(s)", err=True)
         raise typer.Exit(1)

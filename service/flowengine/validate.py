@@ -90,6 +90,34 @@ def check_paths(paths: Sequence[Path]) -> list[Problem]:
     return problems
 
 
+def check_warnings(paths: Sequence[Path]) -> list[Problem]:
+    """What is allowed but probably not meant, in the flow files that pass the check: an
+    operator (0) with no office hours is put through at any hour, to a closed office at night."""
+    warnings: list[Problem] = []
+    for path in paths:
+        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+        for file in files:
+            try:
+                document = read(file)
+            except FlowError:
+                continue
+            if check_document(document):
+                continue
+            flow = build(document)
+            if flow.contacts[flow.operator].hours is None:
+                where = document.line(["contacts", flow.operator])
+                warnings.append(
+                    Problem(
+                        document.file,
+                        where,
+                        f"warning: the operator ({flow.operator}, key 0) keeps no hours: callers "
+                        "are put through at any hour, to a closed office at night; give it "
+                        "`hours:` (README, Going live)",
+                    )
+                )
+    return warnings
+
+
 def check_document(document: Document) -> list[Problem]:
     problems = schema_problems(document)
     if problems:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.flowengine import FlowError, check_paths, load_flow
 from service.flowengine.loader import build, parse, schema_problems
+from service.flowengine.validate import check_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "flows"
@@ -42,6 +43,22 @@ def test_shipped_flows_pass() -> None:
     result = CliRunner().invoke(app, ["flows", "check", str(ROOT / "flows")])
     assert result.exit_code == 0, result.output
     assert "ok" in result.output
+
+
+def test_an_operator_without_hours_is_a_warning_that_does_not_fail_the_check(
+    tmp_path: Path,
+) -> None:
+    shipped = ROOT / "flows" / "second-opinion.yaml"
+    result = CliRunner().invoke(app, ["flows", "check", str(shipped)])
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.output.splitlines() if "warning:" in line)
+    assert warning.startswith(f"{shipped}:37: warning: the operator (coordinator, key 0) keeps")
+    # An operator with hours, a broken file, one that cannot be read: no warning; a folder's
+    # files are each looked at.
+    assert check_warnings([FIXTURES / "features.yaml"]) == []
+    assert check_warnings([FIXTURES / "unreachable-node.yaml", tmp_path / "missing.yaml"]) == []
+    (tmp_path / "minimal.yaml").write_text((FIXTURES / "valid-minimal.yaml").read_text())
+    assert [w.line for w in check_warnings([tmp_path])] == [10]
 
 
 def test_valid_fixture_passes() -> None:
