@@ -10,11 +10,12 @@ and no closure is always open."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from service.flowengine.model import Hours, Text
+from service.flowengine.model import Closure, Hours
+
+__all__ = ["Closure", "closure_at", "in_hours", "next_opening", "open_at", "when_words"]
 
 LOOK_AHEAD_DAYS = 14
 """How far `next_opening` looks (a contact closed for longer has no next opening to say)."""
@@ -29,42 +30,6 @@ MONTHS = {
     "es": ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
            "septiembre", "octubre", "noviembre", "diciembre"),
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Closure:
-    """A day a contact is closed (from `closes_at` to the end of that day; None: all day)."""
-
-    timezone: str
-    on: date | None = None
-    """One date; or, when None, every year: `month` and `day`, or `month`, `weekday` (0 is
-    Monday) and `nth` (1 to 4, or -1 for the last)."""
-    month: int | None = None
-    day: int | None = None
-    weekday: int | None = None
-    nth: int | None = None
-    closes_at: time | None = None
-    message: Text = field(default_factory=dict)
-    """What callers and texters are told of it, by language (none: only that it is closed)."""
-
-    def covers(self, day: date) -> bool:
-        if self.on is not None:
-            return day == self.on
-        if day.month != self.month:
-            return False
-        if self.day is not None:
-            return day.day == self.day
-        if day.weekday() != self.weekday:
-            return False
-        if self.nth == -1:
-            return (day + timedelta(days=7)).month != day.month
-        return (day.day - 1) // 7 + 1 == self.nth
-
-    def closes(self, moment: datetime) -> bool:
-        local = moment.astimezone(ZoneInfo(self.timezone))
-        return self.covers(local.date()) and (
-            self.closes_at is None or local.time() >= self.closes_at
-        )
 
 
 def closure_at(closures: tuple[Closure, ...], moment: datetime) -> Closure | None:

@@ -6,12 +6,9 @@ Plain frozen dataclasses; the loader builds them, the engine reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from service.flowengine.hours import Closure
+from zoneinfo import ZoneInfo
 
 Text = dict[str, str]
 """Per-language text: {"en": "...", "es": "..."}."""
@@ -36,6 +33,42 @@ class Hours:
 
 
 @dataclass(frozen=True)
+class Closure:
+    """A day a contact is closed (from `closes_at` to the end of that day; None: all day)."""
+
+    timezone: str
+    on: date | None = None
+    """One date; or, when None, every year: `month` and `day`, or `month`, `weekday` (0 is
+    Monday) and `nth` (1 to 4, or -1 for the last)."""
+    month: int | None = None
+    day: int | None = None
+    weekday: int | None = None
+    nth: int | None = None
+    closes_at: time | None = None
+    message: Text = field(default_factory=dict)
+    """What callers and texters are told of it, by language (none: only that it is closed)."""
+
+    def covers(self, day: date) -> bool:
+        if self.on is not None:
+            return day == self.on
+        if day.month != self.month:
+            return False
+        if self.day is not None:
+            return day.day == self.day
+        if day.weekday() != self.weekday:
+            return False
+        if self.nth == -1:
+            return (day + timedelta(days=7)).month != day.month
+        return (day.day - 1) // 7 + 1 == self.nth
+
+    def closes(self, moment: datetime) -> bool:
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        return self.covers(local.date()) and (
+            self.closes_at is None or local.time() >= self.closes_at
+        )
+
+
+@dataclass(frozen=True)
 class Contact:
     id: str
     name: Text
@@ -49,8 +82,8 @@ class Contact:
     hours: Hours | None = None
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)
     closures: tuple[Closure, ...] = ()
-    """Its closures (`service.flowengine.hours.Closure`), kept by staff outside the flow and
-    given with it (none in a flow read from its file)."""
+    """Its closures, kept by staff outside the flow and given with it (none in a flow read from
+    its file)."""
     """Words per language that name this contact ("library"): said or texted from any menu,
     they lead to the part of the flow that gives its number."""
 
