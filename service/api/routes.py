@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
@@ -204,18 +204,19 @@ def _line(session: Session, client: Client, slug: str) -> Line:
     return line
 
 
-def _revision_out(line: Line, revision: FlowRevision) -> RevisionOut:
-    return RevisionOut(
-        number=revision.number,
-        author=revision.author,
-        created_at=revision.created_at,
-        message=revision.message,
-        published=line.published_revision_id == revision.id,
-        published_at=revision.published_at,
-        published_by=revision.published_by,
-        copied_from=revision.copied_from,
-        problems=list(revision.problems or []),
-    )
+Out = TypeVar("Out", bound=BaseModel)
+
+
+def _out(model: type[Out], record: object, **computed: object) -> Out:
+    """`model` of `record`'s fields by name, and the `computed` ones (a line's slug, a number
+    masked: never the record's own)."""
+    fields = {name: getattr(record, name) for name in model.model_fields if name not in computed}
+    return model(**fields, **computed)
+
+
+def _revision_as(model: type[Out], line: Line, revision: FlowRevision) -> Out:
+    published = line.published_revision_id == revision.id
+    return _out(model, revision, published=published, problems=list(revision.problems or []))
 
 
 def _revision(session: Session, line: Line, number: int) -> FlowRevision:
@@ -247,7 +248,7 @@ def lines(client: ApiClient, session: SessionDep) -> list[LineOut]:
 def revisions(slug: str, client: ApiClient, session: SessionDep) -> list[RevisionOut]:
     """The line's revisions, newest first."""
     line = _line(session, client, slug)
-    return [_revision_out(line, revision) for revision in history(session, line.slug)]
+    return [_revision_as(RevisionOut, line, revision) for revision in history(session, line.slug)]
 
 
 @router.post("/lines/{slug}/revisions", status_code=201)
@@ -260,7 +261,7 @@ def add_revision(
     revision = create_revision(
         session, line.slug, body.yaml, author=client.actor, message=body.message
     )
-    return _revision_out(line, revision)
+    return _revision_as(RevisionOut, line, revision)
 
 
 @router.get("/lines/{slug}/revisions/{number}")
@@ -268,7 +269,7 @@ def show_revision(slug: str, number: int, client: ApiClient, session: SessionDep
     """One revision, its YAML as it was written (comments and all)."""
     line = _line(session, client, slug)
     revision = _revision(session, line, number)
-    return RevisionText(**_revision_out(line, revision).model_dump(), yaml=revision.yaml)
+    return _revision_as(RevisionText, line, revision)
 
 
 @router.post("/lines/{slug}/revisions/{number}/publish")
@@ -283,7 +284,7 @@ def publish(
         revision = publish_revision(session, line.slug, number, author=client.actor)
     except LineError as error:
         raise _refused(422, str(error)) from None
-    return _revision_out(line, revision)
+    return _revision_as(RevisionOut, line, revision)
 
 
 @router.post("/lines/{slug}/rollback")
@@ -297,7 +298,7 @@ def roll_back(slug: str, body: Rollback, client: EditorClient, session: SessionD
         )
     except FlowError as error:
         raise _refused(422, "; ".join(str(problem) for problem in error.problems)) from None
-    return _revision_out(line, revision)
+    return _revision_as(RevisionOut, line, revision)
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -355,18 +356,11 @@ def calls(
     slugs, numbers = _slugs(session), _revision_numbers(session, found)
     return CallPage(
         items=[
-            CallOut(
-                id=call.id,
-                call_sid=call.call_sid,
+            _out(
+                CallOut,
+                call,
                 line=slugs.get(call.line_id or -1),
                 caller=mask(call.caller),
-                started_at=call.started_at,
-                ended_at=call.ended_at,
-                duration_seconds=call.duration_seconds,
-                language=call.language,
-                outcome=call.outcome,
-                transferred_contact=call.transferred_contact,
-                dial_outcome=call.dial_outcome,
                 revision=numbers.get(call.revision_id or -1),
             )
             for call in found
@@ -403,16 +397,7 @@ def conversations(
     slugs = _slugs(session)
     return ConversationPage(
         items=[
-            ConversationOut(
-                id=row.id,
-                line=slugs.get(row.line_id or -1),
-                phone=mask(row.phone),
-                language=row.language,
-                started_at=row.started_at,
-                last_activity_at=row.last_activity_at,
-                opted_out=row.opted_out,
-                messages=row.messages,
-            )
+            _out(ConversationOut, row, line=slugs.get(row.line_id or -1), phone=mask(row.phone))
             for row in found
         ],
         next=_next(cursor),
@@ -444,19 +429,7 @@ def follow_ups(
     page = found[:PAGE]
     return FollowUpPage(
         items=[
-            FollowUpOut(
-                id=item.id,
-                line=slugs.get(item.line_id or -1),
-                phone=mask(item.phone),
-                reason=item.reason,
-                urgent=item.urgent,
-                language=item.language,
-                opened_at=item.opened_at,
-                last_attempt_at=item.last_attempt_at,
-                claimed_by=item.claimed_by,
-                closed_at=item.closed_at,
-                outcome=item.outcome,
-            )
+            _out(FollowUpOut, item, line=slugs.get(item.line_id or -1), phone=mask(item.phone))
             for item in page
         ],
         next=str(page[-1].id) if len(found) > PAGE else None,
