@@ -249,7 +249,11 @@ def reset_password(
 
 
 LINE_FIELD = "line:"
-"""A checkbox of the lines form is named `line:SLUG`."""
+"""A checkbox of a lines form is named `line:SLUG`."""
+
+
+def _ticked_lines(form: dict[str, str]) -> list[str]:
+    return [name.removeprefix(LINE_FIELD) for name in form if name.startswith(LINE_FIELD)]
 
 
 def _account_lines_page(
@@ -281,7 +285,7 @@ def account_lines_page(
 def limit_account(
     request: Request, username: str, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
-    slugs = [name.removeprefix(LINE_FIELD) for name in form if name.startswith(LINE_FIELD)]
+    slugs = _ticked_lines(form)
     with _refused("Lines not changed"):
         user = limit_to_lines(session, username, slugs)
     chosen = ", ".join(sorted(slugs)) or "every line"
@@ -295,7 +299,7 @@ def add_api_token(
     request: Request, staff: AdminStaff, form: CheckedForm, session: SessionDep
 ) -> Response:
     """A token for the clinic's IT, shown once on the answer (only its hash is kept)."""
-    slugs = [name.removeprefix(LINE_FIELD) for name in form if name.startswith(LINE_FIELD)]
+    slugs = _ticked_lines(form)
     try:
         token, secret = create_token(
             session, form.get("name", ""), form.get("role", ""), by=staff.username, lines=slugs
