@@ -61,6 +61,8 @@ REPEAT_KEY = "*"
 BACK_KEY = "#"
 LANGUAGE_KEY = "9"
 RESERVED_KEYS = frozenset({OPERATOR_KEY, REPEAT_KEY, BACK_KEY})
+ABOUT_A_CONTACT = ("retry", "closed")
+"""States whose choices are about one contact: it did not answer, or it is closed."""
 RETRY_KEY = "1"
 CALL_BACK_KEY = "2"
 TEXT_KEY = "8"
@@ -106,11 +108,15 @@ def choices(flow: Flow, position: Position) -> tuple[Choice, ...]:
     """The choices offered at a position, in the order they are read out (the keys that work
     everywhere, 0, star and pound, are the renderer's closing lines, not choices)."""
     lang = position.lang
-    if position.state == "retry" and position.contact is not None:
+    if position.state in ABOUT_A_CONTACT and position.contact is not None:
         several = len(flow.contacts[position.contact].numbers) > 1
+        text = Choice(TEXT_KEY, phrase(lang, "text_numbers" if several else "text_number"))
+        if position.state == "closed":
+            call_back = Choice(CALL_BACK_KEY, phrase(lang, "call_back_when_open"))
+            return (call_back, text, Choice(BACK_KEY, phrase(lang, "back")))
         offered = [
             Choice(RETRY_KEY, phrase(lang, "retry")),
-            Choice(TEXT_KEY, phrase(lang, "text_numbers" if several else "text_number")),
+            text,
             Choice(BACK_KEY, phrase(lang, "back")),
             Choice(CALL_BACK_KEY, phrase(lang, "call_back")),
         ]
@@ -138,7 +144,7 @@ def choices(flow: Flow, position: Position) -> tuple[Choice, ...]:
 
 def _menu(flow: Flow, position: Position, *, announce: bool = False) -> Menu:
     offered = choices(flow, position)
-    if position.state == "retry":
+    if position.state in ABOUT_A_CONTACT:
         return Menu(position.node, offered)
     node = flow.nodes[position.node]
     leaf = node.id != flow.start and not any(
@@ -213,7 +219,7 @@ def _on_words(
             understood = _understood(flow, switched, text, now)
             if understood is not None:
                 return understood
-        if position.state == "retry":
+        if position.state in ABOUT_A_CONTACT:
             return _menu_again(flow, replace(switched, misses=0))
         return _present(flow, switched.at(position.node), greet=starting)
     understood = _understood(flow, position, text, now)
@@ -300,13 +306,19 @@ def _on_key(flow: Flow, position: Position, key: str, now: datetime | None) -> S
     if key == OPERATOR_KEY:
         return _connect(flow, position, flow.operator, 0, now)
     if key == REPEAT_KEY:
-        if position.state == "retry":
+        if position.state in ABOUT_A_CONTACT:
             return _menu_again(flow, replace(position, misses=0))
         return _present(flow, replace(position, misses=0))
     if key == BACK_KEY:
-        if position.state == "retry":
+        if position.state in ABOUT_A_CONTACT:
             return _present(flow, position.at(position.node))
         return _present(flow, position.at(flow.parents.get(position.node, flow.start)))
+    if position.state == "closed" and position.contact is not None:
+        if key == CALL_BACK_KEY:
+            return _call_back_when_open(flow, position, position.contact, now)
+        if key == TEXT_KEY:
+            return _menu_again(flow, replace(position, misses=0), TextContacts((position.contact,)))
+        return _wrong_key(flow, position, key, now)
     if position.state == "retry" and position.contact is not None:
         if key == RETRY_KEY:
             return _connect(flow, position, position.contact, 0, now)
@@ -353,7 +365,7 @@ def _missed(flow: Flow, position: Position, sorry: Say, now: datetime | None) ->
     missed = replace(position, misses=position.misses + 1)
     if missed.misses < MAX_MISSES:
         return _menu_again(flow, missed, sorry)
-    if position.state == "retry" and position.contact is not None:
+    if position.state in ABOUT_A_CONTACT and position.contact is not None:
         return missed, (sorry, *_farewell_with_number(position.contact, position.lang))
     operator = flow.contacts[flow.operator]
     if position.heard or position.node != flow.start or not is_open(operator, now):
@@ -386,6 +398,31 @@ def _call_back_requested(flow: Flow, position: Position, contact_id: str) -> Ste
     )
 
 
+def _sentence(text: str) -> str:
+    """`text` ending with a full stop (one: "8 a.m." ends a sentence already)."""
+    return text if text.endswith(".") else text + "."
+
+
+def _call_back_when_open(
+    flow: Flow, position: Position, contact_id: str, now: datetime | None
+) -> Step:
+    """The caller asked for a call back while `contact_id` is closed: staff will call once it
+    opens (a follow-up item); when that is, its number again, goodbye."""
+    assert now is not None
+    contact = flow.contacts[contact_id]
+    lang = position.lang
+    opening = next_opening(contact.hours, contact.closures, now)
+    when = when_words(opening, now, lang, after=True) if opening else ""
+    return position.at(position.node), (
+        RequestCallBack(contact_id),
+        Say(_sentence(phrase(lang, "call_back_when_open_asked", when=when))),
+        Say(phrase(lang, "call_yourself", name=contact.name[lang])),
+        ReadNumber(contact_id),
+        Say(phrase(lang, "goodbye")),
+        HangUp(),
+    )
+
+
 # -- connecting ---------------------------------------------------------------------------------
 
 
@@ -400,6 +437,11 @@ def _connect(
     contact = flow.contacts[contact_id]
     if not is_open(contact, now):
         closed = _closed(contact, position.lang, now)
+        assert now is not None
+        if position.channel == "voice" and next_opening(contact.hours, contact.closures, now):
+            # Its choices: a call back once it opens, its number by text, or back.
+            waiting = replace(position, state="closed", contact=contact_id, line=0, misses=0)
+            return _menu_again(flow, waiting, *before, *closed, ReadNumber(contact_id))
         menu_position = position.at(position.node)
         return _menu_again(flow, menu_position, *before, *closed, ReadNumber(contact_id))
     if position.channel == "sms":
@@ -408,9 +450,7 @@ def _connect(
     return dialing, (*before, Connect(contact_id, line))
 
 
-def _dial_ended(
-    flow: Flow, position: Position, status: DialStatus, now: datetime | None
-) -> Step:
+def _dial_ended(flow: Flow, position: Position, status: DialStatus, now: datetime | None) -> Step:
     assert position.contact is not None
     if status in (DialStatus.COMPLETED, DialStatus.ANSWERED):
         return position.at(position.node), (Say(phrase(position.lang, "goodbye")), HangUp())
@@ -443,8 +483,9 @@ def _closed(contact: Contact, lang: str, now: datetime | None) -> tuple[Effect, 
         said.append(Say(closure.message[lang]))
     opening = next_opening(contact.hours, contact.closures, now)
     if opening is not None:
-        again = phrase(lang, "opens_again", when=when_words(opening, now, lang))
-        said.append(Say(again if again.endswith(".") else again + "."))  # "8 a.m." ends one
+        said.append(
+            Say(_sentence(phrase(lang, "opens_again", when=when_words(opening, now, lang))))
+        )
     elif contact.hours is not None:
         said.append(Say(phrase(lang, "hours_are", hours=contact.hours.description[lang])))
     return tuple(said)
@@ -536,7 +577,7 @@ def _said_phrases(flow: Flow, position: Position) -> dict[str, list[frozenset[st
         position.lang,
         position.channel,
         state=position.state,
-        contact=position.contact if position.state == "retry" else None,
+        contact=position.contact if position.state in ABOUT_A_CONTACT else None,
     )
     return _phrases_of_menu(flow, menu)
 
@@ -545,7 +586,7 @@ def _said_phrases(flow: Flow, position: Position) -> dict[str, list[frozenset[st
 def _phrases_of_menu(flow: Flow, position: Position) -> dict[str, list[frozenset[str]]]:
     phrases: dict[str, list[frozenset[str]]] = {}
     for choice in choices(flow, position):
-        listed = RETRY_PHRASES.get(choice.key) if position.state == "retry" else None
+        listed = RETRY_PHRASES.get(choice.key) if position.state in ABOUT_A_CONTACT else None
         said = [choice.label, *([choice.sms_label] if choice.sms_label else [])]
         said += phrase(position.lang, listed).split(", ") if listed else []
         phrases[choice.key] = [
@@ -607,7 +648,7 @@ def hints(flow: Flow, position: Position) -> tuple[str, ...]:
         word for word, key in SPOKEN_WORDS.get(position.lang, {}).items() if key == OPERATOR_KEY
     ]
     extra: list[str] = []
-    if position.state == "retry":
+    if position.state in ABOUT_A_CONTACT:
         for choice in offered:
             if choice.key in RETRY_PHRASES:
                 extra += phrase(position.lang, RETRY_PHRASES[choice.key]).split(", ")

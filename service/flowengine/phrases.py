@@ -71,6 +71,11 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "as soon as they can."
         ),
         "call_yourself": "You can also call {name} yourself.",
+        "call_back_when_open": "ask for a call back once they open",
+        "call_back_when_open_asked": (
+            "Thank you. A staff member will call you back at the number you are calling from, "
+            "{when}"
+        ),
         "closed": "{name} is closed right now.",
         "opens_again": "They are open again {when}",
         "call_them_at": "You can call {name}.",
@@ -203,6 +208,11 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "llama, lo antes posible."
         ),
         "call_yourself": "También puede llamar directamente a {name}.",
+        "call_back_when_open": "pedir que le devuelvan la llamada cuando abran",
+        "call_back_when_open_asked": (
+            "Gracias. Un miembro del personal le devolverá la llamada al número desde el que "
+            "llama, {when}"
+        ),
         "closed": "{name} está cerrado en este momento.",
         "opens_again": "Vuelve a abrir {when}",
         "call_them_at": "Puede llamar a {name}.",

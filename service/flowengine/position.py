@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Literal
 
 Channel = Literal["voice", "sms"]
-State = Literal["menu", "dialing", "retry"]
+State = Literal["menu", "dialing", "retry", "closed"]
 
 MAX_MISSES = 3
 """Silences or wrong keys in a row before the call moves on: a caller who has heard nothing yet
@@ -23,7 +23,8 @@ class Position:
     misses: int = 0
     state: State = "menu"
     contact: str | None = None
-    """The contact being dialed (state `dialing`) or that did not answer (state `retry`)."""
+    """The contact being dialed (state `dialing`), that did not answer (state `retry`) or that
+    is closed (state `closed`)."""
     line: int = 0
     heard: bool = False
     """The caller has heard a part of the handout (a menu below the first, or a number)."""

@@ -419,7 +419,8 @@ def test_office_hours(features: Flow) -> None:
         "The front desk is closed right now.",
         "They are open again tomorrow at 8 a.m.",
     ]
-    assert effects[-2] == ReadNumber("desk") and position.state == "menu"
+    assert effects[-2] == ReadNumber("desk")
+    assert (position.state, position.contact) == ("closed", "desk")  # its choices follow
     saturday_night = datetime(2026, 11, 29, 4, 30, tzinfo=UTC)  # Sat 23:30 in New York
     _, effects = step(features, clinic, Key("2"), now=saturday_night)
     assert effects[-1] == Connect("desk", 0)

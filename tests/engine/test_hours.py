@@ -177,3 +177,42 @@ def test_a_call_back_is_promised_from_the_opening_on(moment: datetime, en: str, 
     now = at(2026, 12, 4, 18, 0)  # a Friday evening
     assert when_words(moment, now, "en", after=True) == en
     assert when_words(moment, now, "es", after=True) == es
+
+
+def test_a_caller_who_finds_a_contact_closed_may_ask_for_a_call_back_once_it_opens(
+    features: Flow,
+) -> None:
+    from service.flowengine.effects import HangUp, RequestCallBack, TextContacts
+    from service.flowengine.engine import choices
+
+    tuesday_night = at(2026, 11, 24, 22, 0)
+    waiting, effects = step(features, Position("clinic", "en"), Key("2"), now=tuesday_night)
+    assert (waiting.state, waiting.contact) == ("closed", "desk")
+    assert [choice.label for choice in choices(features, waiting)] == [
+        "ask for a call back once they open", "get the number by text", "go back",
+    ]  # fmt: skip
+    _, effects = step(features, waiting, Key("2"), now=tuesday_night)
+    assert effects[0] == RequestCallBack("desk") and effects[-1] == HangUp()
+    assert says(effects)[0] == (
+        "Thank you. A staff member will call you back at the number you are calling from, "
+        "tomorrow after 8 a.m."
+    )
+    _, effects = step(features, replace(waiting, lang="es"), Key("2"), now=tuesday_night)
+    assert "mañana a partir de las 8 de la mañana" in says(effects)[0]
+    _, effects = step(features, waiting, Key("8"), now=tuesday_night)
+    assert TextContacts(("desk",)) in effects
+    back, _ = step(features, waiting, Key("#"), now=tuesday_night)
+    assert back.state == "menu" and back.node == "clinic"
+    again, _ = step(features, waiting, Key("*"), now=tuesday_night)  # the choices again
+    assert again.state == "closed"
+    again, _ = step(features, waiting, Key("1"), now=tuesday_night)  # not a choice here
+    assert again.state == "closed" and again.misses == 1
+
+
+def test_a_contact_closed_for_weeks_leaves_the_caller_in_the_menu(features: Flow) -> None:
+    weeks = tuple(Closure(ZONE, on=date(2026, 12, day)) for day in range(1, 32))
+    position, _ = step(
+        with_closures(features, *weeks), Position("clinic", "en"), Key("2"),
+        now=at(2026, 12, 2, 10, 0),
+    )  # fmt: skip
+    assert position.state == "menu"

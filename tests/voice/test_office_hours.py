@@ -1,5 +1,6 @@
 """Office hours (a flow feature the shipped flow does not use): a closed contact is not dialed;
-the caller hears the hours and the number, and a silent caller outside hours is told goodbye."""
+the caller hears when it opens again and its number, and may ask for a call back once it opens;
+a silent caller outside hours is told goodbye."""
 
 from __future__ import annotations
 
@@ -60,3 +61,29 @@ def test_a_silent_caller_outside_hours_is_told_goodbye(
     assert heard.words[-1] == "Thank you for calling. Take care. Goodbye."
     assert "You can call the front desk." in heard.words
     assert "The number is 8 0 4, 8 2 8, 7 9 9 9." in heard.words
+
+
+def test_a_caller_who_finds_it_closed_asks_for_a_call_back_once_it_opens(
+    features_caller: tuple[Caller, pytest.MonkeyPatch], sqlite_database: Database
+) -> None:
+    from sqlalchemy import select
+
+    from service.models import CallEvent
+
+    caller, monkeypatch = features_caller
+    monkeypatch.setattr(voice_router, "clock", lambda: SUNDAY_NIGHT)
+    caller.call()
+    heard = caller.press("0")
+    assert heard.dial is None
+    assert "To ask for a call back once they open, press 2." in heard.words
+    assert "To get the number by text, press 8." in heard.words
+    heard = caller.press("2")
+    assert heard.hangup and not caller.dialed
+    assert heard.words[0] == (
+        "Thank you. A staff member will call you back at the number you are calling from, "
+        "tomorrow after 8 a.m."
+    )
+    caller.hang_up()  # the client waits for the spool to write what each request recorded
+    with sqlite_database.session(read_only=True) as session:
+        kinds = session.scalars(select(CallEvent.kind)).all()
+    assert "callback_request" in kinds
