@@ -47,6 +47,7 @@ from service.flowengine.position import (
 from service.flowengine.render import VoiceTurn, render_voice, voice_text_body
 from service.metrics import DB_ERRORS
 from service.models import CallEventKind, OutboxKind, utcnow
+from service.models.calls import AFTER_HOURS
 from service.optouts.store import opted_out_now, pending_changes
 from service.outbound import limits
 from service.outbound.limits import destination_refusal, refusal
@@ -346,7 +347,10 @@ def turn_facts(
     if turn.texted:
         happened(CallEventKind.TEXT_QUEUED, after.node, ",".join(turn.texted))
     if said.callback:
-        happened(CallEventKind.CALLBACK_REQUEST, after.node, said.callback)
+        # "closed:coordinator": asked while it was closed (the worklist says "after hours").
+        closed = before is not None and before.state == "closed"
+        detail = f"{AFTER_HOURS}{said.callback}" if closed else said.callback
+        happened(CallEventKind.CALLBACK_REQUEST, after.node, detail)
     if said.crisis:
         # Words of a crisis or an emergency: the sweep files an urgent follow-up.
         happened(CallEventKind.CRISIS, node, said.crisis)

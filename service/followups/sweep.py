@@ -66,6 +66,7 @@ from service.models import (
     OutboxStatus,
     UTCDateTime,
 )
+from service.models.calls import AFTER_HOURS
 
 LOOKBACK = timedelta(days=7)
 """How far back the sweep looks for what it has not filed yet."""
@@ -173,6 +174,8 @@ def _call_events(session: Session, since: datetime) -> Iterator[Trigger]:
         if kind == CallEventKind.CRISIS.value:
             reason = SAID_CRISIS.get(detail or "", FollowUpReason.EMERGENCY)
             at = said_at
+        elif (detail or "").startswith(AFTER_HOURS):
+            reason, at = FollowUpReason.ASKED_AFTER_HOURS, started_at
         else:
             reason, at = FollowUpReason.CALL_BACK_ASKED, started_at
         yield Trigger(

@@ -42,6 +42,7 @@ OUTCOME_LABELS = CLOSE_OUTCOMES | {
 REASON_LABELS = {
     "missed-transfer": "Transfer not answered",
     "call-back-asked": "Asked for a call back",
+    "asked-after-hours": "Asked for a call back after hours",
     "text-asked-person": "Asked for a person by text",
     "text-not-understood": "Texts not understood twice",
     "call-back-failed": "Call-back failed or not answered",

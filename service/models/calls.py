@@ -54,6 +54,10 @@ class DialOutcome(StrEnum):
     CANCELED = "canceled"
 
 
+AFTER_HOURS = "closed:"
+"""Before a call-back request's contact: it was asked for while the contact was closed."""
+
+
 class CallEventKind(StrEnum):
     MENU = "menu"
     KEY = "key"
@@ -63,6 +67,8 @@ class CallEventKind(StrEnum):
     TEXT_QUEUED = "text_queued"
     LANGUAGE = "language"
     CALLBACK_REQUEST = "callback_request"
+    """Its detail: the contact the caller wants a call back from, `closed:` first when it was
+    closed (AFTER_HOURS)."""
     """The caller asked to be called back after a transfer went unanswered (detail: the
     contact that did not answer)."""
     CRISIS = "crisis"

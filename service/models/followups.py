@@ -44,6 +44,8 @@ class FollowUpReason(StrEnum):
     CRISIS = "crisis"
     """A text or a caller's words about suicide or self-harm (urgent)."""
     EMERGENCY = "emergency"
+    ASKED_AFTER_HOURS = "asked-after-hours"
+    """The caller asked for a call back while the contact was closed (staff call in hours)."""
     """A text or a caller's words that sounded like a medical emergency (urgent)."""
 
 

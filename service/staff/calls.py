@@ -13,6 +13,7 @@ from service.audit import record_audit
 from service.calls.facts import dialed_contact
 from service.db import ReadSessionDep, SessionDep, get_database
 from service.models import Call, CallEventKind
+from service.models.calls import AFTER_HOURS
 from service.phone import mask
 from service.staff.auth import (
     client_address,
@@ -52,9 +53,6 @@ def _call_filters(request: Request, names: FlowNames, choice: LineChoice) -> Cal
     except FilterError as error:
         raise PageError(400, "Check the filters", str(error)) from None
     return replace(filters, line=choice.slug, line_ids=choice.line_ids)
-
-
-
 
 
 @router.get("/calls", response_class=HTMLResponse)
@@ -121,6 +119,9 @@ def _event_text(kind: str, node: str | None, detail: str | None, names: FlowName
         result, _, dialed = detail.partition(" ")
         return f"{result} ({names.contact(dialed_contact(dialed))})" if dialed else result
     if kind == CallEventKind.CALLBACK_REQUEST.value:
+        if detail and detail.startswith(AFTER_HOURS):
+            closed = names.contact(detail.removeprefix(AFTER_HOURS))
+            return f"while {closed} was closed, for when it opens"
         return f"after {names.contact(detail)} did not answer" if detail else ""
     if kind == CallEventKind.CRISIS.value:
         # What the caller heard: 988 and 911 first (the words themselves are the "Said" row).

@@ -5,7 +5,7 @@ a silent caller outside hours is told goodbye."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -68,7 +68,8 @@ def test_a_caller_who_finds_it_closed_asks_for_a_call_back_once_it_opens(
 ) -> None:
     from sqlalchemy import select
 
-    from service.models import CallEvent
+    from service.followups.sweep import sweep_follow_ups
+    from service.models import CallEvent, FollowUp
 
     caller, monkeypatch = features_caller
     monkeypatch.setattr(voice_router, "clock", lambda: SUNDAY_NIGHT)
@@ -85,5 +86,12 @@ def test_a_caller_who_finds_it_closed_asks_for_a_call_back_once_it_opens(
     )
     caller.hang_up()  # the client waits for the spool to write what each request recorded
     with sqlite_database.session(read_only=True) as session:
-        kinds = session.scalars(select(CallEvent.kind)).all()
-    assert "callback_request" in kinds
+        details = session.scalars(
+            select(CallEvent.detail).where(CallEvent.kind == "callback_request")
+        ).all()
+    assert details == ["closed:desk"]
+    with sqlite_database.session() as session:
+        sweep_follow_ups(session, SUNDAY_NIGHT + timedelta(minutes=5))
+    with sqlite_database.session(read_only=True) as session:
+        (item,) = session.scalars(select(FollowUp)).all()
+    assert item.reason == "asked-after-hours"  # "Asked for a call back after hours" on the list
