@@ -75,37 +75,34 @@ class TextTurn:
     or "emergency" (a medical emergency): the last two are urgent."""
 
 
-def _call_when_open(
-    flow: Flow,
-    position: Position,
-    contact_id: str,
-    keyword: Keyword,
-    word: str,
-    new: bool,
-    now: datetime | None,
-) -> TextTurn:
-    """CALL while the contact is closed: a call back once it opens, and the texter told when
-    ("We will call you Monday after 8 a.m."); closed for longer than anyone looks ahead, its
-    number instead."""
-    assert now is not None
-    contact, lang = flow.contacts[contact_id], position.lang
+@dataclass(frozen=True)
+class CallBack:
+    """What CALL gets: the reply, and whether (and from when) a call back is placed."""
+
+    reply: str
+    placed: bool
+    at: datetime | None = None
+    """When the contact opens, if it is closed now (the call back waits until then)."""
+
+
+def call_back_answer(flow: Flow, contact_id: str, lang: str, now: datetime | None) -> CallBack:
+    """CALL to `contact_id`: open, a call in a moment; closed, a call once it opens, and the
+    texter told when ("We will call you Monday after 8 a.m."); closed for longer than anyone
+    looks ahead, its number instead of a promise."""
+    contact = flow.contacts[contact_id]
     name = contact.name[lang]
+    footer = phrase(lang, "sms_footer")
+    if is_open(contact, now):
+        return CallBack("\n".join((phrase(lang, "sms_calling", name=name), footer)), True)
+    assert now is not None
+    named = name[:1].upper() + name[1:]
     opening = next_opening(contact.hours, contact.closures, now)
     if opening is None:
-        closed = phrase(lang, "closed", name=name[:1].upper() + name[1:])
-        reply = "\n".join((closed, contact_card(contact, lang), phrase(lang, "sms_footer")))
-        return TextTurn(position, reply, keyword, word, new_conversation=new)
+        closed = phrase(lang, "closed", name=named)
+        return CallBack("\n".join((closed, contact_card(contact, lang), footer)), False)
     when = when_words(opening, now, lang, after=True)
-    calling = phrase(lang, "sms_calling_later", name=name[:1].upper() + name[1:], when=when)
-    return TextTurn(
-        position,
-        "\n".join((calling, phrase(lang, "sms_footer"))),
-        keyword,
-        word,
-        call_contact=contact_id,
-        call_at=opening,
-        new_conversation=new,
-    )
+    calling = phrase(lang, "sms_calling_later", name=named, when=when)
+    return CallBack("\n".join((calling, footer)), True, opening)
 
 
 def call_back_contact(flow: Flow, position: Position) -> str:
@@ -166,15 +163,14 @@ def respond(
         return TextTurn(current, reply, keyword, word, new_conversation=new)
     if keyword is Keyword.CALL:
         contact_id = call_back_contact(flow, current)
-        if not is_open(flow.contacts[contact_id], now):
-            return _call_when_open(flow, current, contact_id, keyword, word, new, now)
-        name = flow.contacts[contact_id].name[here]
+        answer = call_back_answer(flow, contact_id, here, now)
         return TextTurn(
             current,
-            "\n".join((phrase(here, "sms_calling", name=name), phrase(here, "sms_footer"))),
+            answer.reply,
             keyword,
             word,
-            call_contact=contact_id,
+            call_contact=contact_id if answer.placed else None,
+            call_at=answer.at,
             new_conversation=new,
         )
     if keyword is Keyword.SPANISH and "es" in flow.languages:

@@ -71,7 +71,7 @@ from service.serving import gave_up
 from service.spool.codec import Record
 from service.spool.spool import Kept, Spool
 from service.texts.conversations import CONVERSATION_TTL, save_conversation
-from service.texts.dialogue import TextTurn, crisis_reply_without_menu, respond
+from service.texts.dialogue import TextTurn, call_back_answer, crisis_reply_without_menu, respond
 from service.texts.keywords import Keyword, classify, fold, keyword_reply
 
 log = logging.getLogger(__name__)
@@ -447,11 +447,9 @@ def _without_conversation(
         return [], intent
     if keyword is Keyword.CALL and flow is not None and inbound.sid:
         contact = flow.contacts[flow.operator]
-        later = respond(flow, inbound.body, None, lang=lang, now=inbound.at)  # closed now?
-        if later.call_contact is None:  # closed for weeks: its number, no call back
-            return _unless_held(
-                spool, inbound, messages_for(later.reply or ""), lang, line_id
-            ), intent
+        answer = call_back_answer(flow, flow.operator, lang, inbound.at)
+        if not answer.placed:  # closed for weeks: its number, no call back
+            return _unless_held(spool, inbound, messages_for(answer.reply), lang, line_id), intent
         call_back = OutboxQueued(
             OutboxKind.CALL,
             inbound.phone,
@@ -461,21 +459,12 @@ def _without_conversation(
             inbound.at,
             lang,
             line_id,
-            spread_out(later.call_at, inbound.phone),
+            spread_out(answer.at, inbound.phone),
         )
         # A refused one is kept as refused, for staff to see; one nothing keeps is not promised.
         if spool.submit([call_back], hold=False).promised:
-            if destination_refusal(inbound.phone, limits.current()) is not None:
-                reply = call_refused(flow, lang)
-            elif later.call_at is not None:
-                reply = later.reply or ""
-            else:
-                reply = "\n".join(
-                    (
-                        phrase(lang, "sms_calling", name=contact.name[lang]),
-                        phrase(lang, "sms_footer"),
-                    )
-                )
+            refused = destination_refusal(inbound.phone, limits.current()) is not None
+            reply = call_refused(flow, lang) if refused else answer.reply
             return _unless_held(spool, inbound, messages_for(reply), lang, line_id), intent
     elif keyword is Keyword.HELP:
         help_reply = messages_for(keyword_reply(flow, lang, "sms_help"))
