@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.lines.revisions import LineError, line_ids_named
 from service.models import ApiRole, ApiToken, ApiTokenLine, Line, utcnow
 
 TOKEN_PREFIX = "plt_"
@@ -61,11 +62,10 @@ def create_token(
         raise TokenError("the role is viewer or editor")
     if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
         raise TokenError(f"there is already a token named {name!r}")
-    wanted = sorted({slug.strip() for slug in lines if slug.strip()})
-    found = dict(session.execute(select(Line.slug, Line.id).where(Line.slug.in_(wanted))).all())
-    unknown = [slug for slug in wanted if slug not in found]
-    if unknown:
-        raise TokenError(f"there is no line named {unknown[0][:40]!r}")
+    try:
+        found = line_ids_named(session, lines)
+    except LineError as error:
+        raise TokenError(str(error)) from None
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         name=name,
@@ -76,7 +76,7 @@ def create_token(
     )
     session.add(token)
     session.flush()
-    session.add_all(ApiTokenLine(token_id=token.id, line_id=found[slug]) for slug in wanted)
+    session.add_all(ApiTokenLine(token_id=token.id, line_id=line_id) for line_id in found.values())
     session.flush()
     return token, secret
 

@@ -83,6 +83,17 @@ def line_named(session: Session, slug: str) -> Line:
     return line
 
 
+def line_ids_named(session: Session, slugs: Sequence[str]) -> dict[str, int]:
+    """Slug -> id of each line named (blank names left out); LineError for a name no line has
+    (an account or a token limited to lines)."""
+    wanted = sorted({slug.strip() for slug in slugs if slug.strip()})
+    found = dict(session.execute(select(Line.slug, Line.id).where(Line.slug.in_(wanted))).all())
+    unknown = [slug for slug in wanted if slug not in found]
+    if unknown:
+        raise LineError(f"there is no line named {unknown[0][:40]!r}")
+    return {slug: found[slug] for slug in wanted}
+
+
 def normalized_number(number: str) -> str:
     e164 = to_e164(number)
     if e164 is None:

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from service.audit import record_audit
 from service.channels.signature import public_url
 from service.config import Settings
+from service.lines.revisions import LineError, line_ids_named
 from service.metrics import SIGN_INS_THROTTLED
 from service.models import AuditEntry, Line, StaffLine, StaffRole, StaffUser, utcnow
 
@@ -193,15 +194,14 @@ def limit_to_lines(session: Session, username: str, slugs: Sequence[str]) -> Sta
     """Limit an account to these lines (none: every line). Refused for an administrator (who
     manages every account, and so sees every line) and for a slug no line has."""
     user = account(session, username)
-    wanted = sorted({slug.strip() for slug in slugs if slug.strip()})
-    if wanted and user.role == StaffRole.ADMIN.value:
+    if any(slug.strip() for slug in slugs) and user.role == StaffRole.ADMIN.value:
         raise AccountError("an administrator sees every line; choose another role to limit it")
-    found = dict(session.execute(select(Line.slug, Line.id).where(Line.slug.in_(wanted))).all())
-    unknown = [slug for slug in wanted if slug not in found]
-    if unknown:
-        raise AccountError(f"there is no line named {unknown[0][:40]!r}")
+    try:
+        found = line_ids_named(session, slugs)
+    except LineError as error:
+        raise AccountError(str(error)) from None
     session.execute(delete(StaffLine).where(StaffLine.user_id == user.id))
-    session.add_all(StaffLine(user_id=user.id, line_id=found[slug]) for slug in wanted)
+    session.add_all(StaffLine(user_id=user.id, line_id=line_id) for line_id in found.values())
     session.flush()
     return user
 
