@@ -75,11 +75,16 @@ E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 Path_ = Sequence[str | int]
 
 
+def flow_files(folder: Path) -> list[Path]:
+    """The flow files of a folder (*.yaml and *.yml), by name."""
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
 def check_paths(paths: Sequence[Path]) -> list[Problem]:
     """Every problem in the flow files at these paths (folders: their *.yaml and *.yml files)."""
     problems: list[Problem] = []
     for path in paths:
-        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+        files = flow_files(path) if path.is_dir() else [path]
         if not files:
             problems.append(Problem(str(path), 1, "no flow files (*.yaml) here"))
         for file in files:
@@ -95,7 +100,7 @@ def check_warnings(paths: Sequence[Path]) -> list[Problem]:
     operator (0) with no office hours is put through at any hour, to a closed office at night."""
     warnings: list[Problem] = []
     for path in paths:
-        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+        files = flow_files(path) if path.is_dir() else [path]
         for file in files:
             try:
                 document = read(file)

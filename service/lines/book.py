@@ -33,7 +33,7 @@ from service.config import DEFAULT_TIMEZONE
 from service.db import DATABASE_ERRORS, Database, describe_error
 from service.flowengine import Flow, FlowError
 from service.flowengine.hours import Closure
-from service.flowengine.validate import flow_of_text
+from service.flowengine.validate import flow_files, flow_of_text
 from service.lines.closures import engine_closures
 from service.lines.revisions import seed_from_files
 from service.metrics import FLOW_LOADED
@@ -348,7 +348,7 @@ class LineBook:
     def _from_files(self) -> Snapshot:
         lines = []
         flows: dict[int, Flow] = {}
-        paths = sorted([*self.flows_dir.glob("*.yaml"), *self.flows_dir.glob("*.yml")])
+        paths = flow_files(self.flows_dir)
         for index, path in enumerate(paths, start=1):
             with contextlib.suppress(OSError):
                 flow = _flow_of(path.read_text(encoding="utf-8"), str(path))

@@ -21,7 +21,7 @@ from service.db import upsert
 from service.flowengine import FlowError
 from service.flowengine.loader import Problem, parse
 from service.flowengine.phrases import CARRIER_KEYWORDS
-from service.flowengine.validate import check_document
+from service.flowengine.validate import check_document, flow_files
 from service.models import FlowRevision, Line, LineBookVersion, LineNumber, utcnow
 from service.phone import to_e164
 
@@ -274,7 +274,7 @@ def seed_from_files(session: Session, flows_dir: Path) -> list[Line]:
     if session.scalar(select(func.count()).select_from(Line)):
         return []
     added = []
-    for path in sorted([*flows_dir.glob("*.yaml"), *flows_dir.glob("*.yml")]):
+    for path in flow_files(flows_dir):
         text = path.read_text(encoding="utf-8")
         checked = check_text(text, str(path))
         if not checked.ok:
