@@ -34,7 +34,7 @@ from service.db import DATABASE_ERRORS, Database, describe_error
 from service.flowengine import Flow, FlowError
 from service.flowengine.hours import Closure
 from service.flowengine.validate import flow_files, flow_of_text
-from service.lines.closures import engine_closures
+from service.lines.closures import engine_closures, list_closures
 from service.lines.revisions import seed_from_files
 from service.metrics import FLOW_LOADED
 from service.models import FlowRevision, Line, LineBookVersion, LineNumber
@@ -263,7 +263,7 @@ class LineBook:
         ).all()
         lines = []
         flows: dict[int, Flow] = {}
-        closures = engine_closures(session, self.timezone)
+        closures = engine_closures(list_closures(session), self.timezone)
         for line, revision_number, text in rows:
             revision_id = int(line.published_revision_id or 0)
             flow = self.snapshot.flows.get(revision_id) or _flow_of(text, line.slug)

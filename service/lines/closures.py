@@ -152,10 +152,13 @@ def list_closures(session: Session, line_ids: Sequence[int] | None = None) -> li
     return list(session.scalars(query))
 
 
-def engine_closures(session: Session, timezone: str) -> dict[int, dict[str, tuple[Closure, ...]]]:
-    """Line id -> contact -> its closures, as the engine takes them."""
+def engine_closures(
+    rows: Sequence[ContactClosure], timezone: str
+) -> dict[int, dict[str, tuple[Closure, ...]]]:
+    """Line id -> contact -> its closures (of `rows`, from `list_closures`), as the engine
+    takes them."""
     found: dict[int, dict[str, list[Closure]]] = {}
-    for row in list_closures(session):
+    for row in rows:
         message = {lang: text for lang, text in (("en", row.message_en), ("es", row.message_es))
                    if text}  # fmt: skip
         closure = Closure(

@@ -110,7 +110,7 @@ def _page(
     today = now.astimezone(zone).date()
     lines = visible_lines(request)
     closures = list_closures(session, [line.id for line in lines])
-    now_closed = engine_closures(session, book.timezone)
+    now_closed = engine_closures(closures, book.timezone)
     flows = {line.id: book.flow(line) for line in lines}
     contacts = {line_id: sorted(flow.contacts) if flow else [] for line_id, flow in flows.items()}
     return render(
