@@ -53,7 +53,7 @@ from bench.harness import (
     process_group_pids,
     sign,
 )
-from bench.lines import greeting, line_number, line_text
+from bench.lines import greeting, line_number, line_text, probe_call
 from tests.ops.fake_twilio import FakeTwilio
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -430,16 +430,9 @@ class Line:
     def _heard(self, number: str, words: str, index: int) -> bool:
         """A probe call to `number`: whether it hears `words` (it ends at once, completed)."""
         self.probes += 1
-        sid, caller = f"CA{index:032x}", caller_number(index)
-        params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "From": caller, "To": number}
-        answer = ""
-        for path, status in (("/twilio/voice", "ringing"), ("/twilio/voice/status", "completed")):
-            signed = {**params, "CallStatus": status, "CallDuration": "1"}
-            headers = {"X-Twilio-Signature": sign(PUBLIC_BASE + path, signed)}
-            response = httpx.post(self.base_url + path, data=signed, headers=headers, timeout=10)
-            answer = answer or response.text
-        self.fake.register_call(sid, "completed", 1, caller, number)
-        return words.replace("'", "&apos;") in answer or words in answer
+        heard = probe_call(self.base_url, number, words, index)
+        self.fake.register_call(f"CA{index:032x}", "completed", 1, caller_number(index), number)
+        return heard
 
     def start_worker(self) -> None:
         with open(self.root / f"worker-{self.port}.log", "ab") as log:
