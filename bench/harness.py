@@ -329,12 +329,12 @@ class Driver:
 
 
 def next_action(twiml: str) -> str | None:
-    """The URL Twilio would post to next: the <Gather> or <Dial> action."""
+    """The URL Twilio would post to next: the <Gather>, <Dial> or <Record> action."""
     try:
         root = ET.fromstring(twiml)
     except ET.ParseError:
         return None
-    for tag in ("Gather", "Dial"):
+    for tag in ("Gather", "Dial", "Record"):
         element = root.find(tag)
         if element is not None and element.get("action"):
             return element.get("action")

@@ -101,12 +101,16 @@ def worker(
     from service import migrate
     from service.calls.reconcile import call_reconciler
     from service.config import get_settings
+    from service.db import get_database
     from service.followups.sweep import run_sweep
+    from service.lines.book import LineBook
     from service.logs import configure_logging
     from service.outbound import limits
     from service.outbound.worker import build_worker
     from service.spool.spool import Spool
     from service.stores import STORES
+    from service.texts.opening import wait_for_opening
+    from service.voicemail.fetch import voicemail_fetcher
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -121,12 +125,20 @@ def worker(
         periodic_every=settings.spool_periodic_seconds,
         fence_give_up=settings.fence_give_up_seconds,
     )
-    reconciler = call_reconciler(settings, spool)
-    sender = build_worker(settings, spool, [reconciler] if reconciler else [])
+    chores = [call_reconciler(settings, spool), voicemail_fetcher(settings)]
+    # The lines' flows and closures: a call-back is placed only while its contact is open.
+    book = LineBook(get_database, settings.var_dir, settings.flows_dir, timezone=settings.timezone)
+    sender = build_worker(
+        settings,
+        spool,
+        [chore for chore in chores if chore is not None],
+        wait_for_opening(book),
+    )
     if sender is None:
         typer.echo("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set.", err=True)
         raise typer.Exit(1)
     try:
+        book.open()
         if once:
             report = sender.run_once()
             typer.echo(
@@ -135,12 +147,14 @@ def worker(
             )
             return
         spool.start()  # also replays what processes that are gone left in the spool
+        book.start()  # (closures added at /staff/hours reach it within a second)
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         typer.echo(f"outbox worker {sender.worker_id} running; Ctrl-C to stop")
         sender.run_forever(stop, poll_seconds=poll)
     finally:
+        book.close()
         spool.close()
 
 

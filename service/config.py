@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     # A call with no final status and nothing heard of it for this long is looked up in
     # Twilio's Calls resource (by the outbox worker) and settled by what Twilio says.
     call_reconcile_seconds: int = 900
+    # Messages callers leave: the audio is copied from Twilio in this format (mp3: a quarter
+    # of wav's size) and, once the copy is verified, deleted at Twilio unless this is false.
+    voicemail_format: Literal["mp3", "wav"] = "mp3"
+    voicemail_delete_at_twilio: bool = True
     # Hosts that share the database but not var/ (service/spool/fence.py): replies and texts
     # wait while another host's spool may hold opt-outs the database lacks; a host silent for
     # this long is no longer waited for.

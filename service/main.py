@@ -43,7 +43,9 @@ from service.staff.auth import prepare_sign_in
 from service.staff.rollup import periodic_roll_up
 from service.staff.routes import router as staff_router
 from service.stores import STORES
+from service.texts.opening import wait_for_opening
 from service.texts.router import WEBHOOKS as sms_webhooks
+from service.voicemail.fetch import voicemail_fetcher
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         app.state.spool.start()  # replays what processes that are gone left in the spool
         try:
-            chores = [call_reconciler(app.state.settings, app.state.spool)]
+            settings = app.state.settings
+            chores = [call_reconciler(settings, app.state.spool), voicemail_fetcher(settings)]
             with background_sender(
-                app.state.settings, app.state.spool, [c for c in chores if c is not None]
+                settings,
+                app.state.spool,
+                [c for c in chores if c is not None],
+                wait_for_opening(app.state.book),
             ):
                 yield
         finally:

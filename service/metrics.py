@@ -44,6 +44,12 @@ FLOW_LOADED = Gauge(
     "Whether the process has a valid menu loaded (0: every call and text gets the fallback).",
     multiprocess_mode="livemin",
 )
+VOICEMAILS = Counter(
+    "phoneline_voicemails",
+    "Messages callers left, by what the fetcher did: copied from Twilio and verified (stored), "
+    "deleted at Twilio (deleted), a download or delete to try again (retry), absent.",
+    ["event"],
+)
 SPOOL_WRITE_ERRORS = Counter(
     "phoneline_spool_write_errors",
     "Times the local disk refused to take a spooled record (full, read-only).",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from functools import partial
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import ColumnElement, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from service.audit import SYSTEM_ACTOR, record_audit
@@ -30,6 +30,8 @@ from service.models import (
     Metric,
     OutboxMessage,
     OutboxStatus,
+    Voicemail,
+    VoicemailAudio,
     utcnow,
 )
 from service.models.rollups import forget_days
@@ -65,13 +67,15 @@ class PurgeReport:
     messages: int = 0
     conversations: int = 0
     outbox: int = 0
+    voicemails: int = 0
     batches: int = 0
 
     def summary(self) -> str:
         return (
             f"purged records before {self.cutoff:%Y-%m-%d %H:%M} UTC: "
             f"{self.calls} calls ({self.call_events} events), {self.messages} messages, "
-            f"{self.conversations} conversations, {self.outbox} outbox rows "
+            f"{self.conversations} conversations, {self.outbox} outbox rows, "
+            f"{self.voicemails} voicemails with their audio "
             f"in {self.batches} batches; daily counts kept"
         )
 
@@ -91,17 +95,25 @@ def _add_counts(session: Session, counts: Counter[AggregateKey]) -> None:
 
 def _purge_calls(
     session: Session, cutoff: datetime, batch_size: int, zone: tzinfo
-) -> tuple[int, int]:
-    rows: Sequence[tuple[int, datetime, str, str | None, str | None]] = session.execute(
-        select(Call.id, Call.started_at, Call.outcome, Call.transferred_contact, Call.dial_outcome)
+) -> tuple[int, int, int]:
+    """(calls, their events, their voicemails) deleted."""
+    rows: Sequence[tuple[int, datetime, str, str | None, str | None, str]] = session.execute(
+        select(
+            Call.id,
+            Call.started_at,
+            Call.outcome,
+            Call.transferred_contact,
+            Call.dial_outcome,
+            Call.call_sid,
+        )
         .where(Call.started_at < cutoff)
         .order_by(Call.started_at, Call.id)
         .limit(batch_size)
     ).all()
     if not rows:
-        return 0, 0
+        return 0, 0, 0
     counts: Counter[AggregateKey] = Counter()
-    for _, started_at, outcome, contact, dial_outcome in rows:
+    for _, started_at, outcome, contact, dial_outcome, _ in rows:
         day = started_at.astimezone(zone).date()
         counts[(day, Channel.VOICE, Metric.CALLS, "")] += 1
         counts[(day, Channel.VOICE, Metric.OUTCOME, outcome)] += 1
@@ -113,9 +125,33 @@ def _purge_calls(
     ids = [row[0] for row in rows]
     forget_days(session, rows[0][1], rows[-1][1])
     events = session.scalar(select(func.count()).where(CallEvent.call_id.in_(ids))) or 0
-    # Events go with their call (ON DELETE CASCADE).
+    # Events go with their call (ON DELETE CASCADE); messages the callers left, and their
+    # audio, too.
+    voicemails = _delete_voicemails(session, Voicemail.call_sid.in_([row[5] for row in rows]))
     session.execute(delete(Call).where(Call.id.in_(ids)))
-    return len(ids), events
+    return len(ids), events, voicemails
+
+
+def _delete_voicemails(session: Session, which: ColumnElement[bool]) -> int:
+    """Delete these messages, and the audio no message refers to any more."""
+    deleted = session.execute(
+        delete(Voicemail).where(which).returning(Voicemail.audio_sha256)
+    ).all()
+    digests = {digest for (digest,) in deleted if digest}
+    if digests:
+        kept = select(Voicemail.id).where(Voicemail.audio_sha256 == VoicemailAudio.sha256)
+        session.execute(
+            delete(VoicemailAudio).where(VoicemailAudio.sha256.in_(digests), ~kept.exists())
+        )
+    return len(deleted)
+
+
+def _purge_voicemails(session: Session, cutoff: datetime, batch_size: int) -> int:
+    """Messages left before the cutoff whose call is gone already (or was never recorded)."""
+    ids = session.scalars(
+        select(Voicemail.id).where(Voicemail.left_at < cutoff).limit(batch_size)
+    ).all()
+    return _delete_voicemails(session, Voicemail.id.in_(ids)) if ids else 0
 
 
 def _purge_messages(session: Session, cutoff: datetime, batch_size: int, zone: tzinfo) -> int:
@@ -176,7 +212,8 @@ def purge(
     actor: str = SYSTEM_ACTOR,
     zone: tzinfo | None = None,
 ) -> PurgeReport:
-    """Delete calls (with their events), messages, idle conversations and finished outbox rows
+    """Delete calls (with their events and voicemails, audio and all), messages, idle
+    conversations and finished outbox rows
     older than `older_than`, `batch_size` rows per transaction, counting calls and texts into
     daily_aggregates first, by the clinic's day (`zone`, default TIMEZONE: the charts draw
     the clinic's days); then write an audit entry."""
@@ -187,17 +224,19 @@ def purge(
     report = PurgeReport(cutoff=(now or utcnow()) - older_than)
     while True:
         with database.session() as session:
-            calls, events = _purge_calls(session, report.cutoff, batch_size, zone)
+            calls, events, voicemails = _purge_calls(session, report.cutoff, batch_size, zone)
         if not calls:
             break
         report.calls += calls
         report.call_events += events
+        report.voicemails += voicemails
         report.batches += 1
     purge_messages = partial(_purge_messages, zone=zone)
     for purge_step, field in (
         (purge_messages, "messages"),
         (_purge_conversations, "conversations"),
         (_purge_outbox, "outbox"),
+        (_purge_voicemails, "voicemails"),
     ):
         while True:
             with database.session() as session:

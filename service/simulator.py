@@ -12,7 +12,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from service.flowengine import Flow, Position, start, step
-from service.flowengine.position import DialEnded, DialStatus, Input, Key, Reply, Silence, Speech
+from service.flowengine.position import (
+    DialEnded,
+    DialStatus,
+    Input,
+    Key,
+    Recorded,
+    Reply,
+    Silence,
+    Speech,
+)
 from service.flowengine.position import Start as StartInput
 from service.flowengine.render import contact_card, render_sms, render_voice
 from service.flowengine.segments import pack
@@ -69,6 +78,9 @@ class Simulation:
             return Reply(text)
         if self.dialing:
             return DialEnded(DialStatus.read(text) or DialStatus.COMPLETED)
+        if self.position.state == "message":
+            # The message itself: any words are a recording (of about a second a word).
+            return Recorded(len(text.split())) if text else Silence()
         if not text:
             return Silence()
         if len(text) == 1 and text in VOICE_KEYS:
@@ -88,9 +100,14 @@ class Simulation:
             lines.append(f"[texts the caller: {contact_card(contact, lang)}]")
         if turn.callback is not None:
             lines.append(f"[asks staff to call the caller back: {turn.callback} did not answer]")
+        if turn.message is not None:
+            lines.append(f"[the message for {turn.message} goes to the staff's worklist]")
         if turn.ending == "dial":
             lines.append(f"[connects to {turn.dial_number}]")
             lines.append("(how did the transfer end? " + ", ".join(DIAL_STATUSES) + ")")
+        elif turn.ending == "record":
+            lines.append("[beep: records a message of at most two minutes]")
+            lines.append("(type the message, or nothing for none)")
         elif turn.ending == "hangup":
             lines.append("[hangs up]")
             self.ended = True

@@ -15,8 +15,9 @@ from service.optouts.store import OPT_OUT_STORE
 from service.outbound.outbox import OUTBOX_STORE
 from service.spool.codec import Record
 from service.spool.stores import Applied, Store, apply_records
+from service.voicemail.records import VOICEMAIL_STORE
 
-STORES: tuple[Store, ...] = (CALL_STORE, OPT_OUT_STORE, TEXT_STORE, OUTBOX_STORE)
+STORES: tuple[Store, ...] = (CALL_STORE, OPT_OUT_STORE, TEXT_STORE, OUTBOX_STORE, VOICEMAIL_STORE)
 
 
 def write_records(session: Session, records: Sequence[Record], *, now: datetime) -> Applied:

@@ -30,7 +30,7 @@ LINE_PARAM = "l"
 HEARD_PARAM = "h"
 REVISION_PARAM = "r"
 
-STATES: tuple[State, ...] = ("menu", "dialing", "retry", "closed")
+STATES: tuple[State, ...] = ("menu", "dialing", "retry", "closed", "message")
 MAX_ID_CHARS = 64
 MAX_LINE = 9
 

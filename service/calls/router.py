@@ -12,25 +12,32 @@ the text a caller asks for ("press 8").
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import anyio.to_thread
 from fastapi import HTTPException, Request, Response
 
 from service.calls import position_url
-from service.calls.facts import TWILIO_CALL_STATUSES, CallFact, StatusReported, duration_of
-from service.calls.voice_call import TextQueue, take_turn, turn_facts
+from service.calls.facts import TWILIO_CALL_STATUSES, StatusReported, duration_of
+from service.calls.screening import TAKE_KEY, screen_event, was_taken, whisper
+from service.calls.voice_call import SCREEN_PATH, TextQueue, take_turn, turn_facts
 from service.channels import voice
 from service.channels.form import TwilioForm, Webhook
-from service.channels.signature import public_url, verified_form
+from service.channels.signature import CALL_SID, public_url, verified_form
 from service.config import Settings
-from service.flowengine import Flow
+from service.db import get_database
+from service.flowengine import Flow, Position
+from service.flowengine.position import DialStatus
 from service.lines.book import LineBook
 from service.metrics import WEBHOOKS_UNHEARD
 from service.phone import LAST_RESORT_NUMBER
 from service.serving import gave_up
+from service.spool.codec import Record
 from service.spool.spool import Spool
+from service.voicemail.records import TWILIO_STATUSES, RecordingReported
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,8 @@ async def voice_webhook(request: Request) -> Response:
             return _fallback(request, form)
         # A revision nobody can serve any more: the caller starts over at the line's main menu.
         restart = wanted is not None and wanted != revision_id
+        if await _not_taken(request, flow, webhook, before):
+            webhook = replace(webhook, dial_status=DialStatus.NO_ANSWER.value)
         turn = await take_turn(
             flow, webhook, before, _base_url(request), now, texts,
             revision_id=revision_id, restart=restart, line_id=line.id,
@@ -107,6 +116,67 @@ async def call_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def recording_status(request: Request) -> Response:
+    """`POST /twilio/voice/recording`: Twilio's recording status callback for a message a
+    caller left: its audio is ready (`completed`) or there is none (`absent`, `failed`).
+    Spooled like a call fact (the fetcher copies the audio once it is written); repeats change
+    nothing. A status Twilio adds one day is logged and answered 204, never a 4xx."""
+    webhook = Webhook.parse(await verified_form(request, "RecordingSid"))
+    if webhook.recording_status not in TWILIO_STATUSES:
+        if webhook.recording_status != "in-progress":
+            log.warning("ignoring a recording status callback with an unknown RecordingStatus")
+        return Response(status_code=204)
+    report = RecordingReported(
+        webhook.recording_sid,
+        webhook.call_sid,
+        clock(),
+        webhook.recording_status,
+        duration_of(webhook.recording_duration),
+    )
+    if not await _kept(request, [report]):
+        # Twilio retries a callback that failed: it comes back once the disk or the database
+        # takes it.
+        raise HTTPException(503, "cannot keep the report now")
+    return Response(status_code=204)
+
+
+async def screen_webhook(request: Request) -> Response:
+    """`POST /twilio/voice/screen?call=…&contact=…&lang=…`: Twilio asks what whoever answered
+    a screened transfer hears (`service.calls.screening`), then (`&step=key`) reports their
+    key: 1 puts them through, anything else (or nothing) hangs up their leg."""
+    form = await verified_form(request, "CallSid")
+    params = request.query_params
+    call_sid, contact = params.get("call", ""), params.get("contact", "")
+    if not CALL_SID.fullmatch(call_sid) or not contact:
+        raise HTTPException(400, "call and contact are required")
+    if params.get("step") != "key":
+        words, lang = whisper(_book(request).default_flow(), params.get("lang", ""))
+        query = urlencode({"call": call_sid, "contact": contact[:64], "step": "key"})
+        action = f"{_base_url(request)}{SCREEN_PATH}?{query}"
+        return _twiml(voice.screen_twiml(words, lang, action))
+    taken = Webhook.parse(form).digits == TAKE_KEY
+    # Kept where every process of this host reads it before the database has it. Taken:
+    # connected whatever became of the record (a person is on the line).
+    _spool(request).submit([screen_event(call_sid, clock(), contact, taken)], durable=True)
+    return _twiml(voice.screen_answer(taken))
+
+
+async def _not_taken(
+    request: Request, flow: Flow, webhook: Webhook, before: Position | None
+) -> bool:
+    """A screened transfer that Twilio reports answered, but that nobody took (a machine, or
+    no key): it was not answered."""
+    answered = DialStatus.read(webhook.dial_status) in (DialStatus.COMPLETED, DialStatus.ANSWERED)
+    if not answered or before is None or before.state != "dialing":
+        return False
+    contact = flow.contacts.get(before.contact or "")
+    if contact is None or not contact.screen:
+        return False
+    spool = _spool(request)
+    taken = await anyio.to_thread.run_sync(was_taken, spool, get_database, webhook.call_sid)
+    return taken is False
+
+
 async def fallback_webhook(request: Request) -> Response:
     """`POST /twilio/fallback`: Twilio's fallback URL, requested when the voice webhook failed
     or timed out. Static: no database, no flow engine; only the coordinator's number from the
@@ -118,6 +188,8 @@ async def fallback_webhook(request: Request) -> Response:
 WEBHOOKS = {
     "/twilio/voice": voice_webhook,
     "/twilio/voice/status": call_status,
+    "/twilio/voice/recording": recording_status,
+    "/twilio/voice/screen": screen_webhook,
     "/twilio/fallback": fallback_webhook,
 }
 """POST routes, added to the app as plain Starlette routes (see `service.main`)."""
@@ -128,7 +200,7 @@ def clock() -> datetime:
     return datetime.now(UTC)
 
 
-async def _kept(request: Request, records: list[CallFact]) -> bool:
+async def _kept(request: Request, records: Sequence[Record]) -> bool:
     """Spool the turn's record; when the disk refuses it, it is written to the database at once
     (in a worker thread, not on the event loop). True when one of them has it."""
     spool = _spool(request)

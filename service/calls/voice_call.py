@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlencode
 
 import anyio.to_thread
 import phonenumbers
@@ -28,6 +29,7 @@ from service.calls.facts import (
     CallStarted,
     CallTransferred,
     DialFinished,
+    duration_of,
 )
 from service.channels import voice
 from service.channels.form import Webhook
@@ -40,6 +42,7 @@ from service.flowengine.position import (
     DialStatus,
     Input,
     Key,
+    Recorded,
     Silence,
     Speech,
     Start,
@@ -54,10 +57,13 @@ from service.outbound.limits import destination_refusal, refusal
 from service.outbound.outbox import OutboxQueued
 from service.phone import e164_of, parse_valid
 from service.spool.spool import Spool
+from service.voicemail.records import VoicemailLeft
 
 log = logging.getLogger(__name__)
 
 VOICE_PATH = "/twilio/voice"
+RECORDING_PATH = "/twilio/voice/recording"
+SCREEN_PATH = "/twilio/voice/screen"
 KEYS = frozenset("0123456789*#")
 REPEAT = "*"
 TEXTABLE_TYPES = frozenset(
@@ -84,9 +90,7 @@ TextOutcome = Literal["queued", "not_now", "not_textable"]
 now (the database does not answer, or neither it nor the disk takes the text); or not going out
 (the number cannot take texts, opted out, or the outbound policy refuses it). Unless it is
 queued, the caller hears the number instead and is promised nothing."""
-TextQueue = Callable[
-    [Flow, Webhook, Position, tuple[str, ...], int | None], Awaitable[TextOutcome]
-]
+TextQueue = Callable[[Flow, Webhook, Position, tuple[str, ...], int | None], Awaitable[TextOutcome]]
 """Queues a text of these contacts (of this flow) to the caller, for this line (its id)."""
 
 
@@ -97,6 +101,8 @@ def read_input(webhook: Webhook, before: Position | None) -> Input:
         return Start()
     if webhook.dial_status:
         return DialEnded(DialStatus.read(webhook.dial_status) or DialStatus.FAILED)
+    if webhook.recording_sid:
+        return Recorded(duration_of(webhook.recording_duration) or 0)
     if webhook.digits:
         return Key(webhook.digits) if webhook.digits in KEYS else Key(REPEAT)
     if webhook.speech:
@@ -148,6 +154,12 @@ async def take_turn(
         after.lang,
         action_url(base_url, after, revision_id),
         hints=planned.hints if turn.ending == "gather" else (),
+        recording_callback=f"{base_url}{RECORDING_PATH}",
+        screen_url=(
+            screen_url(base_url, webhook.call_sid, turn.contact, after.lang)
+            if turn.ending == "dial" and turn.screen and turn.contact
+            else None
+        ),
         caller_id=(
             voice.caller_id_for(webhook.from_number, webhook.to_number)
             if turn.ending == "dial"
@@ -190,6 +202,14 @@ def _plan(
 @lru_cache(maxsize=4096)
 def _remembered_plan(flow: Flow, position: Position, event: Input, offer_texts: bool) -> Plan:
     return _plan(flow, position, event, None, offer_texts)
+
+
+def screen_url(base_url: str, call_sid: str, contact: str, lang: str) -> str:
+    """Where Twilio asks what whoever answers a screened transfer hears (`<Number url>`): it
+    names the caller's call (the child leg's webhook carries its own CallSid), the contact and
+    the caller's language."""
+    query = urlencode({"call": call_sid, "contact": contact, "lang": lang})
+    return f"{base_url}{SCREEN_PATH}?{query}"
 
 
 def action_url(base_url: str, position: Position, revision_id: int | None = None) -> str:
@@ -239,9 +259,7 @@ def spooled_text_queue(database: Callable[[], Database], spool: Callable[[], Spo
         contacts: tuple[str, ...],
         line_id: int | None,
     ) -> TextOutcome:
-        return await anyio.to_thread.run_sync(
-            queue_now, flow, webhook, position, contacts, line_id
-        )
+        return await anyio.to_thread.run_sync(queue_now, flow, webhook, position, contacts, line_id)
 
     def queue_now(
         flow: Flow,
@@ -301,7 +319,7 @@ def turn_facts(
     *,
     line_id: int | None = None,
     revision_id: int | None = None,
-) -> list[CallFact]:
+) -> list[CallFact | VoicemailLeft]:
     """What this turn leaves in the call's record (written later, by the call writer): on its
     first webhook, the line it reached and the revision it hears."""
     sid = webhook.call_sid
@@ -309,7 +327,7 @@ def turn_facts(
         return []
     before, after, event, said = turn.before, turn.after, turn.event, turn.voice
     node = before.node if before is not None else after.node
-    facts: list[CallFact] = []
+    facts: list[CallFact | VoicemailLeft] = []
     if before is None:
         facts.append(
             CallStarted(
@@ -351,6 +369,25 @@ def turn_facts(
         closed = before is not None and before.state == "closed"
         detail = f"{AFTER_HOURS}{said.callback}" if closed else said.callback
         happened(CallEventKind.CALLBACK_REQUEST, after.node, detail)
+    if webhook.recording_sid and before is not None:
+        # A message, kept whatever the engine made of its report (a URL from before a
+        # publish, say): what a caller said after the beep is never dropped.
+        recorded_for = before.contact if before is not None and before.state == "message" else None
+        message_for = recorded_for or said.message
+        happened(CallEventKind.VOICEMAIL, node, f"{message_for or ''} {webhook.recording_sid}")
+        seconds = duration_of(webhook.recording_duration)
+        facts.append(
+            VoicemailLeft(
+                webhook.recording_sid,
+                sid,
+                at,
+                webhook.from_number if webhook.from_number.startswith("+") else None,
+                line_id if line_id and line_id > 0 else None,
+                message_for,
+                after.lang,
+                seconds,
+            )
+        )
     if said.crisis:
         # Words of a crisis or an emergency: the sweep files an urgent follow-up.
         happened(CallEventKind.CRISIS, node, said.crisis)

@@ -99,6 +99,11 @@ class Webhook:
     message_status: str = ""
     """A text's status callback's `MessageStatus` (`SmsStatus`), in lower case."""
     error_code: str = ""
+    recording_sid: str = ""
+    """A `<Record>` action's or a recording status callback's `RecordingSid`."""
+    recording_duration: str = ""
+    recording_status: str = ""
+    """A recording status callback's `RecordingStatus`, in lower case."""
 
     @classmethod
     def parse(cls, form: Mapping[str, Any]) -> Webhook:
@@ -122,9 +127,11 @@ class Webhook:
             call_duration=field("CallDuration", 16),
             message_status=(field("MessageStatus") or field("SmsStatus")).lower(),
             error_code=field("ErrorCode", 16),
+            recording_sid=field("RecordingSid"),
+            recording_duration=field("RecordingDuration", 16),
+            recording_status=field("RecordingStatus", 16).lower(),
         )
 
 
 def _number(raw: str) -> str:
     return to_e164(raw) or raw if raw else ""
-

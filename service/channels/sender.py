@@ -74,6 +74,14 @@ class Sender(Protocol):
 
 
 @dataclass(frozen=True)
+class Audio:
+    """A recording's audio as Twilio served it."""
+
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
 class CallReport:
     """What Twilio's Calls resource says of a call."""
 
@@ -108,6 +116,7 @@ class TwilioSender:
 
     def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.settings = settings
+        self.timeout = timeout
         self.client = Client(
             settings.twilio_account_sid,
             settings.twilio_auth_token,
@@ -168,6 +177,43 @@ class TwilioSender:
             called=call.to or None,
             ended_at=call.end_time,
         )
+
+    def fetch_recording(self, recording_sid: str, audio_format: str) -> Audio:
+        """The audio of a recording (`.mp3` or `.wav` of Twilio's Recordings resource), with
+        the account's credentials. Not through the REST client, which reads every answer as
+        text; through `requests`, which the client itself uses. A 404 (not ready yet, or
+        gone) is a SendError that may be retried."""
+        url = self._recording_url(recording_sid, audio_format)
+        try:
+            response = requests.get(
+                url,
+                auth=(self.settings.twilio_account_sid, self.settings.twilio_auth_token),
+                timeout=self.timeout,
+            )
+        except requests.Timeout as error:
+            raise SendError(f"timed out: {type(error).__name__}", retryable=True) from error
+        except requests.RequestException as error:
+            raise SendError(f"connection failed: {type(error).__name__}", retryable=True) from error
+        if response.status_code != 200:
+            status = response.status_code
+            retry = retryable_status(status) or status == 404
+            raise SendError(f"Twilio {status} for a recording", retryable=retry, status=status)
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return Audio(response.content, content_type)
+
+    def delete_recording(self, recording_sid: str) -> None:
+        """Delete a recording at Twilio (`DELETE …/Recordings/{sid}.json`); one Twilio does not
+        know (deleted already) is done."""
+        try:
+            self._request(lambda: self.client.recordings(recording_sid).delete())
+        except SendError as error:
+            if error.status != 404:
+                raise
+
+    def _recording_url(self, recording_sid: str, audio_format: str) -> str:
+        base = self.settings.twilio_api_base.rstrip("/") or "https://api.twilio.com"
+        account = self.settings.twilio_account_sid
+        return f"{base}/2010-04-01/Accounts/{account}/Recordings/{recording_sid}.{audio_format}"
 
     def place_call(
         self, to: str, from_: str | None, twiml: str, status_callback: str | None = None

@@ -44,7 +44,8 @@ def public_url(request: Request, settings: Settings) -> str:
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
-IDENTIFIERS = {"CallSid": CALL_SID, "MessageSid": MESSAGE_SID}
+RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
+IDENTIFIERS = {"CallSid": CALL_SID, "MessageSid": MESSAGE_SID, "RecordingSid": RECORDING_SID}
 
 
 async def verified_form(request: Request, identifier: str) -> TwilioForm:
@@ -52,7 +53,8 @@ async def verified_form(request: Request, identifier: str) -> TwilioForm:
     it carries Twilio's identity (400 otherwise). Every `/twilio/*` handler starts with it.
 
     Twilio always sends the `identifier` of the route (`CallSid`: "CA" and 32 hex digits;
-    `MessageSid`: "SM" or "MM" and 32 hex digits) and the `AccountSid`. Requiring them, and
+    `MessageSid`: "SM" or "MM" and 32 hex digits; `RecordingSid`: "RE" and 32) and the
+    `AccountSid`. Requiring them, and
     the configured account, is what makes a signed request impossible to re-cut: the signature
     covers names and values run together, so the same bytes can be split into other names
     ("MessageSi" = "dSM…NumMedia0…") that lack a well-formed identifier. Every side effect of

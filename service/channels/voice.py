@@ -44,6 +44,11 @@ DEFAULT_LANG = "en"
 
 GATHER_TIMEOUT_SECONDS = 6
 DIAL_TIMEOUT_SECONDS = 25
+SCREEN_TIMEOUT_SECONDS = 8
+MESSAGE_MAX_SECONDS = 120
+MESSAGE_SILENCE_SECONDS = 8
+"""Seconds of silence that end a message (Twilio's default, 5, cuts off a caller who stops to
+think)."""
 MAX_HINT_CHARS = 100
 FALLBACK_LANGUAGES = ("en", "es")
 NUMBER_RATE = "85%"
@@ -99,24 +104,48 @@ def render_turn(
     *,
     hints: Sequence[str] = (),
     caller_id: str | None = None,
+    recording_callback: str | None = None,
+    screen_url: str | None = None,
 ) -> str:
     """The TwiML for one answer to a voice webhook. `action_url` (absolute, signed by Twilio
-    when it posts) carries the call's next position; it is where the Gather and Dial report.
+    when it posts) carries the call's next position; it is where the Gather, Dial and Record
+    report. `recording_callback`: where Twilio reports a message's recording once it is ready.
+    `screen_url`: the TwiML whoever answers a screened transfer hears (`<Number url>`).
 
     A flow has a few hundred different answers, so each is built once and remembered; only a
     transfer's caller ID differs from call to call, and it is put into the remembered TwiML."""
-    twiml = _render_turn(turn, lang, action_url, tuple(hints), with_caller_id=bool(caller_id))
-    if not caller_id:
-        return twiml
-    return twiml.replace(_CALLER_ID_SLOT, f"callerId={quoteattr(caller_id)}", 1)
+    recording = recording_callback if turn.ending == "record" else None
+    screened = bool(screen_url) and turn.screen and turn.ending == "dial"
+    twiml = _render_turn(
+        turn,
+        lang,
+        action_url,
+        tuple(hints),
+        recording,
+        with_caller_id=bool(caller_id),
+        screened=screened,
+    )
+    if caller_id:
+        twiml = twiml.replace(_CALLER_ID_SLOT, f"callerId={quoteattr(caller_id)}", 1)
+    if screened and screen_url:
+        twiml = twiml.replace(_SCREEN_SLOT, f"url={quoteattr(screen_url)}", 1)
+    return twiml
 
 
 _CALLER_ID_SLOT = 'callerId="caller-id"'
+_SCREEN_SLOT = 'url="screen-url"'
 
 
 @functools.lru_cache(maxsize=2048)
 def _render_turn(
-    turn: VoiceTurn, lang: str, action_url: str, hints: tuple[str, ...], *, with_caller_id: bool
+    turn: VoiceTurn,
+    lang: str,
+    action_url: str,
+    hints: tuple[str, ...],
+    recording_callback: str | None,
+    *,
+    with_caller_id: bool,
+    screened: bool = False,
 ) -> str:
     response = VoiceResponse()
     if turn.ending == "gather":
@@ -147,9 +176,63 @@ def _render_turn(
                 timeout=DIAL_TIMEOUT_SECONDS,
                 caller_id="caller-id" if with_caller_id else None,
             )
-            dial.number(turn.dial_number)
+            if screened:
+                dial.number(turn.dial_number, url="screen-url", method="POST")
+            else:
+                dial.number(turn.dial_number)
+        elif turn.ending == "record":
+            _record(response, action_url, recording_callback)
         else:
             response.hangup()
+    return _xml(response)
+
+
+def _record(response: VoiceResponse, action_url: str, recording_callback: str | None) -> None:
+    """A message after the beep: at most two minutes, pound ends it, silence trimmed. Twilio
+    posts the recording to `action` (`RecordingSid`, `RecordingDuration`) and, once the audio
+    is ready (or absent), to `recordingStatusCallback`. An empty recording is not posted to
+    `action`: Twilio goes on with the next verb, and the same URL asked with nothing is "no
+    message" (`Recorded` never comes)."""
+    response.record(
+        action=action_url,
+        method="POST",
+        max_length=MESSAGE_MAX_SECONDS,
+        timeout=MESSAGE_SILENCE_SECONDS,
+        finish_on_key="#",
+        play_beep=True,
+        trim="trim-silence",
+        recording_status_callback=recording_callback,
+        recording_status_callback_method="POST" if recording_callback else None,
+        recording_status_callback_event="completed absent" if recording_callback else None,
+    )
+    response.redirect(action_url, method="POST")
+
+
+def screen_twiml(whisper: str, lang: str, action_url: str) -> str:
+    """What whoever answers a screened transfer hears: who is calling, and 1 to take it (a
+    `<Gather>` that reports to `action_url`, even with no key). Nothing after it: the action's
+    answer decides (empty: the parties are connected; `<Hangup>`: they are not)."""
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf",
+        num_digits=1,
+        timeout=SCREEN_TIMEOUT_SECONDS,
+        action_on_empty_result=True,
+        action=action_url,
+        method="POST",
+    )
+    say(gather, whisper, lang)
+    say(gather, whisper, lang)
+    response.hangup()
+    return _xml(response)
+
+
+def screen_answer(taken: bool) -> str:
+    """The answer to the screen's key: nothing (the parties are connected), or a hang-up (this
+    leg ends; the caller hears that nobody answered, and the choices)."""
+    response = VoiceResponse()
+    if not taken:
+        response.hangup()
     return _xml(response)
 
 

@@ -105,6 +105,22 @@ class RequestCallBack:
 
 
 @dataclass(frozen=True)
+class TakeMessage:
+    """Voice only: record the caller's message for `contact` (after the words before it: how
+    to leave one); the recording's report comes back as a `Recorded` input."""
+
+    contact: str
+
+
+@dataclass(frozen=True)
+class MessageTaken:
+    """Voice only: the caller left a message for `contact`; staff listen to it and call back
+    (the call's record carries it, the recording reaches the worklist)."""
+
+    contact: str
+
+
+@dataclass(frozen=True)
 class TextContacts:
     """Send these contacts' numbers by text (on SMS: include them in the reply)."""
 
@@ -116,4 +132,15 @@ class HangUp:
     """End the call after a goodbye; the goodbye is the `Say` just before."""
 
 
-Effect = Say | ReadNumber | Menu | Connect | PlaceCallBack | RequestCallBack | TextContacts | HangUp
+Effect = (
+    Say
+    | ReadNumber
+    | Menu
+    | Connect
+    | PlaceCallBack
+    | RequestCallBack
+    | TakeMessage
+    | MessageTaken
+    | TextContacts
+    | HangUp
+)

@@ -23,11 +23,13 @@ from service.flowengine.effects import (
     EmergencyWarning,
     HangUp,
     Menu,
+    MessageTaken,
     NotUnderstood,
     PlaceCallBack,
     ReadNumber,
     RequestCallBack,
     Say,
+    TakeMessage,
     TextContacts,
 )
 from service.flowengine.freetext import Crisis, about_the_line, courtesy, crisis_in
@@ -50,6 +52,7 @@ from service.flowengine.position import (
     Input,
     Key,
     Position,
+    Recorded,
     Reply,
     Silence,
     Speech,
@@ -65,6 +68,7 @@ ABOUT_A_CONTACT = ("retry", "closed")
 """States whose choices are about one contact: it did not answer, or it is closed."""
 RETRY_KEY = "1"
 CALL_BACK_KEY = "2"
+MESSAGE_KEY = "3"
 TEXT_KEY = "8"
 
 MENU_WORDS = frozenset({"menu", "menú", "inicio", "start over", "main menu", "menu principal"})
@@ -84,6 +88,11 @@ def start(flow: Flow, channel: str = "voice", lang: str | None = None) -> Positi
 
 def step(flow: Flow, position: Position, event: Input, now: datetime | None = None) -> Step:
     position = _sanitize(flow, position)
+    if position.state == "message" and position.contact is not None:
+        # The recording's report, or (an empty recording, anything else) no message.
+        if isinstance(event, Recorded):
+            return _message_taken(flow, position, position.contact, now)
+        return _no_message(flow, position, position.contact, now)
     match event:
         case Start():
             return _present(flow, position.at(flow.start), greet=True)
@@ -99,6 +108,8 @@ def step(flow: Flow, position: Position, event: Input, now: datetime | None = No
             return _on_words(flow, position, text, now)
         case Reply(text=text):
             return _on_reply(flow, position, text, now)
+        case Recorded():  # a report that belongs to no message: the menu again
+            return _present(flow, position.at(position.node))
 
 
 # -- presenting ---------------------------------------------------------------------------------
@@ -111,16 +122,13 @@ def choices(flow: Flow, position: Position) -> tuple[Choice, ...]:
     if position.state in ABOUT_A_CONTACT and position.contact is not None:
         several = len(flow.contacts[position.contact].numbers) > 1
         text = Choice(TEXT_KEY, phrase(lang, "text_numbers" if several else "text_number"))
+        message = Choice(MESSAGE_KEY, phrase(lang, "leave_message"))
+        back = Choice(BACK_KEY, phrase(lang, "back"))
         if position.state == "closed":
             call_back = Choice(CALL_BACK_KEY, phrase(lang, "call_back_when_open"))
-            return (call_back, text, Choice(BACK_KEY, phrase(lang, "back")))
-        offered = [
-            Choice(RETRY_KEY, phrase(lang, "retry")),
-            text,
-            Choice(BACK_KEY, phrase(lang, "back")),
-            Choice(CALL_BACK_KEY, phrase(lang, "call_back")),
-        ]
-        return tuple(offered)
+            return (call_back, message, text, back)
+        retry = Choice(RETRY_KEY, phrase(lang, "retry"))
+        return (retry, Choice(CALL_BACK_KEY, phrase(lang, "call_back")), message, text, back)
     node = flow.nodes[position.node]
     offered = [
         Choice(
@@ -313,6 +321,8 @@ def _on_key(flow: Flow, position: Position, key: str, now: datetime | None) -> S
         if position.state in ABOUT_A_CONTACT:
             return _present(flow, position.at(position.node))
         return _present(flow, position.at(flow.parents.get(position.node, flow.start)))
+    if position.state in ABOUT_A_CONTACT and position.contact is not None and key == MESSAGE_KEY:
+        return _take_message(flow, position, position.contact)
     if position.state == "closed" and position.contact is not None:
         if key == CALL_BACK_KEY:
             return _call_back_when_open(flow, position, position.contact, now)
@@ -421,6 +431,44 @@ def _call_back_when_open(
         Say(phrase(lang, "goodbye")),
         HangUp(),
     )
+
+
+# -- a message ----------------------------------------------------------------------------------
+
+
+def _take_message(flow: Flow, position: Position, contact_id: str) -> Step:
+    """How to leave a message, then the recording (it ends with pound, or on its own)."""
+    lang = position.lang
+    recording = replace(position, state="message", contact=contact_id, misses=0)
+    return recording, (Say(phrase(lang, "leave_message_how")), TakeMessage(contact_id))
+
+
+def _message_taken(flow: Flow, position: Position, contact_id: str, now: datetime | None) -> Step:
+    """The caller left a message: when to expect a call back (once the contact opens, when
+    it is closed), its number in case they would rather call, goodbye."""
+    contact = flow.contacts[contact_id]
+    lang = position.lang
+    opening = None
+    if now is not None and not is_open(contact, now):
+        opening = next_opening(contact.hours, contact.closures, now)
+    when = when_words(opening, now, lang, after=True) if opening and now else ""
+    answer = phrase(lang, "message_received", when=when or phrase(lang, "soon"))
+    return position.at(position.node), (
+        MessageTaken(contact_id),
+        Say(_sentence(answer)),
+        Say(phrase(lang, "call_yourself", name=contact.name[lang])),
+        ReadNumber(contact_id),
+        Say(phrase(lang, "goodbye")),
+        HangUp(),
+    )
+
+
+def _no_message(flow: Flow, position: Position, contact_id: str, now: datetime | None) -> Step:
+    """Nothing was recorded: say so, and the contact's choices again (closed ones while it
+    is closed)."""
+    open_now = is_open(flow.contacts[contact_id], now)
+    again = replace(position, state="retry" if open_now else "closed", misses=0)
+    return _menu_again(flow, again, Say(phrase(position.lang, "no_message")))
 
 
 # -- connecting ---------------------------------------------------------------------------------
@@ -564,7 +612,12 @@ def _clear_winner(vocabularies: dict[str, dict[str, int]], meaningful: list[str]
     return next(choice for choice, score in scores.items() if score == ranked[0])
 
 
-RETRY_PHRASES = {RETRY_KEY: "retry_words", CALL_BACK_KEY: "call_back_words", TEXT_KEY: "text_words"}
+RETRY_PHRASES = {
+    RETRY_KEY: "retry_words",
+    CALL_BACK_KEY: "call_back_words",
+    MESSAGE_KEY: "message_words",
+    TEXT_KEY: "text_words",
+}
 """The phrases, besides its label, a caller may say for a choice after an unanswered transfer."""
 
 

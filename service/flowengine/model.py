@@ -81,11 +81,14 @@ class Contact:
     """How each number is written for people, e.g. "(804) 828-7999"."""
     hours: Hours | None = None
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Words per language that name this contact ("library"): said or texted from any menu,
+    they lead to the part of the flow that gives its number."""
     closures: tuple[Closure, ...] = ()
     """Its closures, kept by staff outside the flow and given with it (none in a flow read from
     its file)."""
-    """Words per language that name this contact ("library"): said or texted from any menu,
-    they lead to the part of the flow that gives its number."""
+    screen: bool = False
+    """Whoever answers a transfer hears who is calling and presses 1 to take it: a machine, or
+    no key, is not a person reached."""
 
 
 @dataclass(frozen=True)

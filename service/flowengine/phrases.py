@@ -60,9 +60,9 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
         # Words a caller may say for these choices, besides their labels (the labels count too).
         "retry_words": "again, retry, try, redial",
         "call_back_words": "call back, call me back, callback, call me, phone me",
-        "text_words": "text, text me, message, send it",
+        "text_words": "text, text me, text message, send it",
+        "message_words": "message, leave a message, voicemail, voice mail, record",
         "other_language_answers": "hello, help, I need help, English, I want to talk to someone",
-
         "texting": "We will send you a text message in a moment.",
         "cannot_text_now": "Sorry, we can't send a text message right now.",
         "cannot_text": "Sorry, we can't send a text message to this phone.",
@@ -76,6 +76,19 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "Thank you. A staff member will call you back at the number you are calling from, "
             "{when}"
         ),
+        "leave_message": "leave a message",
+        # Said to whoever answers a transfer of a contact that screens its calls.
+        "screen_whisper": "Call from {program}{language}. Press 1 to take it.",
+        "screen_in_language": ", a caller who speaks {language}",
+        "leave_message_how": (
+            "After the tone, please say your name, the best number to reach you, and your "
+            "message. Press pound when you are done."
+        ),
+        "message_received": (
+            "Thank you. We got your message. A staff member will call you back {when}"
+        ),
+        "soon": "as soon as they can",
+        "no_message": "Sorry, we did not get a message.",
         "closed": "{name} is closed right now.",
         "opens_again": "They are open again {when}",
         "call_them_at": "You can call {name}.",
@@ -195,7 +208,8 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "que me llamen, llámenme, devuelvan la llamada, devuélvanme la llamada, "
             "que me devuelvan la llamada"
         ),
-        "text_words": "texto, mensaje, mensaje de texto, mándenmelo",
+        "text_words": "texto, mensaje de texto, mándenmelo, por texto",
+        "message_words": "mensaje, dejar un mensaje, recado, dejar recado, buzón, buzón de voz",
         "other_language_answers": (
             "hola, ayuda, necesito ayuda, quiero hablar con alguien, español, hablo español, "
             "buenos días"
@@ -213,6 +227,18 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "Gracias. Un miembro del personal le devolverá la llamada al número desde el que "
             "llama, {when}"
         ),
+        "leave_message": "dejar un mensaje",
+        "screen_whisper": "Llamada de {program}{language}. Oprima 1 para tomarla.",
+        "screen_in_language": ", de una persona que habla {language}",
+        "leave_message_how": (
+            "Después del tono, diga su nombre, el mejor número para llamarle y su mensaje. "
+            "Oprima numeral cuando termine."
+        ),
+        "message_received": (
+            "Gracias. Recibimos su mensaje. Un miembro del personal le devolverá la llamada {when}"
+        ),
+        "soon": "lo antes posible",
+        "no_message": "Lo siento, no recibimos ningún mensaje.",
         "closed": "{name} está cerrado en este momento.",
         "opens_again": "Vuelve a abrir {when}",
         "call_them_at": "Puede llamar a {name}.",
@@ -270,9 +296,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "{coordinator}. Emergencias: llame al 911. Responda STOP para cancelar."
         ),
         "sms_calling": "En un momento le llamaremos para comunicarle con {name}.",
-        "sms_calling_later": (
-            "{name} está cerrado ahora. Le llamaremos {when} para comunicarle."
-        ),
+        "sms_calling_later": ("{name} está cerrado ahora. Le llamaremos {when} para comunicarle."),
         "sms_call_refused": "No podemos devolver la llamada a este número. Llámenos, por favor:",
         "voice_text_intro": "{title}: los números que pidió. Responda STOP para cancelar.",
         "fallback_sorry": (

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Literal
 
 Channel = Literal["voice", "sms"]
-State = Literal["menu", "dialing", "retry", "closed"]
+State = Literal["menu", "dialing", "retry", "closed", "message"]
 
 MAX_MISSES = 3
 """Silences or wrong keys in a row before the call moves on: a caller who has heard nothing yet
@@ -23,8 +23,8 @@ class Position:
     misses: int = 0
     state: State = "menu"
     contact: str | None = None
-    """The contact being dialed (state `dialing`), that did not answer (state `retry`) or that
-    is closed (state `closed`)."""
+    """The contact being dialed (state `dialing`), that did not answer (state `retry`), that
+    is closed (state `closed`), or for whom the caller is leaving a message (state `message`)."""
     line: int = 0
     heard: bool = False
     """The caller has heard a part of the handout (a menu below the first, or a number)."""
@@ -87,4 +87,13 @@ class DialEnded:
     status: DialStatus
 
 
-Input = Start | Key | Speech | Reply | Silence | DialEnded
+@dataclass(frozen=True)
+class Recorded:
+    """The caller left a message (`<Record>` reported a recording of `seconds`). An empty
+    recording is not reported: Twilio goes on with the next verb, which asks again with
+    nothing (a `Silence`)."""
+
+    seconds: int
+
+
+Input = Start | Key | Speech | Reply | Silence | DialEnded | Recorded

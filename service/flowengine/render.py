@@ -23,10 +23,12 @@ from service.flowengine.effects import (
     EmergencyWarning,
     HangUp,
     Menu,
+    MessageTaken,
     PlaceCallBack,
     ReadNumber,
     RequestCallBack,
     Say,
+    TakeMessage,
     TextContacts,
 )
 from service.flowengine.engine import TEXT_KEY
@@ -45,15 +47,20 @@ class VoiceTurn:
     """What one webhook answer says, and how it ends."""
 
     lines: tuple[str, ...]
-    ending: Literal["gather", "dial", "hangup"]
+    ending: Literal["gather", "dial", "hangup", "record"]
     dial_number: str | None = None
     contact: str | None = None
+    """The contact dialed (`dial`), or whose message is being recorded (`record`)."""
     texts: tuple[str, ...] = ()
     """Contacts whose numbers the caller asked to get by text."""
     callback: str | None = None
     """The contact that did not answer, when the caller asked to be called back."""
     crisis: str | None = None
     """"self-harm" or "emergency" when the caller's words sounded like one (staff follow up)."""
+    message: str | None = None
+    """The contact the caller left a message for (the recording reaches the worklist)."""
+    screen: bool = False
+    """The contact dialed screens its calls (whoever answers presses 1 to take it)."""
 
 
 def spoken_digits(number: str) -> str:
@@ -130,6 +137,7 @@ def render_voice(
     texts: list[str] = []
     callback: str | None = None
     crisis: str | None = None
+    message: str | None = None
     for effect in effects:
         match effect:
             case ReadNumber(contact=contact_id, lead=lead):
@@ -166,6 +174,7 @@ def render_voice(
                     contact_id,
                     tuple(texts),
                     crisis=crisis,
+                    screen=contact.screen,
                 )
             case TextContacts(contacts=contact_ids):
                 if can_text:
@@ -176,9 +185,20 @@ def render_voice(
                     lines.extend(_numbers_instead_of_a_text(flow, lang, contact_ids))
             case RequestCallBack(contact=contact_id):
                 callback = contact_id
+            case TakeMessage(contact=contact_id):
+                return VoiceTurn(tuple(lines), "record", contact=contact_id, crisis=crisis)
+            case MessageTaken(contact=contact_id):
+                message = contact_id
             case PlaceCallBack() | HangUp():
                 pass
-    return VoiceTurn(tuple(lines), "hangup", texts=tuple(texts), callback=callback, crisis=crisis)
+    return VoiceTurn(
+        tuple(lines),
+        "hangup",
+        texts=tuple(texts),
+        callback=callback,
+        crisis=crisis,
+        message=message,
+    )
 
 
 def _numbers_instead_of_a_text(flow: Flow, lang: str, contact_ids: tuple[str, ...]) -> list[str]:
@@ -239,8 +259,8 @@ def render_sms(
                 parts.append(phrase(lang, "sms_calling", name=flow.contacts[contact_id].name[lang]))
             case TextContacts(contacts=contact_ids):
                 parts.append("\n".join(contact_card(flow.contacts[c], lang) for c in contact_ids))
-            case RequestCallBack() | HangUp():
-                pass
+            case RequestCallBack() | TakeMessage() | MessageTaken() | HangUp():
+                pass  # voice only
     parts = [part for part in parts if part]
     parts.append(footer)
     if opt_in_notice:

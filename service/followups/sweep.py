@@ -6,6 +6,7 @@ created_at) and files each new trigger as a source of the number's open item:
 
 - a call whose transfer was not answered (outcome not-answered: busy, no-answer, failed);
 - a call-back asked for from the voice menu (a `callback_request` call event);
+- a message a caller left (a `voicemails` row);
 - words of a crisis or an emergency, texted (the message's intent `crisis`, `emergency`) or
   said on a call (a `crisis` call event): urgent;
 - a text that asked for a person, or a second text within a day that was not understood;
@@ -65,6 +66,7 @@ from service.models import (
     OutboxMessage,
     OutboxStatus,
     UTCDateTime,
+    Voicemail,
 )
 from service.models.calls import AFTER_HOURS
 
@@ -190,6 +192,38 @@ def _call_events(session: Session, since: datetime) -> Iterator[Trigger]:
         )
 
 
+def _voicemails(session: Session, since: datetime) -> Iterator[Trigger]:
+    """Messages callers left (whether or not their audio is copied yet, or Twilio made none:
+    the caller expects a call back either way)."""
+    query = (
+        select(
+            Voicemail.id,
+            Voicemail.phone,
+            Voicemail.left_at,
+            Voicemail.language,
+            Voicemail.line_id,
+            Call.id,
+        )
+        .outerjoin(Call, Call.call_sid == Voicemail.call_sid)
+        .where(
+            Voicemail.left_at >= since,
+            Voicemail.phone.is_not(None),
+            _not_filed(FollowUpSourceKind.VOICEMAIL, Voicemail.id),
+        )
+    )
+    for voicemail_id, phone, left_at, language, line_id, call_id in session.execute(query):
+        yield Trigger(
+            str(phone),
+            left_at,
+            FollowUpSourceKind.VOICEMAIL,
+            voicemail_id,
+            FollowUpReason.LEFT_VOICEMAIL,
+            language,
+            call_id,
+            line_id,
+        )
+
+
 def _texts(session: Session, since: datetime) -> Iterator[Trigger]:
     query = (
         select(
@@ -304,6 +338,7 @@ def find_triggers(session: Session, since: datetime) -> list[Trigger]:
     triggers = [
         *_missed_transfers(session, since),
         *_call_events(session, since),
+        *_voicemails(session, since),
         *_texts(session, since),
         *_failed_call_backs(session, since),
     ]

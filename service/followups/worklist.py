@@ -23,6 +23,7 @@ from service.models import (
     Message,
     OutboxKind,
     OutboxMessage,
+    Voicemail,
 )
 
 LIST_LIMIT = 200
@@ -43,6 +44,7 @@ REASON_LABELS = {
     "missed-transfer": "Transfer not answered",
     "call-back-asked": "Asked for a call back",
     "asked-after-hours": "Asked for a call back after hours",
+    "left-voicemail": "Left a voicemail",
     "text-asked-person": "Asked for a person by text",
     "text-not-understood": "Texts not understood twice",
     "call-back-failed": "Call-back failed or not answered",
@@ -62,6 +64,7 @@ class ItemRow:
     attempts: int = 0
     call_ids: list[int] = field(default_factory=list)
     message_ids: list[int] = field(default_factory=list)
+    voicemail_ids: list[int] = field(default_factory=list)
 
 
 def _attempt_key(source: FollowUpSource) -> tuple[str, int]:
@@ -88,6 +91,8 @@ def _rows(session: Session, items: Sequence[FollowUp]) -> list[ItemRow]:
             row.call_ids.append(source.call_id)
         if source.kind == FollowUpSourceKind.MESSAGE.value:
             row.message_ids.append(source.ref_id)
+        if source.kind == FollowUpSourceKind.VOICEMAIL.value:
+            row.voicemail_ids.append(source.ref_id)
     for item_id, keys in attempts.items():
         rows[item_id].attempts = len(keys)
     return list(rows.values())
@@ -168,6 +173,17 @@ def text_menus(session: Session, message_ids: Sequence[int]) -> dict[int, str | 
         .where(Message.id.in_(list(message_ids)))
     )
     return {message_id: node for message_id, node in session.execute(query)}
+
+
+def voicemails(session: Session, voicemail_ids: Sequence[int]) -> Sequence[Voicemail]:
+    """These messages, oldest first."""
+    if not voicemail_ids:
+        return []
+    return session.scalars(
+        select(Voicemail)
+        .where(Voicemail.id.in_(list(voicemail_ids)))
+        .order_by(Voicemail.left_at, Voicemail.id)
+    ).all()
 
 
 def notes(session: Session, item_id: int) -> Sequence[FollowUpNote]:

@@ -33,6 +33,7 @@ from service.models.rollups import OverviewDay, OverviewRollup
 from service.models.spool import SpoolCheckpoint, SpoolFence
 from service.models.staff import AuditEntry, StaffLine, StaffRole, StaffUser
 from service.models.texts import Conversation, Direction, Message
+from service.models.voicemails import Voicemail, VoicemailAudio, VoicemailState
 
 __all__ = [
     "URGENT_REASONS",
@@ -77,5 +78,8 @@ __all__ = [
     "StaffRole",
     "StaffUser",
     "UTCDateTime",
+    "Voicemail",
+    "VoicemailAudio",
+    "VoicemailState",
     "utcnow",
 ]

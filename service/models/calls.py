@@ -67,10 +67,13 @@ class CallEventKind(StrEnum):
     TEXT_QUEUED = "text_queued"
     LANGUAGE = "language"
     CALLBACK_REQUEST = "callback_request"
-    """Its detail: the contact the caller wants a call back from, `closed:` first when it was
-    closed (AFTER_HOURS)."""
-    """The caller asked to be called back after a transfer went unanswered (detail: the
-    contact that did not answer)."""
+    """The caller asked to be called back (detail: the contact that did not answer, or that
+    was closed, then with `closed:` first: AFTER_HOURS)."""
+    VOICEMAIL = "voicemail"
+    """The caller left a message (detail: the contact it is for, then its RecordingSid)."""
+    SCREEN = "screen"
+    """Whoever answered a screened transfer took it or not (detail: "taken CONTACT",
+    "not-taken CONTACT")."""
     CRISIS = "crisis"
     """The caller's words sounded like a crisis (detail: "self-harm" or "emergency"): staff
     get an urgent follow-up."""

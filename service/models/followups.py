@@ -44,9 +44,11 @@ class FollowUpReason(StrEnum):
     CRISIS = "crisis"
     """A text or a caller's words about suicide or self-harm (urgent)."""
     EMERGENCY = "emergency"
+    """A text or a caller's words that sounded like a medical emergency (urgent)."""
     ASKED_AFTER_HOURS = "asked-after-hours"
     """The caller asked for a call back while the contact was closed (staff call in hours)."""
-    """A text or a caller's words that sounded like a medical emergency (urgent)."""
+    LEFT_VOICEMAIL = "left-voicemail"
+    """The caller left a message (staff listen to it on the item, then call back)."""
 
 
 URGENT_REASONS = frozenset({FollowUpReason.CRISIS, FollowUpReason.EMERGENCY})
@@ -126,6 +128,8 @@ class FollowUpSourceKind(StrEnum):
     """ref_id: messages.id."""
     OUTBOX = "outbox"
     """ref_id: outbox.id (a CALL call-back that failed)."""
+    VOICEMAIL = "voicemail"
+    """ref_id: voicemails.id (a message the caller left)."""
 
 
 class FollowUpSource(Base):
@@ -174,9 +178,7 @@ Index(
     sqlite_where=_CALLBACK_REQUEST,
     postgresql_where=_CALLBACK_REQUEST,
 )
-_PERSON_WANTED = text(
-    "intent IN ('asked_for_person', 'not_understood', 'crisis', 'emergency')"
-)
+_PERSON_WANTED = text("intent IN ('asked_for_person', 'not_understood', 'crisis', 'emergency')")
 Index(
     "ix_messages_person_wanted_created_at",
     Message.created_at,

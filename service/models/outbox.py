@@ -51,6 +51,9 @@ class OutboxMessage(Base):
     """The language the text (or the call-back's words) is in: the caller's or texter's."""
     line_id: Mapped[int | None]
     """The line it goes out for (from that line's number)."""
+    contact: Mapped[str | None] = mapped_column(String(64))
+    """The flow's contact a call-back connects the texter to: it is placed only while that
+    contact is open (a closure added after it was queued makes it wait again)."""
     call_status: Mapped[str | None] = mapped_column(String(16))
     """A call-back's final CallStatus, from Twilio's status callback: completed (the texter
     answered), busy, no-answer, failed, canceled. None for texts, and until Twilio says."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.db import upsert
@@ -67,6 +67,8 @@ class OutboxQueued:
     line_id: int | None = None
     not_before: datetime | None = None
     """A call-back asked for while its contact was closed: not before it opens."""
+    contact: str | None = None
+    """The flow's contact a call-back connects to."""
 
 
 @register("outbox_sent")
@@ -113,6 +115,7 @@ def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> N
                     language=record.language,
                     line_id=record.line_id,
                     not_before=record.not_before,
+                    contact=record.contact,
                 )
             case OutboxSent():
                 mark_sent(session, record.outbox_id, record.sid, at=record.at)
@@ -157,6 +160,7 @@ def enqueue(
     further_part: bool = False,
     language: str | None = None,
     line_id: int | None = None,
+    contact: str | None = None,
 ) -> OutboxMessage:
     """Queue a text (body) or a call (TwiML in body) to `to`, written in `language`, for the
     line `line_id` (sent from `from_number`, that line's number).
@@ -194,6 +198,7 @@ def enqueue(
             dedupe_key=dedupe_key,
             language=language,
             line_id=line_id if line_id and line_id > 0 else None,
+            contact=contact[:64] if contact else None,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxMessage.id)
@@ -349,6 +354,23 @@ def mark_retry(session: Session, message_id: int, error: str, next_at: datetime)
             claimed_at=None,
             claimed_by=None,
             last_error=error[:500],
+        )
+    )
+
+
+def postpone(session: Session, message_id: int, until: datetime, reason: str) -> None:
+    """Not now, and not a failed attempt: a call-back whose contact is closed waits until it
+    opens (the claim's count of an attempt is taken back)."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.PENDING.value,
+            next_attempt_at=until,
+            claimed_at=None,
+            claimed_by=None,
+            attempts=case((OutboxMessage.attempts > 0, OutboxMessage.attempts - 1), else_=0),
+            last_error=reason[:500],
         )
     )
 

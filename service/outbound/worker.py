@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -64,11 +64,15 @@ from service.outbound.outbox import (
     enqueue,
     mark_failed,
     mark_retry,
+    postpone,
     retire,
 )
 from service.spool.spool import Spool
 
 log = logging.getLogger(__name__)
+
+Hold = Callable[[OutboxMessage], datetime | None]
+"""Whether a row due now must wait, and until when (None: send it)."""
 
 MAX_ATTEMPTS = 6
 FIRST_RETRY = timedelta(seconds=30)
@@ -101,11 +105,12 @@ class TickReport:
     retried: int = 0
     failed: int = 0
     suppressed: int = 0
+    postponed: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def handled(self) -> int:
-        return self.sent + self.retried + self.failed + self.suppressed
+        return self.sent + self.retried + self.failed + self.suppressed + self.postponed
 
 
 class Worker:
@@ -123,8 +128,11 @@ class Worker:
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         dead_after: timedelta = DEFAULT_DEAD_AFTER,
         chores: Sequence[Callable[[], object]] = (),
+        hold: Hold | None = None,
     ) -> None:
         self.sender = sender
+        self.hold = hold
+        """When a call-back due now must wait (its contact closed: `service.texts.opening`)."""
         self.settings = settings
         self._database = database
         self.worker_id = worker_id or default_worker_id()
@@ -208,6 +216,12 @@ class Worker:
             log.warning("outbox %d: opt-out check failed: %s", row.id, describe_error(error))
             return
         if not self._split_if_long(row):
+            return
+        until = self.hold(row) if self.hold is not None and row.kind == OutboxKind.CALL else None
+        if until is not None:
+            self._store(postpone, row.id, until, "waits for its contact to open")
+            report.postponed += 1
+            log.info("outbox %d postponed until its contact opens", row.id)
             return
         try:
             sid = self._already_sent(row) or self._send(row)
@@ -389,7 +403,10 @@ class Worker:
 
 
 def build_worker(
-    settings: Settings, spool: Spool, chores: Sequence[Callable[[], object]] = ()
+    settings: Settings,
+    spool: Spool,
+    chores: Sequence[Callable[[], object]] = (),
+    hold: Hold | None = None,
 ) -> Worker | None:
     """The worker for these settings, or None (with a log line) when Twilio is not configured."""
     if not credentials_configured(settings):
@@ -406,16 +423,20 @@ def build_worker(
         dead_after=timedelta(seconds=settings.worker_dead_seconds),
         first_retry=timedelta(seconds=settings.outbox_first_retry_seconds),
         chores=chores,
+        hold=hold,
     )
 
 
 @contextmanager
 def background_sender(
-    settings: Settings, spool: Spool, chores: Sequence[Callable[[], object]] = ()
+    settings: Settings,
+    spool: Spool,
+    chores: Sequence[Callable[[], object]] = (),
+    hold: Hold | None = None,
 ) -> Iterator[Worker | None]:
     """The outbox worker on a thread of this process (`phoneline serve`, sharing its spool),
     unless RUN_WORKER_IN_SERVER is false or Twilio is not configured."""
-    worker = build_worker(settings, spool, chores) if settings.run_worker_in_server else None
+    worker = build_worker(settings, spool, chores, hold) if settings.run_worker_in_server else None
     if worker is None:
         yield None
         return

@@ -153,6 +153,7 @@ def _item_page(
             worklist.text_menus(session, row.message_ids).values(),
         ),
         notes=worklist.notes(session, item_id),
+        voicemails=worklist.voicemails(session, row.voicemail_ids),
         calls=past.calls,
         messages=[
             {

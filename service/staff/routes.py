@@ -21,6 +21,7 @@ from service.staff import (
     signin,
     simulator,
     texts,
+    voicemails,
 )
 from service.staff.web import PageError, StaffRoute
 
@@ -31,6 +32,7 @@ for pages in (
     calls,
     texts,
     followups,
+    voicemails,
     outbound,
     numbers,
     lines,

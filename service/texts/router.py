@@ -25,11 +25,10 @@ takes is not promised. Bodies never reach the log.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from fastapi import HTTPException, Request, Response
 from sqlalchemy import select
@@ -73,6 +72,7 @@ from service.spool.spool import Kept, Spool
 from service.texts.conversations import CONVERSATION_TTL, save_conversation
 from service.texts.dialogue import TextTurn, call_back_answer, crisis_reply_without_menu, respond
 from service.texts.keywords import Keyword, classify, fold, keyword_reply
+from service.texts.opening import spread_out
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +279,7 @@ def _converse(
                 now=inbound.at,
                 language=turn.position.lang,
                 line_id=_id_of(line),
+                contact=turn.call_contact,
             )
             if call_back.status == OutboxStatus.REFUSED.value:
                 turn = replace(turn, reply=call_refused(flow, turn.position.lang))
@@ -299,17 +300,6 @@ def _converse(
             turn = replace(turn, reply=None)
     return turn, line
 
-
-OPENING_SPREAD_MINUTES = 30
-"""Call-backs asked for while closed go out over the first half hour after the opening, each
-number at its own minute, so that a morning does not start with fifty calls at once."""
-
-
-def spread_out(opening: datetime | None, phone: str) -> datetime | None:
-    if opening is None:
-        return None
-    minute = int(hashlib.sha256(phone.encode()).hexdigest(), 16) % OPENING_SPREAD_MINUTES
-    return opening + timedelta(minutes=minute)
 
 
 def call_refused(flow: Flow, lang: str) -> str:
@@ -460,6 +450,7 @@ def _without_conversation(
             lang,
             line_id,
             spread_out(answer.at, inbound.phone),
+            flow.operator,
         )
         # A refused one is kept as refused, for staff to see; one nothing keeps is not promised.
         if spool.submit([call_back], hold=False).promised:

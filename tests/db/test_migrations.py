@@ -42,6 +42,8 @@ TABLES = {
     "spool_checkpoints",
     "staff_lines",
     "staff_users",
+    "voicemail_audio",
+    "voicemails",
 }
 
 

@@ -187,7 +187,7 @@ def test_dial_outcomes(flow: Flow) -> None:
         assert effects[1] == ReadNumber("coordinator")  # the number again
         menu = effects[-1]
         assert isinstance(menu, Menu)
-        assert [choice.key for choice in menu.choices] == ["1", "8", "#", "2"]
+        assert [choice.key for choice in menu.choices] == ["1", "2", "3", "8", "#"]
         # Even when the coordinator did not answer, the menu ends with how to reach a person.
         assert render_voice(flow, "en", effects).lines[-1] == "To talk with a person, press 0."
 
@@ -199,7 +199,7 @@ def test_retry_menu(flow: Flow) -> None:
     retry, effects = step(flow, second, DialEnded("no-answer"))
     menu = effects[-1]
     assert isinstance(menu, Menu)
-    assert [choice.key for choice in menu.choices] == ["1", "8", "#", "2"]
+    assert [choice.key for choice in menu.choices] == ["1", "2", "3", "8", "#"]
     assert render_voice(flow, "en", effects).lines == (
         "No one answered.",
         "The first number is 8 0 4, 8 2 8, 8 7 0 9.",
@@ -207,9 +207,10 @@ def test_retry_menu(flow: Flow) -> None:
         "The second number is 8 0 4, 8 2 8, 0 4 5 0.",
         "Again, that's 8 0 4, 8 2 8, 0 4 5 0.",
         "To try again, press 1.",
+        "To ask for a call back, press 2.",
+        "To leave a message, press 3.",
         "To get the numbers by text, press 8.",
         "To go back, press pound.",
-        "To ask for a call back, press 2.",
         "To talk with a person, press 0.",
     )
     again, effects = step(flow, retry, Key("1"))

@@ -69,6 +69,11 @@ SCENARIOS: dict[str, tuple[str, str | None, list[str]]] = {
         ["hola", "quién habla", "gracias", "me duele el pecho"],
     ),
     "voice-call-back-words": ("voice", None, ["0", "no-answer", "call me back"]),
+    "voice-message": (
+        "voice",
+        None,
+        ["0", "no-answer", "3", "", "leave a message", "This is Ana, please call me back"],
+    ),
     "voice-crisis": ("voice", None, ["2", "I don't want to live anymore", "0"]),
 }
 

@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -41,7 +40,7 @@ from tests.faults.lab import (
     settle,
     small_disk,
 )
-from tests.ops.fake_twilio import FakeTwilio, running_fake_twilio
+from tests.ops.fake_twilio import FakeTwilio
 from tests.ops.test_multiprocess import metric_total
 
 pytestmark = [pytest.mark.faults]
@@ -58,29 +57,6 @@ def backends(short: str) -> list[object]:
     chosen = BACKENDS if LONG else [short]
     marks = {"postgres": [pytest.mark.postgres]}
     return [pytest.param(name, id=name, marks=marks.get(name, [])) for name in chosen]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with running_fake_twilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    backend = request.node.callspec.params["backend"]
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'var' / 'phoneline.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
-
-
-@pytest.fixture
-def lines() -> Iterator[list[Line]]:
-    started: list[Line] = []
-    yield started
-    for line in started:
-        line.stop()
 
 
 def start_line(

@@ -5,18 +5,26 @@ while it is open goes out at once. Signed webhooks, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from service.channels.sender import TwilioSender
+from service.config import Settings
 from service.db import Database
-from service.lines.closures import add_closure
-from service.lines.revisions import publish_text
-from service.models import OutboxMessage
-from service.texts.router import spread_out
+from service.lines.closures import add_closure, remove_closure
+from service.lines.revisions import line_named, publish_text
+from service.models import OutboxKind, OutboxMessage
+from service.outbound.outbox import enqueue
+from service.outbound.worker import Worker
+from service.spool.spool import Spool
+from service.stores import STORES
+from service.texts.opening import spread_out, wait_for_opening
 from tests.lines.conftest import shipped_text
 from tests.lines.test_two_lines import SHIPPED_NUMBER, app  # noqa: F401
+from tests.ops.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, running_fake_twilio
 from tests.sms.conftest import Texter
 from tests.support import app_client
 
@@ -37,7 +45,8 @@ def with_hours() -> str:
 
 
 def test_a_call_back_asked_for_while_closed_waits_for_the_opening_and_says_when(
-    app: FastAPI, database: Database  # noqa: F811
+    app: FastAPI,  # noqa: F811
+    database: Database,
 ) -> None:
     zone = ZoneInfo("America/New_York")
     today = datetime.now(UTC).astimezone(zone).date()
@@ -73,3 +82,51 @@ def test_call_backs_after_one_opening_are_spread_over_its_first_half_hour() -> N
     }
     assert min(minutes) == 0 and max(minutes) == 29 and len(minutes) == 30
     assert spread_out(None, "+18045550100") is None
+
+
+def test_a_call_back_whose_contact_closes_before_it_is_placed_waits_again(
+    app: FastAPI,  # noqa: F811
+    database: Database,
+    tmp_path: Path,
+) -> None:
+    """Queued while the coordinator was open; a snow day is added before the worker places
+    it: the worker does not call the texter (nor the closed office), it waits for the next
+    opening; once the closure is taken back it is placed."""
+    zone = ZoneInfo("America/New_York")
+    tuesday = datetime(2026, 11, 24, 10, 0, tzinfo=zone)  # in the hours, in the past
+    with database.session() as session:
+        publish_text(session, "second-opinion", with_hours(), author="test", message="hours")
+        line_id = line_named(session, "second-opinion").id
+        row_id = enqueue(
+            session, OutboxKind.CALL, "+18045550813", "<Response/>", from_number=SHIPPED_NUMBER,
+            line_id=line_id, contact="coordinator", now=tuesday,
+        ).id  # fmt: skip
+        snow_day = add_closure(session, "second-opinion", "coordinator", "2026-11-24", by="test")
+    book = app.state.book
+    assert book.refresh()
+    with running_fake_twilio() as fake:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+            twilio_api_base=fake.base_url, twilio_from_number=SHIPPED_NUMBER,
+        )  # fmt: skip
+        spool = Spool(tmp_path / "worker-spool", lambda: database, stores=STORES)
+        worker = Worker(
+            TwilioSender(settings, timeout=2), settings, spool, database=database,
+            hold=wait_for_opening(book, clock=lambda: tuesday),
+        )  # fmt: skip
+        try:
+            report = worker.run_once()
+            assert (report.postponed, report.sent) == (1, 0)
+            assert fake.posts("/Calls.json") == []
+            with database.session(read_only=True) as session:
+                row = session.get(OutboxMessage, row_id)
+                assert row is not None and row.status == "pending" and row.attempts == 0
+                wednesday = datetime(2026, 11, 25, 8, 0, tzinfo=zone)
+                assert row.next_attempt_at == spread_out(wednesday, "+18045550813")
+            with database.session() as session:
+                remove_closure(session, snow_day.id)
+            assert book.refresh()
+            report = worker.run_once()
+            assert report.sent == 1 and len(fake.posts("/Calls.json")) == 1
+        finally:
+            spool.close()

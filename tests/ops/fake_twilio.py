@@ -1,12 +1,14 @@
 """A fake Twilio REST API over real HTTP on 127.0.0.1 (a thread), for TWILIO_API_BASE.
 
 It answers the few resources this service uses (IncomingPhoneNumbers list and update, Messages
-create and list, Calls create and fetch) with Twilio-shaped JSON, checks HTTP Basic auth, and
-records every request with its decoded form, so tests assert the exact fields the service
-posted. `hold_sends()` makes message creation wait (the request has reached "Twilio") until
-`release()`; `fail(status)` answers every Messages and Calls request with that HTTP status and
-`hang()` makes them wait without an answer, until `recover()`. `calls` is what the Calls
-resource knows (tests register the calls they made).
+create and list, Calls create and fetch, a Recording's media and its deletion) with
+Twilio-shaped JSON, checks HTTP Basic auth, and records every request with its decoded form,
+so tests assert the exact fields the service posted. `hold_sends()` makes message creation
+wait (the request has reached "Twilio") until `release()`; `fail(status)` answers every
+Messages, Calls and Recordings request with that HTTP status and `hang()` makes them wait
+without an answer, until `recover()`. `calls` is what the Calls resource knows (tests register
+the calls they made); `recordings` what the Recordings resource has (`add_recording`; a DELETE
+takes one away).
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class FakeTwilio:
     failing: int | None = None
     hanging: threading.Event | None = None
     held: threading.Event = field(default_factory=threading.Event)
+    recordings: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    """RecordingSid -> {"wav": bytes, "mp3": bytes} (the formats it is served in)."""
+    deleted_recordings: list[str] = field(default_factory=list)
+    stalling: threading.Event | None = None
     _sids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def add_number(self, phone_number: str, **fields: Any) -> str:
@@ -94,8 +100,16 @@ class FakeTwilio:
         """From now on, Messages and Calls requests get no answer (until `recover()`)."""
         self.hanging = threading.Event()
 
+    def stall_downloads(self) -> None:
+        """From now on, a recording's download sends half its audio, then nothing, until
+        `recover()` (a download cut off in the middle)."""
+        self.stalling = threading.Event()
+
     def recover(self) -> None:
         self.failing = None
+        if self.stalling is not None:
+            self.stalling.set()
+            self.stalling = None
         if self.hanging is not None:
             self.hanging.set()
             self.hanging = None
@@ -114,6 +128,14 @@ class FakeTwilio:
                 "to": called,
                 "end_time": formatdate(usegmt=True) if status in FINAL_CALL else None,
             }
+
+    def add_recording(self, sid: str, **formats: bytes) -> None:
+        with self.lock:
+            self.recordings[sid] = dict(formats)
+
+    def requested(self, method: str, path_end: str) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.method == method and r.path.endswith(path_end)]
 
     def posts(self, path_end: str) -> list[Recorded]:
         with self.lock:
@@ -161,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _faulty(self, path: str) -> bool:
         """Answer (or hang) as the fake's fault says, for Messages and Calls; True if it did."""
         fake = self.server.fake
-        if "/Messages" not in path and "/Calls" not in path:
+        if "/Messages" not in path and "/Calls" not in path and "/Recordings" not in path:
             return False
         hanging = fake.hanging
         if hanging is not None:
@@ -179,6 +201,29 @@ class _Handler(BaseHTTPRequestHandler):
         if recorded is None or self._faulty(recorded.path):
             return
         fake = self.server.fake
+        media = rf"/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/(RE\w+)\.(wav|mp3)"
+        recording = re.fullmatch(media, recorded.path)
+        if recording:
+            with fake.lock:
+                audio = fake.recordings.get(recording.group(1), {}).get(recording.group(2))
+            if audio is None:
+                self._answer(404, {"code": 20404, "message": "Not found", "status": 404})
+                return
+            self.send_response(200)
+            kind = "audio/mpeg" if recording.group(2) == "mp3" else "audio/x-wav"
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(audio)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the fetcher may be gone (killed)
+                stalling = fake.stalling
+                if stalling is not None:  # half the audio, then nothing until recover()
+                    self.wfile.write(audio[: len(audio) // 2])
+                    self.wfile.flush()
+                    stalling.wait(timeout=120)
+                    self.close_connection = True
+                    return
+                self.wfile.write(audio)
+            return
         calls = rf"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/(CA\w+)\.json"
         call = re.fullmatch(calls, recorded.path)
         if call:
@@ -261,6 +306,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(201, {"sid": sid, "account_sid": ACCOUNT_SID, "status": "queued"})
             return
         self._answer(404, {"code": 20404, "message": "Not found", "status": 404})
+
+
+    def do_DELETE(self) -> None:
+        recorded = self._record()
+        if recorded is None or self._faulty(recorded.path):
+            return
+        fake = self.server.fake
+        found = re.fullmatch(
+            rf"/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/(RE\w+)\.json", recorded.path
+        )
+        with fake.lock:
+            known = found is not None and fake.recordings.pop(found.group(1), None) is not None
+            if known and found is not None:
+                fake.deleted_recordings.append(found.group(1))
+        if not known:
+            self._answer(404, {"code": 20404, "message": "Not found", "status": 404})
+            return
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
 
 class _Server(ThreadingHTTPServer):

@@ -12,15 +12,22 @@ a GET route of the dashboard is visited by none of the checks.
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
+import math
 import re
+import struct
+import time
+import wave
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy import select
 
-from service.models import StaffUser
+from service.models import FollowUp, StaffUser, Voicemail, VoicemailAudio
 from service.staff.outcomes import OUTCOME_LABELS
 from service.staff.routes import router
 from tests.recorder import Recorder
@@ -46,7 +53,10 @@ NOT_PAGES = {
     "/staff/favicon.svg": "the tab's icon",
     "/staff/calls.csv": "a download",
     "/staff/messages.csv": "a download",
+    "/staff/voicemails/{raw_id}/audio": "a message's audio, played on its follow-up's page",
 }
+MESSAGE_CALLER = "+18045551002"
+"""The English caller whose transfer nobody answered: they leave a message."""
 SMALLEST_CHART_TEXT_PX = 12
 
 
@@ -165,6 +175,12 @@ def fill_the_line(server: Live) -> None:
             assert reached.hang_up("95") == 204
             not_answered = caller(1002, "2", "1", "1")
             not_answered.dial_ends("busy")
+            if language == "en":  # a message after the beep (its audio: keep_the_message)
+                not_answered.press("3")
+                left = not_answered.post(
+                    not_answered.url, RecordingSid="RE" + "3" * 32, RecordingDuration="2"
+                )
+                assert "We got your message" in left.text
             assert not_answered.hang_up("40") == 204
             assert caller(1003).hang_up("12") == 204  # hung up in the main menu
             assert caller(1004, "2").hang_up("33") == 204  # listened and left
@@ -199,6 +215,52 @@ def fill_the_line(server: Live) -> None:
         transfer(twilio, "CA" + "f" * 32, "+18045551234", "no-answer")
     finally:
         twilio.http.close()
+
+
+def tone(seconds: float = 2, rate: int = 8000) -> bytes:
+    """A WAV of a 440 Hz tone."""
+    samples = (
+        int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(rate * seconds))
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(rate)
+        audio.writeframes(b"".join(struct.pack("<h", sample) for sample in samples))
+    return buffer.getvalue()
+
+
+def keep_the_message(server: Live) -> int:
+    """The message's audio, as the worker keeps it once it is copied from Twilio (this server
+    has no Twilio to copy from): two seconds of a tone. Its follow-up item's id."""
+    deadline = time.monotonic() + 30
+    mine = select(FollowUp.id).where(FollowUp.phone == MESSAGE_CALLER)
+    while True:
+        with server.database.session() as session:
+            voicemail = session.scalars(select(Voicemail)).first()
+            item = session.scalars(mine).first()
+            if voicemail is not None and item is not None:
+                content = tone()
+                digest = hashlib.sha256(content).hexdigest()
+                audio = VoicemailAudio(
+                    sha256=digest, content_type="audio/wav", content=content, size=len(content)
+                )
+                session.add(audio)
+                session.flush()
+                voicemail.audio_sha256, voicemail.state = digest, "done"
+                return item
+        assert time.monotonic() < deadline, "the message did not reach the worklist"
+        time.sleep(0.2)
+
+
+PLAYS = """audio => new Promise(done => {
+  audio.addEventListener('loadedmetadata', () => done(audio.duration), {once: true});
+  audio.addEventListener('error', () => done(-1), {once: true});
+  audio.load();
+})"""
+"""How long the page's `<audio>` says its message lasts, once the browser loaded it (-1: it
+could not: the route refused it, or the Content-Security-Policy blocked it)."""
 
 
 def sign_in_as(page: object, username: str) -> None:
@@ -269,6 +331,11 @@ def test_every_staff_page_is_accessible_at_desktop_and_phone_width(
         visit(page, f"{role}-follow-ups", "/follow-ups")
         page.locator("tbody tr").first.get_by_role("link").click()
         visits.check(page, f"{role}-follow-up")
+        visit(page, f"{role}-follow-up-with-a-message", f"/follow-ups/{message_item}")
+        expect(page.get_by_role("heading", name="Messages left")).to_be_visible()
+        expect(page.locator("dl.facts")).to_contain_text("Left a voicemail")
+        seconds = page.locator("audio").evaluate(PLAYS)
+        assert 1.9 < seconds < 2.1, seconds
         visit(page, f"{role}-follow-ups-closed", "/follow-ups?show=closed")
         visit(page, f"{role}-outbound", "/outbound", "country not allowed")
         visit(page, f"{role}-search", "/search")
@@ -303,6 +370,7 @@ def test_every_staff_page_is_accessible_at_desktop_and_phone_width(
         # status of the last transfer (60 s), and for the follow-up the sweep files for it.
         wait_for(page, base + "/calls", "60 s")
         wait_for(page, base + "/follow-ups", "•••-•••-1234")
+        message_item = keep_the_message(live)
         every_page(page, "admin")
         visit(page, "admin-audit", "/audit")
         visit(page, "admin-admin", "/admin")

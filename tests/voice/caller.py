@@ -34,6 +34,7 @@ class Heard:
     numbers: list[str] = field(default_factory=list)
     hangup: bool = False
     redirect: str | None = None
+    record: dict[str, str] | None = None
 
     @property
     def words(self) -> list[str]:
@@ -49,6 +50,8 @@ class Heard:
             return self.gather["action"]
         if self.dial is not None:
             return self.dial.get("action")
+        if self.record is not None:
+            return self.record["action"]
         return None
 
 
@@ -89,17 +92,23 @@ def parse(xml: str) -> Heard:
             for number in element:
                 assert number.tag == "Number" and number.text, xml
                 heard.numbers.append(number.text)
+        elif element.tag == "Record":
+            assert heard.record is None, xml
+            heard.record = dict(element.attrib)
         elif element.tag == "Hangup":
             heard.hangup = True
         elif element.tag == "Redirect":
             heard.redirect = element.text
         else:
             raise AssertionError(f"unexpected <{element.tag}> in {xml}")
-    # A turn ends in one of: a menu, a transfer that reports back, a goodbye. (A <Dial>
-    # without an action, as in the fallback, continues to the verbs after it.)
+    # A turn ends in one of: a menu, a transfer that reports back, a message recorded, a
+    # goodbye. (A <Dial> without an action, as in the fallback, continues to the verbs after
+    # it; an empty recording goes on to the <Redirect> after the <Record>.)
     reports_back = heard.dial is not None and "action" in heard.dial
-    endings = [heard.gather is not None, reports_back, heard.hangup]
-    assert sum(endings) == 1, f"a turn ends in one of gather, dial, hangup: {xml}"
+    endings = [heard.gather is not None, reports_back, heard.record is not None, heard.hangup]
+    assert sum(endings) == 1, f"a turn ends in one of gather, dial, record, hangup: {xml}"
+    if heard.record is not None:
+        assert heard.redirect == heard.record["action"] and root[-1].tag == "Redirect", xml
     if reports_back:
         assert root[-1].tag == "Dial", f"nothing may follow a <Dial action>: {xml}"
     return heard

@@ -48,6 +48,7 @@ TURNS: dict[str, Callable[[Caller], Heard]] = {
     "press-8-texts": steps("2", "8"),
     "call-back-asked": steps("2", "2", "1", "no-answer", "no-answer", "2"),
     "coordinator-unanswered": steps("0", "no-answer"),
+    "leave-a-message": steps("0", "no-answer", "3"),
     "fallback": fallback,
 }
 

@@ -166,9 +166,10 @@ def test_an_unanswered_transfer_offers_a_retry_the_number_by_text_and_a_person(
     ]
     assert heard.words[3:] == [
         "To try again, press 1.",
+        "To ask for a call back, press 2.",
+        "To leave a message, press 3.",
         "To get the number by text, press 8.",
         "To go back, press pound.",
-        "To ask for a call back, press 2.",
         "To talk with a person, press 0.",
     ]
     # The number is read slowly: a pause between its groups.

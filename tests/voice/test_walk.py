@@ -75,6 +75,8 @@ class Walk:
                 return
             if heard.dial is not None:
                 options = [{"DialCallStatus": "no-answer"}, {"DialCallStatus": "completed"}]
+            elif heard.record is not None:  # a message, and an empty recording
+                options = [{"RecordingSid": "RE" + "7" * 32, "RecordingDuration": "14"}, {}]
             else:
                 language_key = "9" if node_of(url) == "main" else None
                 options = [{"Digits": k} for k in announced_keys(heard) if k != language_key]

@@ -1,0 +1,1 @@
+"""Messages callers leave: their reports (`records`), the copy of their audio (`fetch`)."""
