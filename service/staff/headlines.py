@@ -15,13 +15,16 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from service.models import (
+    Call,
+    CallEvent,
+    CallEventKind,
     Channel,
     Conversation,
     DailyAggregate,
@@ -30,7 +33,12 @@ from service.models import (
     Message,
     Metric,
     OptOut,
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
+    Voicemail,
 )
+from service.models.calls import AFTER_HOURS as CLOSED_PREFIX
 from service.staff.queries import FilterError, day_start, parse_day
 from service.staff.rollup import (
     CALLERS,
@@ -57,6 +65,9 @@ LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
 UNKNOWN = ""
 """The language key of rows whose language is not known."""
 STILL_OPEN, OPTED_OUT = "follow_ups_open", "opted_out"
+VOICEMAILS, AFTER_HOURS, WAITING = "voicemails", "after_hours", "call_backs_waiting"
+OF_ROWS = (VOICEMAILS, AFTER_HOURS, WAITING)
+"""Measures counted for the range from their few rows (not rolled up by day)."""
 
 MEASURES = (
     ("calls", "Calls", ""),
@@ -78,6 +89,13 @@ MEASURES = (
         "Numbers opted out at the end of these days",
         "however they opted in or out since",
     ),
+    ("voicemails", "Messages left", "voicemails callers left"),
+    (
+        "after_hours",
+        "Call-backs asked for while closed",
+        "by phone (press 2) or by text (CALL), to be placed once the contact opens",
+    ),
+    ("call_backs_waiting", "Call-backs asked for in these days and waiting for an opening", "now"),
 )
 """The headline measures: key, label, and what the label means when it may be misread."""
 DISTINCT = (CALLERS, TEXTERS)
@@ -163,11 +181,16 @@ def language_name(code: str) -> str:
 
 
 def overview_report(
-    session: Session, chosen: Range, today: date, lines: Container[str] | None = None
+    session: Session,
+    chosen: Range,
+    today: date,
+    lines: Container[str] | None = None,
+    now: datetime | None = None,
 ) -> Report:
-    """The numbers of the days of `chosen` (`today`: the clinic's today, in its zone). With
-    `lines`, of those of the clinic's numbers only ('' for what belongs to no line); what has
-    no line yet (follow-ups, the numbers opted out, purged days' counts) is then left out."""
+    """The numbers of the days of `chosen` (`today`: the clinic's today, in its zone; `now`:
+    for what is still waiting). With `lines`, of those of the clinic's numbers only ('' for
+    what belongs to no line); what has no line yet (follow-ups, the numbers opted out, purged
+    days' counts) is then left out."""
     result = Report(chosen)
     for measure in (*SUMMED, *DISTINCT):
         result.counts[measure] = Counter()
@@ -203,9 +226,63 @@ def overview_report(
     for measure, counted in ((STILL_OPEN, _still_open), (OPTED_OUT, _opted_out_at_the_end)):
         result.counts[measure] = counted(session, chosen) if lines is None else Counter()
         result.totals[measure] = sum(result.counts[measure].values())
+    of_rows = _of_rows(session, chosen, lines, now or datetime.now(UTC))
+    for measure in OF_ROWS:
+        result.counts[measure] = of_rows[measure]
+        result.totals[measure] = sum(of_rows[measure].values())
     if lines is None:
         _add_purged(session, result)
     return result
+
+
+def _of_rows(
+    session: Session, chosen: Range, lines: Container[str] | None, now: datetime
+) -> dict[str, Counter[str]]:
+    """Messages left, call-backs asked for while closed, and those still waiting for an
+    opening: counted from their few rows, by language, of the lines' numbers (a call's number
+    called; a call-back's line number)."""
+    counts: dict[str, Counter[str]] = {measure: Counter() for measure in OF_ROWS}
+
+    def count(measure: str, language: str | None, number: str | None) -> None:
+        if lines is None or (number or "") in lines:
+            counts[measure][language or UNKNOWN] += 1
+
+    start, end = chosen.start, chosen.end
+    left = (
+        select(Voicemail.language, Call.called)
+        .outerjoin(Call, Call.call_sid == Voicemail.call_sid)
+        .where(Voicemail.left_at >= start, Voicemail.left_at < end)
+    )
+    for language, called in session.execute(left):
+        count(VOICEMAILS, language, called)
+    asked = (
+        select(Call.language, Call.called)
+        .join(CallEvent, CallEvent.call_id == Call.id)
+        .where(
+            CallEvent.kind == CallEventKind.CALLBACK_REQUEST.value,
+            CallEvent.detail.like(f"{CLOSED_PREFIX}%"),
+            CallEvent.at >= start,
+            CallEvent.at < end,
+        )
+    )
+    for language, called in session.execute(asked):
+        count(AFTER_HOURS, language, called)
+    queued = select(
+        OutboxMessage.language,
+        OutboxMessage.from_number,
+        OutboxMessage.status,
+        OutboxMessage.next_attempt_at,
+    ).where(
+        OutboxMessage.kind == OutboxKind.CALL.value,
+        OutboxMessage.created_at >= start,
+        OutboxMessage.created_at < end,
+        OutboxMessage.next_attempt_at > OutboxMessage.created_at,
+    )
+    for language, line_number, status, next_attempt_at in session.execute(queued):
+        count(AFTER_HOURS, language, line_number)
+        if status == OutboxStatus.PENDING.value and next_attempt_at > now:
+            count(WAITING, language, line_number)
+    return counts
 
 
 def _by_language(session: Session, query: Any) -> Counter[str]:

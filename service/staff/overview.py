@@ -50,7 +50,7 @@ def overview_page(request: Request, staff: CurrentStaff, session: ReadSessionDep
         chosen = Range.parse(params_of(request), today, zone)
     except FilterError as error:
         raise PageError(400, "Check the dates", str(error)) from None
-    report = overview_report(session, chosen, today, choice.numbers)
+    report = overview_report(session, chosen, today, choice.numbers, clock_of(request)())
     periods = charts.periods_of(chosen.days)
     per = "day" if len(periods) == len(chosen.days) else "month"
     over_time = [

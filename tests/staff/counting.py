@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +20,8 @@ from service.models import (
     FollowUp,
     Message,
     OptOut,
+    OutboxMessage,
+    Voicemail,
 )
 from service.staff.headlines import MEASURES, Range, Report
 
@@ -117,6 +119,26 @@ def counted_by_hand(
                     result.calls_per_day[purged.day] += purged.count
                 elif purged.channel == "sms" and purged.metric.startswith("messages_"):
                     result.texts_per_day[purged.day] += purged.count
+
+    # Messages left; call-backs asked for while closed, by phone and by text (a call-back
+    # queued for later than it was asked), and those of them still waiting now.
+    now = datetime.now(UTC)
+    by_sid = {call.call_sid: call for call in calls.values()}
+    for voicemail in session.scalars(select(Voicemail)):
+        call = by_sid.get(voicemail.call_sid)
+        if in_range(voicemail.left_at) and on_a_line(call.called if call else None):
+            counts["voicemails"][voicemail.language or ""] += 1
+    for event in session.scalars(select(CallEvent).where(CallEvent.kind == "callback_request")):
+        call = calls[event.call_id]
+        closed = (event.detail or "").startswith("closed:")
+        if closed and in_range(event.at) and on_a_line(call.called):
+            counts["after_hours"][call.language or ""] += 1
+    for row in session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "call")):
+        later = row.next_attempt_at > row.created_at
+        if later and in_range(row.created_at) and on_a_line(row.from_number):
+            counts["after_hours"][row.language or ""] += 1
+            if row.status == "pending" and row.next_attempt_at > now:
+                counts["call_backs_waiting"][row.language or ""] += 1
 
     for key, *_ in MEASURES:
         if key in numbers:

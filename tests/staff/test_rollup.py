@@ -27,8 +27,17 @@ from service import migrate
 from service.db import Database
 from service.followups import worklist
 from service.followups.sweep import sweep_follow_ups
-from service.models import Conversation, FollowUp, Message, OverviewDay
+from service.models import (
+    CallEventKind,
+    Conversation,
+    FollowUp,
+    Message,
+    OutboxKind,
+    OverviewDay,
+)
 from service.models import base as models_base
+from service.models.calls import AFTER_HOURS
+from service.outbound.outbox import OutboxQueued
 from service.purge import purge
 from service.staff.headlines import Range, overview_report
 from service.staff.rollup import (
@@ -41,6 +50,7 @@ from service.staff.rollup import (
     roll_up,
 )
 from service.texts.conversations import save_conversation
+from service.voicemail.records import VoicemailLeft
 from tests import recorder as recording
 from tests.recorder import Recorder
 from tests.staff.conftest import LINE, NOW, VIEWER, record_call, signed_in
@@ -144,6 +154,22 @@ def record_history(recorder: Recorder, database: Database, *, unfinished: bool =
             intent="opt_out")  # fmt: skip
     text_in(recorder, "SM" + "7" * 32, CALLERS[2], NOW - timedelta(days=1), "START",
             intent="opt_in")  # fmt: skip
+    # Messages left, call-backs asked for while closed by phone and by text (placed at the
+    # opening, or still waiting for one), and one asked for while open.
+    for n in range(6):
+        sid, caller = f"CA{n * 5:032d}", CALLERS[(n * 25) % len(CALLERS)]
+        at = NOW - timedelta(days=n * 6, hours=n)
+        language = "es" if n % 2 else "en"
+        recorder.record(VoicemailLeft(f"RE{n:032d}", sid, at, caller, None, "coordinator",
+                                      language, 20 + n))  # fmt: skip
+        recorder.call_event(sid, CallEventKind.CALLBACK_REQUEST, node="main",
+                            detail=f"{AFTER_HOURS}coordinator", at=at)  # fmt: skip
+        opening = at + timedelta(hours=10) if n % 3 else datetime(2030, 1, 1, tzinfo=UTC)
+        recorder.record(OutboxQueued(OutboxKind.CALL, caller, "<Response/>",
+                                     OTHER_LINE if n % 2 else LINE, f"call-back:{n}", at,
+                                     language, None, opening, "coordinator"))  # fmt: skip
+    recorder.record(OutboxQueued(OutboxKind.CALL, CALLERS[0], "<Response/>", LINE,
+                                 "call-back:open", NOW - timedelta(days=2), "en"))  # fmt: skip
     # Callers that are not E.164 numbers, one of them the digits of one that is.
     for n, caller in enumerate(ODD_CALLERS):
         record_call(recorder, f"CE{n:032d}", caller, NOW - timedelta(days=2 + n % 3, hours=n),
