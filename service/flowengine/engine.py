@@ -377,9 +377,11 @@ def _missed(flow: Flow, position: Position, sorry: Say, now: datetime | None) ->
         return _menu_again(flow, missed, sorry)
     if position.state in ABOUT_A_CONTACT and position.contact is not None:
         return missed, (sorry, *_farewell_with_number(position.contact, position.lang))
-    operator = flow.contacts[flow.operator]
-    if position.heard or position.node != flow.start or not is_open(operator, now):
+    if position.heard or position.node != flow.start:
         return missed, (sorry, *_farewell_with_number(flow.operator, position.lang))
+    if not is_open(flow.contacts[flow.operator], now):
+        # Not put through to a closed office: told so, and its choices (a message among them).
+        return _connect(flow, missed, flow.operator, 0, now, sorry)
     return _connect(
         flow, missed, flow.operator, 0, now, sorry, Say(phrase(position.lang, "too_many_misses"))
     )
@@ -490,7 +492,7 @@ def _connect(
             # Its choices: a call back once it opens, its number by text, or back.
             waiting = replace(position, state="closed", contact=contact_id, line=0, misses=0)
             return _menu_again(flow, waiting, *before, *closed, ReadNumber(contact_id))
-        menu_position = position.at(position.node)
+        menu_position = replace(position.at(position.node), heard=True)
         return _menu_again(flow, menu_position, *before, *closed, ReadNumber(contact_id))
     if position.channel == "sms":
         return position.at(position.node), (*before, Connect(contact_id, line))

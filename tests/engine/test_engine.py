@@ -425,10 +425,13 @@ def test_office_hours(features: Flow) -> None:
     saturday_night = datetime(2026, 11, 29, 4, 30, tzinfo=UTC)  # Sat 23:30 in New York
     _, effects = step(features, clinic, Key("2"), now=saturday_night)
     assert effects[-1] == Connect("desk", 0)
-    # Silent callers outside office hours hear the number and a goodbye instead of a transfer.
+    # Silent callers outside office hours are not put through: they hear that the office is
+    # closed, when it opens, and its choices (a message, a call back...), not a goodbye.
     silent = replace(start(features), misses=MAX_MISSES - 1)
-    _, effects = step(features, silent, Silence(), now=CLOSED)
-    assert effects[1] == ReadNumber("desk", lead="call_them_at") and effects[-1] == HangUp()
+    waiting, effects = step(features, silent, Silence(), now=CLOSED)
+    assert effects[1] == Say("The front desk is closed right now.")
+    assert (waiting.state, waiting.contact, waiting.misses) == ("closed", "desk", 0)
+    assert not any(isinstance(effect, Connect | HangUp) for effect in effects)
     _, effects = step(features, silent, Silence(), now=OPEN)
     assert effects[-1] == Connect("desk", 0)
     # A texter choosing a closed contact hears the hours, not a call back.

@@ -217,3 +217,5 @@ def test_a_contact_closed_for_weeks_leaves_the_caller_in_the_menu(features: Flow
         now=at(2026, 12, 2, 10, 0),
     )  # fmt: skip
     assert position.state == "menu"
+    # It heard the number: silences from here end with it and a goodbye, not round again.
+    assert position.heard

@@ -180,3 +180,45 @@ def test_staff_add_and_remove_closures_at_staff_hours_and_see_the_next_14_days(
             select(AuditEntry.actor).where(AuditEntry.action.like("closure%"))
         ).all()
     assert audited == ["nina", "nina"]
+
+
+def test_no_way_of_asking_reaches_a_closed_coordinator_and_a_message_can_be_left(
+    client: AppClient,
+    app: FastAPI,  # noqa: F811
+) -> None:
+    """0, the menu's "be connected now", the words "talk to someone", and three silences at
+    the start (which put a caller through to a person) never dial the closed coordinator; the
+    caller can leave a message instead, in either language."""
+    closed = CliRunner().invoke(cli, ["hours", "close", "coordinator", "--on", today(app),
+                                      "--line", "second-opinion"])  # fmt: skip
+    assert closed.exit_code == 0, closed.output
+    assert app.state.book.refresh()
+    asks: list[list[tuple[str, str]]] = [
+        [("key", "0")],
+        [("key", "2"), ("key", "1"), ("key", "1")],
+        [("words", "I want to talk to someone")],
+        [("silence", "")] * 3,
+        [("key", "9"), ("words", "quiero hablar con alguien")],
+    ]
+    for n, ask in enumerate(asks):
+        caller = call_to(client, SHIPPED_NUMBER)
+        caller.call_sid = f"CA{n + 700:032d}"
+        heard = caller.call()
+        for kind, value in ask:
+            if kind == "key":
+                heard = caller.press(value)
+            elif kind == "words":
+                heard = caller.say(value)
+            else:
+                heard = caller.silence()
+        assert heard.dial is None and caller.dialed == [], (ask, heard.text)
+        assert "is closed right now" in heard.text or "está cerrado" in heard.text, heard.text
+        assert "They are open again" in heard.text or "Vuelve a abrir" in heard.text
+        message = caller.press("3")
+        assert message.record is not None, (ask, message.text)
+        left = caller.post(caller.url, RecordingSid=f"RE{n + 700:032d}", RecordingDuration="9")
+        assert left.hangup
+        assert "We got your message" in left.text or "Recibimos su mensaje" in left.text
+        assert "tomorrow after midnight" in left.text or "mañana a partir de la medianoche" in (
+            left.text
+        )
