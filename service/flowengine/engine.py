@@ -69,6 +69,8 @@ ABOUT_A_CONTACT = ("retry", "closed")
 RETRY_KEY = "1"
 CALL_BACK_KEY = "2"
 MESSAGE_KEY = "3"
+INSTEAD_KEYS = ("4", "5")
+"""The keys of the contacts a closed one offers instead."""
 TEXT_KEY = "8"
 
 MENU_WORDS = frozenset({"menu", "menú", "inicio", "start over", "main menu", "menu principal"})
@@ -126,7 +128,12 @@ def choices(flow: Flow, position: Position) -> tuple[Choice, ...]:
         back = Choice(BACK_KEY, phrase(lang, "back"))
         if position.state == "closed":
             call_back = Choice(CALL_BACK_KEY, phrase(lang, "call_back_when_open"))
-            return (call_back, message, text, back)
+            contact = flow.contacts[position.contact]
+            instead = tuple(
+                Choice(key, phrase(lang, "call_instead", name=flow.contacts[other].name[lang]))
+                for key, other in zip(INSTEAD_KEYS, contact.instead, strict=False)
+            )
+            return (call_back, message, *instead, text, back)
         retry = Choice(RETRY_KEY, phrase(lang, "retry"))
         return (retry, Choice(CALL_BACK_KEY, phrase(lang, "call_back")), message, text, back)
     node = flow.nodes[position.node]
@@ -324,6 +331,9 @@ def _on_key(flow: Flow, position: Position, key: str, now: datetime | None) -> S
     if position.state in ABOUT_A_CONTACT and position.contact is not None and key == MESSAGE_KEY:
         return _take_message(flow, position, position.contact)
     if position.state == "closed" and position.contact is not None:
+        others = dict(zip(INSTEAD_KEYS, flow.contacts[position.contact].instead, strict=False))
+        if key in others:
+            return _connect(flow, position.at(position.node), others[key], 0, now)
         if key == CALL_BACK_KEY:
             return _call_back_when_open(flow, position, position.contact, now)
         if key == TEXT_KEY:
@@ -640,10 +650,16 @@ def _said_phrases(flow: Flow, position: Position) -> dict[str, list[frozenset[st
 @lru_cache(maxsize=1024)
 def _phrases_of_menu(flow: Flow, position: Position) -> dict[str, list[frozenset[str]]]:
     phrases: dict[str, list[frozenset[str]]] = {}
+    others: dict[str, str] = {}
+    if position.state == "closed" and position.contact is not None:
+        others = dict(zip(INSTEAD_KEYS, flow.contacts[position.contact].instead, strict=False))
     for choice in choices(flow, position):
         listed = RETRY_PHRASES.get(choice.key) if position.state in ABOUT_A_CONTACT else None
         said = [choice.label, *([choice.sms_label] if choice.sms_label else [])]
         said += phrase(position.lang, listed).split(", ") if listed else []
+        if choice.key in others:  # another contact, by its name or its words
+            other = flow.contacts[others[choice.key]]
+            said += [other.name[position.lang], *other.words.get(position.lang, ())]
         phrases[choice.key] = [
             frozenset(_content_words([one]) or _normalize(one).split()) for one in said
         ]

@@ -198,6 +198,7 @@ def _contact(contact_id: str, raw: Mapping[str, Any]) -> Contact:
         display=tuple(str(line["display"]) for line in raw["numbers"]),
         hours=hours,
         words={lang: tuple(words) for lang, words in raw.get("words", {}).items()},
+        instead=tuple(str(other) for other in raw.get("instead", ())),
         screen=bool(raw.get("screen", False)),
     )
 

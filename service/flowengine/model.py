@@ -86,6 +86,8 @@ class Contact:
     closures: tuple[Closure, ...] = ()
     """Its closures, kept by staff outside the flow and given with it (none in a flow read from
     its file)."""
+    instead: tuple[str, ...] = ()
+    """Contacts offered while this one is closed (keys 4 and 5): ones open when it is not."""
     screen: bool = False
     """Whoever answers a transfer hears who is calling and presses 1 to take it: a machine, or
     no key, is not a person reached."""

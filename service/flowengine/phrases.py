@@ -77,6 +77,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "{when}"
         ),
         "leave_message": "leave a message",
+        "call_instead": "call {name} instead",
         # Said to whoever answers a transfer of a contact that screens its calls.
         "screen_whisper": "Call from {program}{language}. Press 1 to take it.",
         "screen_in_language": ", a caller who speaks {language}",
@@ -228,6 +229,7 @@ PHRASES: Final[dict[str, dict[str, str]]] = {
             "llama, {when}"
         ),
         "leave_message": "dejar un mensaje",
+        "call_instead": "llamar en su lugar a {name}",
         "screen_whisper": "Llamada de {program}{language}. Oprima 1 para tomarla.",
         "screen_in_language": ", de una persona que habla {language}",
         "leave_message_how": (

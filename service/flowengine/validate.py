@@ -189,6 +189,13 @@ def _references(flow: Flow) -> Iterator[tuple[Path_, str]]:
         yield ["operator"], f"operator {flow.operator!r} is not in contacts"
     elif not flow.contacts[flow.operator].numbers:
         yield ["operator"], f"operator {flow.operator!r} has no number to dial"
+    for each in flow.contacts.values():
+        for index, other in enumerate(each.instead):
+            where_else: list[str | int] = ["contacts", each.id, "instead", index]
+            if other == each.id or other not in flow.contacts:
+                yield where_else, f"instead {other!r}: name another contact"
+            elif not flow.contacts[other].numbers:
+                yield where_else, f"instead {other!r}: that contact has no number to dial"
     for node in flow.nodes.values():
         if node.contact is not None and node.contact not in flow.contacts:
             yield ["nodes", node.id, "contact"], f"contact {node.contact!r} is not in contacts"

@@ -18,6 +18,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "flows"
 BROKEN = {
     "unreachable-node.yaml": (28, "node 'orphan' is unreachable from 'main'"),
     "unknown-contact.yaml": (27, "connect 'pharmacy' is not in contacts"),
+    "instead-itself.yaml": (15, "instead 'desk': name another contact"),
     "missing-translation.yaml": (23, "missing 'es' translation"),
     "duplicate-key.yaml": (22, "duplicate key 1"),
     "reserved-key.yaml": (28, "key # is reserved: pound always goes back"),
@@ -257,3 +258,40 @@ def test_a_retry_menu_must_end_with_a_person(monkeypatch: pytest.MonkeyPatch) ->
     assert (
         "after an unanswered transfer the menu in 'en' does not end with how to reach a person (0)"
     ) in messages
+
+
+def test_a_contact_offered_instead_must_have_a_number(tmp_path: Path) -> None:
+    text = (
+        (FIXTURES / "valid-minimal.yaml")
+        .read_text()
+        .replace(
+            "nodes:",
+            "    instead: [book]\n  book:\n    name: {en: the book, es: el libro}\n"
+            "    short: {en: Book, es: Libro}\n    numbers: []\nnodes:",
+        )
+    )
+    path = tmp_path / "instead-no-number.yaml"
+    path.write_text(text)
+    problems = check_paths([path])
+    assert [p.message for p in problems] == ["instead 'book': that contact has no number to dial"]
+
+
+def test_the_shipped_example_hours_pass_once_set(tmp_path: Path) -> None:
+    """The hours written out (commented) for the shipped coordinator are a valid schedule: a
+    clinic that removes the "# " gets a flow that passes, keeps them, and no longer warns."""
+    text = (ROOT / "flows" / "second-opinion.yaml").read_text()
+    lines = text.splitlines()
+    start = lines.index("    # hours:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("    # "):
+            break
+        block.append(line)
+    uncommented = "\n".join("    " + line[len("    # ") :] for line in block)
+    set_text = text.replace("\n".join(block), uncommented)
+    path = tmp_path / "second-opinion.yaml"
+    path.write_text(set_text)
+    assert check_paths([path]) == [] and check_warnings([path]) == []
+    hours = load_flow(path).contacts["coordinator"].hours
+    assert hours is not None and hours.timezone == "America/New_York"
+    assert hours.description["en"] == "Monday to Friday, 8 a.m. to 4:30 p.m."

@@ -189,8 +189,8 @@ def test_a_caller_who_finds_a_contact_closed_may_ask_for_a_call_back_once_it_ope
     waiting, effects = step(features, Position("clinic", "en"), Key("2"), now=tuesday_night)
     assert (waiting.state, waiting.contact) == ("closed", "desk")
     assert [choice.label for choice in choices(features, waiting)] == [
-        "ask for a call back once they open", "leave a message", "get the number by text",
-        "go back",
+        "ask for a call back once they open", "leave a message", "call the clinic instead",
+        "get the number by text", "go back",
     ]  # fmt: skip
     _, effects = step(features, waiting, Key("2"), now=tuesday_night)
     assert effects[0] == RequestCallBack("desk") and effects[-1] == HangUp()

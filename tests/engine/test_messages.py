@@ -12,6 +12,7 @@ import pytest
 
 from service.flowengine import load_flow
 from service.flowengine.effects import (
+    Connect,
     HangUp,
     Menu,
     MessageTaken,
@@ -65,7 +66,7 @@ def test_a_caller_at_a_closed_contact_leaves_a_message_and_hears_when_they_will_
     closed, _ = step(features, Position("clinic", "en"), Key("2"), now=TUESDAY_NIGHT)
     assert closed.state == "closed"
     keys = [choice.key for choice in choices(features, closed)]
-    assert keys == ["2", "3", "8", "#"]
+    assert keys == ["2", "3", "4", "8", "#"]
     recording, effects = step(features, closed, Key("3"), now=TUESDAY_NIGHT)
     assert (recording.state, recording.contact) == ("message", "desk")
     assert effects[-1] == TakeMessage("desk")
@@ -131,6 +132,22 @@ def test_asking_for_the_number_by_text_is_not_leaving_a_message(features: Flow) 
     after, _ = step(features, closed, Speech("mándeme el número por mensaje de texto"),
                     now=TUESDAY_NIGHT)  # fmt: skip
     assert after.state == "closed"
+
+
+def test_a_closed_contact_offers_another_that_takes_calls(features: Flow) -> None:
+    closed, effects = step(features, Position("clinic", "es"), Key("2"), now=TUESDAY_NIGHT)
+    menu = effects[-1]
+    assert isinstance(menu, Menu)
+    assert ("4", "llamar en su lugar a la clínica") in [(c.key, c.label) for c in menu.choices]
+    dialing, effects = step(features, closed, Key("4"), now=TUESDAY_NIGHT)
+    assert (dialing.state, dialing.contact) == ("dialing", "clinic")
+    assert effects[-1] == Connect("clinic", 0)
+    # Said, too.
+    dialing, _ = step(features, closed, Speech("llamar a la clínica"), now=TUESDAY_NIGHT)
+    assert dialing.contact == "clinic"
+    # A key no contact is offered on is a wrong key.
+    again, _ = step(features, closed, Key("5"), now=TUESDAY_NIGHT)
+    assert again.state == "closed" and again.misses == 1
 
 
 def test_no_message_brings_the_contacts_choices_back(features: Flow) -> None:
