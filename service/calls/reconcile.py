@@ -6,13 +6,13 @@ REST API, never from the spool's thread), wired in by the composition root."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
 from service.calls.facts import CALL_STATUS_RANK, FINAL_CALL_RANK, UNKNOWN_STATUS, StatusReported
 from service.calls.store import calls_without_final_status
 from service.channels.sender import Sender, SendError, TwilioSender, credentials_configured
+from service.chores import Chore
 from service.config import Settings
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.models import utcnow
@@ -24,8 +24,7 @@ RECONCILE_EVERY_SECONDS = 60.0
 
 
 class Reconciler:
-    """Asks Twilio about calls quiet for `after` with no final status, at most every `every`
-    seconds (`__call__`), or now (`run`)."""
+    """Asks Twilio about calls quiet for `after` with no final status (`run`)."""
 
     def __init__(
         self,
@@ -33,20 +32,12 @@ class Reconciler:
         spool: Spool,
         *,
         after: timedelta,
-        every: float = RECONCILE_EVERY_SECONDS,
         database: Callable[[], Database] = get_database,
     ) -> None:
         self.sender = sender
         self.spool = spool
         self.after = after
-        self.every = every
         self._database = database
-        self._next = 0.0
-
-    def __call__(self) -> None:
-        if time.monotonic() >= self._next:
-            self._next = time.monotonic() + self.every
-            self.run()
 
     def run(self) -> int:
         """Settle what Twilio says of the calls without a final status; how many it asked."""
@@ -81,13 +72,11 @@ class Reconciler:
         return len(sids)
 
 
-def call_reconciler(settings: Settings, spool: Spool) -> Reconciler | None:
-    """The reconciler for these settings (None without Twilio's credentials)."""
+def call_reconciler(settings: Settings, spool: Spool) -> Chore | None:
+    """The worker's chore of reconciling calls, for these settings (None without Twilio's
+    credentials)."""
     if not credentials_configured(settings):
         return None
-    return Reconciler(
-        TwilioSender(settings),
-        spool,
-        after=timedelta(seconds=settings.call_reconcile_seconds),
-        every=min(RECONCILE_EVERY_SECONDS, settings.call_reconcile_seconds / 2),
-    )
+    after = timedelta(seconds=settings.call_reconcile_seconds)
+    reconciler = Reconciler(TwilioSender(settings), spool, after=after)
+    return Chore(reconciler.run, min(RECONCILE_EVERY_SECONDS, settings.call_reconcile_seconds / 2))

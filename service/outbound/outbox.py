@@ -343,8 +343,15 @@ def mark_sent(
     )
 
 
-def mark_retry(session: Session, message_id: int, error: str, next_at: datetime) -> None:
-    """Sending failed for now; try again at `next_at`."""
+def mark_retry(
+    session: Session, message_id: int, error: str, next_at: datetime, *, attempt: bool = True
+) -> None:
+    """Sending failed for now; try again at `next_at`. Not `attempt`: it was not tried (a
+    call-back whose contact is closed waits until it opens), so the claim's count of an
+    attempt is taken back."""
+    not_counted = {} if attempt else {"attempts": case(
+        (OutboxMessage.attempts > 0, OutboxMessage.attempts - 1), else_=0
+    )}  # fmt: skip
     session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
@@ -354,23 +361,7 @@ def mark_retry(session: Session, message_id: int, error: str, next_at: datetime)
             claimed_at=None,
             claimed_by=None,
             last_error=error[:500],
-        )
-    )
-
-
-def postpone(session: Session, message_id: int, until: datetime, reason: str) -> None:
-    """Not now, and not a failed attempt: a call-back whose contact is closed waits until it
-    opens (the claim's count of an attempt is taken back)."""
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(
-            status=OutboxStatus.PENDING.value,
-            next_attempt_at=until,
-            claimed_at=None,
-            claimed_by=None,
-            attempts=case((OutboxMessage.attempts > 0, OutboxMessage.attempts - 1), else_=0),
-            last_error=reason[:500],
+            **not_counted,
         )
     )
 

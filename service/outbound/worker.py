@@ -64,7 +64,6 @@ from service.outbound.outbox import (
     enqueue,
     mark_failed,
     mark_retry,
-    postpone,
     retire,
 )
 from service.spool.spool import Spool
@@ -219,7 +218,8 @@ class Worker:
             return
         until = self.hold(row) if self.hold is not None and row.kind == OutboxKind.CALL else None
         if until is not None:
-            self._store(postpone, row.id, until, "waits for its contact to open")
+            reason = "waits for its contact to open"
+            self._store(mark_retry, row.id, reason, until, attempt=False)
             report.postponed += 1
             log.info("outbox %d postponed until its contact opens", row.id)
             return

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service.channels.sender import Audio, SendError, TwilioSender, credentials_configured
+from service.chores import Chore
 from service.config import Settings
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database, upsert
 from service.metrics import VOICEMAILS
@@ -99,7 +99,7 @@ def backoff(attempt: int, first: timedelta = FIRST_RETRY) -> timedelta:
 
 
 class Fetcher:
-    """Copies due messages' audio at most every `every` seconds (`__call__`), or now (`run`)."""
+    """Copies due messages' audio (`run`)."""
 
     def __init__(
         self,
@@ -109,7 +109,6 @@ class Fetcher:
         delete_at_twilio: bool = True,
         lease: timedelta = timedelta(minutes=5),
         first_retry: timedelta = FIRST_RETRY,
-        every: float = FETCH_EVERY_SECONDS,
         database: Callable[[], Database] = get_database,
     ) -> None:
         self.source = source
@@ -117,14 +116,7 @@ class Fetcher:
         self.delete_at_twilio = delete_at_twilio
         self.lease = lease
         self.first_retry = first_retry
-        self.every = every
         self._database = database
-        self._next = 0.0
-
-    def __call__(self) -> None:
-        if time.monotonic() >= self._next:
-            self._next = time.monotonic() + self.every
-            self.run()
 
     def run(self) -> int:
         """One pass; how many messages it took in hand."""
@@ -249,15 +241,16 @@ def _mark(session: Session, voicemail_id: int, **values: object) -> None:
     )
 
 
-def voicemail_fetcher(settings: Settings) -> Fetcher | None:
-    """The fetcher for these settings (None without Twilio's credentials: the messages wait
-    at Twilio, and are copied once the credentials are set)."""
+def voicemail_fetcher(settings: Settings) -> Chore | None:
+    """The worker's chore of copying messages, for these settings (None without Twilio's
+    credentials: the messages wait at Twilio, and are copied once the credentials are set)."""
     if not credentials_configured(settings):
         return None
-    return Fetcher(
+    fetcher = Fetcher(
         TwilioSender(settings),
         audio_format=settings.voicemail_format,
         delete_at_twilio=settings.voicemail_delete_at_twilio,
         lease=timedelta(seconds=settings.outbox_stale_seconds),
         first_retry=timedelta(seconds=settings.outbox_first_retry_seconds),
     )
+    return Chore(fetcher.run, FETCH_EVERY_SECONDS)
