@@ -72,18 +72,19 @@ def test_a_flow_that_fails_the_check_is_not_published_and_nothing_changes(
 ) -> None:
     broken = tmp_path / "edited.yaml"
     broken.write_text(broken_text(), encoding="utf-8")
+    line = broken_text().splitlines().index("        goto: nowhere") + 1  # the broken line
     assert run(runner, "lines", "list")[0] == 0  # seeded: revision 1
     code, out, err = run(runner, "flows", "publish", "second-opinion", str(broken), "-m", "oops")
     assert code == 1
     assert out == ""
-    assert f"{broken}:115: goto 'nowhere': there is no such node" in err
+    assert f"{broken}:{line}: goto 'nowhere': there is no such node" in err
     assert "nothing was changed" in err
     with database.session(read_only=True) as session:
         assert session.scalar(select(func.count()).select_from(FlowRevision)) == 1
     code, _, err = run(
         runner, "lines", "add", "trials", "--flow", str(broken), "--number", TRIALS_NUMBER
     )
-    assert code == 1 and f"{broken}:115:" in err
+    assert code == 1 and f"{broken}:{line}:" in err
     with database.session(read_only=True) as session:
         assert session.scalars(select(Line.slug)).all() == ["second-opinion"]
 

@@ -48,12 +48,21 @@ def test_a_closed_contact_is_not_dialed(features_caller: tuple[Caller, pytest.Mo
     assert heard.dial is not None and heard.words[0] == "Connecting you to the front desk."
 
 
-def test_a_silent_caller_outside_hours_is_told_goodbye(
+def test_a_silent_caller_outside_hours_hears_it_is_closed_and_then_goodbye(
     features_caller: tuple[Caller, pytest.MonkeyPatch],
 ) -> None:
+    """Three silences at the start do not put the caller through to a closed office: they
+    hear that it is closed, when it opens, and its choices (a message among them); three more
+    silences end the call with its number and a goodbye, never in a loop."""
     caller, monkeypatch = features_caller
     monkeypatch.setattr(voice_router, "clock", lambda: SUNDAY_NIGHT)
     caller.call()
+    caller.silence()
+    caller.silence()
+    heard = caller.silence()
+    assert not caller.dialed and heard.gather is not None
+    assert "The front desk is closed right now." in heard.words
+    assert "To leave a message, press 3." in heard.words
     caller.silence()
     caller.silence()
     heard = caller.silence()
