@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # of wav's size) and, once the copy is verified, deleted at Twilio unless this is false.
     voicemail_format: Literal["mp3", "wav"] = "mp3"
     voicemail_delete_at_twilio: bool = True
+    # The worklist: how long a patient should wait at most for a call back (an item's age is
+    # shown against it), and the staff calls that reach nobody before an item closes as
+    # "could not reach".
+    follow_up_target_hours: float = 24.0
+    follow_up_max_attempts: int = 3
     # Hosts that share the database but not var/ (service/spool/fence.py): replies and texts
     # wait while another host's spool may hold opt-outs the database lacks; a host silent for
     # this long is no longer waited for.

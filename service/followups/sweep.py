@@ -426,6 +426,7 @@ def file_trigger(session: Session, trigger: Trigger, now: datetime) -> bool:
                 (FollowUp.language.is_(None), literal(trigger.language)),
                 else_=FollowUp.language,
             ),
+            next_try_at=None,  # the patient tried again: due now, whatever staff planned
         )
     )
     return True

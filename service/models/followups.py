@@ -62,6 +62,9 @@ class FollowUpOutcome(StrEnum):
     NO_LONGER_NEEDED = "no-longer-needed"
     REACHED_A_PERSON = "reached-a-person"
     """Closed by the sweep: the number later reached a person on its own."""
+    COULD_NOT_REACH = "could-not-reach"
+    """Closed after the clinic's number of call attempts (FOLLOW_UP_MAX_ATTEMPTS) reached
+    nobody."""
 
 
 def _in(column: str, values: type[StrEnum]) -> str:
@@ -86,6 +89,10 @@ class FollowUp(Base):
     urgent: Mapped[bool] = mapped_column(default=False, server_default=false())
     """A crisis or an emergency is among its sources: first in the worklist, closed by staff
     only (never by a later call that reached a person)."""
+    staff_attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    """Calls staff made that reached voicemail or nobody (each logged on the item)."""
+    next_try_at: Mapped[datetime | None]
+    """When to try again after such a call (until then the item waits below the due ones)."""
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]

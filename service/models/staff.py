@@ -33,6 +33,11 @@ class StaffUser(Base):
     """Signing out sets this: session cookies issued before it no longer sign anyone in, copies
     included (the cookie itself is stateless)."""
     must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    worklist_seen_at: Mapped[datetime | None]
+    """When the account last opened the worklist."""
+    worklist_seen_before: Mapped[datetime | None]
+    """When it opened it before the current sitting (a visit 30 minutes or more after the last
+    one begins a new sitting): the worklist's "new since my last visit"."""
     """The password is a temporary one an administrator was shown: until the account chooses its
     own, the choose-password page is the only staff page it reaches."""
 

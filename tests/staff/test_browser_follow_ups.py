@@ -197,7 +197,7 @@ def test_a_follow_up_from_missed_call_to_closed_in_a_browser(chromium: object, l
         screenshots(page, "follow-up-item")
         page.get_by_label("How did it end?").select_option("reached")
         page.get_by_role("button", name="Close the follow-up").click()
-        expect(page.get_by_role("status")).to_have_text("The follow-up is closed.")
+        expect(page.get_by_role("status")).to_contain_text("The follow-up is closed.")
         expect(page.locator("dl.facts")).to_contain_text(f"Reached, by {NAVIGATOR}")
         page.goto(worklist)
         expect(page.locator("tbody")).to_contain_text("Nobody is waiting for a call back.")
@@ -309,3 +309,86 @@ def test_an_urgent_follow_up_comes_first_in_a_browser(chromium: object, live: Li
     finally:
         context.close()
         twilio.http.close()
+
+
+def test_the_worklist_at_phone_width_urgent_first_filters_attempts_and_a_number_given(
+    chromium: object,  # noqa: F811
+    live: Live,
+) -> None:
+    """A navigator's morning at 390 px: the first screen holds the urgent item and the newest
+    misses; a filter and "next item" work (the pages have no scripts); an attempt keeps the item
+    open with its next try; a number written in a text is revealed and audited."""
+    from playwright.sync_api import Browser, expect
+
+    from tests.recorder import Recorder
+
+    assert isinstance(chromium, Browser)
+    ARTIFACTS.mkdir(exist_ok=True)
+    twilio = LiveTwilio(live.url)
+    recorder = Recorder(live.database)
+    try:
+        for n in range(12):
+            transfer(twilio, f"CA{n + 40:032d}", f"+1804555{n + 40:04d}", "no-answer")
+        texts = [
+            ("+18045557100", "I don't want to live anymore"),
+            ("+18045557101", "Hi"),
+            ("+18045557101", "I need to talk to someone, please call me at 804-555-0199"),
+        ]
+        for n, (phone, body) in enumerate(texts):
+            response = twilio.twilio(
+                "/twilio/sms",
+                {"MessageSid": f"SM{n + 70:032d}", "From": phone, "To": "+18045550100",
+                 "Body": body, "AccountSid": "AC" + "0" * 32},
+            )  # fmt: skip
+            assert response.status_code == 200
+    finally:
+        twilio.http.close()
+    assert recorder  # (the webhooks recorded everything)
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    base = live.url + "/staff"
+    try:
+        page.goto(base + "/login")
+        page.get_by_label("Username").fill(NAVIGATOR)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        wait_for(page, base + "/follow-ups", "14 open")
+        expect(page.locator("tbody tr").nth(1)).to_contain_text("•••-•••-7101")  # the newest
+        screenshots(page, "worklist-morning")
+        # The first screen of a phone: the urgent item and the newest misses.
+        page.set_viewport_size({"width": 390, "height": 844})
+        rows = page.locator("tbody tr")
+        expect(rows.first).to_contain_text("Urgent")
+        for n in range(2):
+            expect(rows.nth(n)).to_be_in_viewport()
+        expect(rows).to_have_count(10)
+        page.get_by_text("Filter and order").click()
+        page.get_by_label("Why").select_option(label="Asked for a person by text")
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("tbody tr")).to_have_count(1)
+        screenshots(page, "worklist-filtered")
+        page.locator("tbody tr").first.get_by_role("link").click()
+        expect(page.get_by_text("Number they asked to be called on", exact=True)).to_be_visible()
+        page.get_by_role("button", name=re.compile("Reveal the number they asked")).click()
+        expect(page.locator("strong.revealed")).to_have_text("+18045550199")
+        screenshots(page, "worklist-number-given")
+        page.get_by_label("How did the call go?").select_option(label="No answer")
+        page.get_by_label("Try again").select_option(label="Tomorrow morning (9 a.m.)")
+        page.get_by_role("button", name="Log the attempt").click()
+        expect(page.get_by_role("status")).to_contain_text("The call attempt is logged.")
+        expect(page.locator("strong.revealed")).to_have_text("+18045550199")  # still revealed
+        expect(page.locator("dl.facts")).to_contain_text("1 of 3 calls by staff; try again")
+        screenshots(page, "worklist-attempt")
+        page.get_by_role("link", name="Next item").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Urgent")
+        page.get_by_label("How did it end?").select_option(label="Reached")
+        page.get_by_role("button", name="Close the follow-up").click()
+        expect(page.get_by_role("status")).to_contain_text("The follow-up is closed.")
+        screenshots(page, "worklist-closed-next")
+        page.get_by_role("link", name="Next item").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Follow-up")
+    finally:
+        context.close()
+    with live.database.session() as session:
+        audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "reveal")).one()
+    assert audit.actor == NAVIGATOR and "written in a text" in (audit.detail or "")

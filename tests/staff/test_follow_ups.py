@@ -121,17 +121,17 @@ def test_a_navigator_works_an_item_from_missed_call_to_closed(
     assert audit.detail == f"number of follow-up {ident} (•••-•••-1001)"
     assert CALLER not in (audit.detail or "")
 
-    answer = post_form(client, item_page, f"{item_page}/close", outcome="left-voicemail")
+    answer = post_form(client, item_page, f"{item_page}/close", outcome="reached")
     assert answer.status_code == 303
     page = client.get(answer.headers["location"])
     assert "The follow-up is closed." in page.text
-    assert f"Left voicemail, by {NAVIGATOR}" in page.text
+    assert f"Reached, by {NAVIGATOR}" in page.text
     assert "Claim" not in page.text
     page = client.get("/staff/follow-ups")
     assert "Nobody is waiting for a call back." in page.text
     assert "(0 open)" in page.text
     page = client.get("/staff/follow-ups?show=closed")
-    assert "Left voicemail" in page.text and "•••-•••-1001" in page.text
+    assert "Reached" in page.text and "•••-•••-1001" in page.text
 
 
 def test_closing_needs_an_outcome_and_a_closed_item_takes_no_more(
@@ -246,7 +246,7 @@ def test_a_texter_who_asked_for_a_person_is_on_the_list_with_their_texts(
     assert "•••-•••-7001" in row
     assert "Asked for a person by text" in row
     assert "Find another doctor (text menu)" in row
-    assert '<td data-label="Language">es</td>' in row
+    assert '<td data-label="Language">Spanish</td>' in row
     page = client.get(f"/staff/follow-ups/{item_id(database)}")
     assert "Alguien me llama al •••-•••-7001?" in page.text  # the texter's words, masked
     assert "asked for person" in page.text
