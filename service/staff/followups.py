@@ -35,6 +35,7 @@ from service.staff.web import (
     current_staff,
     may_work_follow_ups,
     render,
+    settings_of,
 )
 from service.staff.worklist_item import (
     keep_reveal,
@@ -272,7 +273,7 @@ def _item_page(
             for index, number in enumerate(given)
         ],
         keep=(
-            keep_reveal(settings.secret_key, item_id, staff.username, revealed)
+            keep_reveal(settings.resolved_secret_key(), item_id, staff.username, revealed)
             if shown and staff is not None and revealed is not None
             else None
         ),
@@ -327,7 +328,7 @@ def follow_up_page(
     item_id = _item_id(raw_id)
     done = DONE_MESSAGES.get(request.query_params.get("done", ""))
     token = request.query_params.get("kept", "")
-    secret = request.app.state.settings.secret_key
+    secret = settings_of(request).resolved_secret_key()
     kept = kept_reveal(secret, token, item_id, staff.username) if token else None
     if not may_work_follow_ups(staff):
         kept = None
