@@ -16,6 +16,8 @@ class StaffRole(StrEnum):
     NAVIGATOR = "navigator"
     """Works the follow-up list (claims, notes, reveals an item's number, closes) without
     being an administrator."""
+    EDITOR = "editor"
+    """Edits and publishes the lines' words in the browser (and rolls them back); not numbers."""
     ADMIN = "admin"
 
 
@@ -41,7 +43,9 @@ class StaffUser(Base):
     """The password is a temporary one an administrator was shown: until the account chooses its
     own, the choose-password page is the only staff page it reaches."""
 
-    __table_args__ = (CheckConstraint("role IN ('viewer', 'navigator', 'admin')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'navigator', 'editor', 'admin')", name="role"),
+    )
 
 
 class StaffLine(Base):

@@ -154,7 +154,7 @@ def add_staff(
     if not is_username(name):
         raise AccountError("a username is 1 to 64 printable characters without spaces")
     if role not in tuple(StaffRole):
-        raise AccountError("the role is viewer, navigator or admin")
+        raise AccountError("the role is viewer, navigator, editor or admin")
     if session.scalar(select(StaffUser.id).where(StaffUser.username == name)) is not None:
         raise AccountExists(f"there is already a staff account named {name!r}")
     user = StaffUser(

@@ -32,7 +32,9 @@ def _read_password(from_stdin: bool) -> str:
 @staff_app.command("add")
 def add(
     name: str = typer.Argument(..., help="Username (lower-cased)."),
-    role: str = typer.Option("viewer", help="viewer, navigator (works the follow-ups) or admin."),
+    role: str = typer.Option(
+        "viewer", help="viewer, navigator (the follow-ups), editor (the lines' words) or admin."
+    ),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from the first line of stdin."
     ),
@@ -47,7 +49,7 @@ def add(
     from service.staff.auth import AccountError, add_staff, check_password_rules, limit_to_lines
 
     if role not in tuple(StaffRole):
-        raise typer.BadParameter("viewer, navigator or admin", param_hint="--role")
+        raise typer.BadParameter("viewer, navigator, editor or admin", param_hint="--role")
     password = _read_password(password_stdin)
     try:
         check_password_rules(password)

@@ -87,7 +87,7 @@ def line_rows(session: Session) -> list[LineRow]:
     return rows
 
 
-def _line(request: Request, session: Session, slug: str) -> Line:
+def visible_line(request: Request, session: Session, slug: str) -> Line:
     # Only what could be a line's name is looked up (PostgreSQL refuses text with NUL in it).
     found = SLUG.fullmatch(slug) is not None
     line = session.scalars(select(Line).where(Line.slug == slug)).one_or_none() if found else None
@@ -148,7 +148,7 @@ def lines_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -
 def line_page(
     request: Request, slug: str, staff: CurrentStaff, session: ReadSessionDep
 ) -> Response:
-    line = _line(request, session, slug)
+    line = visible_line(request, session, slug)
     revisions = session.scalars(
         select(FlowRevision)
         .where(FlowRevision.line_id == line.id)
@@ -161,7 +161,7 @@ def line_page(
 def revision_page(
     request: Request, slug: str, raw_number: str, staff: CurrentStaff, session: ReadSessionDep
 ) -> Response:
-    line = _line(request, session, slug)
+    line = visible_line(request, session, slug)
     number = parse_id(raw_number)
     revision = (
         session.scalars(

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from service.staff import (
     admin,
     calls,
+    editor,
     followups,
     hours,
     lines,
@@ -36,6 +37,7 @@ for pages in (
     outbound,
     numbers,
     lines,
+    editor,
     hours,
     simulator,
     admin,

@@ -46,6 +46,11 @@ from service.staff.queries import redact_numbers
 log = logging.getLogger(__name__)
 
 MAY_WORK_FOLLOW_UPS = (StaffRole.NAVIGATOR.value, StaffRole.ADMIN.value)
+MAY_EDIT_LINES = (StaffRole.EDITOR.value, StaffRole.ADMIN.value)
+
+
+def may_edit_lines(staff: Staff | None) -> bool:
+    return staff is not None and staff.role in MAY_EDIT_LINES
 
 
 def may_work_follow_ups(staff: Staff | None) -> bool:
@@ -71,6 +76,7 @@ TEMPLATES = Environment(
 TEMPLATES.globals.update(
     open_follow_ups=open_follow_ups,
     may_work_follow_ups=may_work_follow_ups,
+    may_edit_lines=may_edit_lines,
     zone_label=zone_label,
     outcome_text=outcome_text,
     outcome_label=outcome_label,

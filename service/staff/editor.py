@@ -1,0 +1,416 @@
+"""Editing a line in the browser (`/staff/lines/{slug}/edit`): its flow as YAML, saved as a
+draft revision and checked by the same code as `phoneline flows check` (each problem with its
+line), what changed against the published revision (by menu and language, old and new words
+side by side), published with a message, and any earlier revision rolled back to (it asks
+first, and publishes a copy). Editors and admins only; only an admin changes a contact's number,
+typing each new one again before it is published. Two people saving on the same revision: the
+second is refused, shown what changed, and keeps what they typed. Every save, publish and
+rollback is in the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.audit import record_audit
+from service.db import ReadSessionDep, SessionDep
+from service.flowengine import Flow, FlowError
+from service.flowengine.loader import build, parse, schema_problems
+from service.flowengine.render import spoken_digits
+from service.lines.revisions import (
+    LineError,
+    create_revision,
+    publish_revision,
+    rollback,
+)
+from service.models import FlowRevision, Line
+from service.staff.auth import client_address
+from service.staff.headlines import LANGUAGE_NAMES
+from service.staff.lines import visible_line
+from service.staff.names import flow_names
+from service.staff.queries import parse_id
+from service.staff.web import (
+    CheckedForm,
+    CurrentStaff,
+    PageError,
+    Staff,
+    StaffRoute,
+    may_edit_lines,
+    render,
+)
+
+router = APIRouter(route_class=StaffRoute)
+MAX_FLOW_CHARS = 200_000
+
+
+def editor_staff(staff: CurrentStaff) -> Staff:
+    if not may_edit_lines(staff):
+        raise PageError(
+            403,
+            "Not allowed",
+            "Editing the lines is for editors and administrators; you can read every revision.",
+        )
+    return staff
+
+
+EditorStaff = Annotated[Staff, Depends(editor_staff)]
+
+
+@dataclass(frozen=True)
+class Change:
+    where: str
+    language: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class NumberChange:
+    contact: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    @property
+    def new(self) -> tuple[str, ...]:
+        return tuple(number for number in self.after if number not in self.before)
+
+
+def changes(before: Flow | None, after: Flow | None) -> list[Change]:
+    """What a caller or texter would hear or read differently, by menu and language."""
+    if before is None or after is None:
+        return []
+    names = flow_names(after)
+    found: list[Change] = []
+
+    def texts(where: str, old: dict[str, str], new: dict[str, str]) -> None:
+        for lang in sorted(set(old) | set(new)):
+            if old.get(lang, "") != new.get(lang, ""):
+                language = LANGUAGE_NAMES.get(lang, lang)
+                found.append(Change(where, language, old.get(lang, ""), new.get(lang, "")))
+
+    texts("Title", before.title, after.title)
+    for contact_id in sorted(set(before.contacts) | set(after.contacts)):
+        old, new = before.contacts.get(contact_id), after.contacts.get(contact_id)
+        name = names.contact(contact_id)
+        if old is None or new is None:
+            found.append(
+                Change(
+                    f"{name}: the contact",
+                    "",
+                    "" if old is None else "there",
+                    "" if new is None else "there",
+                )
+            )
+            continue
+        texts(f"{name}: how it is said", old.name, new.name)
+        texts(f"{name}: how a text writes it", old.short, new.short)
+        if old.display != new.display:
+            found.append(
+                Change(
+                    f"{name}: numbers as written",
+                    "",
+                    ", ".join(old.display),
+                    ", ".join(new.display),
+                )
+            )
+    for node_id in sorted(set(before.nodes) | set(after.nodes)):
+        old_node, new_node = before.nodes.get(node_id), after.nodes.get(node_id)
+        menu = names.menu(node_id)
+        if old_node is None or new_node is None:
+            found.append(
+                Change(
+                    f"{menu}: the menu",
+                    "",
+                    "" if old_node is None else "there",
+                    "" if new_node is None else "there",
+                )
+            )
+            continue
+        texts(f"{menu}: what a caller hears", old_node.say, new_node.say)
+        texts(f"{menu}: what a texter reads", old_node.sms or {}, new_node.sms or {})
+        old_options = {option.key: option for option in old_node.options}
+        new_options = {option.key: option for option in new_node.options}
+        for key in sorted(set(old_options) | set(new_options)):
+            was, now = old_options.get(key), new_options.get(key)
+            texts(
+                f"{menu}: option {key}",
+                was.label if was is not None else {},
+                now.label if now is not None else {},
+            )
+    return found
+
+
+def number_changes(before: Flow | None, after: Flow | None) -> list[NumberChange]:
+    """Every contact whose numbers (dialed) differ."""
+    if before is None or after is None:
+        return []
+    found = []
+    for contact_id in sorted(set(before.contacts) | set(after.contacts)):
+        old = before.contacts[contact_id].numbers if contact_id in before.contacts else ()
+        new = after.contacts[contact_id].numbers if contact_id in after.contacts else ()
+        if old != new:
+            found.append(NumberChange(contact_id, old, new))
+    return found
+
+
+def _flow(text: str, name: str) -> Flow | None:
+    """The flow a text describes, for the change view: a draft whose check found problems
+    (too many words, a missing translation) still says what it would change, when its shape
+    (the schema) is sound; None when it is not."""
+    try:
+        document = parse(text, name)
+        if schema_problems(document):
+            return None
+        return build(document)
+    except (FlowError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _revisions(session: Session, line: Line) -> tuple[FlowRevision | None, FlowRevision | None]:
+    """(the newest revision, the published one)."""
+    newest = session.scalars(
+        select(FlowRevision)
+        .where(FlowRevision.line_id == line.id)
+        .order_by(FlowRevision.number.desc())
+        .limit(1)
+    ).first()
+    published = session.get(FlowRevision, line.published_revision_id or -1)
+    return newest, published
+
+
+def _editor_page(
+    request: Request,
+    session: Session,
+    line: Line,
+    *,
+    text: str | None = None,
+    base: int | None = None,
+    error: str | None = None,
+    stale: list[Change] | None = None,
+    message: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    newest, published = _revisions(session, line)
+    draft = newest if newest is not None and newest is not published else None
+    published_flow = _flow(published.yaml, "published") if published is not None else None
+    draft_flow = _flow(draft.yaml, "draft") if draft is not None else None
+    shown = newest.yaml if newest is not None else ""
+    return render(
+        request,
+        "editor.html",
+        status_code=status_code,
+        line=line,
+        text=shown if text is None else text,
+        base=(newest.number if newest is not None else 0) if base is None else base,
+        draft=draft,
+        published=published,
+        changed=changes(published_flow, draft_flow),
+        numbers=number_changes(published_flow, draft_flow),
+        spoken=spoken_digits,
+        stale=stale,
+        error=error,
+        message=message,
+    )
+
+
+@router.get("/lines/{slug}/edit", response_class=HTMLResponse)
+def edit_page(request: Request, slug: str, staff: EditorStaff, session: ReadSessionDep) -> Response:
+    line = visible_line(request, session, slug)
+    done = {
+        "saved": "The draft is saved and checked.",
+        "published": "Published: new calls and texts hear it within a few seconds.",
+    }.get(request.query_params.get("done", ""))
+    return _editor_page(request, session, line, message=done)
+
+
+@router.post("/lines/{slug}/edit", response_class=HTMLResponse)
+def save_draft(
+    request: Request, slug: str, staff: EditorStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    line = visible_line(request, session, slug)
+    text = form.get("flow", "").replace("\r\n", "\n")
+    base = parse_id(form.get("base", "")) or 0
+    if not text.strip() or len(text) > MAX_FLOW_CHARS:
+        return _editor_page(
+            request,
+            session,
+            line,
+            text=text,
+            base=base,
+            status_code=400,
+            error="The flow is empty, or too long.",
+        )
+    newest, published = _revisions(session, line)
+    if newest is not None and newest.number != base:
+        # Someone saved or published since this page was opened: nothing is saved, what they
+        # changed is shown, and what this person typed stays in the box.
+        theirs = session.scalars(
+            select(FlowRevision).where(FlowRevision.line_id == line.id, FlowRevision.number == base)
+        ).first()
+        since = changes(
+            _flow(theirs.yaml, "base") if theirs is not None else None,
+            _flow(newest.yaml, "newest"),
+        )
+        return _editor_page(
+            request,
+            session,
+            line,
+            text=text,
+            base=base,
+            stale=since,
+            status_code=409,
+            error=f"Revision {newest.number} was saved by {newest.author} since you opened "
+            "this page: nothing was saved. Copy your changes, reload, and make them again.",
+        )
+    published_flow = _flow(published.yaml, "published") if published is not None else None
+    moved = number_changes(published_flow, _flow(text, "draft"))
+    if moved and staff.role != "admin":
+        contacts = ", ".join(change.contact for change in moved)
+        return _editor_page(
+            request,
+            session,
+            line,
+            text=text,
+            base=base,
+            status_code=403,
+            error=f"Only an administrator changes numbers ({contacts}): "
+            "change the words, and ask an administrator for the numbers.",
+        )
+    revision = create_revision(session, line.slug, text, author=staff.username)
+    problems = len(revision.problems or [])
+    record_audit(
+        session,
+        staff.username,
+        "revision-saved",
+        f"{line.slug} revision {revision.number} ({problems} problem(s))",
+        client_address=client_address(request),
+    )
+    return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=saved", status_code=303)
+
+
+@router.post("/lines/{slug}/revisions/{raw_number}/publish", response_class=HTMLResponse)
+def publish(
+    request: Request,
+    slug: str,
+    raw_number: str,
+    staff: EditorStaff,
+    form: CheckedForm,
+    session: SessionDep,
+) -> Response:
+    line = visible_line(request, session, slug)
+    number = parse_id(raw_number) or 0
+    why = " ".join(form.get("message", "").split())[:500]
+    newest, published = _revisions(session, line)
+    if newest is None or newest.number != number or newest is published:
+        return _editor_page(
+            request,
+            session,
+            line,
+            status_code=409,
+            error="That draft is not the newest revision any more: reload.",
+        )
+    if not why:
+        return _editor_page(
+            request,
+            session,
+            line,
+            status_code=400,
+            error="Say why, in a few words: the message goes with the revision.",
+        )
+    published_flow = _flow(published.yaml, "published") if published is not None else None
+    for change in number_changes(published_flow, _flow(newest.yaml, "draft")):
+        if staff.role != "admin":
+            return _editor_page(
+                request,
+                session,
+                line,
+                status_code=403,
+                error="Only an administrator publishes a change of number.",
+            )
+        for index, new in enumerate(change.new):
+            if form.get(f"again-{change.contact}-{index}", "").strip() != new:
+                return _editor_page(
+                    request,
+                    session,
+                    line,
+                    status_code=400,
+                    error=f"Type the new number of {change.contact} again, exactly: {new}.",
+                )
+    try:
+        publish_revision(session, line.slug, number, author=staff.username)
+    except LineError as error:
+        return _editor_page(request, session, line, status_code=400, error=str(error))
+    newest.message = why
+    record_audit(
+        session,
+        staff.username,
+        "revision-published",
+        f"{line.slug} revision {number}: {why}",
+        client_address=client_address(request),
+    )
+    return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=published", status_code=303)
+
+
+@router.get("/lines/{slug}/revisions/{raw_number}/rollback", response_class=HTMLResponse)
+def rollback_page(
+    request: Request, slug: str, raw_number: str, staff: EditorStaff, session: ReadSessionDep
+) -> Response:
+    line = visible_line(request, session, slug)
+    number = parse_id(raw_number) or 0
+    earlier = session.scalars(
+        select(FlowRevision).where(FlowRevision.line_id == line.id, FlowRevision.number == number)
+    ).first()
+    if earlier is None:
+        raise PageError(404, "Revision not found", f"The line {line.title} has no such revision.")
+    _, published = _revisions(session, line)
+    return render(
+        request,
+        "rollback.html",
+        line=line,
+        revision=earlier,
+        changed=changes(
+            _flow(published.yaml, "published") if published is not None else None,
+            _flow(earlier.yaml, "earlier"),
+        ),
+    )
+
+
+@router.post("/lines/{slug}/revisions/{raw_number}/rollback")
+def roll_back(
+    request: Request,
+    slug: str,
+    raw_number: str,
+    staff: EditorStaff,
+    form: CheckedForm,
+    session: SessionDep,
+) -> Response:
+    line = visible_line(request, session, slug)
+    number = parse_id(raw_number) or 0
+    count = session.scalar(
+        select(func.count()).where(FlowRevision.line_id == line.id, FlowRevision.number == number)
+    )
+    if not count:
+        raise PageError(404, "Revision not found", f"The line {line.title} has no such revision.")
+    try:
+        copy = rollback(
+            session,
+            line.slug,
+            number,
+            author=staff.username,
+            message=f"Rolled back to revision {number}",
+        )
+    except (LineError, FlowError) as error:
+        raise PageError(400, "Cannot roll back", str(error)) from None
+    record_audit(
+        session,
+        staff.username,
+        "revision-rolled-back",
+        f"{line.slug} revision {copy.number}, a copy of revision {number}",
+        client_address=client_address(request),
+    )
+    return RedirectResponse(f"/staff/lines/{line.slug}?done=rolled-back", status_code=303)
