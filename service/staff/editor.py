@@ -22,6 +22,7 @@ from service.db import ReadSessionDep, SessionDep
 from service.flowengine import Flow, FlowError
 from service.flowengine.loader import build, parse, schema_problems
 from service.flowengine.render import spoken_digits
+from service.flowengine.validate import flow_of_text
 from service.lines.revisions import (
     LineError,
     create_revision,
@@ -34,6 +35,7 @@ from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.lines import visible_line
 from service.staff.names import flow_names
 from service.staff.queries import parse_id
+from service.staff.simulator import simulator_page, simulator_step
 from service.staff.web import (
     CheckedForm,
     CurrentStaff,
@@ -414,3 +416,44 @@ def roll_back(
         client_address=client_address(request),
     )
     return RedirectResponse(f"/staff/lines/{line.slug}?done=rolled-back", status_code=303)
+
+
+def _draft_flow(request: Request, session: Session, slug: str, raw_number: str) -> Flow:
+    line = visible_line(request, session, slug)
+    number = parse_id(raw_number) or 0
+    revision = session.scalars(
+        select(FlowRevision).where(FlowRevision.line_id == line.id, FlowRevision.number == number)
+    ).first()
+    if revision is None:
+        raise PageError(404, "Revision not found", f"The line {line.title} has no such revision.")
+    try:
+        return flow_of_text(revision.yaml, f"{slug}, revision {number}")
+    except FlowError:
+        raise PageError(
+            400, "Fix the problems first", "A revision whose check found problems cannot be tried."
+        ) from None
+
+
+@router.get("/lines/{slug}/revisions/{raw_number}/simulator", response_class=HTMLResponse)
+def preview_start(
+    request: Request, slug: str, raw_number: str, staff: CurrentStaff, session: ReadSessionDep
+) -> Response:
+    """The simulator on a revision (a draft before it is published): voice and SMS, in each
+    language, as the webhooks would answer, nothing recorded."""
+    flow = _draft_flow(request, session, slug, raw_number)
+    action = f"/staff/lines/{slug}/revisions/{raw_number}/simulator"
+    return simulator_page(request, flow, None, action=action, preview=f"revision {raw_number}")
+
+
+@router.post("/lines/{slug}/revisions/{raw_number}/simulator", response_class=HTMLResponse)
+def preview_step(
+    request: Request,
+    slug: str,
+    raw_number: str,
+    staff: CurrentStaff,
+    form: CheckedForm,
+    session: ReadSessionDep,
+) -> Response:
+    flow = _draft_flow(request, session, slug, raw_number)
+    action = f"/staff/lines/{slug}/revisions/{raw_number}/simulator"
+    return simulator_step(request, flow, form, action=action, preview=f"revision {raw_number}")

@@ -90,7 +90,16 @@ def replay(flow: Flow, played: Played) -> tuple[Simulation, list[Turn]]:
     return simulation, turns
 
 
-def simulator_page(request: Request, flow: Flow | None, played: Played | None) -> HTMLResponse:
+def simulator_page(
+    request: Request,
+    flow: Flow | None,
+    played: Played | None,
+    *,
+    action: str = "/staff/simulator",
+    preview: str | None = None,
+) -> HTMLResponse:
+    """The simulator of `flow` (the live one, or a draft's: `preview` names it, and its forms
+    post to `action`)."""
     if flow is None:
         raise PageError(
             503,
@@ -99,11 +108,14 @@ def simulator_page(request: Request, flow: Flow | None, played: Played | None) -
             "`phoneline flows check` to see them.",
         )
     if played is None:
-        return render(request, "simulator.html", flow=flow, played=None, turns=[], state="")
+        return render(request, "simulator.html", flow=flow, played=None, turns=[], state="",
+                      action=action, preview=preview)  # fmt: skip
     simulation, turns = replay(flow, played)
     return render(
         request,
         "simulator.html",
+        action=action,
+        preview=preview,
         flow=flow,
         played=played,
         turns=turns,
@@ -116,15 +128,25 @@ def simulator_page(request: Request, flow: Flow | None, played: Played | None) -
     )
 
 
-def simulator_step(request: Request, flow: Flow | None, form: dict[str, str]) -> HTMLResponse:
+def simulator_step(
+    request: Request,
+    flow: Flow | None,
+    form: dict[str, str],
+    *,
+    action: str = "/staff/simulator",
+    preview: str | None = None,
+) -> HTMLResponse:
+    def page(played: Played | None) -> HTMLResponse:
+        return simulator_page(request, flow, played, action=action, preview=preview)
+
     if flow is None:
-        return simulator_page(request, flow, None)
+        return page(None)
     if "start" in form:
         channel = "sms" if form.get("channel") == "sms" else "voice"
         lang = form.get("lang", flow.default_language)
         if lang not in flow.languages:
             lang = flow.default_language
-        return simulator_page(request, flow, Played(channel, lang))
+        return page(Played(channel, lang))
     played = _decode(request, form.get("state", ""))
     if len(played.entries) < MAX_ENTRIES:
         if "key" in form:
@@ -136,7 +158,7 @@ def simulator_step(request: Request, flow: Flow | None, form: dict[str, str]) ->
         else:
             entry = form.get("text", "").replace("\n", " ").strip()[:MAX_ENTRY_LENGTH]
         played.entries.append(entry)
-    return simulator_page(request, flow, played)
+    return page(played)
 
 
 @router.get("/simulator", response_class=HTMLResponse)

@@ -174,3 +174,25 @@ def test_a_save_without_its_csrf_token_is_refused(client: AppClient, editor: str
     signed_in(client, editor)
     refused = client.post(EDIT, data={"flow": "name: x", "base": "1"})
     assert refused.status_code == 403
+
+
+def test_a_draft_is_tried_in_the_simulator_before_it_is_published(
+    client: AppClient, editor: str
+) -> None:
+    signed_in(client, editor)
+    text, base = flow_on(client.get(EDIT).text)
+    status, page = save(client, text.replace(OLD_ES, NEW_ES), base)
+    link = re.search(r'href="(/staff/lines/second-opinion/revisions/\d+/simulator)"', page)
+    assert status == 303 and link is not None
+    start = client.get(link.group(1))
+    assert start.status_code == 200 and "Simulator: revision" in start.text
+    tried = client.post(
+        link.group(1),
+        data={"csrf_token": csrf_of(start), "start": "1", "channel": "voice", "lang": "es"},
+    )
+    assert tried.status_code == 200 and NEW_ES in tried.text  # the draft's words
+    live = client.post(
+        "/staff/simulator",
+        data={"csrf_token": csrf_of(start), "start": "1", "channel": "voice", "lang": "es"},
+    )
+    assert OLD_ES in live.text and NEW_ES not in live.text  # the live line's are unchanged
