@@ -45,6 +45,7 @@ from service.staff.web import (
     may_edit_lines,
     render,
 )
+from service.staff.words import groups, with_words
 
 router = APIRouter(route_class=StaffRoute)
 MAX_FLOW_CHARS = 200_000
@@ -173,6 +174,17 @@ def _flow(text: str, name: str) -> Flow | None:
         return None
 
 
+def _changed_since(session: Session, line: Line, base: int, newest: FlowRevision) -> list[Change]:
+    """What changed from revision `base` (the one a page was opened on) to the newest."""
+    theirs = session.scalars(
+        select(FlowRevision).where(FlowRevision.line_id == line.id, FlowRevision.number == base)
+    ).first()
+    return changes(
+        _flow(theirs.yaml, "base") if theirs is not None else None,
+        _flow(newest.yaml, "newest"),
+    )
+
+
 def _revisions(session: Session, line: Line) -> tuple[FlowRevision | None, FlowRevision | None]:
     """(the newest revision, the published one)."""
     newest = session.scalars(
@@ -251,13 +263,7 @@ def save_draft(
     if newest is not None and newest.number != base:
         # Someone saved or published since this page was opened: nothing is saved, what they
         # changed is shown, and what this person typed stays in the box.
-        theirs = session.scalars(
-            select(FlowRevision).where(FlowRevision.line_id == line.id, FlowRevision.number == base)
-        ).first()
-        since = changes(
-            _flow(theirs.yaml, "base") if theirs is not None else None,
-            _flow(newest.yaml, "newest"),
-        )
+        since = _changed_since(session, line, base, newest)
         return _editor_page(
             request,
             session,
@@ -269,29 +275,37 @@ def save_draft(
             error=f"Revision {newest.number} was saved by {newest.author} since you opened "
             "this page: nothing was saved. Copy your changes, reload, and make them again.",
         )
+    return _save(request, session, line, staff, text, published, base=base)
+
+
+def _save(
+    request: Request,
+    session: Session,
+    line: Line,
+    staff: Staff,
+    text: str,
+    published: FlowRevision | None,
+    *,
+    base: int | None = None,
+) -> Response:
+    """Save `text` as a draft (not when an editor changed a number), audited; then the editor
+    page, with its check and what changed."""
     published_flow = _flow(published.yaml, "published") if published is not None else None
     moved = number_changes(published_flow, _flow(text, "draft"))
     if moved and staff.role != "admin":
         contacts = ", ".join(change.contact for change in moved)
         return _editor_page(
-            request,
-            session,
-            line,
-            text=text,
-            base=base,
-            status_code=403,
+            request, session, line, text=text, base=base, status_code=403,
             error=f"Only an administrator changes numbers ({contacts}): "
             "change the words, and ask an administrator for the numbers.",
-        )
+        )  # fmt: skip
     revision = create_revision(session, line.slug, text, author=staff.username)
     problems = len(revision.problems or [])
     record_audit(
-        session,
-        staff.username,
-        "revision-saved",
+        session, staff.username, "revision-saved",
         f"{line.slug} revision {revision.number} ({problems} problem(s))",
         client_address=client_address(request),
-    )
+    )  # fmt: skip
     return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=saved", status_code=303)
 
 
@@ -457,3 +471,65 @@ def preview_step(
     flow = _draft_flow(request, session, slug, raw_number)
     action = f"/staff/lines/{slug}/revisions/{raw_number}/simulator"
     return simulator_step(request, flow, form, action=action, preview=f"revision {raw_number}")
+
+
+def _words_page(
+    request: Request,
+    session: Session,
+    line: Line,
+    *,
+    typed: dict[str, str] | None = None,
+    base: int | None = None,
+    error: str | None = None,
+    stale: list[Change] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    newest, _ = _revisions(session, line)
+    flow = _flow(newest.yaml, "newest") if newest is not None else None
+    if flow is None:
+        raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    return render(
+        request,
+        "words.html",
+        status_code=status_code,
+        line=line,
+        base=(newest.number if newest is not None else 0) if base is None else base,
+        groups=groups(flow, flow_names(flow).menus),
+        languages=[(lang, LANGUAGE_NAMES.get(lang, lang)) for lang in flow.languages],
+        typed=typed or {},
+        error=error,
+        stale=stale,
+    )
+
+
+@router.get("/lines/{slug}/words", response_class=HTMLResponse)
+def words_page(
+    request: Request, slug: str, staff: EditorStaff, session: ReadSessionDep
+) -> Response:
+    """Every text of the line's newest revision in plain fields: no YAML."""
+    return _words_page(request, session, visible_line(request, session, slug))
+
+
+@router.post("/lines/{slug}/words", response_class=HTMLResponse)
+def save_words(
+    request: Request, slug: str, staff: EditorStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    line = visible_line(request, session, slug)
+    base = parse_id(form.get("base", "")) or 0
+    newest, published = _revisions(session, line)
+    if newest is None:
+        raise PageError(404, "No revision", "The line has no flow to edit.")
+    if newest.number != base:
+        return _words_page(
+            request, session, line, typed=dict(form), base=base, status_code=409,
+            stale=_changed_since(session, line, base, newest),
+            error=f"Revision {newest.number} was saved by {newest.author} since you opened "
+            "this page: nothing was saved. What you typed is below; reload to start again.",
+        )  # fmt: skip
+    flow = _flow(newest.yaml, "newest")
+    if flow is None:
+        raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    text = with_words(newest.yaml, flow, dict(form))
+    if text == newest.yaml:
+        return _words_page(request, session, line, error="Nothing changed: nothing was saved.")
+    return _save(request, session, line, staff, text, published, base=base)

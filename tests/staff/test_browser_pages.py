@@ -385,6 +385,8 @@ def test_every_staff_page_is_accessible_at_desktop_and_phone_width(
         page.get_by_role("link", name="Back to administration").click()
         expect(page.get_by_role("row", name=re.compile("crm-export"))).to_contain_text("active")
         visits.check(page, "admin-admin-with-a-token")
+        visit(page, "admin-line-words", "/lines/second-opinion/words")
+        expect(page.get_by_label("What a caller hears (Spanish)").first).to_be_visible()
         visit(page, "admin-line-editor", "/lines/second-opinion/edit")
         box = page.get_by_label(re.compile("^The flow"))
         box.fill(box.input_value().replace("Esta es la Línea", "Bienvenido a la Línea"))

@@ -164,7 +164,7 @@ def test_viewers_and_navigators_read_revisions_but_cannot_edit(
     signed_in(client, who)
     assert client.get(EDIT).status_code == 403
     line = client.get("/staff/lines/second-opinion")
-    assert line.status_code == 200 and "Edit the line" not in line.text
+    assert line.status_code == 200 and "Edit the" not in line.text
     token = csrf_of(client.get("/staff/lines/second-opinion"))
     refused = client.post(EDIT, data={"csrf_token": token, "flow": "x", "base": "1"})
     assert refused.status_code == 403
@@ -196,3 +196,47 @@ def test_a_draft_is_tried_in_the_simulator_before_it_is_published(
         data={"csrf_token": csrf_of(start), "start": "1", "channel": "voice", "lang": "es"},
     )
     assert OLD_ES in live.text and NEW_ES not in live.text  # the live line's are unchanged
+
+
+def test_an_editor_changes_a_word_without_yaml(
+    client: AppClient, editor: str, staff_app: FastAPI
+) -> None:
+    """The words page: every text in a field, Spanish beside English; a save changes that
+    value only (the YAML's comments and layout kept), as a checked draft; then publish."""
+    signed_in(client, editor)
+    page = client.get("/staff/lines/second-opinion/words")
+    assert page.status_code == 200
+    field = 'name="w:nodes.main.say.es"'
+    assert field in page.text and "What a caller hears (Spanish)" in page.text
+    assert "+18048287999" not in page.text  # numbers are not words
+    base = re.search(r'name="base" value="(\d+)"', page.text)
+    assert base is not None
+    before = flow_on(client.get(EDIT).text)[0]
+    spanish = (
+        "Bienvenido a la Línea de Segunda Opinión de VCU Massey. "
+        "Para emergencias, cuelgue y llame al 9 1 1."
+    )
+    saved = client.post(
+        "/staff/lines/second-opinion/words",
+        data={"csrf_token": csrf_of(page), "base": base.group(1), "w:nodes.main.say.es": spanish},
+    )
+    assert saved.status_code == 303
+    edit = client.get(saved.headers["location"]).text
+    assert "The check passed." in edit and "Main menu: what a caller hears" in edit
+    after = flow_on(edit)[0]
+    changed = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert changed == [f"        {spanish}"]  # one line: comments and layout kept
+    number = re.search(r"/revisions/(\d+)/publish", edit)
+    assert number is not None
+    publish = f"/staff/lines/second-opinion/revisions/{number.group(1)}/publish"
+    assert post_form(client, EDIT, publish, message="Warmer").status_code == 303
+    assert staff_app.state.book.refresh()
+    assert "Bienvenido a la Línea" in spanish_greeting(client, "CA" + "4" * 32)
+    # The same page, opened before that save, is stale now: refused, and what was typed kept.
+    stale = client.post(
+        "/staff/lines/second-opinion/words",
+        data={"csrf_token": csrf_of(page), "base": base.group(1),
+              "w:nodes.main.say.en": "Hello there."},
+    )  # fmt: skip
+    assert stale.status_code == 409 and 'value="Hello there."' not in stale.text
+    assert "Hello there." in stale.text and "nothing was saved" in stale.text

@@ -1,0 +1,142 @@
+"""The words of a line, edited without YAML (`/staff/lines/{slug}/words`): menu by menu, every
+text a caller hears and a texter reads, English and Spanish side by side, each option's label,
+and each contact's names. A save changes those values in the newest revision's YAML (comments
+and layout kept, with ruamel's round trip) and becomes a draft through the same path as the
+YAML editor: checked as `flows check` checks, refused when stale, never a number."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from service.flowengine import Flow
+
+MAX_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class Field:
+    """One text of the flow: where it is in the YAML, and what it is called on the page."""
+
+    path: tuple[str | int, ...]
+    label: str
+    language: str
+    value: str
+    long: bool = False
+
+    @property
+    def name(self) -> str:
+        return "w:" + ".".join(str(part) for part in self.path)
+
+
+@dataclass(frozen=True)
+class Group:
+    title: str
+    fields: list[Field]
+
+
+LANGUAGE_WORDS = {"en": "English", "es": "Spanish"}
+
+
+def groups(flow: Flow, menu_names: dict[str, str]) -> list[Group]:
+    """The page's sections: each menu (what a caller hears, what a texter reads, each option's
+    label), then each contact (how it is said, how a text writes it)."""
+    found: list[Group] = []
+    for node in flow.nodes.values():
+        fields: list[Field] = []
+        for lang in flow.languages:
+            language = LANGUAGE_WORDS.get(lang, lang)
+            fields.append(
+                Field(
+                    ("nodes", node.id, "say", lang),
+                    f"What a caller hears ({language})",
+                    lang,
+                    node.say.get(lang, ""),
+                    long=True,
+                )
+            )
+            if node.sms:
+                fields.append(
+                    Field(
+                        ("nodes", node.id, "sms", lang),
+                        f"What a texter reads ({language})",
+                        lang,
+                        node.sms.get(lang, ""),
+                        long=True,
+                    )
+                )
+            for index, option in enumerate(node.options):
+                fields.append(
+                    Field(
+                        ("nodes", node.id, "options", index, "label", lang),
+                        f"Option {option.key} ({language})",
+                        lang,
+                        option.label.get(lang, ""),
+                    )
+                )
+        found.append(Group(menu_names.get(node.id, node.id), fields))
+    for contact in flow.contacts.values():
+        fields = []
+        for lang in flow.languages:
+            language = LANGUAGE_WORDS.get(lang, lang)
+            fields.append(
+                Field(
+                    ("contacts", contact.id, "name", lang),
+                    f"How it is said ({language})",
+                    lang,
+                    contact.name.get(lang, ""),
+                )
+            )
+            fields.append(
+                Field(
+                    ("contacts", contact.id, "short", lang),
+                    f"How a text writes it ({language})",
+                    lang,
+                    contact.short.get(lang, ""),
+                )
+            )
+        found.append(
+            Group(f"Contact: {contact.short.get(flow.default_language, contact.id)}", fields)
+        )
+    return found
+
+
+def with_words(text: str, flow: Flow, form: dict[str, str]) -> str:
+    """`text` with the words of `form` (fields named by `Field.name`) put in their places; a
+    field whose value did not change, or that is not one of the flow's texts, is left alone."""
+    yaml = YAML(typ="rt")
+    yaml.version = (1, 2)
+    yaml.width = 4096  # keep each text on one line, as it was typed
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the shipped flows' layout
+    data = yaml.load(text)
+    known = {field.name: field for group in groups(flow, {}) for field in group.fields}
+    changed = False
+    for name, value in form.items():
+        field = known.get(name)
+        if field is None:
+            continue
+        words = " ".join(value.split())[:MAX_TEXT]
+        if words == " ".join(field.value.split()):
+            continue
+        _set(data, field.path, words)
+        changed = True
+    if not changed:
+        return text
+    out = io.StringIO()
+    yaml.dump(data, out)
+    written = out.getvalue()
+    return written.removeprefix("%YAML 1.2\n---\n")
+
+
+def _set(data: Any, path: tuple[str | int, ...], value: str) -> None:
+    node = data
+    for part in path[:-1]:
+        key: Any = part
+        if isinstance(node, dict) and key not in node and str(key).isdigit():
+            key = int(key)
+        node = node[key]
+    node[path[-1]] = value
