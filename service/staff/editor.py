@@ -101,14 +101,7 @@ def changes(before: Flow | None, after: Flow | None) -> list[Change]:
         old, new = before.contacts.get(contact_id), after.contacts.get(contact_id)
         name = names.contact(contact_id)
         if old is None or new is None:
-            found.append(
-                Change(
-                    f"{name}: the contact",
-                    "",
-                    "" if old is None else "there",
-                    "" if new is None else "there",
-                )
-            )
+            found.append(_presence(f"{name}: the contact", old, new))
             continue
         texts(f"{name}: how it is said", old.name, new.name)
         texts(f"{name}: how a text writes it", old.short, new.short)
@@ -125,14 +118,7 @@ def changes(before: Flow | None, after: Flow | None) -> list[Change]:
         old_node, new_node = before.nodes.get(node_id), after.nodes.get(node_id)
         menu = names.menu(node_id)
         if old_node is None or new_node is None:
-            found.append(
-                Change(
-                    f"{menu}: the menu",
-                    "",
-                    "" if old_node is None else "there",
-                    "" if new_node is None else "there",
-                )
-            )
+            found.append(_presence(f"{menu}: the menu", old_node, new_node))
             continue
         texts(f"{menu}: what a caller hears", old_node.say, new_node.say)
         texts(f"{menu}: what a texter reads", old_node.sms or {}, new_node.sms or {})
@@ -146,6 +132,11 @@ def changes(before: Flow | None, after: Flow | None) -> list[Change]:
                 now.label if now is not None else {},
             )
     return found
+
+
+def _presence(where: str, old: object | None, new: object | None) -> Change:
+    """A contact or a menu that one revision has and the other has not."""
+    return Change(where, "", "" if old is None else "there", "" if new is None else "there")
 
 
 def number_changes(before: Flow | None, after: Flow | None) -> list[NumberChange]:

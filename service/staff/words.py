@@ -7,6 +7,7 @@ YAML editor: checked as `flows check` checks, refused when stale, never a number
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,60 +49,38 @@ def groups(flow: Flow, menu_names: dict[str, str]) -> list[Group]:
     for node in flow.nodes.values():
         fields: list[Field] = []
         for lang in flow.languages:
-            language = LANGUAGE_WORDS.get(lang, lang)
-            fields.append(
-                Field(
-                    ("nodes", node.id, "say", lang),
-                    f"What a caller hears ({language})",
-                    lang,
-                    node.say.get(lang, ""),
-                    long=True,
-                )
-            )
+            said = _in(lang)
+            fields.append(said(("nodes", node.id, "say"), "What a caller hears", node.say, True))
             if node.sms:
                 fields.append(
-                    Field(
-                        ("nodes", node.id, "sms", lang),
-                        f"What a texter reads ({language})",
-                        lang,
-                        node.sms.get(lang, ""),
-                        long=True,
-                    )
+                    said(("nodes", node.id, "sms"), "What a texter reads", node.sms, True)
                 )
             for index, option in enumerate(node.options):
-                fields.append(
-                    Field(
-                        ("nodes", node.id, "options", index, "label", lang),
-                        f"Option {option.key} ({language})",
-                        lang,
-                        option.label.get(lang, ""),
-                    )
-                )
+                label = ("nodes", node.id, "options", index, "label")
+                fields.append(said(label, f"Option {option.key}", option.label))
         found.append(Group(menu_names.get(node.id, node.id), fields))
     for contact in flow.contacts.values():
         fields = []
         for lang in flow.languages:
-            language = LANGUAGE_WORDS.get(lang, lang)
-            fields.append(
-                Field(
-                    ("contacts", contact.id, "name", lang),
-                    f"How it is said ({language})",
-                    lang,
-                    contact.name.get(lang, ""),
-                )
-            )
-            fields.append(
-                Field(
-                    ("contacts", contact.id, "short", lang),
-                    f"How a text writes it ({language})",
-                    lang,
-                    contact.short.get(lang, ""),
-                )
-            )
-        found.append(
-            Group(f"Contact: {contact.short.get(flow.default_language, contact.id)}", fields)
-        )
+            said = _in(lang)
+            fields.append(said(("contacts", contact.id, "name"), "How it is said", contact.name))
+            short = ("contacts", contact.id, "short")
+            fields.append(said(short, "How a text writes it", contact.short))
+        title = contact.short.get(flow.default_language, contact.id)
+        found.append(Group(f"Contact: {title}", fields))
     return found
+
+
+def _in(lang: str) -> Callable[..., Field]:
+    """A maker of the fields of one language: the text at `path` + the language."""
+    language = LANGUAGE_WORDS.get(lang, lang)
+
+    def field(
+        path: tuple[str | int, ...], label: str, text: dict[str, str], long: bool = False
+    ) -> Field:
+        return Field((*path, lang), f"{label} ({language})", lang, text.get(lang, ""), long)
+
+    return field
 
 
 def with_words(text: str, flow: Flow, form: dict[str, str]) -> str:
