@@ -57,7 +57,7 @@ async def voice_webhook(request: Request) -> Response:
         if wanted is not None and not book.knows(wanted):
             # A call that began before a publish, in a process that never served its revision.
             await anyio.to_thread.run_sync(book.load_revision, wanted)
-        served = book.served(line, wanted)
+        served = book.served(line, wanted, webhook.from_number)
         if line is None or served is None:
             log.error("no flow is loaded: answering a call with the fallback")
             return _fallback(request, form)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.config import DEFAULT_TIMEZONE
@@ -37,7 +37,7 @@ from service.flowengine.validate import flow_files, flow_of_text
 from service.lines.closures import engine_closures, list_closures
 from service.lines.revisions import seed_from_files
 from service.metrics import FLOW_LOADED
-from service.models import FlowRevision, Line, LineBookVersion, LineNumber
+from service.models import FlowRevision, Line, LineBookVersion, LineNumber, LineTestNumber
 from service.phone import to_e164
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,10 @@ class LineView:
     revision_id: int
     """Its published revision (0: a flow file read because nothing else could be)."""
     revision_number: int
+    test_numbers: tuple[str, ...] = ()
+    """Staff phones that hear the draft (`draft_revision_id`) when they call or text."""
+    draft_revision_id: int = 0
+    """Its newest revision, when newer than the published one and its check passed (0: none)."""
 
 
 @dataclass(frozen=True)
@@ -149,12 +153,15 @@ class LineBook:
         return served[0] if served is not None else None
 
     def served(
-        self, line: LineView | None, revision_id: int | None = None
+        self, line: LineView | None, revision_id: int | None = None, caller: str | None = None
     ) -> tuple[Flow, int] | None:
         """The flow to answer with and its revision id: `revision_id`'s if this process knows
-        it, else the line's published one (None: no line, or nothing to serve at all)."""
+        it, else the line's draft for one of its test numbers (`caller`), else the line's
+        published one (None: no line, or nothing to serve at all)."""
         if line is None:
             return None
+        if revision_id is None and line.draft_revision_id and caller in line.test_numbers:
+            revision_id = line.draft_revision_id
         snapshot = self.snapshot
         if revision_id and revision_id != line.revision_id:
             known = snapshot.flows.get(revision_id)
@@ -264,12 +271,25 @@ class LineBook:
         lines = []
         flows: dict[int, Flow] = {}
         closures = engine_closures(list_closures(session), self.timezone)
+        testers: dict[int, list[str]] = {}
+        for number, line_id in session.execute(
+            select(LineTestNumber.number, LineTestNumber.line_id)
+        ):
+            testers.setdefault(line_id, []).append(number)
+        drafts = self._drafts(session, testers)
         for line, revision_number, text in rows:
             revision_id = int(line.published_revision_id or 0)
             flow = self.snapshot.flows.get(revision_id) or _flow_of(text, line.slug)
             if flow is None:
                 continue
             flows[revision_id] = _closed_on(flow, closures.get(line.id, {}))
+            draft_id = 0
+            draft = drafts.get(line.id)
+            if draft is not None and draft[0] != revision_id:
+                draft_flow = self.snapshot.flows.get(draft[0]) or _flow_of(draft[1], line.slug)
+                if draft_flow is not None:
+                    draft_id = draft[0]
+                    flows[draft_id] = _closed_on(draft_flow, closures.get(line.id, {}))
             lines.append(
                 LineView(
                     line.id,
@@ -280,10 +300,36 @@ class LineBook:
                     tuple(sorted(numbers.get(line.id, ()))),
                     revision_id,
                     revision_number,
+                    tuple(sorted(testers.get(line.id, ()))),
+                    draft_id,
                 )
             )
         self._save_snapshot_file(version, lines, {r.revision_id: t for r, t in _texts(lines, rows)})
         return Snapshot(version, tuple(lines), flows)
+
+    @staticmethod
+    def _drafts(session: Session, testers: dict[int, list[str]]) -> dict[int, tuple[int, str]]:
+        """The newest revision (id, YAML) of each line that has test numbers, when it was
+        never published and its check passed."""
+        if not testers:
+            return {}
+        newest = (
+            select(FlowRevision.line_id, func.max(FlowRevision.number).label("number"))
+            .where(FlowRevision.line_id.in_(sorted(testers)))
+            .group_by(FlowRevision.line_id)
+            .subquery()
+        )
+        found = {}
+        for revision in session.scalars(
+            select(FlowRevision).join(
+                newest,
+                (FlowRevision.line_id == newest.c.line_id)
+                & (FlowRevision.number == newest.c.number),
+            )
+        ):
+            if revision.published_at is None and not revision.problems:
+                found[revision.line_id] = (revision.id, revision.yaml)
+        return found
 
     def _install(self, snapshot: Snapshot) -> None:
         with self._lock:

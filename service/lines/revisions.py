@@ -183,9 +183,14 @@ def make_default(session: Session, line: Line) -> None:
 def create_revision(
     session: Session, slug: str, flow_text: str, *, author: str, message: str = ""
 ) -> FlowRevision:
-    """A draft revision (checked, not published): the API's "create", the editor's save."""
+    """A draft revision (checked, not published): the API's "create", the editor's save. The
+    line book moves, so the line's test numbers hear it at once (when its check passed)."""
     line = line_named(session, slug)
-    return _new_revision(session, line, check_text(flow_text, f"{slug}.yaml"), author, message)
+    revision = _new_revision(
+        session, line, check_text(flow_text, f"{slug}.yaml"), author, message
+    )
+    bump(session)
+    return revision
 
 
 def publish_text(

@@ -26,6 +26,7 @@ from service.models.lines import (
     Line,
     LineBookVersion,
     LineNumber,
+    LineTestNumber,
 )
 from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
@@ -63,6 +64,7 @@ __all__ = [
     "Line",
     "LineBookVersion",
     "LineNumber",
+    "LineTestNumber",
     "Message",
     "Metric",
     "OptOut",

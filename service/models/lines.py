@@ -40,6 +40,21 @@ class LineNumber(Base):
     __table_args__ = (Index("ix_line_numbers_line_id", "line_id"),)
 
 
+class LineTestNumber(Base):
+    """A staff phone that hears the line's draft (its newest revision, once its check passes)
+    when it calls or texts one of the line's numbers; everyone else hears the published one."""
+
+    __tablename__ = "line_test_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(20))
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("line_id", "number"),)
+
+
 class FlowRevision(Base):
     """One version of a line's flow, its YAML exactly as written (comments and all). Numbered
     per line; published ones have `published_at`; a rollback publishes a copy."""

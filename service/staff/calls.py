@@ -154,7 +154,7 @@ def _call_page(
         caller=mask(call.caller),
         revealed=revealed,
         timeline=timeline,
-        heard=revision_heard(session, call.revision_id),
+        heard=revision_heard(session, call.revision_id, call.started_at),
     )
 
 

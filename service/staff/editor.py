@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import phonenumbers
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
@@ -25,11 +26,13 @@ from service.flowengine.render import spoken_digits
 from service.flowengine.validate import flow_of_text
 from service.lines.revisions import (
     LineError,
+    bump,
     create_revision,
     publish_revision,
     rollback,
 )
-from service.models import FlowRevision, Line
+from service.models import FlowRevision, Line, LineTestNumber
+from service.phone import e164_of
 from service.staff.auth import client_address
 from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.lines import visible_line
@@ -49,6 +52,16 @@ from service.staff.words import groups, with_words
 
 router = APIRouter(route_class=StaffRoute)
 MAX_FLOW_CHARS = 200_000
+
+
+def _staff_phone(raw: str) -> str | None:
+    """A staff phone as written ("(804) 555-0123", "+44 20 …"), in E.164; None if it is not a
+    valid number (a number without +country is read as the clinic's, the US)."""
+    try:
+        parsed = phonenumbers.parse(raw.strip()[:40], "US")
+    except phonenumbers.NumberParseException:
+        return None
+    return e164_of(parsed) if phonenumbers.is_valid_number(parsed) else None
 
 
 def editor_staff(staff: CurrentStaff) -> Staff:
@@ -220,7 +233,68 @@ def _editor_page(
         stale=stale,
         error=error,
         message=message,
+        testers=session.scalars(
+            select(LineTestNumber)
+            .where(LineTestNumber.line_id == line.id)
+            .order_by(LineTestNumber.number)
+        ).all(),
     )
+
+
+@router.post("/lines/{slug}/test-numbers", response_class=HTMLResponse)
+def add_test_number(
+    request: Request, slug: str, staff: EditorStaff, form: CheckedForm, session: SessionDep
+) -> Response:
+    """A staff phone that hears the draft when it calls or texts the line."""
+    line = visible_line(request, session, slug)
+    number = _staff_phone(form.get("number", ""))
+    if number is None:
+        return _editor_page(
+            request,
+            session,
+            line,
+            status_code=400,
+            error="That is not a phone number: write it like (804) 555-0123.",
+        )
+    known = select(LineTestNumber.id).where(
+        LineTestNumber.line_id == line.id, LineTestNumber.number == number
+    )
+    if session.scalar(known) is None:
+        session.add(LineTestNumber(line_id=line.id, number=number, added_by=staff.username))
+        bump(session)
+        record_audit(
+            session,
+            staff.username,
+            "test-number-added",
+            f"{line.slug}: {number}",
+            client_address=client_address(request),
+        )
+    return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=tester", status_code=303)
+
+
+@router.post("/lines/{slug}/test-numbers/{raw_id}/remove", response_class=HTMLResponse)
+def remove_test_number(
+    request: Request,
+    slug: str,
+    raw_id: str,
+    staff: EditorStaff,
+    form: CheckedForm,
+    session: SessionDep,
+) -> Response:
+    line = visible_line(request, session, slug)
+    tester = session.get(LineTestNumber, parse_id(raw_id) or 0)
+    if tester is None or tester.line_id != line.id:
+        raise PageError(404, "Not found", "The line has no such test number.")
+    session.delete(tester)
+    bump(session)
+    record_audit(
+        session,
+        staff.username,
+        "test-number-removed",
+        f"{line.slug}: {tester.number}",
+        client_address=client_address(request),
+    )
+    return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=tester-removed", status_code=303)
 
 
 @router.get("/lines/{slug}/edit", response_class=HTMLResponse)
@@ -229,6 +303,8 @@ def edit_page(request: Request, slug: str, staff: EditorStaff, session: ReadSess
     done = {
         "saved": "The draft is saved and checked.",
         "published": "Published: new calls and texts hear it within a few seconds.",
+        "tester": "The test number is added: it hears the draft from its next call or text.",
+        "tester-removed": "The test number is removed: it hears the live revision again.",
     }.get(request.query_params.get("done", ""))
     return _editor_page(request, session, line, message=done)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -66,9 +67,7 @@ def line_rows(session: Session) -> list[LineRow]:
         )
     )
     never_published = session.execute(
-        select(FlowRevision.line_id, FlowRevision.number).where(
-            FlowRevision.published_at.is_(None)
-        )
+        select(FlowRevision.line_id, FlowRevision.number).where(FlowRevision.published_at.is_(None))
     ).all()
     rows = []
     for line in lines:
@@ -193,13 +192,20 @@ def revision_page(
     )
 
 
-def revision_heard(session: Session, revision_id: int | None) -> tuple[str, int, str] | None:
-    """(line slug, revision number, line title) of a revision id, for a call's page."""
+def revision_heard(
+    session: Session, revision_id: int | None, at: datetime | None = None
+) -> tuple[str, int, str, bool] | None:
+    """(line slug, revision number, line title, a draft then) of the revision a call heard
+    (`at`: when it began): a draft is what only the line's test numbers hear."""
     if revision_id is None:
         return None
     found = session.execute(
-        select(Line.slug, FlowRevision.number, Line.title)
+        select(Line.slug, FlowRevision.number, Line.title, FlowRevision.published_at)
         .join(Line, Line.id == FlowRevision.line_id)
         .where(FlowRevision.id == revision_id)
     ).one_or_none()
-    return (found[0], found[1], found[2]) if found is not None else None
+    if found is None:
+        return None
+    published = found[3]
+    draft = published is None or (at is not None and published > at)
+    return (found[0], found[1], found[2], draft)

@@ -376,15 +376,15 @@ def _on_line(session: Session, book: LineBook, inbound: Inbound) -> OnLine:
     lang = conversation.language if conversation is not None else None
     keyword_line = _keyword_line(book, inbound.body)
     if keyword_line is not None:
-        return _fresh(book, keyword_line, lang)
+        return _fresh(book, keyword_line, lang, inbound.phone)
     if conversation is None:
-        return _fresh(book, book.line_for(inbound.line), lang)
+        return _fresh(book, book.line_for(inbound.line), lang, inbound.phone)
     live = conversation.last_activity_at >= inbound.at - CONVERSATION_TTL and conversation.node
     line = (book.by_id(conversation.line_id) if live else None) or book.line_for(inbound.line)
     wanted = conversation.revision_id if live else None
     if wanted is not None and not book.knows(wanted):
         book.load_revision(wanted)  # begun before a publish, in a process that never served it
-    served = book.served(line, wanted)
+    served = book.served(line, wanted, inbound.phone)
     if line is None or served is None:
         raise _NoLine
     flow, revision_id = served
@@ -395,8 +395,11 @@ def _on_line(session: Session, book: LineBook, inbound: Inbound) -> OnLine:
     return OnLine(line, flow, revision_id, position, lang)
 
 
-def _fresh(book: LineBook, line: LineView | None, lang: str | None) -> OnLine:
-    served = book.served(line)
+def _fresh(
+    book: LineBook, line: LineView | None, lang: str | None, phone: str | None = None
+) -> OnLine:
+    """A new conversation on `line` (its draft, for one of its test numbers)."""
+    served = book.served(line, None, phone)
     if line is None or served is None:
         raise _NoLine
     return OnLine(line, served[0], served[1], None, lang)

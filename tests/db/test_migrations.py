@@ -31,6 +31,7 @@ TABLES = {
     "flow_revisions",
     "line_book_version",
     "line_numbers",
+    "line_test_numbers",
     "lines",
     "messages",
     "opt_outs",

@@ -65,7 +65,7 @@ def test_add_list_and_disable(runner: CliRunner, database: Database) -> None:
         (
             ["staff", "add", "ann", "--role", "owner", "--password-stdin"],
             PASSWORD,
-            "viewer, navigator or admin",
+            "viewer, navigator, editor or admin",
         ),
         (["staff", "disable", "nobody"], "", "there is no staff account named 'nobody'"),
     ],

@@ -240,3 +240,42 @@ def test_an_editor_changes_a_word_without_yaml(
     )  # fmt: skip
     assert stale.status_code == 409 and 'value="Hello there."' not in stale.text
     assert "Hello there." in stale.text and "nothing was saved" in stale.text
+
+
+def test_a_test_number_hears_the_draft_and_everyone_else_the_live_line(
+    client: AppClient, editor: str, staff_app: FastAPI, database: Database
+) -> None:
+    signed_in(client, editor)
+    added = post_form(client, EDIT, "/staff/lines/second-opinion/test-numbers",
+                      number="(804) 555-0177")  # fmt: skip
+    assert added.status_code == 303
+    assert "+18045550177" in client.get(EDIT).text
+    text, base = flow_on(client.get(EDIT).text)
+    assert save(client, text.replace(OLD_ES, NEW_ES), base)[0] == 303
+    assert staff_app.state.book.refresh()
+    tester = Caller(client, call_sid="CA" + "5" * 32, caller="+18045550177")
+    tester.call()
+    assert NEW_ES in tester.press("9").text  # the draft
+    stranger = Caller(client, call_sid="CA" + "6" * 32, caller="+18045550188")
+    stranger.call()
+    heard = stranger.press("9").text
+    assert OLD_ES in heard and NEW_ES not in heard  # the live revision
+    signed_in(client, ADMIN)
+    call_page = client.get(f"/staff/calls/{'CA' + '5' * 32}").text
+    assert "a draft: a test number's call" in call_page
+    assert "a draft" not in client.get(f"/staff/calls/{'CA' + '6' * 32}").text
+    # Removed, it hears the live revision again.
+    signed_in(client, editor)
+    page = client.get(EDIT).text
+    remove = re.search(r'action="(/staff/lines/second-opinion/test-numbers/\d+/remove)"', page)
+    assert remove is not None
+    assert post_form(client, EDIT, remove.group(1)).status_code == 303
+    assert staff_app.state.book.refresh()
+    again = Caller(client, call_sid="CA" + "7" * 32, caller="+18045550177")
+    again.call()
+    assert NEW_ES not in again.press("9").text
+    with database.session() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.action.like("test-number%"))
+        ).all()
+    assert actions == ["test-number-added", "test-number-removed"]
