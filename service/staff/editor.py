@@ -9,7 +9,6 @@ rollback is in the audit log."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 import phonenumbers
@@ -21,7 +20,6 @@ from sqlalchemy.orm import Session
 from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep
 from service.flowengine import Flow, FlowError
-from service.flowengine.loader import build, parse, schema_problems
 from service.flowengine.render import spoken_digits
 from service.flowengine.validate import flow_of_text
 from service.lines.revisions import (
@@ -38,6 +36,7 @@ from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.lines import visible_line
 from service.staff.names import flow_names
 from service.staff.queries import parse_id
+from service.staff.revision_changes import Change, changes, number_changes, readable_flow
 from service.staff.simulator import simulator_page, simulator_step
 from service.staff.web import (
     CheckedForm,
@@ -77,115 +76,14 @@ def editor_staff(staff: CurrentStaff) -> Staff:
 EditorStaff = Annotated[Staff, Depends(editor_staff)]
 
 
-@dataclass(frozen=True)
-class Change:
-    where: str
-    language: str
-    before: str
-    after: str
-
-
-@dataclass(frozen=True)
-class NumberChange:
-    contact: str
-    before: tuple[str, ...]
-    after: tuple[str, ...]
-
-    @property
-    def new(self) -> tuple[str, ...]:
-        return tuple(number for number in self.after if number not in self.before)
-
-
-def changes(before: Flow | None, after: Flow | None) -> list[Change]:
-    """What a caller or texter would hear or read differently, by menu and language."""
-    if before is None or after is None:
-        return []
-    names = flow_names(after)
-    found: list[Change] = []
-
-    def texts(where: str, old: dict[str, str], new: dict[str, str]) -> None:
-        for lang in sorted(set(old) | set(new)):
-            if old.get(lang, "") != new.get(lang, ""):
-                language = LANGUAGE_NAMES.get(lang, lang)
-                found.append(Change(where, language, old.get(lang, ""), new.get(lang, "")))
-
-    texts("Title", before.title, after.title)
-    for contact_id in sorted(set(before.contacts) | set(after.contacts)):
-        old, new = before.contacts.get(contact_id), after.contacts.get(contact_id)
-        name = names.contact(contact_id)
-        if old is None or new is None:
-            found.append(_presence(f"{name}: the contact", old, new))
-            continue
-        texts(f"{name}: how it is said", old.name, new.name)
-        texts(f"{name}: how a text writes it", old.short, new.short)
-        if old.display != new.display:
-            found.append(
-                Change(
-                    f"{name}: numbers as written",
-                    "",
-                    ", ".join(old.display),
-                    ", ".join(new.display),
-                )
-            )
-    for node_id in sorted(set(before.nodes) | set(after.nodes)):
-        old_node, new_node = before.nodes.get(node_id), after.nodes.get(node_id)
-        menu = names.menu(node_id)
-        if old_node is None or new_node is None:
-            found.append(_presence(f"{menu}: the menu", old_node, new_node))
-            continue
-        texts(f"{menu}: what a caller hears", old_node.say, new_node.say)
-        texts(f"{menu}: what a texter reads", old_node.sms or {}, new_node.sms or {})
-        old_options = {option.key: option for option in old_node.options}
-        new_options = {option.key: option for option in new_node.options}
-        for key in sorted(set(old_options) | set(new_options)):
-            was, now = old_options.get(key), new_options.get(key)
-            texts(
-                f"{menu}: option {key}",
-                was.label if was is not None else {},
-                now.label if now is not None else {},
-            )
-    return found
-
-
-def _presence(where: str, old: object | None, new: object | None) -> Change:
-    """A contact or a menu that one revision has and the other has not."""
-    return Change(where, "", "" if old is None else "there", "" if new is None else "there")
-
-
-def number_changes(before: Flow | None, after: Flow | None) -> list[NumberChange]:
-    """Every contact whose numbers (dialed) differ."""
-    if before is None or after is None:
-        return []
-    found = []
-    for contact_id in sorted(set(before.contacts) | set(after.contacts)):
-        old = before.contacts[contact_id].numbers if contact_id in before.contacts else ()
-        new = after.contacts[contact_id].numbers if contact_id in after.contacts else ()
-        if old != new:
-            found.append(NumberChange(contact_id, old, new))
-    return found
-
-
-def _flow(text: str, name: str) -> Flow | None:
-    """The flow a text describes, for the change view: a draft whose check found problems
-    (too many words, a missing translation) still says what it would change, when its shape
-    (the schema) is sound; None when it is not."""
-    try:
-        document = parse(text, name)
-        if schema_problems(document):
-            return None
-        return build(document)
-    except (FlowError, KeyError, TypeError, ValueError):
-        return None
-
-
 def _changed_since(session: Session, line: Line, base: int, newest: FlowRevision) -> list[Change]:
     """What changed from revision `base` (the one a page was opened on) to the newest."""
     theirs = session.scalars(
         select(FlowRevision).where(FlowRevision.line_id == line.id, FlowRevision.number == base)
     ).first()
     return changes(
-        _flow(theirs.yaml, "base") if theirs is not None else None,
-        _flow(newest.yaml, "newest"),
+        readable_flow(theirs.yaml, "base") if theirs is not None else None,
+        readable_flow(newest.yaml, "newest"),
     )
 
 
@@ -215,8 +113,8 @@ def _editor_page(
 ) -> HTMLResponse:
     newest, published = _revisions(session, line)
     draft = newest if newest is not None and newest is not published else None
-    published_flow = _flow(published.yaml, "published") if published is not None else None
-    draft_flow = _flow(draft.yaml, "draft") if draft is not None else None
+    published_flow = readable_flow(published.yaml, "published") if published is not None else None
+    draft_flow = readable_flow(draft.yaml, "draft") if draft is not None else None
     shown = newest.yaml if newest is not None else ""
     return render(
         request,
@@ -357,8 +255,8 @@ def _save(
 ) -> Response:
     """Save `text` as a draft (not when an editor changed a number), audited; then the editor
     page, with its check and what changed."""
-    published_flow = _flow(published.yaml, "published") if published is not None else None
-    moved = number_changes(published_flow, _flow(text, "draft"))
+    published_flow = readable_flow(published.yaml, "published") if published is not None else None
+    moved = number_changes(published_flow, readable_flow(text, "draft"))
     if moved and staff.role != "admin":
         contacts = ", ".join(change.contact for change in moved)
         return _editor_page(
@@ -405,8 +303,8 @@ def publish(
             status_code=400,
             error="Say why, in a few words: the message goes with the revision.",
         )
-    published_flow = _flow(published.yaml, "published") if published is not None else None
-    for change in number_changes(published_flow, _flow(newest.yaml, "draft")):
+    published_flow = readable_flow(published.yaml, "published") if published is not None else None
+    for change in number_changes(published_flow, readable_flow(newest.yaml, "draft")):
         if staff.role != "admin":
             return _editor_page(
                 request,
@@ -457,8 +355,8 @@ def rollback_page(
         line=line,
         revision=earlier,
         changed=changes(
-            _flow(published.yaml, "published") if published is not None else None,
-            _flow(earlier.yaml, "earlier"),
+            readable_flow(published.yaml, "published") if published is not None else None,
+            readable_flow(earlier.yaml, "earlier"),
         ),
     )
 
@@ -499,7 +397,7 @@ def roll_back(
     return RedirectResponse(f"/staff/lines/{line.slug}?done=rolled-back", status_code=303)
 
 
-def _draft_flow(request: Request, session: Session, slug: str, raw_number: str) -> Flow:
+def _draftreadable_flow(request: Request, session: Session, slug: str, raw_number: str) -> Flow:
     line = visible_line(request, session, slug)
     number = parse_id(raw_number) or 0
     revision = session.scalars(
@@ -521,7 +419,7 @@ def preview_start(
 ) -> Response:
     """The simulator on a revision (a draft before it is published): voice and SMS, in each
     language, as the webhooks would answer, nothing recorded."""
-    flow = _draft_flow(request, session, slug, raw_number)
+    flow = _draftreadable_flow(request, session, slug, raw_number)
     action = f"/staff/lines/{slug}/revisions/{raw_number}/simulator"
     return simulator_page(request, flow, None, action=action, preview=f"revision {raw_number}")
 
@@ -535,7 +433,7 @@ def preview_step(
     form: CheckedForm,
     session: ReadSessionDep,
 ) -> Response:
-    flow = _draft_flow(request, session, slug, raw_number)
+    flow = _draftreadable_flow(request, session, slug, raw_number)
     action = f"/staff/lines/{slug}/revisions/{raw_number}/simulator"
     return simulator_step(request, flow, form, action=action, preview=f"revision {raw_number}")
 
@@ -552,7 +450,7 @@ def _words_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     newest, _ = _revisions(session, line)
-    flow = _flow(newest.yaml, "newest") if newest is not None else None
+    flow = readable_flow(newest.yaml, "newest") if newest is not None else None
     if flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
     return render(
@@ -593,7 +491,7 @@ def save_words(
             error=f"Revision {newest.number} was saved by {newest.author} since you opened "
             "this page: nothing was saved. What you typed is below; reload to start again.",
         )  # fmt: skip
-    flow = _flow(newest.yaml, "newest")
+    flow = readable_flow(newest.yaml, "newest")
     if flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
     text = with_words(newest.yaml, flow, dict(form))

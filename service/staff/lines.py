@@ -24,6 +24,7 @@ from service.models import Call, FlowRevision, Line, LineNumber
 from service.staff.line_filter import visible
 from service.staff.names import FlowNames, flow_names
 from service.staff.queries import parse_id
+from service.staff.revision_changes import changes, readable_flow
 from service.staff.web import CurrentStaff, PageError, StaffRoute, render
 
 router = APIRouter(route_class=StaffRoute)
@@ -178,11 +179,22 @@ def revision_page(
     except FlowError:
         flow = None  # a draft that fails the check: its problems are listed instead
     names = flow_names(flow)
+    previous = session.scalars(
+        select(FlowRevision).where(
+            FlowRevision.line_id == line.id, FlowRevision.number == revision.number - 1
+        )
+    ).first()
+    changed = (
+        changes(readable_flow(previous.yaml, "previous"), readable_flow(revision.yaml, "this"))
+        if previous is not None
+        else None
+    )
     return render(
         request,
         "revision.html",
         line=line,
         revision=revision,
+        changed=changed,
         flow=flow,
         names=names,
         languages=[(lang, LANGUAGE_NAMES.get(lang, lang)) for lang in flow.languages]

@@ -279,3 +279,16 @@ def test_a_test_number_hears_the_draft_and_everyone_else_the_live_line(
             select(AuditEntry.action).where(AuditEntry.action.like("test-number%"))
         ).all()
     assert actions == ["test-number-added", "test-number-removed"]
+
+
+def test_each_revision_says_what_changed_from_the_one_before(
+    client: AppClient, editor: str
+) -> None:
+    signed_in(client, editor)
+    text, base = flow_on(client.get(EDIT).text)
+    assert save(client, text.replace(OLD_ES, NEW_ES), base)[0] == 303
+    page = client.get("/staff/lines/second-opinion/revisions/2").text
+    assert "What changed from revision 1" in page
+    assert "Main menu: what a caller hears" in page and OLD_ES in page and NEW_ES in page
+    first = client.get("/staff/lines/second-opinion/revisions/1").text
+    assert "What changed from revision" not in first
