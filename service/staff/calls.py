@@ -20,7 +20,7 @@ from service.staff.auth import (
 )
 from service.staff.export import calls_csv
 from service.staff.line_filter import LineChoice, chosen_line, visible
-from service.staff.lines import revision_heard
+from service.staff.lines import revision_heard, test_calls
 from service.staff.localtime import zone_of
 from service.staff.names import FlowNames, flow_names
 from service.staff.pages import audited_csv, cursor_of, flow_of, list_links, params_of
@@ -65,6 +65,7 @@ def calls_page(request: Request, staff: CurrentStaff, session: ReadSessionDep) -
         request,
         "calls.html",
         calls=calls,
+        tests=test_calls(session, calls),
         names=names,
         filters=filters,
         outcomes=OUTCOMES,

@@ -204,6 +204,30 @@ def revision_page(
     )
 
 
+def test_calls(session: Session, calls: Sequence[Call]) -> set[int]:
+    """Which of these calls heard a draft (a line's test numbers' calls): their revision was not
+    published yet when they began."""
+    revisions = {call.revision_id for call in calls if call.revision_id}
+    if not revisions:
+        return set()
+    published: dict[int, datetime | None] = {
+        revision_id: at
+        for revision_id, at in session.execute(
+            select(FlowRevision.id, FlowRevision.published_at).where(
+                FlowRevision.id.in_(sorted(revisions))
+            )
+        )
+    }
+
+    def a_draft_then(call: Call) -> bool:
+        if call.revision_id not in published:
+            return False
+        at = published[call.revision_id]
+        return at is None or at > call.started_at
+
+    return {call.id for call in calls if a_draft_then(call)}
+
+
 def revision_heard(
     session: Session, revision_id: int | None, at: datetime | None = None
 ) -> tuple[str, int, str, bool] | None:

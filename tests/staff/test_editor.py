@@ -264,6 +264,8 @@ def test_a_test_number_hears_the_draft_and_everyone_else_the_live_line(
     call_page = client.get(f"/staff/calls/{'CA' + '5' * 32}").text
     assert "a draft: a test number's call" in call_page
     assert "a draft" not in client.get(f"/staff/calls/{'CA' + '6' * 32}").text
+    calls = client.get("/staff/calls").text
+    assert calls.count("a test of a draft") == 1  # the test number's call, not the stranger's
     # Removed, it hears the live revision again.
     signed_in(client, editor)
     page = client.get(EDIT).text
