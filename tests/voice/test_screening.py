@@ -133,9 +133,25 @@ def parse_whisper(xml: str) -> dict[str, Any]:
     root = ET.fromstring(xml)
     gather = root.find("Gather")
     assert gather is not None and gather.get("numDigits") == "1", xml
-    assert gather.get("actionOnEmptyResult") == "true"
+    assert gather.get("actionOnEmptyResult") == "true" and gather.get("timeout") == "8"
     assert root[-1].tag == "Hangup"  # no key at all: the leg ends, not a person
     return {
         "action": gather.get("action", ""),
         "words": ["".join(say.itertext()) for say in gather.findall("Say")],
     }
+
+
+def test_when_nothing_can_tell_whether_it_was_taken_twilios_word_stands(tmp_path: Path) -> None:
+    """The database away and this host's spool without the key: None (the webhook then keeps
+    Twilio's `completed`: the line fails open to a person reached)."""
+    from service.calls.screening import was_taken
+    from service.spool.spool import Spool
+    from service.stores import STORES
+
+    away = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=1")
+    spool = Spool(tmp_path / "spool", lambda: away, stores=STORES)
+    try:
+        assert was_taken(spool, lambda: away, "CA" + "b" * 32) is None
+    finally:
+        spool.close()
+        away.dispose()

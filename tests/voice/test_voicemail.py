@@ -318,3 +318,27 @@ def test_what_is_not_a_message_of_the_format_asked_for_is_refused(
 def test_a_message_lasts_what_its_audio_says() -> None:
     assert verified_audio(wav_of(14), "wav") == pytest.approx(14, abs=0.1)
     assert verified_audio(mp3_of(9), "mp3") == pytest.approx(9, abs=0.2)
+
+
+def test_a_clinic_that_keeps_twilios_copy_gets_no_delete(
+    staff_app: FastAPI,  # noqa: F811
+    database: Database,
+    fake: FakeTwilio,
+) -> None:
+    fake.add_recording(RECORDING, wav=wav_of(4))
+    with app_client(staff_app) as client:
+        leave_a_message(client, seconds=4)
+        assert report_recording(client, seconds=4) == 204
+    keeping = fetcher_for(fake, database)
+    keeping.delete_at_twilio = False
+    assert keeping.run() == 1
+    kept = the_voicemail(database)
+    assert kept.state == "done" and kept.audio_sha256 and kept.deleted_at_twilio is None
+    assert fake.deleted_recordings == [] and fake.requested("DELETE", ".json") == []
+
+
+def test_a_failed_copy_is_tried_again_after_30_s_then_twice_as_long_at_most_hourly() -> None:
+    from service.voicemail.fetch import backoff
+
+    waits = [backoff(attempt).total_seconds() for attempt in (1, 2, 3, 4, 8, 30)]
+    assert waits == [30, 60, 120, 240, 3600, 3600]
