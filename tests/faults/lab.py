@@ -669,9 +669,12 @@ def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
 
 def settle(engine: Engine, ledger: Ledger, fake: FakeTwilio, timeout: float = 120) -> None:
     """Wait until the line has written and sent everything it will: every call in the ledger
-    has a row that is settled, and the outbox has nothing pending."""
+    has a row that is settled, every text a caller was promised has its outbox row (a process's
+    spool may write it after the calls of other processes have settled), and the outbox has
+    nothing pending."""
     deadline = time.monotonic() + timeout
     sids = list(ledger.calls)
+    promised = sum(1 for entry in ledger.calls.values() if entry.texted_at is not None)
     while time.monotonic() < deadline:
         try:
             unsettled = rows(
@@ -682,12 +685,16 @@ def settle(engine: Engine, ledger: Ledger, fake: FakeTwilio, timeout: float = 12
                 engine, "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')"
             )[0][0]
             known = rows(engine, "SELECT count(*) FROM calls")[0][0]
+            queued = rows(
+                engine, "SELECT count(*) FROM outbox WHERE dedupe_key LIKE 'voice-text:%'"
+            )[0][0]
         except Exception:  # the database may still be coming back
             time.sleep(0.2)
             continue
         if (
             unsettled == 0
             and waiting == 0
+            and queued >= promised
             and known >= sum(1 for sid in sids if ledger.calls[sid].started)
         ):
             time.sleep(1.0)  # a doubled record would land now
