@@ -46,6 +46,7 @@ from service.channels.sender import (
     credentials_configured,
     status_callback_url,
 )
+from service.chores import FIRST_RETRY, backoff
 from service.config import Settings
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database
 from service.flowengine.segments import count_segments, pack
@@ -74,15 +75,7 @@ Hold = Callable[[OutboxMessage], datetime | None]
 """Whether a row due now must wait, and until when (None: send it)."""
 
 MAX_ATTEMPTS = 6
-FIRST_RETRY = timedelta(seconds=30)
-MAX_RETRY = timedelta(hours=1)
 POLL_SECONDS = 2.0
-
-
-def backoff(attempt: int, first: timedelta = FIRST_RETRY, cap: timedelta = MAX_RETRY) -> timedelta:
-    """Wait before attempt `attempt + 1`: first, 2x first, 4x first... at most `cap`."""
-    delay: timedelta = first * (2 ** max(0, attempt - 1))
-    return min(delay, cap)
 
 
 def suppress(session: Session, message_id: int) -> None:

@@ -33,7 +33,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service.channels.sender import Audio, SendError, TwilioSender, credentials_configured
-from service.chores import Chore
+from service.chores import FIRST_RETRY, Chore, backoff
 from service.config import Settings
 from service.db import DATABASE_ERRORS, Database, describe_error, get_database, upsert
 from service.metrics import VOICEMAILS
@@ -46,8 +46,6 @@ BATCH = 5
 READY_AFTER = timedelta(seconds=20)
 """A message whose recording status callback has not come is asked for after this (the
 callback may be lost; a 404 until the audio is ready is retried)."""
-FIRST_RETRY = timedelta(seconds=30)
-MAX_RETRY = timedelta(hours=1)
 MAX_MESSAGE_SECONDS = 130
 """A message lasts at most two minutes (`<Record maxLength>`), and a little for the beep."""
 MIME_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav"}
@@ -91,11 +89,6 @@ def verified_audio(content: bytes, audio_format: str) -> float:
     if not 0 < seconds <= MAX_MESSAGE_SECONDS:
         raise NotAudio(f"lasts {seconds:.1f} s")
     return seconds
-
-
-def backoff(attempt: int, first: timedelta = FIRST_RETRY) -> timedelta:
-    delay: timedelta = first * (2 ** max(0, min(attempt, 20) - 1))
-    return min(delay, MAX_RETRY)
 
 
 class Fetcher:
