@@ -37,8 +37,10 @@ from service.middleware import LimitBodySize, TrustedProxies
 from service.ops import router as ops_router
 from service.outbound import limits
 from service.outbound.worker import background_sender
+from service.prompts.routes import router as prompts_router
 from service.serving import KeepsConnection, drain_before_shutdown
 from service.spool.spool import Spool
+from service.staff import recordings
 from service.staff.auth import prepare_sign_in
 from service.staff.rollup import periodic_roll_up
 from service.staff.routes import router as staff_router
@@ -158,7 +160,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         get_database, settings.var_dir, settings.flows_dir, timezone=settings.timezone
     )
     app.state.book.open()
-    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        LimitBodySize,
+        max_bytes=settings.max_body_bytes,
+        larger=[(recordings.UPLOAD_PATH, recordings.UPLOAD_MAX_BODY)],  # a recorded prompt
+    )
     app.add_middleware(RequestLog)  # logs and times every answer, 413s included
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     app.add_middleware(KeepsConnection)  # outermost: it needs uvicorn's own receive
@@ -169,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(staff_router)
     app.include_router(api_router)
+    app.include_router(prompts_router)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -96,20 +97,35 @@ class BodyTooLarge(Exception):
 
 
 class LimitBodySize:
-    """Answer 413 to a request whose body is over `max_bytes`, declared or streamed."""
+    """Answer 413 to a request whose body is over `max_bytes`, declared or streamed; a POST to
+    a path one of `larger`'s patterns matches may send up to its own limit (an upload)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
+
+    def _limit(self, scope: Scope) -> int:
+        path = scope.get("path", "")
+        for pattern, limit in self.larger:
+            if scope.get("method") == "POST" and pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope) if self.larger else self.max_bytes
         declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
         if declared is not None:
-            if not declared.isdigit() or int(declared) > self.max_bytes:
-                await _too_large(send)
+            if not declared.isdigit() or int(declared) > max_bytes:
+                await _too_large(send, max_bytes)
                 return
             # The server reads no more than the declared length: nothing to count.
             await self.app(scope, receive, send)
@@ -122,7 +138,7 @@ class LimitBodySize:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge
             return message
 
@@ -136,11 +152,11 @@ class LimitBodySize:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _too_large(send)
+                await _too_large(send, max_bytes)
 
 
-async def _too_large(send: Send) -> None:
-    body = b"Request body too large (64 KB at most)\n"
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = f"Request body too large ({max_bytes // 1024} KB at most)\n".encode()
     await send(
         {
             "type": "http.response.start",

@@ -56,6 +56,7 @@ from service.outbound import limits
 from service.outbound.limits import destination_refusal, refusal
 from service.outbound.outbox import OutboxQueued
 from service.phone import e164_of, parse_valid
+from service.prompts import prompt_url
 from service.spool.spool import Spool
 from service.voicemail.records import VoicemailLeft
 
@@ -155,6 +156,7 @@ async def take_turn(
         action_url(base_url, after, revision_id),
         hints=planned.hints if turn.ending == "gather" else (),
         recording_callback=f"{base_url}{RECORDING_PATH}",
+        plays=played(flow, after.lang, turn.lines, base_url),
         screen_url=(
             screen_url(base_url, webhook.call_sid, turn.contact, after.lang)
             if turn.ending == "dial" and turn.screen and turn.contact
@@ -167,6 +169,19 @@ async def take_turn(
         ),
     )
     return Turn(before, event, after, turn, twiml, texted)
+
+
+def played(
+    flow: Flow, lang: str, lines: tuple[str, ...], base_url: str
+) -> tuple[tuple[str, str], ...]:
+    """(line, the URL of its recording) for each line an editor recorded, in `lang`."""
+    if not flow.recordings:
+        return ()
+    return tuple(
+        (line, prompt_url(base_url, audio))
+        for line in lines
+        if (audio := flow.played.get((lang, line))) is not None
+    )
 
 
 @dataclass(frozen=True)

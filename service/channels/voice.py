@@ -3,7 +3,8 @@
 Only documented TwiML verbs and nesting (twilio's `VoiceResponse` builds it): every `<Say>` has
 its `language` and `voice`; a menu is a `<Gather>` with the `<Say>`s inside, so a caller can press
 a key (or speak) during the prompt; a transfer is `<Dial action=…><Number>`; an ending is
-`<Hangup/>` after the goodbye.
+`<Hangup/>` after the goodbye. A line an editor recorded is `<Play>`ed (its versioned URL, in
+the same place its `<Say>` would be, inside the `<Gather>`: a caller can press a key during it).
 
 Twilio's documented behaviour this relies on (TwiML Voice reference, <Gather> and <Dial>):
 - `<Gather>` posts the key to `action` as `Digits`, or the words as `SpeechResult` (with
@@ -106,11 +107,13 @@ def render_turn(
     caller_id: str | None = None,
     recording_callback: str | None = None,
     screen_url: str | None = None,
+    plays: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The TwiML for one answer to a voice webhook. `action_url` (absolute, signed by Twilio
     when it posts) carries the call's next position; it is where the Gather, Dial and Record
     report. `recording_callback`: where Twilio reports a message's recording once it is ready.
     `screen_url`: the TwiML whoever answers a screened transfer hears (`<Number url>`).
+    `plays`: (line, audio URL) for each line a recording is played for instead of said.
 
     A flow has a few hundred different answers, so each is built once and remembered; only a
     transfer's caller ID differs from call to call, and it is put into the remembered TwiML."""
@@ -124,6 +127,7 @@ def render_turn(
         recording,
         with_caller_id=bool(caller_id),
         screened=screened,
+        plays=tuple(plays),
     )
     if caller_id:
         twiml = twiml.replace(_CALLER_ID_SLOT, f"callerId={quoteattr(caller_id)}", 1)
@@ -146,8 +150,10 @@ def _render_turn(
     *,
     with_caller_id: bool,
     screened: bool = False,
+    plays: tuple[tuple[str, str], ...] = (),
 ) -> str:
     response = VoiceResponse()
+    played = dict(plays)
     if turn.ending == "gather":
         gather = response.gather(
             input="dtmf speech",
@@ -162,13 +168,19 @@ def _render_turn(
             hints=_hints(hints) or None,
         )
         for line in turn.lines:
-            say(gather, line, LANGUAGE_OFFERS.get(line, lang))
+            if line in played:
+                gather.play(played[line])
+            else:
+                say(gather, line, LANGUAGE_OFFERS.get(line, lang))
         # Not reached while Twilio honours actionOnEmptyResult; if it ever falls through, the
         # same URL without Digits is the silence path, so the call still cannot stall.
         response.redirect(action_url, method="POST")
     else:
         for line in turn.lines:
-            say(response, line, lang)
+            if line in played:
+                response.play(played[line])
+            else:
+                say(response, line, lang)
         if turn.ending == "dial" and turn.dial_number:
             dial = response.dial(
                 action=action_url,

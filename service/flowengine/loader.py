@@ -29,6 +29,7 @@ from service.flowengine.model import (
     Node,
     OpenHours,
     Option,
+    Recording,
     Text,
 )
 
@@ -154,6 +155,13 @@ def build(document: Document) -> Flow:
         content_hash=document.content_hash,
         parents=_parents(data["start"], nodes),
         limits=_limits(data.get("limits", {}), languages),
+        recordings={
+            node_id: {
+                lang: Recording(str(raw["audio"]), " ".join(str(raw["words"]).split()))
+                for lang, raw in by_language.items()
+            }
+            for node_id, by_language in data.get("recordings", {}).items()
+        },
     )
     return flow
 

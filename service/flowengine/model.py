@@ -146,6 +146,16 @@ class Limits:
         return self.sms_segments.get(lang, min(self.sms_segments.values(), default=2))
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A recording of a node's spoken words (`say`) in one language."""
+
+    audio: str
+    """Its SHA-256 and format ("3f2a…e1.mp3"): its name at `/prompts/`, and its version."""
+    words: str
+    """The words as they were when it was recorded."""
+
+
 @dataclass(frozen=True, eq=False)
 class Flow:
     """A loaded flow. Compared and hashed by identity: each text loaded is a version of its own
@@ -165,6 +175,28 @@ class Flow:
     parents: dict[str, str] = field(default_factory=dict)
     """Each node's parent for `#`: the node it is first reached from, breadth first from start."""
     limits: Limits = field(default_factory=Limits)
+    recordings: dict[str, dict[str, Recording]] = field(default_factory=dict)
+    """Node id -> language -> the recording of its `say` in that language."""
+
+    @cached_property
+    def played(self) -> dict[tuple[str, str], str]:
+        """(language, words) -> the recording played for those words: each recording whose
+        words are still the node's (one recorded before its text changed is not played: the
+        new words are said until it is recorded again)."""
+        return {
+            (lang, recording.words): recording.audio
+            for node_id, by_language in self.recordings.items()
+            for lang, recording in by_language.items()
+            if not self.is_stale(node_id, lang)
+        }
+
+    def is_stale(self, node_id: str, lang: str) -> bool:
+        """Whether the node's recording in `lang` says other words than the node's text now."""
+        recording = self.recordings.get(node_id, {}).get(lang)
+        node = self.nodes.get(node_id)
+        if recording is None or node is None:
+            return False
+        return " ".join(recording.words.split()) != node.say.get(lang)
 
     @cached_property
     def keeps_hours(self) -> bool:

@@ -96,8 +96,8 @@ def check_paths(paths: Sequence[Path]) -> list[Problem]:
 
 
 def check_warnings(paths: Sequence[Path]) -> list[Problem]:
-    """What is allowed but probably not meant, in the flow files that pass the check: an
-    operator (0) with no office hours is put through at any hour, to a closed office at night."""
+    """What is allowed but probably not meant, in the flow files that pass the check
+    (`warnings_of`)."""
     warnings: list[Problem] = []
     for path in paths:
         files = flow_files(path) if path.is_dir() else [path]
@@ -106,18 +106,37 @@ def check_warnings(paths: Sequence[Path]) -> list[Problem]:
                 document = read(file)
             except FlowError:
                 continue
-            if check_document(document):
-                continue
-            flow = build(document)
-            if flow.contacts[flow.operator].hours is None:
-                where = document.line(["contacts", flow.operator])
+            warnings.extend(warnings_of(document))
+    return warnings
+
+
+def warnings_of(document: Document) -> list[Problem]:
+    """What is allowed but probably not meant in a flow that passes the check: an operator (0)
+    with no office hours is put through at any hour, to a closed office at night; a recorded
+    prompt whose text changed after it was recorded is not played (the new words are said)."""
+    if check_document(document):
+        return []
+    flow = build(document)
+    warnings: list[Problem] = []
+    if flow.contacts[flow.operator].hours is None:
+        warnings.append(
+            Problem(
+                document.file,
+                document.line(["contacts", flow.operator]),
+                f"warning: the operator ({flow.operator}, key 0) keeps no hours: callers "
+                "are put through at any hour, to a closed office at night; give it "
+                "`hours:` (README, Going live)",
+            )
+        )
+    for node_id, by_language in flow.recordings.items():
+        for lang in by_language:
+            if flow.is_stale(node_id, lang):
                 warnings.append(
                     Problem(
                         document.file,
-                        where,
-                        f"warning: the operator ({flow.operator}, key 0) keeps no hours: callers "
-                        "are put through at any hour, to a closed office at night; give it "
-                        "`hours:` (README, Going live)",
+                        document.line(["recordings", node_id, lang]),
+                        f"warning: the {lang} recording of {node_id} says other words than its "
+                        "text now: callers hear the text said until it is recorded again",
                     )
                 )
     return warnings
@@ -196,6 +215,13 @@ def _references(flow: Flow) -> Iterator[tuple[Path_, str]]:
                 yield where_else, f"instead {other!r}: name another contact"
             elif not flow.contacts[other].numbers:
                 yield where_else, f"instead {other!r}: that contact has no number to dial"
+    for node_id, by_language in flow.recordings.items():
+        if node_id not in flow.nodes:
+            yield ["recordings", node_id], f"recording of {node_id!r}: there is no such node"
+        for lang in by_language:
+            if lang not in flow.languages:
+                where_said: list[str | int] = ["recordings", node_id, lang]
+                yield where_said, f"recording in {lang!r}: that language is not in languages"
     for node in flow.nodes.values():
         if node.contact is not None and node.contact not in flow.contacts:
             yield ["nodes", node.id, "contact"], f"contact {node.contact!r} is not in contacts"

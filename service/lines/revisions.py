@@ -24,6 +24,7 @@ from service.flowengine.phrases import CARRIER_KEYWORDS
 from service.flowengine.validate import check_document, flow_files
 from service.models import FlowRevision, Line, LineBookVersion, LineNumber, utcnow
 from service.phone import to_e164
+from service.prompts.store import stored_prompts
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
 KEYWORD = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -186,9 +187,7 @@ def create_revision(
     """A draft revision (checked, not published): the API's "create", the editor's save. The
     line book moves, so the line's test numbers hear it at once (when its check passed)."""
     line = line_named(session, slug)
-    revision = _new_revision(
-        session, line, check_text(flow_text, f"{slug}.yaml"), author, message
-    )
+    revision = _new_revision(session, line, check_text(flow_text, f"{slug}.yaml"), author, message)
     bump(session)
     return revision
 
@@ -318,6 +317,12 @@ def _new_revision(
 
 
 def _publish(session: Session, line: Line, revision: FlowRevision, author: str) -> None:
+    missing = _missing_recordings(session, revision.yaml)
+    if missing:
+        raise LineError(
+            f"revision {revision.number} plays a recording the line does not keep "
+            f"({missing[0][:16]}…): upload it again in the editor"
+        )
     revision.published_at = utcnow()
     revision.published_by = author[:64]
     line.published_revision_id = revision.id
@@ -331,6 +336,23 @@ def _data_of(text: str) -> object:
         return parse(text, "flow").data
     except FlowError:
         return None
+
+
+def _missing_recordings(session: Session, text: str) -> list[str]:
+    """The recordings the flow names (`recordings:`) that the line does not keep."""
+    data = _data_of(text)
+    recordings = data.get("recordings") if isinstance(data, Mapping) else None
+    if not isinstance(recordings, Mapping):
+        return []
+    names = [
+        str(recording.get("audio"))
+        for by_language in recordings.values()
+        if isinstance(by_language, Mapping)
+        for recording in by_language.values()
+        if isinstance(recording, Mapping)
+    ]
+    kept = stored_prompts(session, names)
+    return [name for name in names if name not in kept]
 
 
 def _title_of(text: str) -> str | None:

@@ -30,6 +30,7 @@ from service.models.lines import (
 )
 from service.models.opt_outs import OptOut
 from service.models.outbox import OutboxKind, OutboxMessage, OutboxStatus, OutboxWorker
+from service.models.prompts import PromptAudio
 from service.models.rollups import OverviewDay, OverviewRollup
 from service.models.spool import SpoolCheckpoint, SpoolFence
 from service.models.staff import AuditEntry, StaffLine, StaffRole, StaffUser
@@ -74,6 +75,7 @@ __all__ = [
     "OutboxWorker",
     "OverviewDay",
     "OverviewRollup",
+    "PromptAudio",
     "SpoolCheckpoint",
     "SpoolFence",
     "StaffLine",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from service.flowengine import Flow, FlowError
 from service.flowengine.loader import build, parse, schema_problems
+from service.flowengine.model import Recording
 from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.names import flow_names
 
@@ -70,6 +71,10 @@ def changes(before: Flow | None, after: Flow | None) -> list[Change]:
             continue
         texts(f"{menu}: what a caller hears", old_node.say, new_node.say)
         texts(f"{menu}: what a texter reads", old_node.sms or {}, new_node.sms or {})
+        texts(
+            f"{menu}: recording",
+            *_recordings(before.recordings.get(node_id, {}), after.recordings.get(node_id, {})),
+        )
         old_options = {option.key: option for option in old_node.options}
         new_options = {option.key: option for option in new_node.options}
         for key in sorted(set(old_options) | set(new_options)):
@@ -80,6 +85,21 @@ def changes(before: Flow | None, after: Flow | None) -> list[Change]:
                 now.label if now is not None else {},
             )
     return found
+
+
+def _recordings(
+    old: dict[str, Recording], new: dict[str, Recording]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Per language whose recording changed, how the change view says it, before and after."""
+    said = "none: the words are said"
+    before: dict[str, str] = {}
+    after: dict[str, str] = {}
+    for lang in set(old) | set(new):
+        was, now = old.get(lang), new.get(lang)
+        if (was.audio if was else None) != (now.audio if now else None):
+            before[lang] = "a recording" if was is not None else said
+            after[lang] = "a new recording" if now is not None else said
+    return before, after
 
 
 def _presence(where: str, old: object | None, new: object | None) -> Change:

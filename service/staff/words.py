@@ -6,14 +6,12 @@ YAML editor: checked as `flows check` checks, refused when stale, never a number
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from service.flowengine import Flow
+from service.staff.flow_yaml import dumped, loaded
 
 MAX_TEXT = 2000
 
@@ -86,12 +84,7 @@ def _in(lang: str) -> Callable[..., Field]:
 def with_words(text: str, flow: Flow, form: dict[str, str]) -> str:
     """`text` with the words of `form` (fields named by `Field.name`) put in their places; a
     field whose value did not change, or that is not one of the flow's texts, is left alone."""
-    yaml = YAML(typ="rt")
-    yaml.version = (1, 2)
-    yaml.width = 4096  # keep each text on one line, as it was typed
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)  # the shipped flows' layout
-    data = yaml.load(text)
+    data = loaded(text)
     known = {field.name: field for group in groups(flow, {}) for field in group.fields}
     changed = False
     for name, value in form.items():
@@ -105,10 +98,7 @@ def with_words(text: str, flow: Flow, form: dict[str, str]) -> str:
         changed = True
     if not changed:
         return text
-    out = io.StringIO()
-    yaml.dump(data, out)
-    written = out.getvalue()
-    return written.removeprefix("%YAML 1.2\n---\n")
+    return dumped(data)
 
 
 def _set(data: Any, path: tuple[str | int, ...], value: str) -> None:

@@ -21,17 +21,16 @@ row. Log lines name voicemail ids, never phone numbers.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import mutagen
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from service.audio import MIME_TYPES, NotAudio, audio_of
 from service.channels.sender import Audio, SendError, TwilioSender, credentials_configured
 from service.chores import FIRST_RETRY, Chore, backoff
 from service.config import Settings
@@ -48,8 +47,6 @@ READY_AFTER = timedelta(seconds=20)
 callback may be lost; a 404 until the audio is ready is retried)."""
 MAX_MESSAGE_SECONDS = 130
 """A message lasts at most two minutes (`<Record maxLength>`), and a little for the beep."""
-MIME_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav"}
-MUTAGEN_KINDS = {"mp3": "MP3", "wav": "WAVE"}
 
 
 class RecordingSource(Protocol):
@@ -58,10 +55,6 @@ class RecordingSource(Protocol):
     def fetch_recording(self, recording_sid: str, audio_format: str) -> Audio: ...
 
     def delete_recording(self, recording_sid: str) -> None: ...
-
-
-class NotAudio(Exception):
-    """What came back is not a recording of the format asked for."""
 
 
 @dataclass(frozen=True)
@@ -76,19 +69,10 @@ def verified_audio(content: bytes, audio_format: str) -> float:
     """How long `content` lasts, in seconds, when it is a recording in `audio_format` (mp3,
     wav) of at most a message's length; NotAudio otherwise (empty, cut short, another format,
     an error page served with a 200)."""
-    if not content:
-        raise NotAudio("empty")
-    try:
-        parsed = mutagen.File(io.BytesIO(content))
-    except Exception as error:  # mutagen raises its own error per format
-        raise NotAudio(f"unreadable: {type(error).__name__}") from error
-    kind = type(parsed).__name__ if parsed is not None else "unknown"
-    if parsed is None or kind != MUTAGEN_KINDS[audio_format]:
-        raise NotAudio(f"not {audio_format} ({kind})")
-    seconds = float(parsed.info.length or 0)
-    if not 0 < seconds <= MAX_MESSAGE_SECONDS:
-        raise NotAudio(f"lasts {seconds:.1f} s")
-    return seconds
+    audio = audio_of(content, max_seconds=MAX_MESSAGE_SECONDS)
+    if audio.format != audio_format:
+        raise NotAudio(f"not {audio_format} ({audio.format})")
+    return audio.seconds
 
 
 class Fetcher:

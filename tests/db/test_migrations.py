@@ -42,6 +42,7 @@ TABLES = {
     "spool_fences",
     "overview_days",
     "overview_rollups",
+    "prompt_audio",
     "spool_checkpoints",
     "staff_lines",
     "staff_users",

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from service.flowengine import FlowError, check_paths, load_flow
-from service.flowengine.loader import build, parse, schema_problems
-from service.flowengine.validate import check_warnings
+from service.flowengine.loader import Problem, build, parse, schema_problems
+from service.flowengine.validate import check_document, check_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "flows"
@@ -295,3 +295,45 @@ def test_the_shipped_example_hours_pass_once_set(tmp_path: Path) -> None:
     hours = load_flow(path).contacts["coordinator"].hours
     assert hours is not None and hours.timezone == "America/New_York"
     assert hours.description["en"] == "Monday to Friday, 8 a.m. to 4:30 p.m."
+
+
+RECORDED = (FIXTURES / "valid-minimal.yaml").read_text() + (
+    "recordings:\n"
+    "  main:\n"
+    "    en: {audio: " + "a" * 64 + ".mp3, words: Welcome.}\n"
+    "    es: {audio: " + "b" * 64 + ".wav, words: Bienvenidos a todos.}\n"
+)
+
+
+def test_a_recording_plays_while_its_words_are_the_nodes_and_a_changed_one_is_a_warning(
+    tmp_path: Path,
+) -> None:
+    """The Spanish recording was made of other words than the node says now: it is not
+    played (the words are said), and `flows check` warns at its line without failing."""
+    flow = build(parse(RECORDED, "recorded.yaml"))
+    assert flow.played == {("en", "Welcome."): "a" * 64 + ".mp3"}
+    assert not flow.is_stale("main", "en") and flow.is_stale("main", "es")
+    assert not flow.is_stale("about", "en") and not flow.is_stale("nowhere", "en")
+    (tmp_path / "recorded.yaml").write_text(RECORDED)
+    assert check_paths([tmp_path]) == []
+    warnings = [(w.line, w.message) for w in check_warnings([tmp_path])]
+    assert (31, "warning: the es recording of main says other words than its text now: "
+            "callers hear the text said until it is recorded again") in warnings  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("recordings", "message"),
+    [
+        ("  nowhere:\n    en: {audio: A.mp3, words: Hi.}\n", "there is no such node"),
+        ("  main:\n    fr: {audio: A.mp3, words: Salut.}\n", "that language is not in languages"),
+        ("  main:\n    en: {audio: recording.ogg, words: Hi.}\n", "does not match"),
+    ],
+)
+def test_a_recording_of_no_node_in_no_language_or_of_no_file_is_a_problem(
+    recordings: str, message: str
+) -> None:
+    text = (FIXTURES / "valid-minimal.yaml").read_text() + "recordings:\n" + recordings
+    problems: list[Problem] = check_document(
+        parse(text.replace("A.mp3", "c" * 64 + ".mp3"), "recorded.yaml")
+    )
+    assert any(message in problem.message for problem in problems), problems

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from bench.harness import ACCOUNT_SID, caller_number, next_action
+from tests.audio import mp3_of
 from tests.faults.lab import Ledger, Line, Twilio, engine_for, rows
 from tests.faults.test_faults import ARTIFACTS, LONG, backends, start_line
 from tests.ops.fake_twilio import FakeTwilio
@@ -31,12 +32,6 @@ class MessageLedger:
     acknowledged: dict[str, str] = field(default_factory=dict)
     """RecordingSid -> the caller, for each message the caller was told was received."""
     audio: dict[str, bytes] = field(default_factory=dict)
-
-
-def mp3_of(seconds: float, seed: int) -> bytes:
-    """MPEG-1 Layer III frames of silence, one byte of each frame telling messages apart."""
-    frame = bytes([0xFF, 0xFB, 0x90, 0x64, seed % 256]) + bytes(412)
-    return frame * int(seconds / 0.026)
 
 
 async def leave_messages(

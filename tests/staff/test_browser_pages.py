@@ -30,6 +30,7 @@ from sqlalchemy import select
 from service.models import FollowUp, StaffUser, Voicemail, VoicemailAudio
 from service.staff.outcomes import OUTCOME_LABELS
 from service.staff.routes import router
+from tests.audio import mp3_of
 from tests.recorder import Recorder
 from tests.staff.conftest import ADMIN, LINE, PASSWORD, password_hash
 from tests.staff.test_browser import ARTIFACTS, LiveTwilio, chromium  # noqa: F401
@@ -387,6 +388,16 @@ def test_every_staff_page_is_accessible_at_desktop_and_phone_width(
         visits.check(page, "admin-admin-with-a-token")
         visit(page, "admin-line-words", "/lines/second-opinion/words")
         expect(page.get_by_label("What a caller hears (Spanish)").first).to_be_visible()
+        visit(page, "admin-line-recordings", "/lines/second-opinion/recordings")
+        chosen = page.locator("#audio-main-en")
+        chosen.set_input_files(
+            files=[{"name": "welcome.mp3", "mimeType": "audio/mpeg", "buffer": mp3_of(3)}]
+        )
+        main_menu = page.get_by_role("region", name="Main menu")
+        main_menu.get_by_role("button", name="Save the English recording").click()
+        expect(page.get_by_role("status")).to_contain_text("Saved in draft revision")
+        expect(page.locator("audio")).to_have_count(1)
+        visits.check(page, "admin-line-recordings-with-one")
         visit(page, "admin-line-editor", "/lines/second-opinion/edit")
         box = page.get_by_label(re.compile("^The flow"))
         box.fill(box.input_value().replace("Esta es la Línea", "Bienvenido a la Línea"))

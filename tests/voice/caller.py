@@ -35,6 +35,8 @@ class Heard:
     hangup: bool = False
     redirect: str | None = None
     record: dict[str, str] | None = None
+    plays: list[str] = field(default_factory=list)
+    """The URL of each recording `<Play>`ed, in order."""
 
     @property
     def words(self) -> list[str]:
@@ -62,6 +64,10 @@ def parse(xml: str) -> Heard:
     heard = Heard(xml)
 
     def take_say(element: ET.Element) -> None:
+        if element.tag == "Play":  # a recorded prompt: an absolute URL, nothing else inside
+            assert element.text and element.text.startswith("http") and not len(element), xml
+            heard.plays.append(element.text)
+            return
         assert element.tag == "Say", f"unexpected <{element.tag}> in {xml}"
         assert element.get("language") in VOICES, f"<Say> without a known language: {xml}"
         assert element.get("voice") == VOICES[element.get("language", "")], xml
@@ -79,7 +85,7 @@ def parse(xml: str) -> Heard:
             assert set(inner.attrib) <= SSML[inner.tag], f"<{inner.tag} {inner.attrib}>: {xml}"
 
     for element in root:
-        if element.tag == "Say":
+        if element.tag in ("Say", "Play"):
             take_say(element)
         elif element.tag == "Gather":
             assert heard.gather is None, xml

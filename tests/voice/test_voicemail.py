@@ -6,8 +6,6 @@ audited), nobody else gets a byte of it, and purge removes it."""
 
 from __future__ import annotations
 
-import io
-import wave
 from datetime import timedelta
 
 import pytest
@@ -30,6 +28,7 @@ from service.models import (
 from service.purge import purge
 from service.staff.auth import limit_to_lines
 from service.voicemail.fetch import Fetcher, NotAudio, verified_audio
+from tests.audio import mp3_of, wav_of
 from tests.lines.test_two_lines import app  # noqa: F401
 from tests.ops.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, running_fake_twilio
 from tests.staff.conftest import (  # noqa: F401
@@ -48,23 +47,6 @@ RECORDING = "RE" + "4" * 32
 CALL = "CA" + "4" * 32
 CALLER = "+18045551234"
 NAVIGATOR = "nina"
-
-
-def wav_of(seconds: float, rate: int = 8000) -> bytes:
-    """A mono 16-bit WAV of silence, as Twilio serves a recording."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(rate)
-        audio.writeframes(b"\x00\x00" * int(rate * seconds))
-    return buffer.getvalue()
-
-
-def mp3_of(seconds: float) -> bytes:
-    """MPEG-1 Layer III frames (128 kb/s, 44.1 kHz: 417 bytes, 26 ms each) of silence."""
-    frame = bytes([0xFF, 0xFB, 0x90, 0x64]) + bytes(413)
-    return frame * int(seconds / 0.026)
 
 
 @pytest.fixture
