@@ -10,7 +10,11 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.flowengine import FlowError, check_paths, load_flow
 from service.flowengine.loader import build, parse, schema_problems
-from service.flowengine.validate import check_warnings
+from service.flowengine.validate import (
+    check_text_paths,
+    check_warnings,
+    words_before_first_option,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "flows"
@@ -295,3 +299,23 @@ def test_the_shipped_example_hours_pass_once_set(tmp_path: Path) -> None:
     hours = load_flow(path).contacts["coordinator"].hours
     assert hours is not None and hours.timezone == "America/New_York"
     assert hours.description["en"] == "Monday to Friday, 8 a.m. to 4:30 p.m."
+
+
+def test_each_problem_has_the_path_of_the_value_it_is_about() -> None:
+    """What the staff pages show at a field: the same problems as the check, each with its
+    YAML path; the same counting of words before "press 1"."""
+    text = (FIXTURES / "reserved-key.yaml").read_text()
+    assert any(
+        path[-1] == "key" and "key # is reserved" in message
+        for path, message in check_text_paths(text)
+    )
+    greeting = (FIXTURES / "long-greeting.yaml").read_text()
+    assert (("nodes", "main", "say", "en"), "68 words") in [
+        (path, message[:8]) for path, message in check_text_paths(greeting)
+    ]
+    assert check_text_paths("name: [") == (
+        ((), "line 1: not valid YAML: expected the node content, but found '<stream end>'"),
+    )
+    shipped = load_flow(ROOT / "flows" / "second-opinion.yaml")
+    assert check_text_paths((ROOT / "flows" / "second-opinion.yaml").read_text()) == ()
+    assert words_before_first_option(shipped, "main", "en") == 25
