@@ -255,15 +255,35 @@ def _save(
 ) -> Response:
     """Save `text` as a draft (not when an editor changed a number), audited; then the editor
     page, with its check and what changed."""
+    refusal = number_refusal(staff, text, published)
+    if refusal is not None:
+        return _editor_page(
+            request, session, line, text=text, base=base, status_code=403, error=refusal
+        )
+    save_as_draft(request, session, line, staff, text)
+    return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=saved", status_code=303)
+
+
+def number_refusal(staff: Staff, text: str, published: FlowRevision | None) -> str | None:
+    """Why `staff` may not save `text` as a draft: it changes a number, and they are not an
+    administrator. None when they may."""
     published_flow = readable_flow(published.yaml, "published") if published is not None else None
     moved = number_changes(published_flow, readable_flow(text, "draft"))
-    if moved and staff.role != "admin":
-        contacts = ", ".join(change.contact for change in moved)
-        return _editor_page(
-            request, session, line, text=text, base=base, status_code=403,
-            error=f"Only an administrator changes numbers ({contacts}): "
-            "change the words, and ask an administrator for the numbers.",
-        )  # fmt: skip
+    if not moved or staff.role == "admin":
+        return None
+    contacts = ", ".join(change.contact for change in moved)
+    return (
+        f"Only an administrator changes numbers ({contacts}): "
+        "change the words, and ask an administrator for the numbers."
+    )
+
+
+def save_as_draft(
+    request: Request, session: Session, line: Line, staff: Staff, text: str
+) -> FlowRevision:
+    """`text` as the line's next revision, a draft checked as `flows check` checks (saved with
+    its problems), in the audit log. Every page that edits a line saves through here, after
+    `number_refusal`."""
     revision = create_revision(session, line.slug, text, author=staff.username)
     problems = len(revision.problems or [])
     record_audit(
@@ -271,7 +291,7 @@ def _save(
         f"{line.slug} revision {revision.number} ({problems} problem(s))",
         client_address=client_address(request),
     )  # fmt: skip
-    return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=saved", status_code=303)
+    return revision
 
 
 @router.post("/lines/{slug}/revisions/{raw_number}/publish", response_class=HTMLResponse)

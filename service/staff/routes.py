@@ -21,6 +21,7 @@ from service.staff import (
     overview,
     signin,
     simulator,
+    structure,
     texts,
     voicemails,
 )
@@ -38,6 +39,7 @@ for pages in (
     numbers,
     lines,
     editor,
+    structure,
     hours,
     simulator,
     admin,

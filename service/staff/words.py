@@ -86,12 +86,7 @@ def _in(lang: str) -> Callable[..., Field]:
 def with_words(text: str, flow: Flow, form: dict[str, str]) -> str:
     """`text` with the words of `form` (fields named by `Field.name`) put in their places; a
     field whose value did not change, or that is not one of the flow's texts, is left alone."""
-    yaml = YAML(typ="rt")
-    yaml.version = (1, 2)
-    yaml.width = 4096  # keep each text on one line, as it was typed
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)  # the shipped flows' layout
-    data = yaml.load(text)
+    data = round_trip_load(text)
     known = {field.name: field for group in groups(flow, {}) for field in group.fields}
     changed = False
     for name, value in form.items():
@@ -105,10 +100,28 @@ def with_words(text: str, flow: Flow, form: dict[str, str]) -> str:
         changed = True
     if not changed:
         return text
+    return round_trip_dump(data)
+
+
+def _round_trip() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.version = (1, 2)
+    yaml.width = 4096  # keep each text on one line, as it was typed
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the shipped flows' layout
+    return yaml
+
+
+def round_trip_load(text: str) -> Any:
+    """A flow's YAML as ruamel's containers, which keep its comments and layout."""
+    return _round_trip().load(text)
+
+
+def round_trip_dump(data: Any) -> str:
+    """The YAML of `round_trip_load`'s containers, changed or not, comments kept."""
     out = io.StringIO()
-    yaml.dump(data, out)
-    written = out.getvalue()
-    return written.removeprefix("%YAML 1.2\n---\n")
+    _round_trip().dump(data, out)
+    return out.getvalue().removeprefix("%YAML 1.2\n---\n")
 
 
 def _set(data: Any, path: tuple[str | int, ...], value: str) -> None:
