@@ -21,7 +21,7 @@ from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep
 from service.flowengine import Flow, FlowError
 from service.flowengine.render import spoken_digits
-from service.flowengine.validate import flow_of_text
+from service.flowengine.validate import check_text_paths, flow_of_text
 from service.lines.revisions import (
     LineError,
     bump,
@@ -32,6 +32,7 @@ from service.lines.revisions import (
 from service.models import FlowRevision, Line, LineTestNumber
 from service.phone import e164_of
 from service.staff.auth import client_address
+from service.staff.field_problems import place_problems
 from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.lines import visible_line
 from service.staff.names import flow_names
@@ -47,7 +48,7 @@ from service.staff.web import (
     may_edit_lines,
     render,
 )
-from service.staff.words import groups, with_words
+from service.staff.words import groups, measures, with_words
 
 router = APIRouter(route_class=StaffRoute)
 MAX_FLOW_CHARS = 200_000
@@ -471,15 +472,19 @@ def _words_page(
 ) -> HTMLResponse:
     newest, _ = _revisions(session, line)
     flow = readable_flow(newest.yaml, "newest") if newest is not None else None
-    if flow is None:
+    if newest is None or flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    sections = groups(flow, flow_names(flow).menus)
+    anchors = [path for group in sections for path in (group.path, *group.paths)]
     return render(
         request,
         "words.html",
         status_code=status_code,
         line=line,
         base=(newest.number if newest is not None else 0) if base is None else base,
-        groups=groups(flow, flow_names(flow).menus),
+        groups=sections,
+        problems=place_problems(check_text_paths(newest.yaml, f"{line.slug}.yaml"), anchors),
+        measures=measures(flow, sections),
         languages=[(lang, LANGUAGE_NAMES.get(lang, lang)) for lang in flow.languages],
         typed=typed or {},
         error=error,

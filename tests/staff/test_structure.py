@@ -24,6 +24,7 @@ from tests.staff.conftest import ADMIN, VIEWER, csrf_of, password_hash, signed_i
 from tests.support import AppClient
 
 MENUS = "/staff/lines/second-opinion/menus"
+WORDS = "/staff/lines/second-opinion/words"
 EDITOR = "edna"
 
 
@@ -300,3 +301,31 @@ def test_viewers_and_navigators_cannot_open_or_post_the_menus_page(
         )
         assert answer.status_code == 403
     assert revisions(database) == before
+
+
+def test_the_words_page_shows_each_problem_and_measure_at_its_field(
+    client: AppClient, editor: str
+) -> None:
+    signed_in(client, editor)
+    page = client.get(WORDS)
+    field = "w:nodes.why.sms.en"
+    measure = re.search(rf'id="{field}-measure" lang="en">([^<]*)<', page.text)
+    assert measure and measure.group(1).startswith("189 characters: 2 segment(s) of GSM-7")
+    assert "a text message may take 2 in English" in measure.group(1)
+    said = re.search(r'id="w:nodes.main.say.es-measure" lang="en">([^<]*)<', page.text)
+    assert said and html.unescape(said.group(1)) == (
+        '25 words before "press 1", about 10 seconds (at most 25 words).'
+    )
+    long = "A second opinion is an important way to take part in your health care. " * 10
+    answer = client.post(
+        WORDS, data={"csrf_token": csrf_of(page), "base": base_of(page), field: long}
+    )
+    assert answer.status_code == 303
+    page = client.get(WORDS)
+    problems = re.search(rf'<ul class="problems" id="{field}-problems"[^>]*>(.*?)</ul>', page.text)
+    assert problems, page.text
+    assert "SMS reply in &#39;en&#39; takes 3 messages (at most 2)" in problems.group(1)
+    assert re.search(rf'id="{field}"[^>]*aria-describedby="{field}-problems {field}-measure"',
+                     page.text)  # fmt: skip
+    measure = re.search(rf'id="{field}-measure" lang="en">([^<]*)<', page.text)
+    assert measure and measure.group(1).startswith(f"{len(long.strip())} characters: 5 segment(s)")
