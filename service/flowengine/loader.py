@@ -98,12 +98,21 @@ def parse(text: str, file: str) -> Document:
 
 
 def schema_problems(document: Document) -> list[Problem]:
-    problems = []
+    problems = {
+        Problem(document.file, document.line(path), message)
+        for path, message in schema_problem_paths(document)
+    }
+    return sorted(problems)
+
+
+def schema_problem_paths(document: Document) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each schema problem with the path of the value it is about (a page shows it there)."""
     validator = jsonschema.Draft202012Validator(schema())
+    found = []
     for error in validator.iter_errors(_keys_as_strings(document.data)):
         path = list(error.absolute_path)
-        problems.append(Problem(document.file, document.line(path), _describe(error, path)))
-    return sorted(set(problems))
+        found.append((tuple(path), _describe(error, path)))
+    return found
 
 
 def _describe(error: jsonschema.ValidationError, path: list[str | int]) -> str:

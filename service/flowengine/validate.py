@@ -39,7 +39,7 @@ from service.flowengine.loader import (
     parse,
     read,
     read_text,
-    schema_problems,
+    schema_problem_paths,
 )
 from service.flowengine.model import Flow, Node, Text
 from service.flowengine.phrases import CARRIER_KEYWORDS, PERSON_KEY, SUPPORTED_LANGUAGES, phrase
@@ -73,6 +73,8 @@ line, words in the other language), to measure those replies too."""
 E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
 Path_ = Sequence[str | int]
+PathProblem = tuple[tuple[str | int, ...], str]
+"""A problem and the path of the value it is about (`("nodes", "main", "say", "es")`)."""
 
 
 def flow_files(folder: Path) -> list[Path]:
@@ -143,15 +145,42 @@ def warnings_of(document: Document) -> list[Problem]:
 
 
 def check_document(document: Document) -> list[Problem]:
-    problems = schema_problems(document)
-    if problems:
-        return problems
-    flow = build(document)
-    found = [
+    found = {
         Problem(document.file, document.line(path), message)
-        for path, message in _rules(flow, document)
-    ]
-    return sorted(set(found))
+        for path, message in problem_paths(document)
+    }
+    return sorted(found)
+
+
+def problem_paths(document: Document) -> list[PathProblem]:
+    """Every problem `check_document` finds, each with the path of the value it is about
+    instead of its line (a page shows it at that value's field): the schema's, else the
+    rules'."""
+    found = schema_problem_paths(document)
+    if not found:
+        found = [(tuple(path), message) for path, message in _rules(build(document), document)]
+    return list(dict.fromkeys(found))
+
+
+@functools.lru_cache(maxsize=32)
+def check_text_paths(text: str, name: str = "flow") -> tuple[PathProblem, ...]:
+    """`problem_paths` of a flow's YAML; text that is not YAML has one problem, at the empty
+    path (the whole text), saying its line."""
+    try:
+        document = parse(text, name)
+    except FlowError as error:
+        return tuple(((), f"line {problem.line}: {problem.message}") for problem in error.problems)
+    return tuple(problem_paths(document))
+
+
+def words_before_first_option(flow: Flow, node_id: str, lang: str) -> int | None:
+    """The words a caller hears at a menu before its first "press 1", as the check counts
+    them; None when the flow's references or translations are broken (nothing can be said)."""
+    for check in (_languages, _references, _translations):
+        if next(iter(check(flow)), None) is not None:
+            return None
+    lines, menu = _heard(flow, flow.nodes[node_id], lang)
+    return _words_before_first_option(lines, menu, lang)
 
 
 def load_flow(path: Path) -> Flow:
@@ -340,10 +369,7 @@ def _voice_menus(flow: Flow) -> Iterator[tuple[Path_, str]]:
     for lang in flow.languages:
         for node in flow.nodes.values():
             at_start = node.id == flow.start
-            event: Input = Start() if at_start else Key(REPEAT_KEY)
-            _, effects = step(flow, Position(node.id, lang, "voice"), event)
-            lines = render_voice(flow, lang, effects).lines
-            menu = next(effect for effect in effects if isinstance(effect, Menu))
+            lines, menu = _heard(flow, node, lang)
             words = _words_before_first_option(lines, menu, lang)
             limit = limits.start_words if at_start else limits.node_words
             if words > limit:
@@ -371,6 +397,15 @@ def _voice_menus(flow: Flow) -> Iterator[tuple[Path_, str]]:
                     f"the voice menu in {lang!r} does not end by saying how to reach a person (0)",
                 )
         yield from _retry_menus(flow, lang)
+
+
+def _heard(flow: Flow, node: Node, lang: str) -> tuple[tuple[str, ...], Menu]:
+    """What a caller hears at `node` (arriving at the first menu, or asking again at any
+    other), and the menu it ends with."""
+    event: Input = Start() if node.id == flow.start else Key(REPEAT_KEY)
+    _, effects = step(flow, Position(node.id, lang, "voice"), event)
+    menu = next(effect for effect in effects if isinstance(effect, Menu))
+    return render_voice(flow, lang, effects).lines, menu
 
 
 def _retry_menus(flow: Flow, lang: str) -> Iterator[tuple[Path_, str]]:

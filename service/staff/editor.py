@@ -21,7 +21,7 @@ from service.audit import record_audit
 from service.db import ReadSessionDep, SessionDep
 from service.flowengine import Flow, FlowError
 from service.flowengine.render import spoken_digits
-from service.flowengine.validate import flow_of_text
+from service.flowengine.validate import check_text_paths, flow_of_text
 from service.lines.revisions import (
     LineError,
     bump,
@@ -32,6 +32,7 @@ from service.lines.revisions import (
 from service.models import FlowRevision, Line, LineTestNumber
 from service.phone import e164_of
 from service.staff.auth import client_address
+from service.staff.field_problems import place_problems
 from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.lines import visible_line
 from service.staff.names import flow_names
@@ -47,7 +48,7 @@ from service.staff.web import (
     may_edit_lines,
     render,
 )
-from service.staff.words import groups, with_words
+from service.staff.words import groups, measures, with_words
 
 router = APIRouter(route_class=StaffRoute)
 MAX_FLOW_CHARS = 200_000
@@ -255,15 +256,35 @@ def _save(
 ) -> Response:
     """Save `text` as a draft (not when an editor changed a number), audited; then the editor
     page, with its check and what changed."""
+    refusal = number_refusal(staff, text, published)
+    if refusal is not None:
+        return _editor_page(
+            request, session, line, text=text, base=base, status_code=403, error=refusal
+        )
+    save_as_draft(request, session, line, staff, text)
+    return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=saved", status_code=303)
+
+
+def number_refusal(staff: Staff, text: str, published: FlowRevision | None) -> str | None:
+    """Why `staff` may not save `text` as a draft: it changes a number, and they are not an
+    administrator. None when they may."""
     published_flow = readable_flow(published.yaml, "published") if published is not None else None
     moved = number_changes(published_flow, readable_flow(text, "draft"))
-    if moved and staff.role != "admin":
-        contacts = ", ".join(change.contact for change in moved)
-        return _editor_page(
-            request, session, line, text=text, base=base, status_code=403,
-            error=f"Only an administrator changes numbers ({contacts}): "
-            "change the words, and ask an administrator for the numbers.",
-        )  # fmt: skip
+    if not moved or staff.role == "admin":
+        return None
+    contacts = ", ".join(change.contact for change in moved)
+    return (
+        f"Only an administrator changes numbers ({contacts}): "
+        "change the words, and ask an administrator for the numbers."
+    )
+
+
+def save_as_draft(
+    request: Request, session: Session, line: Line, staff: Staff, text: str
+) -> FlowRevision:
+    """`text` as the line's next revision, a draft checked as `flows check` checks (saved with
+    its problems), in the audit log. Every page that edits a line saves through here, after
+    `number_refusal`."""
     revision = create_revision(session, line.slug, text, author=staff.username)
     problems = len(revision.problems or [])
     record_audit(
@@ -271,7 +292,7 @@ def _save(
         f"{line.slug} revision {revision.number} ({problems} problem(s))",
         client_address=client_address(request),
     )  # fmt: skip
-    return RedirectResponse(f"/staff/lines/{line.slug}/edit?done=saved", status_code=303)
+    return revision
 
 
 @router.post("/lines/{slug}/revisions/{raw_number}/publish", response_class=HTMLResponse)
@@ -451,15 +472,19 @@ def _words_page(
 ) -> HTMLResponse:
     newest, _ = _revisions(session, line)
     flow = readable_flow(newest.yaml, "newest") if newest is not None else None
-    if flow is None:
+    if newest is None or flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    sections = groups(flow, flow_names(flow).menus)
+    anchors = [path for group in sections for path in (group.path, *group.paths)]
     return render(
         request,
         "words.html",
         status_code=status_code,
         line=line,
         base=(newest.number if newest is not None else 0) if base is None else base,
-        groups=groups(flow, flow_names(flow).menus),
+        groups=sections,
+        problems=place_problems(check_text_paths(newest.yaml, f"{line.slug}.yaml"), anchors),
+        measures=measures(flow, sections),
         languages=[(lang, LANGUAGE_NAMES.get(lang, lang)) for lang in flow.languages],
         typed=typed or {},
         error=error,

@@ -24,7 +24,7 @@ from service.flowengine import Flow
 from service.models import Line
 from service.prompts import PROMPTS_PATH
 from service.prompts.store import MAX_PROMPT_BYTES, MAX_PROMPT_SECONDS, PromptRefused, keep_prompt
-from service.staff.editor import EditorStaff, _changed_since, _revisions, _save
+from service.staff.editor import EditorStaff, _changed_since, _revisions, save_as_draft
 from service.staff.flow_yaml import dumped, loaded
 from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.lines import visible_line
@@ -175,7 +175,7 @@ def _change(
     node_id, lang = form.get("node", ""), form.get("lang", "")
     field = f"{node_id}-{lang}"
     base = parse_id(form.get("base", "")) or 0
-    newest, published = _revisions(session, line)
+    newest, _ = _revisions(session, line)
     flow = readable_flow(newest.yaml, "newest") if newest is not None else None
     if newest is None or flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
@@ -215,7 +215,5 @@ def _change(
             "audio": audio,
             "words": flow.nodes[node_id].say[lang],
         }
-    saved = _save(request, session, line, staff, dumped(data), published, base=base)
-    if saved.status_code == 303:  # the draft is made: back to the recordings, which say so
-        return RedirectResponse(f"/staff/lines/{line.slug}/recordings?done=saved", 303)
-    return saved
+    save_as_draft(request, session, line, staff, dumped(data))  # no number changes here
+    return RedirectResponse(f"/staff/lines/{line.slug}/recordings?done=saved", 303)

@@ -22,6 +22,7 @@ from service.staff import (
     recordings,
     signin,
     simulator,
+    structure,
     texts,
     voicemails,
 )
@@ -39,6 +40,7 @@ for pages in (
     numbers,
     lines,
     editor,
+    structure,
     recordings,
     hours,
     simulator,

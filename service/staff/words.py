@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.flowengine import Flow
+from service.flowengine.segments import segment
+from service.flowengine.validate import words_before_first_option
 from service.staff.flow_yaml import dumped, loaded
 
 MAX_TEXT = 2000
+WORDS_PER_SECOND = 2.5
+"""How fast the line speaks, near enough: the limit's 25 words before "press 1" are about 10 s."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,12 @@ class Field:
 class Group:
     title: str
     fields: list[Field]
+    path: tuple[str, ...] = ()
+    """The menu or contact in the YAML (`("nodes", "main")`): its problems are shown here."""
+
+    @property
+    def paths(self) -> list[tuple[str | int, ...]]:
+        return [field.path for field in self.fields]
 
 
 LANGUAGE_WORDS = {"en": "English", "es": "Spanish"}
@@ -56,7 +66,7 @@ def groups(flow: Flow, menu_names: dict[str, str]) -> list[Group]:
             for index, option in enumerate(node.options):
                 label = ("nodes", node.id, "options", index, "label")
                 fields.append(said(label, f"Option {option.key}", option.label))
-        found.append(Group(menu_names.get(node.id, node.id), fields))
+        found.append(Group(menu_names.get(node.id, node.id), fields, ("nodes", node.id)))
     for contact in flow.contacts.values():
         fields = []
         for lang in flow.languages:
@@ -65,8 +75,37 @@ def groups(flow: Flow, menu_names: dict[str, str]) -> list[Group]:
             short = ("contacts", contact.id, "short")
             fields.append(said(short, "How a text writes it", contact.short))
         title = contact.short.get(flow.default_language, contact.id)
-        found.append(Group(f"Contact: {title}", fields))
+        found.append(Group(f"Contact: {title}", fields, ("contacts", contact.id)))
     return found
+
+
+def measures(flow: Flow, found: list[Group]) -> dict[str, str]:
+    """What the check measures, said under a field (by `Field.name`): each text a texter reads,
+    in segments against the flow's limit; each text of the first menu, in words and seconds
+    before the first "press 1"."""
+    said: dict[str, str] = {}
+    for field in (field for group in found for field in group.fields):
+        kind, node_id = field.path[2], field.path[1]
+        if field.path[0] != "nodes" or kind not in ("say", "sms"):
+            continue
+        language = LANGUAGE_WORDS.get(field.language, field.language)
+        if kind == "sms":
+            cut = segment(" ".join(field.value.split()))
+            most = flow.limits.segments_for(field.language)
+            said[field.name] = (
+                f"{cut.units} characters: {cut.segments} segment(s) of {cut.encoding} on its "
+                f"own; a text message may take {most} in {language}, the menu's choices "
+                "included."
+            )
+        elif node_id == flow.start:
+            words = words_before_first_option(flow, str(node_id), field.language)
+            if words is not None:
+                seconds = round(words / WORDS_PER_SECOND)
+                said[field.name] = (
+                    f'{words} words before "press 1", about {seconds} seconds (at most '
+                    f"{flow.limits.start_words} words)."
+                )
+    return said
 
 
 def _in(lang: str) -> Callable[..., Field]:

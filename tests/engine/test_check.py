@@ -10,7 +10,12 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.flowengine import FlowError, check_paths, load_flow
 from service.flowengine.loader import Problem, build, parse, schema_problems
-from service.flowengine.validate import check_document, check_warnings
+from service.flowengine.validate import (
+    check_document,
+    check_text_paths,
+    check_warnings,
+    words_before_first_option,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "flows"
@@ -337,3 +342,23 @@ def test_a_recording_of_no_node_in_no_language_or_of_no_file_is_a_problem(
         parse(text.replace("A.mp3", "c" * 64 + ".mp3"), "recorded.yaml")
     )
     assert any(message in problem.message for problem in problems), problems
+
+
+def test_each_problem_has_the_path_of_the_value_it_is_about() -> None:
+    """What the staff pages show at a field: the same problems as the check, each with its
+    YAML path; the same counting of words before "press 1"."""
+    text = (FIXTURES / "reserved-key.yaml").read_text()
+    assert any(
+        path[-1] == "key" and "key # is reserved" in message
+        for path, message in check_text_paths(text)
+    )
+    greeting = (FIXTURES / "long-greeting.yaml").read_text()
+    assert (("nodes", "main", "say", "en"), "68 words") in [
+        (path, message[:8]) for path, message in check_text_paths(greeting)
+    ]
+    assert check_text_paths("name: [") == (
+        ((), "line 1: not valid YAML: expected the node content, but found '<stream end>'"),
+    )
+    shipped = load_flow(ROOT / "flows" / "second-opinion.yaml")
+    assert check_text_paths((ROOT / "flows" / "second-opinion.yaml").read_text()) == ()
+    assert words_before_first_option(shipped, "main", "en") == 25
