@@ -54,7 +54,7 @@ router = APIRouter(route_class=StaffRoute)
 MAX_FLOW_CHARS = 200_000
 
 
-def _staff_phone(raw: str) -> str | None:
+def staff_phone(raw: str) -> str | None:
     """A staff phone as written ("(804) 555-0123", "+44 20 …"), in E.164; None if it is not a
     valid number (a number without +country is read as the clinic's, the US)."""
     try:
@@ -77,7 +77,7 @@ def editor_staff(staff: CurrentStaff) -> Staff:
 EditorStaff = Annotated[Staff, Depends(editor_staff)]
 
 
-def _changed_since(session: Session, line: Line, base: int, newest: FlowRevision) -> list[Change]:
+def changed_since(session: Session, line: Line, base: int, newest: FlowRevision) -> list[Change]:
     """What changed from revision `base` (the one a page was opened on) to the newest."""
     theirs = session.scalars(
         select(FlowRevision).where(FlowRevision.line_id == line.id, FlowRevision.number == base)
@@ -88,7 +88,7 @@ def _changed_since(session: Session, line: Line, base: int, newest: FlowRevision
     )
 
 
-def _revisions(session: Session, line: Line) -> tuple[FlowRevision | None, FlowRevision | None]:
+def revisions_of(session: Session, line: Line) -> tuple[FlowRevision | None, FlowRevision | None]:
     """(the newest revision, the published one)."""
     newest = session.scalars(
         select(FlowRevision)
@@ -112,7 +112,7 @@ def _editor_page(
     message: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    newest, published = _revisions(session, line)
+    newest, published = revisions_of(session, line)
     draft = newest if newest is not None and newest is not published else None
     published_flow = readable_flow(published.yaml, "published") if published is not None else None
     draft_flow = readable_flow(draft.yaml, "draft") if draft is not None else None
@@ -146,7 +146,7 @@ def add_test_number(
 ) -> Response:
     """A staff phone that hears the draft when it calls or texts the line."""
     line = visible_line(request, session, slug)
-    number = _staff_phone(form.get("number", ""))
+    number = staff_phone(form.get("number", ""))
     if number is None:
         return _editor_page(
             request,
@@ -225,11 +225,11 @@ def save_draft(
             status_code=400,
             error="The flow is empty, or too long.",
         )
-    newest, published = _revisions(session, line)
+    newest, published = revisions_of(session, line)
     if newest is not None and newest.number != base:
         # Someone saved or published since this page was opened: nothing is saved, what they
         # changed is shown, and what this person typed stays in the box.
-        since = _changed_since(session, line, base, newest)
+        since = changed_since(session, line, base, newest)
         return _editor_page(
             request,
             session,
@@ -307,7 +307,7 @@ def publish(
     line = visible_line(request, session, slug)
     number = parse_id(raw_number) or 0
     why = " ".join(form.get("message", "").split())[:500]
-    newest, published = _revisions(session, line)
+    newest, published = revisions_of(session, line)
     if newest is None or newest.number != number or newest is published:
         return _editor_page(
             request,
@@ -369,7 +369,7 @@ def rollback_page(
     ).first()
     if earlier is None:
         raise PageError(404, "Revision not found", f"The line {line.title} has no such revision.")
-    _, published = _revisions(session, line)
+    _, published = revisions_of(session, line)
     return render(
         request,
         "rollback.html",
@@ -470,7 +470,7 @@ def _words_page(
     stale: list[Change] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    newest, _ = _revisions(session, line)
+    newest, _ = revisions_of(session, line)
     flow = readable_flow(newest.yaml, "newest") if newest is not None else None
     if newest is None or flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
@@ -506,13 +506,13 @@ def save_words(
 ) -> Response:
     line = visible_line(request, session, slug)
     base = parse_id(form.get("base", "")) or 0
-    newest, published = _revisions(session, line)
+    newest, published = revisions_of(session, line)
     if newest is None:
         raise PageError(404, "No revision", "The line has no flow to edit.")
     if newest.number != base:
         return _words_page(
             request, session, line, typed=dict(form), base=base, status_code=409,
-            stale=_changed_since(session, line, base, newest),
+            stale=changed_since(session, line, base, newest),
             error=f"Revision {newest.number} was saved by {newest.author} since you opened "
             "this page: nothing was saved. What you typed is below; reload to start again.",
         )  # fmt: skip

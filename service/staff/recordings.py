@@ -24,7 +24,7 @@ from service.flowengine import Flow
 from service.models import Line
 from service.prompts import PROMPTS_PATH
 from service.prompts.store import MAX_PROMPT_BYTES, MAX_PROMPT_SECONDS, PromptRefused, keep_prompt
-from service.staff.editor import EditorStaff, _changed_since, _revisions, save_as_draft
+from service.staff.editor import EditorStaff, changed_since, revisions_of, save_as_draft
 from service.staff.flow_yaml import dumped, loaded
 from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.lines import visible_line
@@ -108,7 +108,7 @@ def _page(
     saved: bool = False,
     status_code: int = 200,
 ) -> HTMLResponse:
-    newest, published = _revisions(session, line)
+    newest, published = revisions_of(session, line)
     flow = readable_flow(newest.yaml, "newest") if newest is not None else None
     if newest is None or flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
@@ -175,7 +175,7 @@ def _change(
     node_id, lang = form.get("node", ""), form.get("lang", "")
     field = f"{node_id}-{lang}"
     base = parse_id(form.get("base", "")) or 0
-    newest, _ = _revisions(session, line)
+    newest, _ = revisions_of(session, line)
     flow = readable_flow(newest.yaml, "newest") if newest is not None else None
     if newest is None or flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
@@ -184,7 +184,7 @@ def _change(
     if newest.number != base:
         return _page(
             request, session, line, status_code=409, error_at=field,
-            stale=_changed_since(session, line, base, newest),
+            stale=changed_since(session, line, base, newest),
             error=f"Revision {newest.number} was saved by {newest.author} since you opened this "
             "page: nothing was saved. What changed is below; choose the file again.",
         )  # fmt: skip

@@ -30,11 +30,11 @@ from service.flowengine.validate import check_text_paths
 from service.models import Line
 from service.staff.editor import (
     EditorStaff,
-    _changed_since,
-    _revisions,
-    _staff_phone,
+    changed_since,
     number_refusal,
+    revisions_of,
     save_as_draft,
+    staff_phone,
 )
 from service.staff.field_problems import place_problems
 from service.staff.flow_edits import (
@@ -211,7 +211,7 @@ def _menus_page(
     message: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    newest, published = _revisions(session, line)
+    newest, published = revisions_of(session, line)
     flow = readable_flow(newest.yaml, "newest") if newest is not None else None
     if newest is None or flow is None:
         raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
@@ -284,14 +284,14 @@ def _change(
     the change cannot be made, or when it moves a number and `staff` is not an administrator."""
     line = visible_line(request, session, slug)
     base = parse_id(form.get("base", "")) or 0
-    newest, published = _revisions(session, line)
+    newest, published = revisions_of(session, line)
     if newest is None:
         raise PageError(404, "No revision", "The line has no flow to edit.")
     typed = (form_id, form)
     if newest.number != base:
         return _menus_page(
             request, session, line, typed=typed, base=base, status_code=409,
-            stale=_changed_since(session, line, base, newest),
+            stale=changed_since(session, line, base, newest),
             error=f"Revision {newest.number} was saved by {newest.author} since you opened "
             "this page: nothing was saved. What you typed is below; reload to start again.",
         )  # fmt: skip
@@ -475,7 +475,7 @@ def change_numbers(
             rows.append(("number-new", form["number-new"], form.get("display-new", "")))
         numbers = []
         for field, raw, display in rows:
-            number = _staff_phone(raw)
+            number = staff_phone(raw)
             if number is None:
                 raise Refused(
                     field,
