@@ -168,3 +168,12 @@ def test_only_the_hosts_loopback_reaches_the_app_and_metrics_need_the_token() ->
     assert "TRUSTED_PROXIES" in environment
     text = (REPO_ROOT / "docker-compose.yml").read_text()
     assert "reverse proxy" in text and "terminates TLS" in text
+
+
+def test_every_picture_the_readme_shows_is_in_the_repository() -> None:
+    """README, "Editing the menu": its screenshots are files of this repository, and PNGs."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert len(pictures) >= 4
+    for picture in pictures:
+        assert (REPO_ROOT / picture).read_bytes().startswith(b"\x89PNG"), picture
