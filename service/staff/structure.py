@@ -376,7 +376,7 @@ def change_an_option(
     session: SessionDep,
 ) -> Response:
     """One option's form: its new key, or up, down, remove (the button pressed)."""
-    index = int(raw_index) if raw_index.isdigit() else -1
+    index = int(raw_index) if raw_index.isascii() and raw_index.isdigit() else -1
     action = form.get("do", "")
     edits: dict[str, tuple[Edit, str]] = {
         "key": (lambda text, flow: change_key(text, node_id, index, form.get("key", "")),
