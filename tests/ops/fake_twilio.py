@@ -341,7 +341,7 @@ def running_fake_twilio() -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
     server = _Server(fake)
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield fake
