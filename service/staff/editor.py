@@ -100,6 +100,16 @@ def revisions_of(session: Session, line: Line) -> tuple[FlowRevision | None, Flo
     return newest, published
 
 
+def newest_flow(session: Session, line: Line) -> tuple[FlowRevision, FlowRevision | None, Flow]:
+    """The line's newest revision, its published one, and the newest's flow, for a page that
+    edits it without YAML; a page sending to the YAML editor when it cannot be read as one."""
+    newest, published = revisions_of(session, line)
+    flow = readable_flow(newest.yaml, "newest") if newest is not None else None
+    if newest is None or flow is None:
+        raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    return newest, published, flow
+
+
 def _editor_page(
     request: Request,
     session: Session,
@@ -470,10 +480,7 @@ def _words_page(
     stale: list[Change] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    newest, _ = revisions_of(session, line)
-    flow = readable_flow(newest.yaml, "newest") if newest is not None else None
-    if newest is None or flow is None:
-        raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    newest, _, flow = newest_flow(session, line)
     sections = groups(flow, flow_names(flow).menus)
     anchors = [path for group in sections for path in (group.path, *group.paths)]
     return render(

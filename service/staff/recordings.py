@@ -24,13 +24,13 @@ from service.flowengine import Flow
 from service.models import Line
 from service.prompts import PROMPTS_PATH
 from service.prompts.store import MAX_PROMPT_BYTES, MAX_PROMPT_SECONDS, PromptRefused, keep_prompt
-from service.staff.editor import EditorStaff, changed_since, revisions_of, save_as_draft
+from service.staff.editor import EditorStaff, changed_since, newest_flow, save_as_draft
 from service.staff.flow_yaml import dumped, loaded
 from service.staff.headlines import LANGUAGE_NAMES
 from service.staff.lines import visible_line
 from service.staff.names import flow_names
 from service.staff.queries import parse_id
-from service.staff.revision_changes import Change, readable_flow
+from service.staff.revision_changes import Change
 from service.staff.web import CheckedForm, PageError, Staff, StaffRoute, render
 
 router = APIRouter(route_class=StaffRoute)
@@ -108,10 +108,7 @@ def _page(
     saved: bool = False,
     status_code: int = 200,
 ) -> HTMLResponse:
-    newest, published = revisions_of(session, line)
-    flow = readable_flow(newest.yaml, "newest") if newest is not None else None
-    if newest is None or flow is None:
-        raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    newest, published, flow = newest_flow(session, line)
     return render(
         request,
         "recordings.html",
@@ -175,10 +172,7 @@ def _change(
     node_id, lang = form.get("node", ""), form.get("lang", "")
     field = f"{node_id}-{lang}"
     base = parse_id(form.get("base", "")) or 0
-    newest, _ = revisions_of(session, line)
-    flow = readable_flow(newest.yaml, "newest") if newest is not None else None
-    if newest is None or flow is None:
-        raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    newest, _, flow = newest_flow(session, line)
     if node_id not in flow.nodes or lang not in flow.languages:
         raise PageError(404, "No such text", "That menu or language is not in the line's flow.")
     if newest.number != base:

@@ -31,6 +31,7 @@ from service.models import Line
 from service.staff.editor import (
     EditorStaff,
     changed_since,
+    newest_flow,
     number_refusal,
     revisions_of,
     save_as_draft,
@@ -211,10 +212,7 @@ def _menus_page(
     message: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    newest, published = revisions_of(session, line)
-    flow = readable_flow(newest.yaml, "newest") if newest is not None else None
-    if newest is None or flow is None:
-        raise PageError(400, "Use the YAML editor", "The newest revision cannot be read as a flow.")
+    newest, published, flow = newest_flow(session, line)
     names = flow_names(flow)
     published_flow = readable_flow(published.yaml, "published") if published is not None else None
     typed_form, typed_values = typed
