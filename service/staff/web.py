@@ -300,20 +300,21 @@ async def checked_form(request: Request) -> dict[str, str]:
     """The posted form, once its CSRF token is the one made for the cookies this request
     carries (this browser's CSRF secret and its session, or none); else a 403 page."""
     form = await request.form()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    await form.close()  # any file posted with it (an upload reads its own first: `uploaded`)
     settings = settings_of(request)
     cookies = staff_cookies(request, settings)
     secret = read_csrf_cookie(settings, request.cookies.get(cookies.csrf))
     staff_session = decode_session(settings, request.cookies.get(cookies.session))
     expected = None if secret is None else bound_csrf_token(settings, secret, staff_session)
-    given = form.get(CSRF_FIELD)
-    if not csrf_matches(expected, given if isinstance(given, str) else None):
+    if not csrf_matches(expected, fields.get(CSRF_FIELD)):
         raise PageError(
             403,
             "Form expired",
             "This form could not be accepted: its security token is missing, out of date or "
             "from another sign-in. Go back, reload the page and try again.",
         )
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    return fields
 
 
 SignedInStaff = Annotated[Staff, Depends(signed_in_staff)]
