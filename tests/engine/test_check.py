@@ -362,3 +362,5 @@ def test_each_problem_has_the_path_of_the_value_it_is_about() -> None:
     shipped = load_flow(ROOT / "flows" / "second-opinion.yaml")
     assert check_text_paths((ROOT / "flows" / "second-opinion.yaml").read_text()) == ()
     assert words_before_first_option(shipped, "main", "en") == 25
+    broken = build(parse((FIXTURES / "unknown-contact.yaml").read_text(), "broken.yaml"))
+    assert words_before_first_option(broken, "main", "en") is None  # nothing can be said
