@@ -123,7 +123,7 @@ def add_menu(text: str, title: str, say: Mapping[str, str]) -> tuple[str, str]:
 
 
 def remove_menu(text: str, flow: Flow, node_id: str) -> str:
-    """Refused for the start menu and for a menu an option leads to."""
+    """Refused for the start menu and for a menu an option leads to; its recordings go too."""
     names = flow_names(flow)
     if node_id == flow.start:
         raise Refused("", f"{names.menu(node_id)} is where every call and text begins: it stays.")
@@ -142,6 +142,11 @@ def remove_menu(text: str, flow: Flow, node_id: str) -> str:
     data = loaded(text)
     _node(data, node_id)
     del data["nodes"][node_id]
+    recordings = data.get("recordings")
+    if recordings is not None and node_id in recordings:  # its recorded words go with it
+        del recordings[node_id]
+        if not recordings:
+            del data["recordings"]
     return dumped(data)
 
 

@@ -15,9 +15,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from service.db import Database
-from service.flowengine.validate import check_warnings
+from service.flowengine.validate import check_text_paths, check_warnings
 from service.lines.revisions import LineError, create_revision, publish_revision
 from service.models import FlowRevision, PromptAudio, StaffUser
+from service.staff.flow_edits import add_menu, remove_menu
+from service.staff.revision_changes import readable_flow
 from tests.audio import mp3_of, wav_of
 from tests.staff.conftest import VIEWER, csrf_of, password_hash, post_form, signed_in
 from tests.support import AppClient
@@ -238,3 +240,17 @@ def test_a_revision_naming_a_recording_the_line_does_not_keep_is_not_published(
         assert not draft.problems
         with pytest.raises(LineError, match="does not keep"):
             publish_revision(session, "second-opinion", draft.number, author="edna")
+
+
+def test_a_removed_menu_takes_its_recordings_with_it() -> None:
+    """Else the draft would name a recording of no menu, and could not be published."""
+    shipped = (Path(__file__).resolve().parents[2] / "flows" / "second-opinion.yaml").read_text()
+    text, node_id = add_menu(shipped, "Insurance", {"en": "Ask your insurer.", "es": "Pregunte."})
+    text += (
+        f"recordings:\n  {node_id}:\n    en: {{audio: {'a' * 64}.mp3, words: Ask your insurer.}}\n"
+    )
+    flow = readable_flow(text)
+    assert flow is not None and flow.played
+    removed = remove_menu(text, flow, node_id)
+    assert "recordings:" not in removed and node_id not in removed
+    assert not [problem for problem in check_text_paths(removed) if "recording" in problem[1]]
