@@ -212,7 +212,7 @@ def edit_page(request: Request, slug: str, staff: EditorStaff, session: ReadSess
     done = {
         "saved": "The draft is saved and checked.",
         "published": "Published: new calls and texts hear it within a few seconds.",
-        "tester": "The test number is added: it hears the draft from its next call or text.",
+        "tester": "The test number is added: its calls and texts hear the draft within seconds.",
         "tester-removed": "The test number is removed: it hears the live revision again.",
     }.get(request.query_params.get("done", ""))
     return _editor_page(request, session, line, message=done)
