@@ -20,6 +20,14 @@ class NotAudio(Exception):
     it ("empty", "not a WAV or MP3 recording", "lasts 600 s")."""
 
 
+class TooLong(NotAudio):
+    """A recording, but longer than allowed (or of no length at all)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"lasts {seconds:.1f} s")
+        self.seconds = seconds
+
+
 @dataclass(frozen=True)
 class AudioFile:
     format: str
@@ -42,5 +50,5 @@ def audio_of(content: bytes, *, max_seconds: float) -> AudioFile:
         raise NotAudio(f"not a WAV or MP3 recording ({kind})")
     seconds = float(parsed.info.length or 0)
     if not 0 < seconds <= max_seconds:
-        raise NotAudio(f"lasts {seconds:.1f} s")
+        raise TooLong(seconds)
     return AudioFile(_FORMATS[kind], seconds)

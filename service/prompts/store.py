@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.audio import NotAudio, audio_of
+from service.audio import NotAudio, TooLong, audio_of
 from service.db import upsert
 from service.models import PromptAudio, utcnow
 
@@ -36,8 +36,15 @@ def keep_prompt(session: Session, content: bytes, *, uploaded_by: str) -> str:
         )
     try:
         audio = audio_of(content, max_seconds=MAX_PROMPT_SECONDS)
-    except NotAudio as error:
-        raise PromptRefused(_why(str(error), content)) from None
+    except TooLong as error:
+        raise PromptRefused(
+            f"The recording lasts {_duration(error.seconds)}; a prompt may last at most "
+            f"{MAX_PROMPT_SECONDS} seconds. Record it shorter, or split the words."
+        ) from None
+    except NotAudio:
+        raise PromptRefused(
+            "That file is not a WAV or MP3 recording: export it from your recorder as WAV or MP3."
+        ) from None
     digest = hashlib.sha256(content).hexdigest()
     session.execute(
         upsert(session, PromptAudio)
@@ -53,23 +60,6 @@ def keep_prompt(session: Session, content: bytes, *, uploaded_by: str) -> str:
         .on_conflict_do_nothing(index_elements=["sha256"])
     )
     return f"{digest}.{audio.format}"
-
-
-def _why(reason: str, content: bytes) -> str:
-    if reason.startswith("lasts"):
-        seconds = _seconds_of(content)
-        return (
-            f"The recording lasts {_duration(seconds)}; a prompt may last at most "
-            f"{MAX_PROMPT_SECONDS} seconds. Record it shorter, or split the words."
-        )
-    return "That file is not a WAV or MP3 recording: export it from your recorder as WAV or MP3."
-
-
-def _seconds_of(content: bytes) -> float:
-    try:
-        return audio_of(content, max_seconds=float("inf")).seconds
-    except NotAudio:
-        return 0.0
 
 
 def _duration(seconds: float) -> str:
