@@ -50,7 +50,6 @@ def serve(
 
     from service.config import get_settings
     from service.logs import configure_logging
-    from service.main import create_app_for_workers
     from service.serving import Supervisor
 
     settings = get_settings()
@@ -66,7 +65,7 @@ def serve(
     config = uvicorn.Config(
         # Each worker reads the settings afresh (a `kill -HUP` takes a changed .env), told how
         # many processes serve beside it.
-        functools.partial(create_app_for_workers, workers),
+        functools.partial(_app_for_workers, workers),
         factory=True,
         host=host,
         port=port,
@@ -81,6 +80,14 @@ def serve(
     )
     with contextlib.suppress(KeyboardInterrupt):
         Supervisor(config, sockets=[config.bind_socket()]).run()
+
+
+def _app_for_workers(workers: int) -> object:
+    """A worker's app. Imported here, in the worker: the supervisor never imports the service
+    (a second of a processor at each start, for a process that only watches its workers)."""
+    from service.main import create_app_for_workers
+
+    return create_app_for_workers(workers)
 
 
 GRACEFUL_SHUTDOWN_SECONDS = 20

@@ -19,14 +19,11 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.requests import Request
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import REQUEST_LATENCY
@@ -69,7 +66,7 @@ class JsonFormatter(logging.Formatter):
         return self._encoder.encode(entry)
 
     def _time(self, created: float) -> str:
-        """"2026-11-25T06:12:39.123+00:00" (UTC, milliseconds); the part up to the second is
+        """ "2026-11-25T06:12:39.123+00:00" (UTC, milliseconds); the part up to the second is
         worked out once a second."""
         second = int(created)
         micros = round((created - second) * 1e6)  # as datetime.fromtimestamp rounds
@@ -182,8 +179,7 @@ def _latency(route: str, method: str, status: int) -> Any:
 def _route_template(scope: Scope) -> str:
     """The matched route's full path template ("/staff/follow-ups/{raw_id}"), so label values
     stay few."""
-    route = scope.get("route")  # the route as it was declared
-    template = _full_templates(scope.get("app"), route, scope) if route is not None else None
+    template = _full_template(scope.get("route"), str(scope.get("path", "")))
     if template:
         return template
     if scope.get("endpoint") is not None and not scope.get("path_params"):
@@ -193,35 +189,26 @@ def _route_template(scope: Scope) -> str:
     return "unmatched"
 
 
-_TEMPLATES: weakref.WeakKeyDictionary[Any, dict[int, list[tuple[str, RouteContext]]]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Per app: each route as declared (by identity: routes compare by value and do not hash),
-and where the app serves it (its full path template). The app keeps its routes alive."""
+def _full_template(route: Any, path: str) -> str | None:
+    """The full path template of `route`, matched to `path`. A route keeps its path as its
+    router declared it: one included under a prefix (the staff pages' routers, under /staff)
+    has only its own part ("/follow-ups/{raw_id}"). The prefixes are literal, so the full
+    template is the request's path up to where the route's own pattern matches the rest (the
+    longest rest: a route's pattern begins with its router's literal words).
 
-
-def _full_templates(app: Any, route: Any, scope: Scope) -> str | None:
-    """The full path template of `route` in `app`. FastAPI keeps a route in `scope["route"]`
-    as its router declared it: a router included under a prefix (the staff pages' follow-ups,
-    outbound, search and admin routers, under /staff) has only its own part of the path there
-    ("/follow-ups"). The full one is where the app lists it (`iter_route_contexts`, FastAPI's
-    public view of included routers); a route included at two places is told apart by the
-    request's path."""
-    if app is None:
+    Not FastAPI's list of every route in its context (`iter_route_contexts`): that analyses
+    every route's parameters again, a quarter of a second an app, and its contexts held each
+    app alive for good."""
+    pattern = getattr(route, "path_regex", None)
+    template = getattr(route, "path", None)
+    if pattern is None or not isinstance(template, str) or not template:
         return None
-    served = _TEMPLATES.get(app)
-    if served is None or id(route) not in served:  # built once, again if routes were added
-        served = {}
-        for context in iter_route_contexts(getattr(app, "routes", [])):
-            if context.path:
-                served.setdefault(id(context.original_route), []).append((context.path, context))
-        served.setdefault(id(route), [])  # not listed (inside a mounted app): its own path
-        _TEMPLATES[app] = served
-    places = served[id(route)]
-    if len(places) > 1:
-        places = [place for place in places if place[1].matches(scope)[0] is Match.FULL] or places
-    template = places[0][0] if places else getattr(route, "path", None)
-    return template if isinstance(template, str) and template else None
+    start = 0
+    while start != -1:
+        if pattern.match(path[start:]):
+            return path[:start] + template
+        start = path.find("/", start + 1)
+    return template
 
 
 _ID_PREFIX = os.urandom(8).hex()

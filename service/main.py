@@ -84,6 +84,21 @@ def create_app_for_workers(workers: int) -> FastAPI:
     return create_app(settings)
 
 
+_frozen = False
+
+
+def freeze_what_lives_for_good() -> None:
+    """Everything a process loaded before its app first serves lives as long as the process:
+    keep it out of the garbage collector's full passes, which would otherwise walk it all (tens
+    of milliseconds, a pause every caller on this process would hear). Once: a process that
+    builds more apps (the tests) would otherwise freeze each earlier one's garbage for good."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     drain_before_shutdown()
@@ -114,11 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # text that needs it; before the freeze below, since it lives as long as the process.
         await anyio.to_thread.run_sync(warm_up)
         await anyio.to_thread.run_sync(prepare_sign_in)
-        # Everything loaded so far lives as long as the process: keep it out of the garbage
-        # collector's full passes, which would otherwise walk it all (tens of milliseconds, a
-        # pause every caller on this process would hear).
-        gc.collect()
-        gc.freeze()
+        freeze_what_lives_for_good()
         app.state.spool.start()  # replays what processes that are gone left in the spool
         try:
             settings = app.state.settings

@@ -14,6 +14,7 @@ dropped after it. Test connections commit without waiting for the WAL flush
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -340,6 +341,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "database_backend" in callspec.params:
             item.user_properties.append(("database", callspec.params["database_backend"]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is alive once the tests are collected (the service, its libraries, the tests)
+    lives to the end: the garbage collector's full passes leave it out (`gc.freeze`), so they
+    only look at what tests make. With it in, they took a fifth of a process's time."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -84,6 +84,9 @@ class CallEntry:
     steps: list[tuple[str, str]] = field(default_factory=list)
     """The caller's actions the service answered (a broken answer ends the call, as the caller
     would hear Twilio's error)."""
+    unanswered: tuple[str, str] | None = None
+    """The action whose answer broke (the connection cut, a worker killed): the service may
+    have recorded it before it could answer, or not; either is true to what happened."""
     complete: bool = False
     """Every action of the script was answered."""
     final_acked: bool = False
@@ -239,6 +242,7 @@ class Twilio:
                 params |= {"DialCallStatus": value, "DialCallDuration": "30"}
             response = await self.post(client, action, params)
             if not _answered(response):
+                entry.unanswered = (kind, value)
                 break  # the caller hears Twilio's application error: the call is over
             assert response is not None
             twiml = response.text
@@ -740,14 +744,16 @@ def audit(scenario: str, engine: Engine, ledger: Ledger, fake: FakeTwilio) -> Au
             result.details.append(f"in progress {entry.sid}")
         keys = sum(1 for kind, _ in entry.steps if kind == "digits")
         dials = sum(1 for kind, _ in entry.steps if kind == "dial")
-        for kind, expected in (("key", keys), ("dial_result", dials)):
+        unanswered = entry.unanswered[0] if entry.unanswered else None
+        for kind, expected, step in (("key", keys, "digits"), ("dial_result", dials, "dial")):
             found = counted[(row.id, kind)]
+            may_be_there = expected + (unanswered == step)  # recorded, then its answer cut
             if found < expected:
                 result.lost += expected - found
                 result.details.append(f"{entry.sid}: {expected - found} {kind} lost")
-            elif found > expected:
-                result.doubled += found - expected
-                result.details.append(f"{entry.sid}: {found - expected} {kind} doubled")
+            elif found > may_be_there:
+                result.doubled += found - may_be_there
+                result.details.append(f"{entry.sid}: {found - may_be_there} {kind} doubled")
         if entry.started and row.caller != entry.caller:
             result.wrong += 1
             result.details.append(f"{entry.sid}: caller {row.caller}")
@@ -807,6 +813,22 @@ def audit(scenario: str, engine: Engine, ledger: Ledger, fake: FakeTwilio) -> Au
         if sent[number] > count:
             result.doubled += sent[number] - count
             result.details.append(f"{number} got {sent[number]} texts for {count}")
+        elif sent[number] < count:  # what became of it
+            outbox = rows(
+                engine,
+                "SELECT id, status, attempts, last_error, created_at, sent_at, claimed_by "
+                "FROM outbox WHERE to_number = :number AND dedupe_key LIKE 'voice-text:%'",
+                number=number,
+            )
+            changes = rows(
+                engine,
+                "SELECT number, opted_out, changed_at FROM opt_outs WHERE phone = :number",
+                number=number,
+            )
+            result.details.append(
+                f"{number} got {sent[number]} texts for {count}: outbox {outbox}, "
+                f"opt-outs {changes}, the ledger's {ledger.changes.get(number)}"
+            )
     return result
 
 
