@@ -11,9 +11,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
 from sqlalchemy import ColumnElement, Engine, create_engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
@@ -251,23 +250,3 @@ def reset_database() -> None:
     previous = set_database(None)
     if previous is not None:
         previous.dispose()
-
-
-def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one session per request, committed when the request's work ends."""
-    with get_database().session() as session:
-        yield session
-
-
-def get_read_session() -> Iterator[Session]:
-    """FastAPI dependency for pages that only read (on SQLite they never wait for writers)."""
-    with get_database().session(read_only=True) as session:
-        yield session
-
-
-# scope="function": the session commits and closes when the endpoint returns, before the
-# response is sent, so a failed commit is a 500 rather than a write lost after a 200, and no
-# transaction (on SQLite, the write lock) stays open while a response streams. A streamed
-# response (CSV) opens its own `get_database().session(read_only=True)` in its generator.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]

@@ -51,6 +51,10 @@ def alembic_config(url: str | URL | None = None) -> Config:
 
 
 def upgrade(url: str | URL | None = None, revision: str = "head") -> None:
+    """Bring the database to `revision`. At head already (every start but the first after a
+    deploy, and every CLI command): nothing to do, and Alembic is not imported."""
+    if revision == "head" and current(url) == head():
+        return
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
@@ -111,8 +115,7 @@ def upgrade_if_reachable(url: str | URL | None = None) -> bool:
     that starts while the database is away serves anyway, and its spool writes nothing until
     this has succeeded."""
     try:
-        if current(url) != head():
-            upgrade(url)
+        upgrade(url)
     except DATABASE_ERRORS as error:
         log.warning("the database cannot be migrated now: %s", describe_error(error))
         return False

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from service.api.tokens import Client, client_of
 from service.audit import record_audit
 from service.config import zone_named
-from service.db import SessionDep, one_of
+from service.db import one_of
 from service.flowengine.loader import FlowError
 from service.lines.revisions import (
     SLUG,
@@ -37,6 +37,7 @@ from service.lines.revisions import (
 )
 from service.models import Call, FlowRevision, FollowUp, Line
 from service.phone import mask
+from service.sessions import SessionDep
 from service.staff.queries import (
     OUTCOMES,
     CallFilters,

@@ -13,7 +13,8 @@ import logging
 import re
 from functools import lru_cache
 
-from fastapi import HTTPException, Request
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from service.channels.form import TwilioForm, parse_urlencoded

@@ -10,9 +10,9 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
 from service.audio import MIME_TYPES
-from service.db import ReadSessionDep
 from service.prompts import PROMPTS_PATH
 from service.prompts.store import prompt_audio
+from service.sessions import ReadSessionDep
 
 router = APIRouter()
 FOREVER = "public, max-age=31536000, immutable"

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from service.api.tokens import TokenError, create_token, list_tokens, revoke_token
 from service.audit import record_audit
-from service.db import ReadSessionDep, SessionDep, get_database
+from service.db import get_database
 from service.models import ApiRole, AuditEntry, Line, StaffLine, StaffRole, StaffUser
 from service.purge import parse_age, purge
+from service.sessions import ReadSessionDep, SessionDep
 from service.staff.auth import (
     AccountError,
     AccountExists,

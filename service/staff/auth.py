@@ -41,10 +41,10 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import Request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from service.audit import record_audit
 from service.channels.signature import public_url

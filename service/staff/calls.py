@@ -11,10 +11,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from service.audit import record_audit
 from service.calls.facts import dialed_contact
-from service.db import ReadSessionDep, SessionDep, get_database
+from service.db import get_database
 from service.models import Call, CallEventKind
 from service.models.calls import AFTER_HOURS
 from service.phone import mask
+from service.sessions import ReadSessionDep, SessionDep
 from service.staff.auth import (
     client_address,
 )

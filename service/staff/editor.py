@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
-from service.db import ReadSessionDep, SessionDep
 from service.flowengine import Flow, FlowError
 from service.flowengine.render import spoken_digits
 from service.flowengine.validate import check_text_paths, flow_of_text
@@ -31,6 +30,7 @@ from service.lines.revisions import (
 )
 from service.models import FlowRevision, Line, LineTestNumber
 from service.phone import e164_of
+from service.sessions import ReadSessionDep, SessionDep
 from service.staff.auth import client_address
 from service.staff.field_problems import place_problems
 from service.staff.headlines import LANGUAGE_NAMES

@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
-from service.db import ReadSessionDep, SessionDep, one_of
+from service.db import one_of
 from service.followups import worklist
 from service.lines.book import LineBook
 from service.models import Call, FollowUp, StaffUser
 from service.phone import mask
+from service.sessions import ReadSessionDep, SessionDep
 from service.staff.auth import client_address, clock_of
 from service.staff.headlines import LANGUAGE_NAMES, language_name
 from service.staff.line_filter import chosen_line, staff_of, visible

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import record_audit
-from service.db import ReadSessionDep, SessionDep
 from service.flowengine.hours import LOOK_AHEAD_DAYS, WEEKDAYS, Closure
 from service.flowengine.model import Contact
 from service.lines.book import LineBook, LineView
@@ -27,6 +26,7 @@ from service.lines.closures import (
 )
 from service.lines.revisions import LineError
 from service.models import ContactClosure, Line
+from service.sessions import ReadSessionDep, SessionDep
 from service.staff.auth import client_address, clock_of
 from service.staff.followups import NavigatorStaff
 from service.staff.line_filter import visible_lines
@@ -118,8 +118,7 @@ def _page(
         "hours.html",
         status_code=status_code,
         lines=[
-            (line, contact_hours(book, line, today, now_closed.get(line.id, {})))
-            for line in lines
+            (line, contact_hours(book, line, today, now_closed.get(line.id, {}))) for line in lines
         ],
         contacts=contacts,
         closures=[(row, when_of(row).describe()) for row in closures],

@@ -15,12 +15,12 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db import ReadSessionDep
 from service.flowengine import Flow, FlowError
 from service.flowengine.model import Node, Option
 from service.flowengine.validate import flow_of_text
 from service.lines.revisions import SLUG
 from service.models import Call, FlowRevision, Line, LineNumber
+from service.sessions import ReadSessionDep
 from service.staff.line_filter import visible
 from service.staff.names import FlowNames, flow_names
 from service.staff.queries import parse_id

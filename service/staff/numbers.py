@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.channels.signature import CALL_SID, MESSAGE_SID
-from service.db import ReadSessionDep, one_of
+from service.db import one_of
 from service.models import Call, Conversation, Message, OutboxMessage
 from service.phone import mask
+from service.sessions import ReadSessionDep
 from service.staff.outbound import STATUS_LABELS
 from service.staff.outcomes import outcome_label
 from service.staff.queries import parse_id, redact_numbers
@@ -151,4 +152,3 @@ def _phone_named_by(session: Session, request: Request, staff: Staff) -> str | N
             return None
         return conversation.phone
     return None
-

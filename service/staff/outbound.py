@@ -14,10 +14,11 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db import ReadSessionDep, one_of
+from service.db import one_of
 from service.followups.sweep import DIAL_ANSWERED
 from service.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from service.phone import mask
+from service.sessions import ReadSessionDep
 from service.staff.line_filter import LineChoice, chosen_line
 from service.staff.queries import parse_id
 from service.staff.web import CurrentStaff, PageError, StaffRoute, render

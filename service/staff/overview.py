@@ -8,8 +8,8 @@ from datetime import date, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from service.db import ReadSessionDep
 from service.models import DialOutcome
+from service.sessions import ReadSessionDep
 from service.staff import charts
 from service.staff.auth import (
     clock_of,
@@ -37,7 +37,6 @@ from service.staff.web import (
 )
 
 router = APIRouter(route_class=StaffRoute)
-
 
 
 @router.get("/", response_class=HTMLResponse)

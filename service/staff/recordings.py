@@ -19,11 +19,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from service.db import ReadSessionDep, SessionDep
 from service.flowengine import Flow
 from service.models import Line
 from service.prompts import PROMPTS_PATH
 from service.prompts.store import MAX_PROMPT_BYTES, MAX_PROMPT_SECONDS, PromptRefused, keep_prompt
+from service.sessions import ReadSessionDep, SessionDep
 from service.staff.editor import EditorStaff, changed_since, newest_flow, save_as_draft
 from service.staff.flow_yaml import dumped, loaded
 from service.staff.headlines import LANGUAGE_NAMES

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import update
 
 from service.audit import record_audit
-from service.db import SessionDep
 from service.models import StaffUser
+from service.sessions import SessionDep
 from service.staff.auth import (
     MIN_PASSWORD_LENGTH,
     PASSWORD_CHANGED,
@@ -37,7 +37,6 @@ from service.staff.web import (
 log = logging.getLogger(__name__)
 
 router = APIRouter(route_class=StaffRoute)
-
 
 
 def _safe_next(target: str | None) -> str:

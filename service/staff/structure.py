@@ -21,13 +21,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from service.db import ReadSessionDep, SessionDep
 from service.flowengine import Flow
 from service.flowengine.loader import DAYS
 from service.flowengine.model import Option
 from service.flowengine.render import spoken_digits
 from service.flowengine.validate import check_text_paths
 from service.models import Line
+from service.sessions import ReadSessionDep, SessionDep
 from service.staff.editor import (
     EditorStaff,
     changed_since,

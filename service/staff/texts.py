@@ -7,9 +7,10 @@ from dataclasses import replace
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from service.db import ReadSessionDep, SessionDep, get_database
+from service.db import get_database
 from service.models import Conversation
 from service.phone import mask
+from service.sessions import ReadSessionDep, SessionDep
 from service.staff.export import messages_csv
 from service.staff.line_filter import LineChoice, chosen_line, visible
 from service.staff.localtime import zone_of
@@ -32,7 +33,6 @@ from service.staff.web import (
 )
 
 router = APIRouter(route_class=StaffRoute)
-
 
 
 def _message_filters(request: Request, choice: LineChoice) -> MessageFilters:

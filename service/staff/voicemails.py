@@ -13,9 +13,9 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from service.audit import record_audit
-from service.db import SessionDep
 from service.models import Voicemail, VoicemailAudio
 from service.phone import mask
+from service.sessions import SessionDep
 from service.staff.auth import client_address
 from service.staff.followups import navigator_staff
 from service.staff.line_filter import visible

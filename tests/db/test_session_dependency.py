@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from service.db import Database, ReadSessionDep, SessionDep
+from service.db import Database
 from service.models import AuditEntry
+from service.sessions import ReadSessionDep, SessionDep
 from tests.support import app_client
 
 
