@@ -197,8 +197,8 @@ def _full_template(route: Any, path: str) -> str | None:
     longest rest: a route's pattern begins with its router's literal words).
 
     Not FastAPI's list of every route in its context (`iter_route_contexts`): that analyses
-    every route's parameters again, a quarter of a second an app, and its contexts held each
-    app alive for good."""
+    every route's parameters again (about 50 ms an app), and its contexts held each app alive
+    for good."""
     pattern = getattr(route, "path_regex", None)
     template = getattr(route, "path", None)
     if pattern is None or not isinstance(template, str) or not template:
