@@ -91,12 +91,21 @@ class Directory:
     path: Path
 
     def writable(self) -> bool:
-        """Whether records could be written here now: the directory, or the nearest folder above
-        it while it is not made yet, may be written (a disk remounted read-only says no at once,
-        in every process)."""
+        """Whether records could be written here now: a file can be made in the directory, or
+        in the nearest folder above it while it is not made yet (a disk gone read-only says no
+        at once, in every process, before it tried to write a record). Tried, not asked: since
+        Linux 6.11 an ext4 error (errors=remount-ro) makes every write fail with EROFS while the
+        mount still says rw ("emergency_ro"), and `access` answers yes."""
         for folder in (self.path, *self.path.parents):
             if folder.exists():
-                return os.access(folder, os.W_OK)
+                probe = folder / f".writable-{os.getpid()}-{secrets.token_hex(4)}"
+                try:
+                    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                except OSError:
+                    return False
+                with contextlib.suppress(OSError):
+                    probe.unlink()
+                return True
         return False
 
     def create(self, stream: str) -> Segment:
