@@ -84,17 +84,13 @@ def create_app_for_workers(workers: int) -> FastAPI:
     return create_app(settings)
 
 
-_frozen = False
-
-
 def freeze_what_lives_for_good() -> None:
     """Everything a process loaded before its app first serves lives as long as the process:
     keep it out of the garbage collector's full passes, which would otherwise walk it all (tens
-    of milliseconds, a pause every caller on this process would hear). Once: a process that
-    builds more apps (the tests) would otherwise freeze each earlier one's garbage for good."""
-    global _frozen
-    if not _frozen:
-        _frozen = True
+    of milliseconds, a pause every caller on this process would hear). Once (nothing frozen
+    yet): a process that builds more apps (the tests) would otherwise freeze each earlier one's
+    garbage for good."""
+    if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
 
