@@ -38,10 +38,11 @@ def serve(
 ) -> None:
     """Run the service (migrates the database first).
 
-    The worker processes run under a supervisor that holds the listening socket: `kill -HUP`
-    of this process replaces them one by one (new code, settings from .env, the flow file),
-    each replacement answering before the one it replaces stops, so no caller finds the line
-    closed. A worker that dies is started again.
+    The worker processes run under a supervisor that holds the listening socket, forked from a
+    process that has imported the service once: `kill -HUP` of this process replaces them one
+    by one (new code, settings from .env, the flow file), each replacement answering before the
+    one it replaces stops, so no caller finds the line closed. A worker that dies is started
+    again in a fraction of a second.
     """
     _use_multiprocess_metrics()  # before anything imports prometheus_client
     import functools
@@ -50,6 +51,7 @@ def serve(
 
     from service.config import get_settings
     from service.logs import configure_logging
+    from service.metrics import forget_process
     from service.serving import Supervisor
 
     settings = get_settings()
@@ -79,7 +81,12 @@ def serve(
         timeout_worker_healthcheck=WORKER_START_SECONDS,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        Supervisor(config, sockets=[config.bind_socket()]).run()
+        Supervisor(
+            config,
+            sockets=[config.bind_socket()],
+            preload=["service.preload"],
+            forget=forget_process,
+        ).run()
 
 
 def _app_for_workers(workers: int) -> object:

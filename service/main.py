@@ -89,7 +89,8 @@ def freeze_what_lives_for_good() -> None:
     keep it out of the garbage collector's full passes, which would otherwise walk it all (tens
     of milliseconds, a pause every caller on this process would hear). Once (nothing frozen
     yet): a process that builds more apps (the tests) would otherwise freeze each earlier one's
-    garbage for good."""
+    garbage for good. A `serve` worker was forked with its imports frozen already
+    (service/preload.py): what its app adds stays with the collector."""
     if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
@@ -117,12 +118,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.get_running_loop().add_signal_handler(
                 signal.SIGHUP, lambda: threading.Thread(target=book.refresh).start()
             )
-        # Read at once (a process built long before it serves, serve's warm spare, catches up
-        # on what was published meanwhile), then every REFRESH_SECONDS; never holding up the
-        # start when the database hangs.
+        # Read at once (what was published while the app was built), then every
+        # REFRESH_SECONDS; never holding up the start when the database hangs.
         book.start()
         # The language-identification model (about 0.7 s), now rather than on the first
-        # text that needs it; before the freeze below, since it lives as long as the process.
+        # text that needs it (loaded already in a `serve` worker: service/preload.py); before
+        # the freeze below, since it lives as long as the process.
         await anyio.to_thread.run_sync(warm_up)
         await anyio.to_thread.run_sync(prepare_sign_in)
         freeze_what_lives_for_good()

@@ -151,3 +151,12 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def forget_process(pid: int) -> None:
+    """A process of `phoneline serve` that serves no more, or never did (its supervisor, the
+    fork server its workers come from): its values leave the live gauges, which are over the
+    processes that serve (the sum of what waits in the spool; the least of "a menu is loaded",
+    which a process that never loaded one would hold at 0, or a dead one at what it last was)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

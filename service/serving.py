@@ -8,11 +8,13 @@ by one), with two changes:
   timeout (30 s), and a second death in that window left no worker at all. Here the supervisor
   wakes the moment a worker process ends (its sentinel), and pings without ever waiting on an
   answer: a worker that has not answered a ping for `HUNG_SECONDS` is hung, killed and replaced.
-- A new worker spends seconds importing the service (more on a busy machine) before it can
-  accept, so a second death in that time left nothing accepting. The supervisor keeps one warm
-  spare: a process that has imported the service and waits; a dead worker's place is taken by
-  the spare at once (it only builds the app: a fraction of a second), and a new spare warms up
-  behind it. `kill -HUP` replaces the spare too, so that it runs the new code.
+- uvicorn spawns each worker: a new interpreter that imports the service and its libraries
+  (about 2 s of a processor, more on a busy machine) before it can accept, and a second death in
+  that time left nothing accepting. Here the workers are forked from a fork server that has
+  imported the service once (`preload`: the modules, the language model, the sign-in hash): a
+  worker, a replacement for a dead one included, only builds its app (a quarter of a second).
+  `kill -HUP` starts a new fork server, which imports the code afresh, before it replaces the
+  workers one by one; the old one ends by itself with the last worker forked from it.
 
 uvicorn stops accepting, then closes at once every connection that has not sent a request yet.
 A connection the worker accepted a moment before (Twilio's request still on its way) is then cut
@@ -25,20 +27,23 @@ and only then lets uvicorn shut down as usual (which waits for the requests in p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import multiprocessing
+import multiprocessing.forkserver
 import os
+import signal
 import socket
 import struct
 import time
 from collections.abc import Callable, Coroutine
 from multiprocessing.connection import wait
-from multiprocessing.synchronize import Event
 from socket import socket as Socket
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn._subprocess import spawn
+from uvicorn._subprocess import subprocess_started
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
@@ -71,45 +76,129 @@ def drain_before_shutdown() -> None:
     Server.shutdown = shutdown  # type: ignore[method-assign]
 
 
-class Spare(Process):
-    """A worker process that imports the service and builds its app, then waits for `go`
-    before it serves (the app's lifespan, its threads and connections, start only then)."""
+class ForkServer:
+    """The process workers are forked from: it has imported the `preload` modules once, and a
+    worker forked from it starts with all of that in place (shared with the others until one
+    writes to it). One at a time; `renew` makes the next worker come from a new one."""
 
-    def __init__(self, config: Config, sockets: list[Socket]) -> None:
-        self.warm: Event = spawn.Event()
-        self.go: Event = spawn.Event()
+    def __init__(self, preload: list[str]) -> None:
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(preload)
+        self._retired: list[int] = []
+
+    def renew(self) -> None:
+        """The next worker is forked from a new fork server, which imports the code as it now
+        is. The current one is let go: it ends once the last worker forked from it has ended
+        (each holds its `alive` pipe open) and is then reaped by `reap`."""
+        server: Any = multiprocessing.forkserver._forkserver  # the one the context uses
+        with server._lock:
+            if server._forkserver_pid is None:
+                return
+            os.close(server._forkserver_alive_fd)
+            self._retired.append(server._forkserver_pid)
+            server._forkserver_pid = None
+            server._forkserver_alive_fd = None
+            server._forkserver_address = None
+
+    def reap(self, block: bool = False) -> None:
+        """Collect the fork servers let go that have ended (all of them, waiting, if `block`)."""
+        for pid in list(self._retired):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, 0 if block else os.WNOHANG)[0] == 0:
+                    continue
+            self._retired.remove(pid)
+
+
+class Worker(Process):
+    """uvicorn's worker process, forked from the fork server instead of spawned. It is the fork
+    server's child, not the supervisor's: whether it still runs is asked of the kernel (a pidfd),
+    so that a fork server that died (and with it the word on its workers' exits) does not make
+    the supervisor take live workers for dead ones."""
+
+    def __init__(
+        self,
+        config: Config,
+        sockets: list[Socket],
+        fork_server: ForkServer,
+        forget: Callable[[int], None],
+    ) -> None:
         super().__init__(config, sockets)
+        self._forget = forget
+        # stdin: a fork server's is closed, and a worker reads none.
+        arguments = {"config": config, "target": self.target, "sockets": sockets}
+        self.process = fork_server.context.Process(  # type: ignore[assignment]
+            target=subprocess_started, kwargs={**arguments, "stdin_fileno": None}
+        )
+        self.sentinel = -1
+        """A pidfd of the process, readable once it has ended; -1 when it has been joined, or
+        had ended (and been reaped) before it could be opened."""
 
-    def target(self, sockets: list[Socket] | None = None) -> None:  # pragma: no cover (child)
-        self.config.load()  # imports the service and builds the app: the slow part
-        self.warm.set()
-        self.go.wait()
-        super().target(sockets)
+    def start(self) -> None:
+        super().start()
+        assert self.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.sentinel = os.pidfd_open(self.pid)
+
+    def alive(self) -> bool:
+        return self.sentinel >= 0 and not wait([self.sentinel], timeout=0)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.sentinel, signal.SIGKILL)
+        self.parent_conn.close()
+        self.child_conn.close()
+
+    def join(self) -> None:
+        """Until it has ended; then its exit code, as its fork server reports it, and what it
+        left is forgotten."""
+        if self.sentinel >= 0:
+            wait([self.sentinel])
+            os.close(self.sentinel)
+            self.sentinel = -1
+        self.process.join(timeout=TICK_SECONDS)
+        if self.pid is not None:
+            self._forget(self.pid)
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's supervisor, seeing a worker's death at once and keeping a warm spare (see the
-    module's text)."""
+    """uvicorn's supervisor, seeing a worker's death at once and forking its workers from a
+    fork server that has imported `preload` (see the module's text). `forget(pid)` is called
+    for each process that serves no more, or never did (the supervisor itself): what it left
+    for the others to read (its metrics) is dropped."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pinged: dict[Process, float] = {}
+    def __init__(
+        self,
+        config: Config,
+        sockets: list[Socket],
+        preload: list[str],
+        forget: Callable[[int], None],
+    ) -> None:
+        super().__init__(config, sockets)
+        self.processes: list[Worker] = []  # type: ignore[assignment]
+        self.fork_server = ForkServer(preload)
+        self.forget = forget
+        self._pinged: dict[Worker, float] = {}
         """Worker -> when its unanswered ping was sent."""
-        self.spare: Spare | None = None
 
     def run(self) -> None:
         log.info("Started parent process [%d]", os.getpid())
+        self.forget(os.getpid())
         self.init_processes()
-        self._warm_a_spare()
         while not self.should_exit.is_set():
-            sentinels = [p.process.sentinel for p in self.processes if p.process.is_alive()]
+            sentinels = [worker.sentinel for worker in self.processes if worker.alive()]
             wait(sentinels, timeout=TICK_SECONDS)  # a worker ending wakes this at once
             self.handle_signals()
             self.keep_subprocess_alive()
-        self._retire_the_spare()
+            self.fork_server.reap()
         self.terminate_all()
         self.join_all()
+        self.fork_server.renew()
+        self.fork_server.reap(block=True)
         log.info("Stopping parent process [%d]", os.getpid())
+
+    def init_processes(self) -> None:
+        for _ in range(self.processes_num):
+            self.processes.append(self._start_worker())
 
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():
@@ -118,7 +207,7 @@ class Supervisor(Multiprocess):
         for gone in set(self._pinged) - set(self.processes):
             del self._pinged[gone]
         for index, process in enumerate(self.processes):
-            if process.process.is_alive() and not self._hung(process, now):
+            if process.alive() and not self._hung(process, now):
                 continue
             self._pinged.pop(process, None)
             process.kill()
@@ -128,47 +217,47 @@ class Supervisor(Multiprocess):
                 log.error("Child process [%s] failed to start, stopping.", process.pid)
                 self.should_exit.set()
                 return
-            self.processes[index] = self._replacement()
+            self.processes[index] = self._start_worker()
             log.info(
                 "Child process [%s] died; process [%s] took its place",
                 process.pid,
                 self.processes[index].pid,
             )
-        if self.spare is None or not self.spare.process.is_alive():
-            self._warm_a_spare()
 
-    def handle_hup(self) -> None:
-        super().handle_hup()
-        self._retire_the_spare()  # it imported the old code
-        self._warm_a_spare()
+    def restart_all(self) -> None:
+        """`kill -HUP`: a new fork server (the code as it now is), then each worker replaced by
+        one forked from it, the replacement serving before the worker it replaces stops."""
+        self.fork_server.renew()
+        for index, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._start_worker()
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                if not self.should_exit.is_set():
+                    log.error(
+                        "New child process [%s] was not ready in time; keeping worker [%s] "
+                        "and stopping the restart.",
+                        new.pid,
+                        old.pid,
+                    )
+                return
+            old.terminate()
+            old.join()
+            self.processes[index] = new
 
-    def _replacement(self) -> Process:
-        """The warm spare, told to serve (and another warming behind it); a cold start when no
-        spare is warm yet."""
-        spare = self.spare
-        if spare is not None and spare.process.is_alive() and spare.warm.is_set():
-            spare.go.set()
-            self.spare = None
-            self._warm_a_spare()
-            return spare
-        process = Process(self.config, self.sockets)
-        process.start()
-        return process
+    def handle_ttin(self) -> None:
+        log.info("Received SIGTTIN, increasing the number of processes.")
+        self.processes_num += 1
+        self.processes.append(self._start_worker())
 
-    def _warm_a_spare(self) -> None:
-        if self.spare is not None and self.spare.process.is_alive():
-            self.spare.process.kill()
-            self.spare.process.join()
-        self.spare = Spare(self.config, self.sockets)
-        self.spare.start()
+    def _start_worker(self) -> Worker:
+        worker = Worker(self.config, self.sockets, self.fork_server, self.forget)
+        worker.start()
+        return worker
 
-    def _retire_the_spare(self) -> None:
-        if self.spare is not None:
-            self.spare.kill()
-            self.spare.join()
-            self.spare = None
-
-    def _hung(self, process: Process, now: float) -> bool:
+    def _hung(self, process: Worker, now: float) -> bool:
         """Ping without waiting: an answer is read on a later tick."""
         sent = self._pinged.get(process)
         try:
@@ -180,7 +269,7 @@ class Supervisor(Multiprocess):
                 self._pinged[process] = now
                 return False
         except (OSError, EOFError, ValueError):
-            return not process.process.is_alive()
+            return not process.alive()
         return now - sent > HUNG_SECONDS
 
 

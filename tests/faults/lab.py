@@ -455,8 +455,8 @@ class Line:
         self.worker = None
 
     def serve_workers(self) -> list[int]:
-        """The pids of the uvicorn worker processes (children of the supervisor), oldest first;
-        not the warm spare (a process of one thread, waiting to be told to serve)."""
+        """The pids of the uvicorn worker processes, oldest first: forked from serve's fork
+        server (which, like them, runs multiprocessing.forkserver, in one thread)."""
         pids = []
         for pid in process_group_pids(self.server.pgid):
             try:
@@ -464,8 +464,7 @@ class Line:
                 threads = len(os.listdir(f"/proc/{pid}/task"))
             except OSError:
                 continue
-            spawned = b"multiprocessing.spawn" in command and b"resource_tracker" not in command
-            if spawned and threads > 1:
+            if b"multiprocessing.forkserver" in command and threads > 1:
                 pids.append(pid)
         return sorted(pids)
 
