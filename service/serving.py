@@ -142,9 +142,16 @@ class Worker(Process):
     def alive(self) -> bool:
         return self.sentinel >= 0 and not wait([self.sentinel], timeout=0)
 
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            signal.pidfd_send_signal(self.sentinel, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.sentinel, signum)
         self.parent_conn.close()
         self.child_conn.close()
 

@@ -456,15 +456,18 @@ class Line:
 
     def serve_workers(self) -> list[int]:
         """The pids of the uvicorn worker processes, oldest first: forked from serve's fork
-        server (which, like them, runs multiprocessing.forkserver, in one thread)."""
+        server, whose command line they share (its parent is the supervisor), and past their
+        start (more than one thread)."""
         pids = []
         for pid in process_group_pids(self.server.pgid):
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
                 threads = len(os.listdir(f"/proc/{pid}/task"))
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if b"multiprocessing.forkserver" in command and threads > 1:
+            forked = b"multiprocessing.forkserver" in command and int(stat[1]) != self.server.pgid
+            if forked and stat[0] != "Z" and threads > 1:
                 pids.append(pid)
         return sorted(pids)
 

@@ -25,7 +25,8 @@ def stat(pid: int) -> list[str] | None:
 
 
 def workers(server: ServerProcess) -> dict[int, int]:
-    """The serving workers: pid -> parent's pid."""
+    """The serving workers: pid -> parent's pid. Forked from a fork server (whose command
+    line they share; its parent is the supervisor), and past their start (threads)."""
     found = {}
     for pid in process_group_pids(server.pgid):
         fields = stat(pid)
@@ -34,8 +35,9 @@ def workers(server: ServerProcess) -> dict[int, int]:
             threads = len(os.listdir(f"/proc/{pid}/task"))
         except OSError:
             continue
-        if fields and fields[0] != "Z" and b"forkserver" in command and threads > 1:
-            found[pid] = int(fields[1])
+        forked = fields and b"forkserver" in command and int(fields[1]) != server.pgid
+        if forked and fields[0] != "Z" and threads > 1:  # type: ignore[index]
+            found[pid] = int(fields[1])  # type: ignore[index]
     return found
 
 
@@ -51,10 +53,11 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
 
 
 def flow_loaded(server: ServerProcess) -> str:
-    for line in httpx.get(server.base_url + "/metrics", timeout=10).text.splitlines():
+    metrics = httpx.get(server.base_url + "/metrics", timeout=10)
+    for line in metrics.text.splitlines():
         if line.startswith("phoneline_flow_loaded "):
             return line.split()[1]
-    raise AssertionError("no phoneline_flow_loaded on /metrics")
+    raise AssertionError(f"no phoneline_flow_loaded on /metrics: {metrics} {metrics.text[:500]}")
 
 
 def live_gauge_pids(metrics_dir: Path) -> set[int]:
@@ -89,6 +92,21 @@ def test_the_workers_fork_from_one_process_and_metrics_speak_for_those_that_serv
         wait_for(lambda: victim not in workers(server) and len(workers(server)) == 2, "a new one")
         replaced = workers(server)
         assert set(replaced.values()) == {fork_server}
+        wait_for(lambda: live_gauge_pids(metrics_dir) == set(replaced), "the dead one forgotten")
+        assert flow_loaded(server) == "1.0"
+
+        # The fork server killed: the workers it forked serve on (the supervisor asks the
+        # kernel, not it, whether they live), and the next worker comes from a new one.
+        os.kill(fork_server, signal.SIGKILL)
+        time.sleep(2)  # four of the supervisor's looks at its workers
+        assert workers(server).keys() == replaced.keys()
+        victim = min(replaced)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in workers(server) and len(workers(server)) == 2, "a new one")
+        survivors, replaced = replaced, workers(server)
+        [newcomer] = set(replaced) - set(survivors)
+        fork_server = replaced[newcomer]
+        assert fork_server != 1 and stat(fork_server)[1] == str(server.pgid)  # type: ignore[index]
         wait_for(lambda: live_gauge_pids(metrics_dir) == set(replaced), "the dead one forgotten")
         assert flow_loaded(server) == "1.0"
 

@@ -124,12 +124,14 @@ CHART_CHECK = """least => {
 }"""
 
 
-def staff_pages() -> set[str]:
+@functools.cache
+def staff_pages() -> frozenset[str]:
     """The dashboard's GET routes that answer with a page (not a file), as its OpenAPI schema
-    lists them, and the page for any other address."""
+    lists them, and the page for any other address. (Once: the schema of every route takes
+    a processor a third of a second to make, and every page visited asks.)"""
     schema = get_openapi(title="staff", version="1", routes=router.routes)
     gets = {path for path, methods in schema["paths"].items() if "get" in methods}
-    return gets - set(NOT_PAGES) | {NOT_FOUND}
+    return frozenset(gets - set(NOT_PAGES) | {NOT_FOUND})
 
 
 def route_of(url: str) -> str:
