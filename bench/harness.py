@@ -90,7 +90,8 @@ def process_group_pids(pgid: int) -> list[int]:
     return pids
 
 
-def _stat(pid: int) -> list[str] | None:
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after "(comm)": state, ppid, pgrp, ...; None when gone."""
     try:
         with open(f"/proc/{pid}/stat") as file:
             return file.read().rsplit(")", 1)[1].split()
@@ -102,7 +103,7 @@ def group_cpu_seconds(pgid: int) -> float:
     """user + system CPU of every live process in the group (children it reaped included)."""
     total = 0
     for pid in process_group_pids(pgid):
-        fields = _stat(pid)
+        fields = proc_stat(pid)
         if fields is not None:
             # utime, stime, cutime, cstime are fields 14-17 of stat; here 11-14 after "(comm)".
             total += sum(int(value) for value in fields[11:15])
@@ -112,10 +113,29 @@ def group_cpu_seconds(pgid: int) -> float:
 def group_rss_bytes(pgid: int) -> int:
     total = 0
     for pid in process_group_pids(pgid):
-        fields = _stat(pid)
+        fields = proc_stat(pid)
         if fields is not None:
             total += int(fields[21]) * PAGE_SIZE  # rss (field 24) in pages
     return total
+
+
+def serve_workers(pgid: int) -> dict[int, int]:
+    """The worker processes of the `phoneline serve` whose group is `pgid`: pid -> parent's pid.
+    Forked from serve's fork server, whose command line they share (its parent is the
+    supervisor), running, and past their start (more than one thread)."""
+    found = {}
+    for pid in process_group_pids(pgid):
+        fields = proc_stat(pid)
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            threads = len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+        if fields is None or fields[0] == "Z" or int(fields[1]) == pgid:
+            continue
+        if b"multiprocessing.forkserver" in command and threads > 1:
+            found[pid] = int(fields[1])
+    return found
 
 
 @dataclass

@@ -50,7 +50,7 @@ from bench.harness import (
     next_action,
     phoneline_env,
     phoneline_server,
-    process_group_pids,
+    serve_workers,
     sign,
 )
 from bench.lines import greeting, line_number, line_text, probe_call
@@ -455,21 +455,8 @@ class Line:
         self.worker = None
 
     def serve_workers(self) -> list[int]:
-        """The pids of the uvicorn worker processes, oldest first: forked from serve's fork
-        server, whose command line they share (its parent is the supervisor), and past their
-        start (more than one thread)."""
-        pids = []
-        for pid in process_group_pids(self.server.pgid):
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
-                threads = len(os.listdir(f"/proc/{pid}/task"))
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            forked = b"multiprocessing.forkserver" in command and int(stat[1]) != self.server.pgid
-            if forked and stat[0] != "Z" and threads > 1:
-                pids.append(pid)
-        return sorted(pids)
+        """The pids of serve's worker processes, oldest first."""
+        return sorted(serve_workers(self.server.pgid))
 
     def wait_for_workers(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -13,36 +13,18 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import ServerProcess, phoneline_env, phoneline_server, process_group_pids
-
-
-def stat(pid: int) -> list[str] | None:
-    """The fields of /proc/PID/stat after "(comm)": state, ppid, pgrp, ..."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def workers(server: ServerProcess) -> dict[int, int]:
-    """The serving workers: pid -> parent's pid. Forked from a fork server (whose command
-    line they share; its parent is the supervisor), and past their start (threads)."""
-    found = {}
-    for pid in process_group_pids(server.pgid):
-        fields = stat(pid)
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            threads = len(os.listdir(f"/proc/{pid}/task"))
-        except OSError:
-            continue
-        forked = fields and b"forkserver" in command and int(fields[1]) != server.pgid
-        if forked and fields[0] != "Z" and threads > 1:  # type: ignore[index]
-            found[pid] = int(fields[1])  # type: ignore[index]
-    return found
+from bench.harness import (
+    ServerProcess,
+    phoneline_env,
+    phoneline_server,
+    proc_stat,
+    process_group_pids,
+    serve_workers,
+)
 
 
 def running(pids: list[int]) -> list[int]:
-    return [pid for pid in pids if (stat(pid) or ["Z"])[0] != "Z"]
+    return [pid for pid in pids if (proc_stat(pid) or ["Z"])[0] != "Z"]
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
@@ -79,18 +61,21 @@ def test_the_workers_fork_from_one_process_and_metrics_speak_for_those_that_serv
     server.start(ready_path="/readyz", timeout=90)
     group = server.pgid
     try:
-        wait_for(lambda: len(workers(server)) == 2, "two workers")
-        first = workers(server)
+        wait_for(lambda: len(serve_workers(group)) == 2, "two workers")
+        first = serve_workers(group)
         [fork_server] = set(first.values())
-        assert stat(fork_server)[1] == str(server.pgid)  # type: ignore[index]
+        assert proc_stat(fork_server)[1] == str(server.pgid)  # type: ignore[index]
         wait_for(lambda: live_gauge_pids(metrics_dir) == set(first), "the workers' gauges")
         # Every worker has its menu: none of the supervisor's or the fork server's zeros.
         assert flow_loaded(server) == "1.0"
 
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: victim not in workers(server) and len(workers(server)) == 2, "a new one")
-        replaced = workers(server)
+        wait_for(
+            lambda: victim not in serve_workers(group) and len(serve_workers(group)) == 2,
+            "a new one",
+        )
+        replaced = serve_workers(group)
         assert set(replaced.values()) == {fork_server}
         wait_for(lambda: live_gauge_pids(metrics_dir) == set(replaced), "the dead one forgotten")
         assert flow_loaded(server) == "1.0"
@@ -99,14 +84,17 @@ def test_the_workers_fork_from_one_process_and_metrics_speak_for_those_that_serv
         # kernel, not it, whether they live), and the next worker comes from a new one.
         os.kill(fork_server, signal.SIGKILL)
         time.sleep(2)  # four of the supervisor's looks at its workers
-        assert workers(server).keys() == replaced.keys()
+        assert serve_workers(group).keys() == replaced.keys()
         victim = min(replaced)
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: victim not in workers(server) and len(workers(server)) == 2, "a new one")
-        survivors, replaced = replaced, workers(server)
+        wait_for(
+            lambda: victim not in serve_workers(group) and len(serve_workers(group)) == 2,
+            "a new one",
+        )
+        survivors, replaced = replaced, serve_workers(group)
         [newcomer] = set(replaced) - set(survivors)
         fork_server = replaced[newcomer]
-        assert fork_server != 1 and stat(fork_server)[1] == str(server.pgid)  # type: ignore[index]
+        assert fork_server != 1 and proc_stat(fork_server)[1] == str(server.pgid)  # type: ignore[index]
         wait_for(lambda: live_gauge_pids(metrics_dir) == set(replaced), "the dead one forgotten")
         assert flow_loaded(server) == "1.0"
 
@@ -114,13 +102,15 @@ def test_the_workers_fork_from_one_process_and_metrics_speak_for_those_that_serv
         assert server.process is not None
         server.process.send_signal(signal.SIGHUP)
         wait_for(
-            lambda: not set(replaced) & set(workers(server)) and len(workers(server)) == 2,
+            lambda: (
+                not set(replaced) & set(serve_workers(group)) and len(serve_workers(group)) == 2
+            ),
             "the workers replaced",
         )
-        after = workers(server)
+        after = serve_workers(group)
         [new_fork_server] = set(after.values())
         assert new_fork_server != fork_server, "kill -HUP: a fork server importing the code anew"
-        wait_for(lambda: stat(fork_server) is None, "the old fork server to end")
+        wait_for(lambda: proc_stat(fork_server) is None, "the old fork server to end")
         assert time.monotonic() - hup_at < 60
         wait_for(lambda: live_gauge_pids(metrics_dir) == set(after), "the old workers forgotten")
         assert flow_loaded(server) == "1.0"
