@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,9 +42,9 @@ from service.staff.auth import (
 )
 from service.staff.localtime import format_local, zone_of
 from service.staff.queries import parse_id
-from service.staff.web import AdminStaff, CheckedForm, PageError, Staff, StaffRoute, render
+from service.staff.web import AdminStaff, CheckedForm, PageError, Staff, pages_router, render
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 ROLES = tuple(role.value for role in StaffRole)
 

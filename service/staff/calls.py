@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.audit import record_audit
@@ -39,11 +39,11 @@ from service.staff.web import (
     CheckedForm,
     CurrentStaff,
     PageError,
-    StaffRoute,
+    pages_router,
     render,
 )
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 
 def _call_filters(request: Request, names: FlowNames, choice: LineChoice) -> CallFilters:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import phonenumbers
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -44,13 +44,13 @@ from service.staff.web import (
     CurrentStaff,
     PageError,
     Staff,
-    StaffRoute,
     may_edit_lines,
+    pages_router,
     render,
 )
 from service.staff.words import groups, measures, with_words
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 MAX_FLOW_CHARS = 200_000
 
 

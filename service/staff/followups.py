@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,9 +32,9 @@ from service.staff.web import (
     CheckedForm,
     PageError,
     Staff,
-    StaffRoute,
     current_staff,
     may_work_follow_ups,
+    pages_router,
     render,
     settings_of,
 )
@@ -45,7 +45,7 @@ from service.staff.worklist_item import (
     what_they_got,
 )
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 
 def navigator_staff(staff: Annotated[Staff, Depends(current_staff)]) -> Staff:

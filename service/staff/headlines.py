@@ -330,9 +330,7 @@ def _opted_out_at_the_end(session: Session, chosen: Range) -> Counter[str]:
         .limit(1)
         .scalar_subquery()
     )
-    opted_out_then = case(
-        (OptOut.changed_at < end, OptOut.opted_out), else_=last_word == "opt_out"
-    )
+    opted_out_then = case((OptOut.changed_at < end, OptOut.opted_out), else_=last_word == "opt_out")
     return _by_language(
         session,
         select(language, func.count(distinct(OptOut.phone)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, time, timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,9 +32,9 @@ from service.staff.followups import NavigatorStaff
 from service.staff.line_filter import visible_lines
 from service.staff.localtime import zone_of
 from service.staff.queries import parse_id
-from service.staff.web import CheckedForm, CurrentStaff, PageError, StaffRoute, render
+from service.staff.web import CheckedForm, CurrentStaff, PageError, pages_router, render
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 DONE = {"added": "The closure is added: callers hear it within seconds.",
         "removed": "The closure is removed: the usual hours apply again."}  # fmt: skip

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,9 +25,9 @@ from service.staff.line_filter import visible
 from service.staff.names import FlowNames, flow_names
 from service.staff.queries import parse_id
 from service.staff.revision_changes import changes, readable_flow
-from service.staff.web import CurrentStaff, PageError, StaffRoute, render
+from service.staff.web import CurrentStaff, PageError, pages_router, render
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
 

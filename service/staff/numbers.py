@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,9 +21,9 @@ from service.sessions import ReadSessionDep
 from service.staff.outbound import STATUS_LABELS
 from service.staff.outcomes import outcome_label
 from service.staff.queries import parse_id, redact_numbers
-from service.staff.web import CurrentStaff, PageError, Staff, StaffRoute, render
+from service.staff.web import CurrentStaff, PageError, Staff, pages_router, render
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 LAST_FOUR = re.compile(r"[0-9]{4}")
 ROWS = 100

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,9 +21,9 @@ from service.phone import mask
 from service.sessions import ReadSessionDep
 from service.staff.line_filter import LineChoice, chosen_line
 from service.staff.queries import parse_id
-from service.staff.web import CurrentStaff, PageError, StaffRoute, render
+from service.staff.web import CurrentStaff, PageError, pages_router, render
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 PAGE_ROWS = 100
 KIND_LABELS = {OutboxKind.SMS.value: "Text", OutboxKind.CALL.value: "Call-back"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.models import DialOutcome
@@ -32,11 +32,11 @@ from service.staff.queries import (
 from service.staff.web import (
     CurrentStaff,
     PageError,
-    StaffRoute,
+    pages_router,
     render,
 )
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -290,9 +290,8 @@ def list_conversations(
         .correlate(Conversation)
         .scalar_subquery()
     )
-    query = (
-        select(Conversation, func.coalesce(_stopped_here(), False), count)
-        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+    query = select(Conversation, func.coalesce(_stopped_here(), False), count).order_by(
+        Conversation.last_activity_at.desc(), Conversation.id.desc()
     )
     if filters.date_from:
         start = day_start(filters.date_from, filters.zone)

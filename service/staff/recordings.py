@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
@@ -31,9 +31,9 @@ from service.staff.lines import visible_line
 from service.staff.names import flow_names
 from service.staff.queries import parse_id
 from service.staff.revision_changes import Change
-from service.staff.web import CheckedForm, PageError, Staff, StaffRoute, render
+from service.staff.web import CheckedForm, PageError, Staff, pages_router, render
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 UPLOAD_PATH = re.compile(r"/staff/lines/[^/]+/recordings")
 UPLOAD_MAX_BODY = 2 * MAX_PROMPT_BYTES + 64 * 1024
 """The body an upload may send (twice the largest recording kept, so a file a little too big

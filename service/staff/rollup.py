@@ -266,7 +266,6 @@ class DayCounts:
             sets[language].others.update(strings)
         return result
 
-
     @classmethod
     def combined(cls, days: Iterable[DayCounts]) -> DayCounts:
         """The counts of all of `days` together (the lines of a day)."""

@@ -1,12 +1,11 @@
 """The staff dashboard (SPEC section 6): every page group is a module of its own with its own
-router, mounted here under /staff, in one list; then the stylesheet, the icon, and the page for
-any other address."""
+router under /staff (`pages_router`), gathered here in one list; then the stylesheet, the icon,
+and the page for any other address."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
 from fastapi.responses import Response
 
 from service.staff import (
@@ -26,9 +25,9 @@ from service.staff import (
     texts,
     voicemails,
 )
-from service.staff.web import PageError, StaffRoute
+from service.staff.web import PageError, pages_router
 
-router = APIRouter(prefix="/staff", route_class=StaffRoute)
+router = pages_router()
 for pages in (
     signin,
     overview,
@@ -46,7 +45,7 @@ for pages in (
     simulator,
     admin,
 ):
-    router.include_router(pages.router)
+    router.routes.extend(pages.router.routes)  # not include_router: see service/main.py
 
 
 # -- the stylesheet ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import update
 
@@ -29,14 +29,14 @@ from service.staff.web import (
     PASSWORD_PAGE,
     CheckedForm,
     SignedInStaff,
-    StaffRoute,
+    pages_router,
     render,
     rotate_csrf,
 )
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 
 def _safe_next(target: str | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -19,12 +19,12 @@ from service.staff.web import (
     CheckedForm,
     CurrentStaff,
     PageError,
-    StaffRoute,
+    pages_router,
     render,
     settings_of,
 )
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 MAX_ENTRIES = 200
 MAX_ENTRY_LENGTH = 320

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -55,9 +55,9 @@ from service.staff.lines import visible_line
 from service.staff.names import FlowNames, flow_names
 from service.staff.queries import parse_id
 from service.staff.revision_changes import Change, number_changes, readable_flow
-from service.staff.web import CheckedForm, PageError, StaffRoute, render
+from service.staff.web import CheckedForm, PageError, pages_router, render
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 US_ZONES = (
     "America/New_York",

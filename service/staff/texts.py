@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.db import get_database
@@ -28,11 +28,11 @@ from service.staff.queries import (
 from service.staff.web import (
     CurrentStaff,
     PageError,
-    StaffRoute,
+    pages_router,
     render,
 )
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 
 def _message_filters(request: Request, choice: LineChoice) -> MessageFilters:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -20,9 +20,9 @@ from service.staff.auth import client_address
 from service.staff.followups import navigator_staff
 from service.staff.line_filter import visible
 from service.staff.queries import parse_id
-from service.staff.web import PageError, Staff, StaffRoute
+from service.staff.web import PageError, Staff, pages_router
 
-router = APIRouter(route_class=StaffRoute)
+router = pages_router()
 
 
 @router.get("/voicemails/{raw_id}/audio")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -233,6 +233,13 @@ class StaffRoute(APIRoute):
             return response
 
         return staff_handler
+
+
+def pages_router() -> APIRouter:
+    """The router of a page group (a module of service/staff): its routes under /staff, each a
+    `StaffRoute`. Each route carries its whole path, so that an app takes the routes as they
+    were built here, once a process (service/staff/routes.py, service/main.py)."""
+    return APIRouter(prefix="/staff", route_class=StaffRoute)
 
 
 # -- dependencies ----------------------------------------------------------------------------
