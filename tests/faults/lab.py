@@ -47,6 +47,7 @@ from bench.harness import (
     ServerProcess,
     caller_number,
     free_port,
+    local_get,
     next_action,
     phoneline_env,
     phoneline_server,
@@ -493,7 +494,7 @@ class Line:
 
     def ready(self) -> tuple[int, str]:
         try:
-            response = httpx.get(self.base_url + "/readyz", timeout=5)
+            response = local_get(self.base_url + "/readyz", timeout=5)
         except httpx.HTTPError as error:
             return 0, type(error).__name__
         return response.status_code, response.text

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.harness import PHONELINE
+from bench.harness import PHONELINE, local_get
 from tests.faults.lab import (
     Ledger,
     Line,
@@ -213,7 +213,7 @@ def test_duplicate_and_early_status_callbacks_across_two_writers(
         )
     )
     check("duplicate and early status callbacks, 2 writers", database_url, ledger, fake)
-    metrics = httpx.get(line.base_url + "/metrics").text
+    metrics = local_get(line.base_url + "/metrics").text
     counted = sum(
         float(sample.split()[-1])
         for sample in metrics.splitlines()
@@ -293,7 +293,7 @@ def test_var_full_or_read_only(
             break_disk(var)
         try:
             asyncio.run(load(twilio, calls=10, first_index=700_100, stoppers=3))
-            refusals = metric_total(httpx.get(line.base_url + "/metrics").text,
+            refusals = metric_total(local_get(line.base_url + "/metrics").text,
                                     "phoneline_spool_write_errors_total")  # fmt: skip
             assert refusals > 0  # the disk did refuse records
             if fault == "read-only":

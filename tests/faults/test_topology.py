@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.harness import caller_number
+from bench.harness import caller_number, local_get
 from tests.faults.lab import (
     Ledger,
     Line,
@@ -319,5 +319,5 @@ def test_webhooks_twilio_gave_up_on_are_not_recorded_as_heard(
     assert stopped
     assert ledger.refused > 0, "some webhooks waited past Twilio's timeout"
     check("webhooks answered after Twilio gave up", postgres.url, ledger, fake)
-    unheard = httpx.get(line.base_url + "/metrics", timeout=5).text
+    unheard = local_get(line.base_url + "/metrics", timeout=5).text
     assert "phoneline_webhooks_unheard_total" in unheard

@@ -32,6 +32,7 @@ from bench.harness import (
     Driver,
     ServerProcess,
     caller_number,
+    local_get,
     phoneline_env,
     phoneline_server,
     run_callers,
@@ -205,13 +206,13 @@ def test_four_servers_and_a_worker_lose_and_double_nothing(
     # /metrics sums the four server processes (multiprocess mode set up by serve --workers).
     wait_for(
         lambda: (
-            metric_total(httpx.get(server.base_url + "/metrics").text, "phoneline_calls_total")
+            metric_total(local_get(server.base_url + "/metrics").text, "phoneline_calls_total")
             == expected_calls
         ),
         30,
         "every call to be counted once it settled",
     )
-    metrics = httpx.get(server.base_url + "/metrics").text
+    metrics = local_get(server.base_url + "/metrics").text
     status_posts = metric_total(
         metrics,
         "phoneline_http_request_duration_seconds_count",

@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from bench.harness import (
     ServerProcess,
+    local_get,
     phoneline_env,
     phoneline_server,
     proc_stat,
@@ -35,7 +34,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
 
 
 def flow_loaded(server: ServerProcess) -> str:
-    metrics = httpx.get(server.base_url + "/metrics", timeout=10)
+    metrics = local_get(server.base_url + "/metrics", timeout=10)
     for line in metrics.text.splitlines():
         if line.startswith("phoneline_flow_loaded "):
             return line.split()[1]
@@ -114,7 +113,7 @@ def test_the_workers_fork_from_one_process_and_metrics_speak_for_those_that_serv
         assert time.monotonic() - hup_at < 60
         wait_for(lambda: live_gauge_pids(metrics_dir) == set(after), "the old workers forgotten")
         assert flow_loaded(server) == "1.0"
-        assert httpx.get(server.base_url + "/readyz", timeout=10).status_code == 200
+        assert local_get(server.base_url + "/readyz", timeout=10).status_code == 200
 
         server.process.send_signal(signal.SIGTERM)  # serve alone, as systemd or Docker stop it
         assert server.process.wait(timeout=60) == 0

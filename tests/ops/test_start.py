@@ -17,6 +17,7 @@ from bench.harness import (
     PHONELINE,
     PUBLIC_BASE,
     REPO_ROOT,
+    local_get,
     phoneline_env,
     phoneline_server,
     sign,
@@ -81,7 +82,7 @@ def test_serve_starts_and_answers_the_menu_while_the_database_is_away(tmp_path: 
         assert response.status_code == 200
         assert "To find another doctor, press 2." in response.text
         assert "<Gather" in response.text
-        ready = httpx.get(server.base_url + "/readyz", timeout=10)
+        ready = local_get(server.base_url + "/readyz", timeout=10)
         assert ready.status_code == 503
         assert "database not ready" in ready.text
     finally:
@@ -98,12 +99,12 @@ def test_serve_without_a_menu_is_not_ready_and_says_why(tmp_path: Path) -> None:
     server = phoneline_server(env, tmp_path / "serve.log")
     server.start(timeout=90)
     try:
-        ready = httpx.get(server.base_url + "/readyz", timeout=10)
+        ready = local_get(server.base_url + "/readyz", timeout=10)
         assert ready.status_code == 503
         assert ready.text == (
             "no valid menu loaded (calls and texts get the fallback; see the log)\n"
         )
-        metrics = httpx.get(server.base_url + "/metrics", timeout=10).text
+        metrics = local_get(server.base_url + "/metrics", timeout=10).text
         assert "\nphoneline_flow_loaded 0.0\n" in metrics
         call = a_call_rings(server.base_url, "CA" + "8" * 32)
         assert call.status_code == 200
