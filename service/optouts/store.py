@@ -16,7 +16,7 @@ opt-outs spooled elsewhere are in the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -95,17 +95,26 @@ def is_opted_out(session: Session, phone: str, number: str | None) -> bool:
     return stopped(opted_out_of(session, [phone])[opt_out_key(phone)], number)
 
 
-def opted_out_of(session: Session, phones: Iterable[str]) -> dict[str, list[Change]]:
-    """The stored changes of each of `phones` (for `stopped`), in one query."""
+def opted_out_of(
+    session: Session | None,
+    phones: Iterable[str],
+    pending: Mapping[Key, OptOutChanged] | None = None,
+) -> dict[str, list[Change]]:
+    """The changes of each of `phones` (for `stopped`): those stored (in one query; none
+    without a session) and those `pending` in the spool, which the database may not have yet
+    (`pending_changes`)."""
     keys = {opt_out_key(phone) for phone in phones}
     found: dict[str, list[Change]] = {key: [] for key in keys}
-    if keys:
+    if keys and session is not None:
         for row in session.execute(
             select(OptOut.phone, OptOut.number, OptOut.opted_out, OptOut.changed_at).where(
                 OptOut.phone.in_(keys)
             )
         ):
             found[row.phone].append((row.number, row.opted_out, row.changed_at))
+    for (phone, number), change in (pending or {}).items():
+        if phone in found:
+            found[phone].append((number, change.opted_out, change.at))
     return found
 
 
@@ -132,14 +141,7 @@ def opted_out_now(
     """Whether texts from `number` to `phone` are stopped now: the newest of the changes
     pending in the spool (the database may not have them yet) and the database's rows. Without
     a session (the database is away) the pending changes alone, else not opted out."""
-    key = opt_out_key(phone)
-    changes = opted_out_of(session, [phone])[key] if session is not None else []
-    changes += [
-        (changed, change.opted_out, change.at)
-        for (who, changed), change in pending.items()
-        if who == key
-    ]
-    return _opted_out(changes, number_key(number))
+    return stopped(opted_out_of(session, [phone], pending)[opt_out_key(phone)], number)
 
 
 def set_opt_out(

@@ -10,7 +10,7 @@ claim (end the session block) before sending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +25,14 @@ from service.models import (
     OutboxWorker,
     utcnow,
 )
-from service.optouts.store import is_opted_out, opt_out_key, opted_out_of, stopped
+from service.optouts.store import (
+    Key,
+    OptOutChanged,
+    is_opted_out,
+    opt_out_key,
+    opted_out_of,
+    stopped,
+)
 from service.outbound.limits import count_refusal, current, hold_caps, refusal
 from service.phone import mask, to_e164
 from service.spool.codec import Record, register
@@ -100,7 +107,10 @@ OUTBOX_RECORDS = (OutboxQueued, OutboxSent, CallBackReported)
 
 def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> None:
     """Write the records in order, in the session's transaction (each is safe to repeat: a
-    queued row has its dedupe key, a sent mark its SID)."""
+    queued row has its dedupe key, a sent mark its SID). A queued text was checked against
+    the opt-outs when it was promised, those still in the spool too; the database may lack a
+    START another process's spool still holds, so the text is not suppressed on the
+    database's word here: the claim and the send check again, with the spool."""
     for record in records:
         match record:
             case OutboxQueued():
@@ -116,6 +126,7 @@ def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> N
                     line_id=record.line_id,
                     not_before=record.not_before,
                     contact=record.contact,
+                    opt_outs_checked=True,
                 )
             case OutboxSent():
                 mark_sent(session, record.outbox_id, record.sid, at=record.at)
@@ -161,19 +172,25 @@ def enqueue(
     language: str | None = None,
     line_id: int | None = None,
     contact: str | None = None,
+    opt_outs_checked: bool = False,
 ) -> OutboxMessage:
     """Queue a text (body) or a call (TwiML in body) to `to`, written in `language`, for the
     line `line_id` (sent from `from_number`, that line's number).
 
     With a `dedupe_key`, queuing the same thing twice returns the first row. A text to a number
-    that opted out is stored as `suppressed` and never sent; one the outbound policy refuses
+    that opted out is stored as `suppressed` and never sent (unless `opt_outs_checked`: the
+    caller asked, the spool too, and the claim asks again); one the outbound policy refuses
     (service/outbound/limits.py: destination, caps) as `refused`, with the reason. A long
     text's `further_part` is the same text: the policy took it with its first part.
     """
     kind = OutboxKind(kind)
     number = to_e164(to) or to.strip()[:20]
     now = now or utcnow()
-    suppressed = kind is OutboxKind.SMS and is_opted_out(session, number, from_number)
+    suppressed = (
+        kind is OutboxKind.SMS
+        and not opt_outs_checked
+        and is_opted_out(session, number, from_number)
+    )
     refused = None
     if not (suppressed or further_part):
         hold_caps(session)  # until this row is committed, no other count of the caps
@@ -225,6 +242,7 @@ def claim_due(
     *,
     now: datetime | None = None,
     dead_after: timedelta = DEFAULT_DEAD_AFTER,
+    pending: Mapping[Key, OptOutChanged] | None = None,
 ) -> list[OutboxMessage]:
     """Claim up to `limit` rows that are due for `worker_id`, or claimed more than
     `dead_after` ago by a worker that is gone (no heartbeat for `dead_after`), or claimed more
@@ -236,7 +254,9 @@ def claim_due(
     waiting `stale_after` while its heartbeat keeps everyone else off it.
 
     Claimed rows are `sending`, with attempts counted. Texts to numbers that opted out since
-    they were queued are suppressed here instead of being handed out.
+    they were queued are suppressed here instead of being handed out: as the database and the
+    opt-out changes `pending` in this host's spool say (a START there, not yet written, is
+    newer than the STOP the database has).
     """
     now = now or utcnow()
     alive = exists().where(
@@ -283,7 +303,7 @@ def claim_due(
             OutboxMessage.id.in_(ids), OutboxMessage.kind == OutboxKind.SMS.value
         )
     ).all()
-    changes = opted_out_of(session, (row.to_number for row in sms))
+    changes = opted_out_of(session, (row.to_number for row in sms), pending)
     opted_out = {
         row.id for row in sms if stopped(changes[opt_out_key(row.to_number)], row.from_number)
     }

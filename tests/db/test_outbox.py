@@ -6,12 +6,22 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from service.db import Database
-from service.models import OutboxMessage
-from service.optouts.store import is_opted_out, set_opt_out
-from service.outbound.outbox import beat, claim_due, enqueue, mark_failed, mark_retry, mark_sent
+from service.models import OutboxKind, OutboxMessage
+from service.optouts.store import OptOutChanged, is_opted_out, pending_changes, set_opt_out
+from service.outbound.outbox import (
+    OutboxQueued,
+    beat,
+    claim_due,
+    enqueue,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+    write_outbox_records,
+)
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 TEXTER = "+18045550100"
@@ -164,6 +174,38 @@ def test_an_opt_out_after_queuing_is_caught_at_claim_time(database: Database) ->
     with database.session() as session:
         assert claim_due(session, "w", now=NOW + timedelta(days=1)) == []
     assert statuses(database)[item] == "suppressed"
+
+
+@pytest.mark.parametrize(
+    ("in_the_database", "in_a_spool", "sent"),
+    [(True, False, True), (True, None, False), (False, True, False)],
+    ids=["stop-then-start-spooled", "stop-alone", "start-then-stop-spooled"],
+)
+def test_a_promised_text_follows_the_newest_opt_out_the_spool_holds_too(
+    database: Database, in_the_database: bool, in_a_spool: bool | None, sent: bool
+) -> None:
+    """A caller's STOP (or START) is in the database; the change they texted after it is still
+    in another process's spool (a database outage has just ended); the text promised after both
+    reaches the database first, through the spool. It goes out as the newest change says: a
+    START the database lacks yet must not cost the caller the text they were promised."""
+    changed_at, promised_at = NOW + timedelta(minutes=1), NOW + timedelta(minutes=2)
+    keyword = {True: "STOP", False: "START"}
+    with database.session() as session:
+        set_opt_out(session, TEXTER, in_the_database, keyword[in_the_database], at=NOW)
+        promise = OutboxQueued(
+            OutboxKind.SMS, TEXTER, "numbers", None, "voice-text:CA1:numbers", promised_at
+        )
+        write_outbox_records(session, [promise])
+    spooled = (
+        []
+        if in_a_spool is None
+        else [OptOutChanged(TEXTER, in_a_spool, keyword[in_a_spool], changed_at)]
+    )
+    with database.session() as session:
+        claimed = claim_due(session, "w", now=promised_at, pending=pending_changes(spooled))
+
+    assert [m.body for m in claimed] == (["numbers"] if sent else [])
+    assert list(statuses(database).values()) == ["sending" if sent else "suppressed"]
 
 
 def test_concurrent_claimers_never_get_the_same_row(
