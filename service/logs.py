@@ -191,8 +191,8 @@ def _route_template(scope: Scope) -> str:
 
 def _full_template(route: Any, path: str) -> str | None:
     """The full path template of `route`, matched to `path`. A route keeps its path as its
-    router declared it: one included under a prefix (the staff pages' routers, under /staff)
-    has only its own part ("/follow-ups/{raw_id}"). The prefixes are literal, so the full
+    router declared it: one included under a prefix (`include_router(..., prefix=...)`) has
+    only its own part ("/follow-ups/{raw_id}"). The prefixes are literal, so the full
     template is the request's path up to where the route's own pattern matches the rest (the
     longest rest: a route's pattern begins with its router's literal words).
 
