@@ -28,7 +28,6 @@ from service.models import (
 from service.optouts.store import (
     Key,
     OptOutChanged,
-    is_opted_out,
     opt_out_key,
     opted_out_of,
     stopped,
@@ -108,9 +107,9 @@ OUTBOX_RECORDS = (OutboxQueued, OutboxSent, CallBackReported)
 def write_outbox_records(session: Session, records: Sequence[OutboxRecord]) -> None:
     """Write the records in order, in the session's transaction (each is safe to repeat: a
     queued row has its dedupe key, a sent mark its SID). A queued text was checked against
-    the opt-outs when it was promised, those still in the spool too; the database may lack a
-    START another process's spool still holds, so the text is not suppressed on the
-    database's word here: the claim and the send check again, with the spool."""
+    the opt-outs when it was promised, those still in the spool too: only a change from then
+    on suppresses it here (the database may still lack a START that another process's spool
+    holds, newer than the STOP it has); the claim and the send check again."""
     for record in records:
         match record:
             case OutboxQueued():
@@ -178,19 +177,20 @@ def enqueue(
     line `line_id` (sent from `from_number`, that line's number).
 
     With a `dedupe_key`, queuing the same thing twice returns the first row. A text to a number
-    that opted out is stored as `suppressed` and never sent (unless `opt_outs_checked`: the
-    caller asked, the spool too, and the claim asks again); one the outbound policy refuses
+    that opted out is stored as `suppressed` and never sent (`opt_outs_checked`: the caller
+    asked at `now`, the spool too; a change from then on counts); one the outbound policy refuses
     (service/outbound/limits.py: destination, caps) as `refused`, with the reason. A long
     text's `further_part` is the same text: the policy took it with its first part.
     """
     kind = OutboxKind(kind)
     number = to_e164(to) or to.strip()[:20]
     now = now or utcnow()
-    suppressed = (
-        kind is OutboxKind.SMS
-        and not opt_outs_checked
-        and is_opted_out(session, number, from_number)
-    )
+    suppressed = False
+    if kind is OutboxKind.SMS:
+        changes = opted_out_of(session, [number])[opt_out_key(number)]
+        if opt_outs_checked:
+            changes = [change for change in changes if change[2] >= now]
+        suppressed = stopped(changes, from_number)
     refused = None
     if not (suppressed or further_part):
         hold_caps(session)  # until this row is committed, no other count of the caps
@@ -254,9 +254,9 @@ def claim_due(
     waiting `stale_after` while its heartbeat keeps everyone else off it.
 
     Claimed rows are `sending`, with attempts counted. Texts to numbers that opted out since
-    they were queued are suppressed here instead of being handed out: as the database and the
-    opt-out changes `pending` in this host's spool say (a START there, not yet written, is
-    newer than the STOP the database has).
+    they were queued are suppressed here instead of being handed out, unless an opt-out change
+    `pending` in this host's spool says otherwise (a START there, not yet written, is newer
+    than the STOP the database has). A STOP only the spool has is caught right before the send.
     """
     now = now or utcnow()
     alive = exists().where(
@@ -303,9 +303,13 @@ def claim_due(
             OutboxMessage.id.in_(ids), OutboxMessage.kind == OutboxKind.SMS.value
         )
     ).all()
-    changes = opted_out_of(session, (row.to_number for row in sms), pending)
+    numbers = [row.to_number for row in sms]
+    stored, spooled = opted_out_of(session, numbers), opted_out_of(None, numbers, pending)
     opted_out = {
-        row.id for row in sms if stopped(changes[opt_out_key(row.to_number)], row.from_number)
+        row.id
+        for row in sms
+        if stopped(changes := stored[opt_out_key(row.to_number)], row.from_number)
+        and stopped(changes + spooled[opt_out_key(row.to_number)], row.from_number)
     }
     if opted_out:
         session.execute(

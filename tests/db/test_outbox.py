@@ -176,36 +176,37 @@ def test_an_opt_out_after_queuing_is_caught_at_claim_time(database: Database) ->
     assert statuses(database)[item] == "suppressed"
 
 
-@pytest.mark.parametrize(
-    ("in_the_database", "in_a_spool", "sent"),
-    [(True, False, True), (True, None, False), (False, True, False)],
-    ids=["stop-then-start-spooled", "stop-alone", "start-then-stop-spooled"],
-)
-def test_a_promised_text_follows_the_newest_opt_out_the_spool_holds_too(
-    database: Database, in_the_database: bool, in_a_spool: bool | None, sent: bool
+@pytest.mark.parametrize("start_spooled", [True, False], ids=["start-spooled", "stop-alone"])
+def test_a_text_promised_after_a_start_the_database_lacks_yet_is_sent(
+    database: Database, start_spooled: bool
 ) -> None:
-    """A caller's STOP (or START) is in the database; the change they texted after it is still
-    in another process's spool (a database outage has just ended); the text promised after both
-    reaches the database first, through the spool. It goes out as the newest change says: a
-    START the database lacks yet must not cost the caller the text they were promised."""
-    changed_at, promised_at = NOW + timedelta(minutes=1), NOW + timedelta(minutes=2)
-    keyword = {True: "STOP", False: "START"}
+    """A caller's STOP is in the database; the START they texted after it is still in another
+    process's spool (a database outage has just ended); the text promised after both reaches
+    the database first, through the spool. The START the database lacks yet must not cost the
+    caller the text they were promised; without it, the STOP stands."""
+    started_at, promised_at = NOW + timedelta(minutes=1), NOW + timedelta(minutes=2)
     with database.session() as session:
-        set_opt_out(session, TEXTER, in_the_database, keyword[in_the_database], at=NOW)
+        set_opt_out(session, TEXTER, True, "STOP", at=NOW)
         promise = OutboxQueued(
             OutboxKind.SMS, TEXTER, "numbers", None, "voice-text:CA1:numbers", promised_at
         )
         write_outbox_records(session, [promise])
-    spooled = (
-        []
-        if in_a_spool is None
-        else [OptOutChanged(TEXTER, in_a_spool, keyword[in_a_spool], changed_at)]
-    )
+    start = OptOutChanged(TEXTER, False, "START", started_at)
+    spooled = pending_changes([start] if start_spooled else [])
     with database.session() as session:
-        claimed = claim_due(session, "w", now=promised_at, pending=pending_changes(spooled))
+        claimed = claim_due(session, "w", now=promised_at, pending=spooled)
 
-    assert [m.body for m in claimed] == (["numbers"] if sent else [])
-    assert list(statuses(database).values()) == ["sending" if sent else "suppressed"]
+    assert [m.body for m in claimed] == (["numbers"] if start_spooled else [])
+    assert list(statuses(database).values()) == ["sending" if start_spooled else "suppressed"]
+
+
+def test_a_promise_written_after_a_stop_that_came_later_is_suppressed(database: Database) -> None:
+    """The other way round: the STOP came after the promise and reached the database first."""
+    with database.session() as session:
+        set_opt_out(session, TEXTER, True, "STOP", at=NOW + timedelta(seconds=1))
+        promise = OutboxQueued(OutboxKind.SMS, TEXTER, "numbers", None, "voice-text:CA2", NOW)
+        write_outbox_records(session, [promise])
+    assert list(statuses(database).values()) == ["suppressed"]
 
 
 def test_concurrent_claimers_never_get_the_same_row(
