@@ -10,7 +10,7 @@ claim (end the session block) before sending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -242,7 +242,7 @@ def claim_due(
     *,
     now: datetime | None = None,
     dead_after: timedelta = DEFAULT_DEAD_AFTER,
-    pending: Mapping[Key, OptOutChanged] | None = None,
+    pending: Callable[[], Mapping[Key, OptOutChanged]] | None = None,
 ) -> list[OutboxMessage]:
     """Claim up to `limit` rows that are due for `worker_id`, or claimed more than
     `dead_after` ago by a worker that is gone (no heartbeat for `dead_after`), or claimed more
@@ -255,8 +255,9 @@ def claim_due(
 
     Claimed rows are `sending`, with attempts counted. Texts to numbers that opted out since
     they were queued are suppressed here instead of being handed out, unless an opt-out change
-    `pending` in this host's spool says otherwise (a START there, not yet written, is newer
-    than the STOP the database has). A STOP only the spool has is caught right before the send.
+    in this host's spool (`pending()`, read only then) says otherwise (a START there, not yet
+    written, is newer than the STOP the database has). A STOP only the spool has is caught
+    right before the send.
     """
     now = now or utcnow()
     alive = exists().where(
@@ -304,13 +305,18 @@ def claim_due(
         )
     ).all()
     numbers = [row.to_number for row in sms]
-    stored, spooled = opted_out_of(session, numbers), opted_out_of(None, numbers, pending)
-    opted_out = {
-        row.id
-        for row in sms
-        if stopped(changes := stored[opt_out_key(row.to_number)], row.from_number)
-        and stopped(changes + spooled[opt_out_key(row.to_number)], row.from_number)
-    }
+    stored = opted_out_of(session, numbers)
+    stopped_rows = [r for r in sms if stopped(stored[opt_out_key(r.to_number)], r.from_number)]
+    if stopped_rows and pending is not None:  # read the spool only when it can matter
+        spooled = opted_out_of(None, numbers, pending())
+        stopped_rows = [
+            r
+            for r in stopped_rows
+            if stopped(
+                stored[opt_out_key(r.to_number)] + spooled[opt_out_key(r.to_number)], r.from_number
+            )
+        ]
+    opted_out = {row.id for row in stopped_rows}
     if opted_out:
         session.execute(
             update(OutboxMessage)

@@ -161,7 +161,7 @@ class Worker:
                     self.stale_after,
                     now=now,
                     dead_after=self.dead_after,
-                    pending=pending_changes(self.spool.pending_records()),
+                    pending=lambda: pending_changes(self.spool.pending_records()),
                 )
         except DATABASE_ERRORS as error:
             log.warning("outbox claim failed: %s", describe_error(error))

@@ -194,7 +194,7 @@ def test_a_text_promised_after_a_start_the_database_lacks_yet_is_sent(
     start = OptOutChanged(TEXTER, False, "START", started_at)
     spooled = pending_changes([start] if start_spooled else [])
     with database.session() as session:
-        claimed = claim_due(session, "w", now=promised_at, pending=spooled)
+        claimed = claim_due(session, "w", now=promised_at, pending=lambda: spooled)
 
     assert [m.body for m in claimed] == (["numbers"] if start_spooled else [])
     assert list(statuses(database).values()) == ["sending" if start_spooled else "suppressed"]
