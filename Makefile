@@ -37,18 +37,20 @@ run: install
 
 # The engine must stay fully covered by its own tests: they run first, alone, under the coverage
 # gate (service/flowengine only; tracing every other test cost a third of the suite's time).
-# Then TEST_WORKERS processes run the rest (pytest-xdist; 0 runs them in this one), then the
-# short fault scenarios on a machine left to them (they time their webhooks and outages): each
-# module's one after another, FAULT_WORKERS modules side by side. The 20 slowest of each part
-# are printed.
-TEST_WORKERS ?= 3
-FAULT_WORKERS ?= 2
+# Then TEST_WORKERS processes run the rest (pytest-xdist; 0 runs them in this one): the browser
+# modules first (one Chromium each, its tests one after another), then the modules that start
+# real processes, then the rest wherever a process is free. Then the short fault scenarios on
+# a machine left to them (they time their webhooks and outages), FAULT_WORKERS at once. The 20
+# slowest of each part are printed.
+ENGINE_WORKERS ?= 3
+TEST_WORKERS ?= 4
+FAULT_WORKERS ?= 3
 test: install-dev axe-core
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q -m "not slow and not faults" tests/engine \
+	$(BIN)/python -m pytest -n $(ENGINE_WORKERS) -q -m "not slow and not faults" tests/engine \
 	  --cov=service.flowengine --cov-report=term --cov-fail-under=100 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 -m "not slow and not faults" \
 	  --ignore=tests/engine $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -n $(FAULT_WORKERS) --dist loadgroup --durations=20 \
+	$(BIN)/python -m pytest -n $(FAULT_WORKERS) --durations=20 \
 	  -m "faults and not slow" tests/faults $(PYTEST_ARGS)
 
 # The language-identification model the line ships (service/flowengine/language.py), made

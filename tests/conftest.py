@@ -323,17 +323,14 @@ STARTED_FIRST = (
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Under pytest-xdist the fault scenarios of one module run one after another in one process
-    # (each starts servers and a private PostgreSQL and times its outages; `make test` runs them
-    # after the rest, the two modules side by side), and so do the browser tests (one
-    # Chromium); everything else goes wherever a process is free.
+    # Under pytest-xdist the browser tests of one module run one after another in one process
+    # (one Chromium a module); everything else goes wherever a process is free. The fault
+    # scenarios, which `make test` runs after the rest, go each to a free process too.
     for item in items:
-        if item.get_closest_marker("faults") is not None:
-            item.add_marker(pytest.mark.xdist_group(f"faults-{item.path.stem}"))
-        elif item.get_closest_marker("browser") is not None:
-            item.add_marker(pytest.mark.xdist_group("browser"))
-    # The longest run first (the browser tests, one after another, then the modules that start
-    # real processes), so that no process is left with one of them when the rest are done.
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.xdist_group(f"browser-{item.path.stem}"))
+    # The longest first (the browser modules, then the modules that start real processes), so
+    # that no process is left with one of them when the rest are done.
     items.sort(key=lambda item: 0 if item.get_closest_marker("browser") else 1 if any(
         item.path.match(pattern) for pattern in STARTED_FIRST) else 2)  # fmt: skip
     # Tag each database test with its backend, for the per-backend counts below.

@@ -59,7 +59,8 @@ def live(sqlite_template: Path, tmp_path: Path) -> Iterator[Live]:
     shutil.copyfile(sqlite_template, path)
     database = Database(f"sqlite:///{path}")
     previous = set_database(database)
-    app = create_app(staff_settings(tmp_path, f"sqlite:///{path}"))
+    # The sweep every second (not every 5 s): the tests wait for the follow-ups it files.
+    app = create_app(staff_settings(tmp_path, f"sqlite:///{path}", spool_periodic_seconds=1))
     with database.session() as session:
         session.add(StaffUser(username=NAVIGATOR, password_hash=password_hash(), role="navigator"))
     port = _free_port()
