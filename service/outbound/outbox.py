@@ -189,7 +189,7 @@ def enqueue(
     if kind is OutboxKind.SMS:
         changes = opted_out_of(session, [number])[opt_out_key(number)]
         if opt_outs_checked:
-            changes = [change for change in changes if change[2] >= now]
+            changes = [(who, out, at) for who, out, at in changes if at >= now]
         suppressed = stopped(changes, from_number)
     refused = None
     if not (suppressed or further_part):
@@ -305,16 +305,15 @@ def claim_due(
         )
     ).all()
     numbers = [row.to_number for row in sms]
+    key = {row.id: opt_out_key(row.to_number) for row in sms}
     stored = opted_out_of(session, numbers)
-    stopped_rows = [r for r in sms if stopped(stored[opt_out_key(r.to_number)], r.from_number)]
+    stopped_rows = [row for row in sms if stopped(stored[key[row.id]], row.from_number)]
     if stopped_rows and pending is not None:  # read the spool only when it can matter
         spooled = opted_out_of(None, numbers, pending())
         stopped_rows = [
-            r
-            for r in stopped_rows
-            if stopped(
-                stored[opt_out_key(r.to_number)] + spooled[opt_out_key(r.to_number)], r.from_number
-            )
+            row
+            for row in stopped_rows
+            if stopped(stored[key[row.id]] + spooled[key[row.id]], row.from_number)
         ]
     opted_out = {row.id for row in stopped_rows}
     if opted_out:
