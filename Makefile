@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Python keeps each module's compiled bytecode (__pycache__/), whatever the machine's environment
+# says: with PYTHONDONTWRITEBYTECODE=1 every process the tests start (serve, its workers, the CLI,
+# each pytest-xdist process) compiled the service and the tests again from source.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test lint bench fuzz faults install install-dev axe-core language-model clean
 
@@ -40,17 +44,18 @@ run: install
 # Then TEST_WORKERS processes run the rest (pytest-xdist; 0 runs them in this one): the browser
 # modules first (one Chromium each, its tests one after another), then the modules that start
 # real processes, then the rest wherever a process is free. Then the short fault scenarios on
-# a machine left to them (they time their webhooks and outages), FAULT_WORKERS at once. The 20
-# slowest of each part are printed.
+# a machine left to them (they time their webhooks and outages), FAULT_WORKERS at once, the
+# longest first, each taken by whichever process is free (worksteal: a scenario queued behind a
+# long one moves to an idle process). The 20 slowest of each part are printed.
 ENGINE_WORKERS ?= 3
 TEST_WORKERS ?= 4
-FAULT_WORKERS ?= 3
+FAULT_WORKERS ?= 5
 test: install-dev axe-core
 	$(BIN)/python -m pytest -n $(ENGINE_WORKERS) -q -m "not slow and not faults" tests/engine \
 	  --cov=service.flowengine --cov-report=term --cov-fail-under=100 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 -m "not slow and not faults" \
 	  --ignore=tests/engine $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -n $(FAULT_WORKERS) --durations=20 \
+	$(BIN)/python -m pytest -n $(FAULT_WORKERS) --dist worksteal --durations=20 \
 	  -m "faults and not slow" tests/faults $(PYTEST_ARGS)
 
 # The language-identification model the line ships (service/flowengine/language.py), made

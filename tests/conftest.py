@@ -319,6 +319,15 @@ STARTED_FIRST = (
     "db/test_concurrency.py",
 )
 """Modules of long tests (real processes, big loads), started before the rest."""
+LONGEST_SCENARIOS = (
+    "test_the_cli_and_a_sqlite3_reader_beside_serve",
+    "test_kill_hup_replaces_the_workers_and_refuses_no_caller",
+    "test_kill_9_of_a_serve_worker_three_times",
+    "test_postgres_stopped_under_load",
+    "test_twilio_fails_then_hangs_then_a_worker_is_killed_mid_send",
+    "test_sigterm_and_restart_loses_nothing",
+)
+"""The fault scenarios that take longest (30-60 s in `make test`), started before the others."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
@@ -329,10 +338,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("browser") is not None:
             item.add_marker(pytest.mark.xdist_group(f"browser-{item.path.stem}"))
-    # The longest first (the browser modules, then the modules that start real processes), so
-    # that no process is left with one of them when the rest are done.
+    # The longest first (the browser modules, then the modules that start real processes and
+    # the longest fault scenarios), so that no process is left with one of them when the rest
+    # are done.
     items.sort(key=lambda item: 0 if item.get_closest_marker("browser") else 1 if any(
-        item.path.match(pattern) for pattern in STARTED_FIRST) else 2)  # fmt: skip
+        item.path.match(pattern) for pattern in STARTED_FIRST) or getattr(
+        item, "originalname", "") in LONGEST_SCENARIOS else 2)  # fmt: skip
     # Tag each database test with its backend, for the per-backend counts below.
     for item in items:
         callspec = getattr(item, "callspec", None)
