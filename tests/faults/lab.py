@@ -55,6 +55,8 @@ from bench.harness import (
     sign,
 )
 from bench.lines import greeting, line_number, line_text, probe_call
+from service.db import Database
+from service.lines.revisions import add_line
 from tests.ops.fake_twilio import FakeTwilio
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -415,15 +417,17 @@ class Line:
             self.start_worker()
 
     def add_a_second_line(self, timeout: float = 60) -> None:
-        """A second line beside the shipped one (its own number and flow), added with `phoneline
-        lines add` beside the running service as an operator would; live when this returns."""
-        flow = self.root / "program-01.yaml"
-        flow.write_text(line_text(1), encoding="utf-8")
-        subprocess.run(
-            [PHONELINE, "lines", "add", "program-01", "--flow", str(flow),
-             "--number", line_number(1)],
-            env=self.env, check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+        """A second line beside the shipped one (its own number and flow), added beside the
+        running service by what `phoneline lines add` runs (`add_line`), here in the test's
+        process (a CLI process costs a second of a processor; tests/lines/test_serve.py runs
+        the command itself beside serve); live when this returns."""
+        database = Database(self.env["DATABASE_URL"])
+        try:
+            with database.session() as session:
+                add_line(session, "program-01", line_text(1), author="fault lab",
+                         numbers=[line_number(1)], source="program-01.yaml")  # fmt: skip
+        finally:
+            database.dispose()
         deadline = time.monotonic() + timeout
         probe = 0
         while not self._heard(line_number(1), greeting(1, 1), 990_000_000 + probe):
