@@ -4,7 +4,10 @@ loaded: the fallback (and /readyz says so)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +106,28 @@ def test_a_broken_seed_file_is_not_a_line(database: Database, tmp_path: Path) ->
     url = database.url.render_as_string(hide_password=False)
     book = create_app(settings_for(flows, tmp_path / "var", url)).state.book
     assert [line.slug for line in book.lines] == ["second-opinion"]
+
+
+def test_a_serve_worker_is_forked_with_the_flow_files_read(tmp_path: Path) -> None:
+    """The fork server (service/preload.py) reads and checks flows/ once: a worker forked from
+    it finds the flow of a line that still serves its seed file's text already read."""
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows)
+    probe = (
+        "import service.preload\n"
+        "from pathlib import Path\n"
+        "from service.flowengine.validate import flow_of_text\n"
+        "from service.lines.book import _flow_of\n"
+        "before = flow_of_text.cache_info()\n"
+        f"text = Path({str(flows / 'second-opinion.yaml')!r}).read_text(encoding='utf-8')\n"
+        "assert _flow_of(text, 'second-opinion, revision 1') is not None\n"
+        "after = flow_of_text.cache_info()\n"
+        "print(after.hits - before.hits, after.misses - before.misses)\n"
+    )
+    env = {**os.environ, "FLOWS_DIR": str(flows), "VAR_DIR": str(tmp_path / "var"),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'phoneline.db'}"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "0"], "read again, not found read"
