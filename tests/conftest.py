@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -171,18 +172,31 @@ def database_url(database_backend: str, request: pytest.FixtureRequest, tmp_path
     return url
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+@pytest.fixture(scope="session")
+def sqlite_test_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this process's tests find their migrated SQLite database, one test after another."""
+    return tmp_path_factory.mktemp("sqlite-tests") / "phoneline.db"
+
+
+def migrated_sqlite_url(request: pytest.FixtureRequest) -> str:
+    """A copy of the session's migrated SQLite file, at this process's `sqlite_test_path`."""
+    path: Path = request.getfixturevalue("sqlite_test_path")
+    for leftover in (path, *(path.with_name(path.name + end) for end in SQLITE_SIDE_FILES)):
+        leftover.unlink(missing_ok=True)  # an earlier test's write-ahead log too
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
-def migrated_url(
-    database_backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
+def migrated_url(database_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A database migrated to head on each backend: a copy of the session's migrated SQLite
-    file, or a PostgreSQL schema of this process's pool (`SchemaPool`)."""
+    file (always at the same path in one process, so that its URL, and the `database` kept for
+    it, come back), or a PostgreSQL schema of this process's pool (`SchemaPool`)."""
     if database_backend == "sqlite":
-        url = _sqlite_url(tmp_path)
-        path = Path(make_url(url).database or "")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield url
+        yield migrated_sqlite_url(request)
         return
     pool: SchemaPool = request.getfixturevalue("postgres_pool")
     schema = pool.take()
@@ -292,16 +306,45 @@ def postgres_pool(postgres_server: str, postgres_template: str | None) -> Iterat
         pool.close()
 
 
+KEPT: dict[str, Database] = {}
+"""The Database of each URL this process has tested on: the SQLite file's and a pooled
+PostgreSQL schema's come back in later tests, and the engine with them, whose compiled
+statements are then not compiled again (SQLAlchemy keeps them per engine: compiling them
+again for each test was a fifth of the database tests' processor time). Its connections are
+closed after each test."""
+
+
 @pytest.fixture
 def database(migrated_url: str) -> Iterator[Database]:
     """A migrated Database on each backend, installed as the app's (`get_database()`)."""
-    db = Database(migrated_url)
+    with installed(migrated_url) as db:
+        yield db
+
+
+@contextmanager
+def installed(url: str) -> Iterator[Database]:
+    """The Database of `url` (`KEPT`), installed as the app's for the test."""
+    if url not in KEPT:
+        KEPT[url] = Database(url)
+    db = KEPT[url]
+    listening = listeners(db)
     previous = set_database(db)
     try:
         yield db
     finally:
         set_database(previous)
         db.dispose()
+        if listeners(db) != listening:
+            del KEPT[url]  # the test listened to its engine: the next one gets a new one
+
+
+def listeners(db: Database) -> tuple[int, ...]:
+    """How many listeners each event of the engine and of its pool has."""
+    return tuple(
+        len(getattr(dispatch, name))
+        for dispatch in (db.engine.dispatch, db.engine.pool.dispatch)
+        for name in dispatch._event_names
+    )
 
 
 @pytest.fixture
