@@ -45,8 +45,8 @@ run: install
 # modules first (one Chromium each, its tests one after another), then the modules that start
 # real processes, then the rest wherever a process is free. Then the short fault scenarios on
 # a machine left to them (they time their webhooks and outages), FAULT_WORKERS at once, the
-# longest first, each taken by whichever process is free (worksteal: a scenario queued behind a
-# long one moves to an idle process). The 20 slowest of each part are printed.
+# longest ones first, each with a short one (tests/conftest.py, SCENARIOS_FIRST). The 20 slowest
+# of each part are printed.
 ENGINE_WORKERS ?= 3
 TEST_WORKERS ?= 4
 FAULT_WORKERS ?= 5
@@ -55,7 +55,7 @@ test: install-dev axe-core
 	  --cov=service.flowengine --cov-report=term --cov-fail-under=100 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 -m "not slow and not faults" \
 	  --ignore=tests/engine $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -n $(FAULT_WORKERS) --dist worksteal --durations=20 \
+	$(BIN)/python -m pytest -n $(FAULT_WORKERS) --dist load --durations=20 \
 	  -m "faults and not slow" tests/faults $(PYTEST_ARGS)
 
 # The language-identification model the line ships (service/flowengine/language.py), made

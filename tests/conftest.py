@@ -362,15 +362,21 @@ STARTED_FIRST = (
     "db/test_concurrency.py",
 )
 """Modules of long tests (real processes, big loads), started before the rest."""
-LONGEST_SCENARIOS = (
-    "test_the_cli_and_a_sqlite3_reader_beside_serve",
-    "test_kill_hup_replaces_the_workers_and_refuses_no_caller",
-    "test_kill_9_of_a_serve_worker_three_times",
-    "test_postgres_stopped_under_load",
-    "test_twilio_fails_then_hangs_then_a_worker_is_killed_mid_send",
-    "test_sigterm_and_restart_loses_nothing",
+SCENARIOS_FIRST = (
+    "test_kill_hup_replaces_the_workers_and_refuses_no_caller",  # 66 s in `make test`
+    "test_postgres_down_at_start_then_back",  # 13 s
+    "test_messages_survive_twilio_500_a_stalled_download_and_a_killed_worker",  # 43 s
+    "test_duplicate_and_early_status_callbacks_across_two_writers",  # 14 s
+    "test_a_redeploy_during_an_outage_loses_nothing",  # 39 s
+    "test_steady_load",  # 17 s
+    "test_postgres_stopped_under_load",  # 37 s
+    "test_kill_9_of_a_serve_worker_three_times",  # 20 s
+    "test_twilio_fails_then_hangs_then_a_worker_is_killed_mid_send",  # 37 s
+    "test_kill_9_of_a_worker_twice_keeps_every_webhook_under_3_seconds",  # 20 s
 )
-"""The fault scenarios that take longest (30-60 s in `make test`), started before the others."""
+"""The fault scenarios that start first, in this order: pytest-xdist gives each process two
+at a time (its `load` scheduling), so each of the five longest goes with one of the five
+shortest; the rest then go one by one to whichever process is done with its first."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
@@ -381,12 +387,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("browser") is not None:
             item.add_marker(pytest.mark.xdist_group(f"browser-{item.path.stem}"))
-    # The longest first (the browser modules, then the modules that start real processes and
-    # the longest fault scenarios), so that no process is left with one of them when the rest
-    # are done.
+    # The longest first (the browser modules, then the modules that start real processes), so
+    # that no process is left with one of them when the rest are done; the fault scenarios in
+    # the order of SCENARIOS_FIRST.
     items.sort(key=lambda item: 0 if item.get_closest_marker("browser") else 1 if any(
-        item.path.match(pattern) for pattern in STARTED_FIRST) or getattr(
-        item, "originalname", "") in LONGEST_SCENARIOS else 2)  # fmt: skip
+        item.path.match(pattern) for pattern in STARTED_FIRST) else 2)  # fmt: skip
+    first = {name: rank for rank, name in enumerate(SCENARIOS_FIRST)}
+    items.sort(key=lambda item: first.get(getattr(item, "originalname", ""), len(first)))
     # Tag each database test with its backend, for the per-backend counts below.
     for item in items:
         callspec = getattr(item, "callspec", None)
