@@ -310,7 +310,7 @@ KEPT: dict[str, Database] = {}
 """The Database of each URL this process has tested on: the SQLite file's and a pooled
 PostgreSQL schema's come back in later tests, and the engine with them, whose compiled
 statements are then not compiled again (SQLAlchemy keeps them per engine: compiling them
-again for each test was a fifth of the database tests' processor time). Its connections are
+again in each test was about a third of the app tests' processor time). Its connections are
 closed after each test."""
 
 
