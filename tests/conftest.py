@@ -363,20 +363,23 @@ STARTED_FIRST = (
 )
 """Modules of long tests (real processes, big loads), started before the rest."""
 SCENARIOS_FIRST = (
-    "test_kill_hup_replaces_the_workers_and_refuses_no_caller",  # 66 s in `make test`
-    "test_postgres_down_at_start_then_back",  # 13 s
-    "test_messages_survive_twilio_500_a_stalled_download_and_a_killed_worker",  # 43 s
-    "test_duplicate_and_early_status_callbacks_across_two_writers",  # 14 s
-    "test_a_redeploy_during_an_outage_loses_nothing",  # 39 s
-    "test_steady_load",  # 17 s
-    "test_postgres_stopped_under_load",  # 37 s
-    "test_kill_9_of_a_serve_worker_three_times",  # 20 s
-    "test_twilio_fails_then_hangs_then_a_worker_is_killed_mid_send",  # 37 s
-    "test_kill_9_of_a_worker_twice_keeps_every_webhook_under_3_seconds",  # 20 s
+    "test_kill_hup_replaces_the_workers_and_refuses_no_caller",  # 36-66 s in `make test`
+    "test_postgres_down_at_start_then_back",  # 11-14 s
+    "test_the_cli_and_a_sqlite3_reader_beside_serve",  # 24-40 s
+    "test_duplicate_and_early_status_callbacks_across_two_writers",  # 14-20 s
+    "test_messages_survive_twilio_500_a_stalled_download_and_a_killed_worker",  # 30-43 s
+    "test_steady_load",  # 17-22 s
+    "test_postgres_stopped_under_load",  # 30-37 s
+    "test_kill_9_of_a_serve_worker_three_times",  # 20-26 s
+    "test_twilio_fails_then_hangs_then_a_worker_is_killed_mid_send",  # 29-37 s
+    "test_kill_9_of_a_worker_twice_keeps_every_webhook_under_3_seconds",  # 20-25 s
+    "test_a_redeploy_during_an_outage_loses_nothing",  # 32-39 s
+    "test_two_hosts_sharing_the_database_not_var_are_fenced",  # 22-35 s
+    "test_sigterm_and_restart_loses_nothing",  # 22-30 s
 )
 """The fault scenarios that start first, in this order: pytest-xdist gives each process two
 at a time (its `load` scheduling), so each of the five longest goes with one of the five
-shortest; the rest then go one by one to whichever process is done with its first."""
+shortest; then the next longest go, one by one, to whichever process is done with its first."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
