@@ -393,10 +393,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The longest first (the browser modules, then the modules that start real processes), so
     # that no process is left with one of them when the rest are done; the fault scenarios in
     # the order of SCENARIOS_FIRST.
-    items.sort(key=lambda item: 0 if item.get_closest_marker("browser") else 1 if any(
-        item.path.match(pattern) for pattern in STARTED_FIRST) else 2)  # fmt: skip
-    first = {name: rank for rank, name in enumerate(SCENARIOS_FIRST)}
-    items.sort(key=lambda item: first.get(getattr(item, "originalname", ""), len(first)))
+    scenarios = {name: rank for rank, name in enumerate(SCENARIOS_FIRST)}
+
+    def started(item: pytest.Item) -> tuple[int, int]:
+        kind = 0 if item.get_closest_marker("browser") else 1 if any(
+            item.path.match(pattern) for pattern in STARTED_FIRST) else 2  # fmt: skip
+        return kind, scenarios.get(getattr(item, "originalname", ""), len(scenarios))
+
+    items.sort(key=started)
     # Tag each database test with its backend, for the per-backend counts below.
     for item in items:
         callspec = getattr(item, "callspec", None)

@@ -420,6 +420,11 @@ def _closed_on(flow: Flow, closures: dict[str, tuple[Closure, ...]]) -> Flow:
     return replace(flow, contacts=contacts)
 
 
+FLOW_NAME = "flow"
+"""The one name the book reads every flow text under (`flow_of_text` remembers each text by its
+name too): a text read ahead is then found read."""
+
+
 def read_ahead(flows_dir: Path) -> None:
     """Read and check the flow files now, as the book reads a published revision: a line whose
     revision is still its seed file's text is then found read in every `serve` worker forked
@@ -428,14 +433,14 @@ def read_ahead(flows_dir: Path) -> None:
     the book (and `phoneline flows check`) to report."""
     for path in flow_files(flows_dir):
         with contextlib.suppress(OSError, FlowError):
-            flow_of_text(path.read_text(encoding="utf-8"), "flow")
+            flow_of_text(path.read_text(encoding="utf-8"), FLOW_NAME)
 
 
 def _flow_of(text: str, name: str) -> Flow | None:
     """The flow of a YAML text that passes the check (each text read once per process:
     `flow_of_text`), or None, logged."""
     try:
-        return flow_of_text(text, "flow")  # the name `read_ahead` reads it under too
+        return flow_of_text(text, FLOW_NAME)
     except FlowError:
         log.error("%s cannot be read or does not pass the flow check: not served", name)
         return None
