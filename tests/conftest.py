@@ -172,31 +172,18 @@ def database_url(database_backend: str, request: pytest.FixtureRequest, tmp_path
     return url
 
 
-SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-
-
-@pytest.fixture(scope="session")
-def sqlite_test_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where this process's tests find their migrated SQLite database, one test after another."""
-    return tmp_path_factory.mktemp("sqlite-tests") / "phoneline.db"
-
-
-def migrated_sqlite_url(request: pytest.FixtureRequest) -> str:
-    """A copy of the session's migrated SQLite file, at this process's `sqlite_test_path`."""
-    path: Path = request.getfixturevalue("sqlite_test_path")
-    for leftover in (path, *(path.with_name(path.name + end) for end in SQLITE_SIDE_FILES)):
-        leftover.unlink(missing_ok=True)  # an earlier test's write-ahead log too
-    shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-    return f"sqlite:///{path}"
-
-
 @pytest.fixture
-def migrated_url(database_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+def migrated_url(
+    database_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
     """A database migrated to head on each backend: a copy of the session's migrated SQLite
-    file (always at the same path in one process, so that its URL, and the `database` kept for
-    it, come back), or a PostgreSQL schema of this process's pool (`SchemaPool`)."""
+    file, or a PostgreSQL schema of this process's pool (`SchemaPool`)."""
     if database_backend == "sqlite":
-        yield migrated_sqlite_url(request)
+        url = _sqlite_url(tmp_path)
+        path = Path(make_url(url).database or "")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield url
         return
     pool: SchemaPool = request.getfixturevalue("postgres_pool")
     schema = pool.take()
@@ -307,11 +294,11 @@ def postgres_pool(postgres_server: str, postgres_template: str | None) -> Iterat
 
 
 KEPT: dict[str, Database] = {}
-"""The Database of each URL this process has tested on: the SQLite file's and a pooled
-PostgreSQL schema's come back in later tests, and the engine with them, whose compiled
-statements are then not compiled again (SQLAlchemy keeps them per engine: compiling them
-again in each test was about a third of the app tests' processor time). Its connections are
-closed after each test."""
+"""The Database of each pooled PostgreSQL schema this process has tested on: the schema comes
+back in later tests under its URL, and the engine with it, whose compiled statements are then
+not compiled again (SQLAlchemy keeps them per engine). Its connections are closed after each
+test. A SQLite test file is new in each test, and so is its Database: keeping one SQLite path
+for every test of a process once crashed a test process (SIGBUS in SQLite's shared memory)."""
 
 
 @pytest.fixture
@@ -324,9 +311,9 @@ def database(migrated_url: str) -> Iterator[Database]:
 @contextmanager
 def installed(url: str) -> Iterator[Database]:
     """The Database of `url` (`KEPT`), installed as the app's for the test."""
-    if url not in KEPT:
-        KEPT[url] = Database(url)
-    db = KEPT[url]
+    db = KEPT.get(url) or Database(url)
+    if db.engine.dialect.name == "postgresql":
+        KEPT[url] = db
     listening = listeners(db)
     previous = set_database(db)
     try:
@@ -335,7 +322,7 @@ def installed(url: str) -> Iterator[Database]:
         set_database(previous)
         db.dispose()
         if listeners(db) != listening:
-            del KEPT[url]  # the test listened to its engine: the next one gets a new one
+            KEPT.pop(url, None)  # the test listened to its engine: the next one gets a new one
 
 
 def listeners(db: Database) -> tuple[int, ...]:

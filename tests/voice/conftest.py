@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +14,8 @@ import pytest
 from fastapi import FastAPI
 
 from service.config import Settings
-from service.db import Database
+from service.db import Database, set_database
 from service.main import create_app
-from tests.conftest import installed, migrated_sqlite_url
 from tests.support import PUBLIC_BASE, TEST_AUTH_TOKEN, AppClient, app_client
 from tests.voice.caller import Caller
 
@@ -36,10 +36,17 @@ def voice_settings(tmp_path: Path, database_url: str, **overrides: object) -> Se
 
 
 @pytest.fixture
-def sqlite_database(request: pytest.FixtureRequest) -> Iterator[Database]:
+def sqlite_database(sqlite_template: Path, tmp_path: Path) -> Iterator[Database]:
     """A migrated SQLite database installed as the app's (for tests that need one backend)."""
-    with installed(migrated_sqlite_url(request)) as db:
+    path = tmp_path / "voice.db"
+    shutil.copyfile(sqlite_template, path)
+    db = Database(f"sqlite:///{path}")
+    previous = set_database(db)
+    try:
         yield db
+    finally:
+        set_database(previous)
+        db.dispose()
 
 
 @pytest.fixture
