@@ -138,7 +138,8 @@ def screenshots(page: object, name: str) -> None:
         accessible(page, f"{name} at {width} px")
         height = min(page.evaluate("document.documentElement.scrollHeight"), SHOT_HEIGHT)  # type: ignore[attr-defined]
         page.screenshot(  # type: ignore[attr-defined]
-            path=str(ARTIFACTS / f"{name}-{width}.png"),
+            path=str(ARTIFACTS / f"{name}-{width}.jpeg"),
+            quality=80,
             full_page=True,
             clip={"x": 0, "y": 0, "width": width, "height": height},
         )
