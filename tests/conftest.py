@@ -352,7 +352,7 @@ STARTED_FIRST = (
 SCENARIOS_FIRST = (
     "test_kill_hup_replaces_the_workers_and_refuses_no_caller",  # 36-66 s in `make test`
     "test_postgres_down_at_start_then_back",  # 11-14 s
-    "test_the_cli_and_a_sqlite3_reader_beside_serve",  # 24-40 s
+    "test_the_cli_and_a_sqlite3_reader_beside_serve",  # 24-86 s (13 CLI commands in a row)
     "test_duplicate_and_early_status_callbacks_across_two_writers",  # 14-20 s
     "test_messages_survive_twilio_500_a_stalled_download_and_a_killed_worker",  # 30-43 s
     "test_steady_load",  # 17-22 s
